@@ -1,0 +1,1 @@
+"""Domain records and pure decision logic: no Kafka, Faust or network imports here."""

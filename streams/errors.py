@@ -1,0 +1,15 @@
+"""The root of every error the project raises on purpose.
+
+Each part of the system defines its own exceptions module deriving from :class:`AirExstreamError`,
+so callers can catch one type at the boundary (the CLI prints ``str(exc)`` and exits non-zero) while
+retry logic asks the error's flags instead of parsing messages.
+"""
+
+from __future__ import annotations
+
+
+class AirExstreamError(Exception):
+    """Base class of all project errors. ``str(exc)`` is written for a person."""
+
+    retriable: bool = False
+    """True when the same operation may succeed if tried again later."""

@@ -1,0 +1,1 @@
+"""Kafka topics as data, and the code that applies them to a cluster."""
