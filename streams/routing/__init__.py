@@ -1,0 +1,1 @@
+"""The routing worker: Faust agents that turn Air Inc. events into composition commands."""

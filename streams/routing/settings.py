@@ -1,0 +1,27 @@
+"""Settings of the routing worker (environment prefix ``AIR_EXSTREAM_``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class WorkerSettings(BaseSettings):
+    """How the routing worker runs. Kafka connection settings live in ``KafkaSettings``."""
+
+    model_config = SettingsConfigDict(env_prefix="AIR_EXSTREAM_", extra="ignore")
+
+    app_id: str = "air-exstream-router"
+    """Faust application id: the consumer group and the prefix of its changelog topics."""
+    store: str = "memory://"
+    """Table store: ``memory://`` for tests and the demo, ``rocksdb://`` in production."""
+    processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
+    partitions: int = 6
+    """Partition count of the customer-keyed topics (the co-partitioning unit)."""
+    replication_factor: int = 1
+    """Replication of the worker's own changelog topics."""
+    data_dir: str = "build/worker-data"
+    web_enabled: bool = False
+    web_port: int = 6066
+    reference_ready_timeout_s: float = 60.0
