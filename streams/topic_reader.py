@@ -1,0 +1,112 @@
+"""Read a whole topic once, from the beginning up to the end offsets seen at the start.
+
+Used by the operator commands (``audit verify``, ``audit timeline``, ``dlq list``) and by tests. It
+joins no consumer group and commits nothing; only committed records are read
+(``isolation.level=read_committed``), so aborted transactions of a crashed worker never show.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from streams.errors import AirExstreamError
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    timestamp_ms: int
+
+
+class TopicReadError(AirExstreamError):
+    retriable = True
+
+
+def read_topic(
+    bootstrap_servers: str,
+    topic: str,
+    *,
+    client_config: Mapping[str, str] | None = None,
+    timeout_s: float = 60.0,
+    idle_timeout_s: float = 10.0,
+) -> Iterator[RawRecord]:
+    """Yield every committed record of ``topic``, partition by partition in offset order.
+
+    Stops at the end offsets observed at the start. Raises :class:`TopicReadError` when the topic
+    does not exist or no progress is made for ``idle_timeout_s`` before the end is reached.
+    """
+    conf: dict[str, str | int | bool] = {
+        "bootstrap.servers": bootstrap_servers,
+        "group.id": f"air-exstream-reader-{uuid.uuid4().hex}",
+        "enable.auto.commit": False,
+        "isolation.level": "read_committed",
+        "auto.offset.reset": "earliest",
+        **(client_config or {}),
+    }
+    consumer = Consumer(conf)
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout_s)
+        tmeta = meta.topics.get(topic)
+        if tmeta is None or tmeta.error is not None or not tmeta.partitions:
+            raise TopicReadError(
+                f"topic {topic!r} does not exist on {bootstrap_servers}; "
+                "run `air-exstream topology apply` first"
+            )
+        for partition in sorted(tmeta.partitions):
+            yield from _read_partition(consumer, topic, partition, timeout_s, idle_timeout_s)
+    finally:
+        consumer.close()
+
+
+def _read_partition(
+    consumer: Consumer, topic: str, partition: int, timeout_s: float, idle_timeout_s: float
+) -> Iterator[RawRecord]:
+    low, high = consumer.get_watermark_offsets(
+        TopicPartition(topic, partition), timeout=timeout_s, cached=False
+    )
+    if high <= low:
+        return
+    consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
+    position = low
+    idle = 0.0
+    while position < high:
+        msg = consumer.poll(0.5)
+        if msg is None:
+            idle += 0.5
+            # Under read_committed the high watermark can sit past transaction markers that are
+            # never returned as records: stop once the consumer's position has reached it.
+            pos = consumer.position([TopicPartition(topic, partition)])[0].offset
+            if pos >= high:
+                break
+            if idle >= idle_timeout_s:
+                raise TopicReadError(
+                    f"reading {topic}[{partition}] stalled at offset {position} of {high}"
+                )
+            continue
+        err = msg.error()
+        if err is not None:
+            if err.code() == KafkaError._PARTITION_EOF:
+                break
+            raise TopicReadError(f"reading {topic}[{partition}] failed: {err}")
+        idle = 0.0
+        offset = msg.offset()
+        position = offset + 1
+        yield RawRecord(
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            key=msg.key(),
+            value=msg.value(),
+            headers=list(msg.headers() or []),
+            timestamp_ms=msg.timestamp()[1],
+        )
+    consumer.unassign()
