@@ -98,7 +98,7 @@ def _read_partition(
                 break
             raise TopicReadError(f"reading {topic}[{partition}] failed: {err}")
         idle = 0.0
-        offset = msg.offset()
+        offset = msg.offset() or 0
         position = offset + 1
         yield RawRecord(
             topic=topic,
@@ -106,7 +106,14 @@ def _read_partition(
             offset=offset,
             key=msg.key(),
             value=msg.value(),
-            headers=list(msg.headers() or []),
+            headers=_headers(msg.headers()),
             timestamp_ms=msg.timestamp()[1],
         )
     consumer.unassign()
+
+
+def _headers(raw: object) -> list[tuple[str, bytes]]:
+    """confluent-kafka returns headers as a list of (str, bytes | None) pairs, or None."""
+    if not isinstance(raw, list):
+        return []
+    return [(str(k), v if isinstance(v, bytes) else b"") for k, v in raw]

@@ -32,7 +32,7 @@ class ChainHead:
 
 
 def record_digest(record: AuditRecord, prev_hash: str, seq: int) -> str:
-    """The hash of ``record`` placed at ``seq`` after ``prev_hash`` (its own hash fields ignored)."""
+    """The hash of ``record`` at position ``seq`` after ``prev_hash`` (own hash ignored)."""
     body = {
         "audit_id": record.audit_id,
         "kind": record.kind,

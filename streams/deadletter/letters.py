@@ -80,7 +80,9 @@ def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
     ]
 
 
-def replay_headers(letter: DeadLetter, dlq: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
+def replay_headers(
+    letter: DeadLetter, dlq: str, partition: int, offset: int
+) -> list[tuple[str, bytes]]:
     """Headers for re-publishing ``letter``'s original record to its source topic."""
     headers = [(k, v.encode()) for k, v in letter.original_headers.items()]
     headers.append((H_REPLAY_OF, f"{dlq}/{partition}/{offset}".encode()))

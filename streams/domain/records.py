@@ -13,6 +13,7 @@ Conventions:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -191,14 +192,17 @@ class Preference:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Condition:
-    """One predicate on an event field (``event_type``, ``segment``, ``outcome``, ``case_type`` or an
-    attribute name). Values compare numerically when both sides parse as numbers."""
+    """One predicate on an event field.
+
+    ``field`` is ``event_type``, ``segment``, ``outcome``, ``case_type`` or an attribute name.
+    Values compare numerically when both sides parse as numbers."""
 
     field: str
     op: str
     """One of :class:`ConditionOp`."""
     value: str | None = None
-    values: list[str] = field(default_factory=list)
+    # the attribute named ``field`` shadows dataclasses.field inside this class body
+    values: list[str] = dataclasses.field(default_factory=list)
     """Candidates for ``IN``."""
 
 
@@ -324,7 +328,7 @@ class CompositionCommand:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AlignmentAlert:
-    """``alignment.alerts.v1``, keyed by rule id (or template id): for both Air Inc. and Exstream."""
+    """``alignment.alerts.v1``, keyed by rule id (or template id), read by both sides."""
 
     alert_id: str
     kind: str

@@ -32,7 +32,7 @@ from streams.localkafka.errors import (
     MavenMissing,
     PortInUse,
 )
-from streams.localkafka.properties import LOG4J2, HOST, NodePorts, node_properties, render
+from streams.localkafka.properties import HOST, LOG4J2, NodePorts, node_properties, render
 
 KAFKA_VERSION = "4.1.1"
 POM = Path(__file__).with_name("pom.xml")
@@ -163,6 +163,10 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
         return True
+
+
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+"""Brokers started by this process, kept so they are reaped (not left as zombies) when stopped."""
 
 
 def _pid_is_ours(pid: int, state_dir: Path) -> bool:
@@ -299,7 +303,9 @@ class LocalKafka:
         if self._ports is None:
             return [(free_port(), free_port()) for _ in range(self.nodes)]
         if len(self._ports) != self.nodes:
-            raise LocalKafkaError(f"{self.nodes} nodes need {self.nodes} (broker, controller) pairs")
+            raise LocalKafkaError(
+                f"{self.nodes} nodes need {self.nodes} (broker, controller) pairs"
+            )
         for pair in self._ports:
             for port in pair:
                 if not port_is_free(port):
@@ -312,9 +318,7 @@ class LocalKafka:
     def _node_dir(self, node_id: int) -> Path:
         return self.state_dir / f"node-{node_id}"
 
-    def _format(
-        self, libs: Path, node: NodePorts, nodes: list[NodePorts], cluster_id: str
-    ) -> None:
+    def _format(self, libs: Path, node: NodePorts, nodes: list[NodePorts], cluster_id: str) -> None:
         node_dir = self._node_dir(node.node_id)
         (node_dir / "data").mkdir(parents=True)
         props = node_properties(node, nodes=nodes, log_dir=node_dir / "data", extra=self._extra)
@@ -355,9 +359,10 @@ class LocalKafka:
             str(node_dir / "server.properties"),
         ]
         with console.open("ab") as out:
-            proc = subprocess.Popen(  # noqa: S603 - fixed argument list, no shell
+            proc = subprocess.Popen(
                 cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
+        _CHILDREN[proc.pid] = proc
         return NodeInfo(node.node_id, node.broker, node.controller, proc.pid, str(log_file))
 
     def _wait_ready(self, info: ClusterInfo, expected: set[int]) -> None:
@@ -377,7 +382,7 @@ class LocalKafka:
                 meta = admin.list_topics(timeout=2)
                 if expected <= set(meta.brokers):
                     return
-            except Exception:  # noqa: BLE001 - not reachable yet; retried until the deadline
+            except Exception:  # noqa: BLE001, S110 - not reachable yet; retried until the deadline
                 pass
             time.sleep(0.3)
         raise BrokerStartFailed(
@@ -409,10 +414,9 @@ def _is_zombie(pid: int) -> bool:
 
 
 def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
+    proc = _CHILDREN.pop(pid, None)
+    if proc is not None:
+        proc.wait(timeout=STOP_TIMEOUT_S)
 
 
 def _tail(path: Path, lines: int = 20) -> str:

@@ -67,11 +67,11 @@ class ReferenceView(Generic[V]):
     def values(self) -> list[V]:
         return list(self._values.values())
 
-    async def wait_ready(self, timeout: float | None = None) -> None:
+    async def wait_ready(self, timeout_s: float | None = None) -> None:
         try:
-            await asyncio.wait_for(self._ready.wait(), timeout)
+            await asyncio.wait_for(self._ready.wait(), timeout_s)
         except TimeoutError as exc:
-            raise ReferenceViewNotReady(self.topic, timeout) from exc
+            raise ReferenceViewNotReady(self.topic, timeout_s) from exc
 
     @property
     def ready(self) -> bool:
@@ -114,7 +114,7 @@ class ReferenceView(Generic[V]):
                 self._ready.set()
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=5000)
-                for tp, messages in batches.items():
+                for messages in batches.values():
                     for msg in messages:
                         self._apply_message(msg)
                 if pending:
