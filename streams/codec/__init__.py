@@ -1,0 +1,27 @@
+"""Encoding of the domain records: Avro (fastavro) with schemas from ``schemas/``, and JSON.
+
+Wire formats:
+- Avro single-object encoding (``C3 01`` + 8-byte CRC-64-AVRO fingerprint + body) when no
+  schema registry is configured; the fingerprint names the writer's schema, so data written with
+  an older released schema stays readable through Avro schema resolution;
+- Confluent wire format (``00`` + 4-byte schema id + body) when a schema registry URL is
+  configured (confluent-kafka's client; ``mock://`` serves tests);
+- JSON (orjson) accepted on decode when the record's ``content-type`` header is
+  ``application/json``: Air Inc.'s platform teams publish both.
+
+Every decoding failure raises :class:`~streams.codec.errors.DecodeError` with a stable ``code``
+and a message that never quotes field values (they may be personal data).
+"""
+
+from streams.codec.codec import Codec, RegistryFormat, SingleObjectFormat, codec_for
+from streams.codec.errors import CodecError, DecodeError, EncodeError
+
+__all__ = [
+    "Codec",
+    "CodecError",
+    "DecodeError",
+    "EncodeError",
+    "RegistryFormat",
+    "SingleObjectFormat",
+    "codec_for",
+]

@@ -1,0 +1,278 @@
+"""The codec of one record type: encode to, and decode from, Kafka record values."""
+
+from __future__ import annotations
+
+import io
+import struct
+import threading
+from collections.abc import Iterable, Mapping
+from functools import cache
+from typing import Any, Generic, Protocol, TypeVar
+
+import orjson
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro.validation import ValidationError, validate
+
+from streams.codec.convert import from_dict_fn, to_dict_fn
+from streams.codec.errors import DecodeError, EncodeError
+from streams.codec.schemas import SchemaInfo, SchemaStore, default_store
+
+T = TypeVar("T")
+
+SINGLE_OBJECT_MAGIC = b"\xc3\x01"
+CONFLUENT_MAGIC = 0
+CONTENT_TYPE = "content-type"
+JSON_CONTENT_TYPES = frozenset({"application/json", "application/json; charset=utf-8"})
+
+Headers = Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | str | None] | None
+
+
+class WireFormat(Protocol):
+    """How the Avro body is framed: which writer schema it was written with."""
+
+    def header(self) -> bytes: ...
+
+    def writer_schema(self, data: bytes) -> tuple[Any, str, int]:
+        """(parsed writer schema, its record name, offset where the body starts)."""
+        ...
+
+
+class SingleObjectFormat:
+    """Avro single-object encoding: ``C3 01`` + 8-byte CRC-64-AVRO fingerprint + body."""
+
+    def __init__(self, store: SchemaStore, info: SchemaInfo) -> None:
+        self._store = store
+        self._header = SINGLE_OBJECT_MAGIC + info.fingerprint
+
+    def header(self) -> bytes:
+        return self._header
+
+    def writer_schema(self, data: bytes) -> tuple[Any, str, int]:
+        if data[:2] != SINGLE_OBJECT_MAGIC or len(data) < 10:
+            raise DecodeError(
+                "BAD_MAGIC",
+                "not an Avro single-object encoded record (expected the C3 01 marker); "
+                "was it written as JSON without a content-type header, or in another format?",
+            )
+        writer = self._store.by_fingerprint.get(data[2:10])
+        if writer is None:
+            raise DecodeError(
+                "UNKNOWN_SCHEMA",
+                f"record written with an unknown schema (fingerprint {data[2:10].hex()}); "
+                "it is neither a current nor a released schema of this project",
+            )
+        return writer.parsed, writer.name, 10
+
+
+class RegistryFormat:
+    """Confluent wire format: ``00`` + 4-byte big-endian schema id + body.
+
+    The schema is registered under ``<topic>-value`` on first use and ids are cached, so there is
+    no registry round trip per record.
+    """
+
+    def __init__(self, client: Any, subject: str, info: SchemaInfo) -> None:
+        self._client = client
+        self._subject = subject
+        self._info = info
+        self._header: bytes | None = None
+        self._by_id: dict[int, tuple[Any, str]] = {}
+        self._lock = threading.Lock()
+
+    def header(self) -> bytes:
+        if self._header is None:
+            from confluent_kafka.schema_registry import Schema
+
+            with self._lock:
+                schema_id = self._client.register_schema(
+                    self._subject, Schema(orjson.dumps(self._info.raw).decode(), "AVRO")
+                )
+                self._header = struct.pack(">bI", CONFLUENT_MAGIC, schema_id)
+        return self._header
+
+    def writer_schema(self, data: bytes) -> tuple[Any, str, int]:
+        if len(data) < 5 or data[0] != CONFLUENT_MAGIC:
+            raise DecodeError(
+                "BAD_MAGIC", "not a Confluent wire-format record (expected magic byte 0)"
+            )
+        schema_id = struct.unpack(">I", data[1:5])[0]
+        cached = self._by_id.get(schema_id)
+        if cached is None:
+            try:
+                schema = self._client.get_schema(schema_id)
+            except Exception as exc:
+                raise DecodeError(
+                    "UNKNOWN_SCHEMA", f"schema id {schema_id} is not known to the registry"
+                ) from exc
+            raw = orjson.loads(schema.schema_str)
+            cached = (parse_schema(raw), str(raw.get("name", "")).rsplit(".", 1)[-1])
+            self._by_id[schema_id] = cached
+        return cached[0], cached[1], 5
+
+
+def _content_type(headers: Headers) -> str | None:
+    if headers is None:
+        return None
+    items: Iterable[tuple[str, Any]]
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    for key, value in items:
+        if key.lower() == CONTENT_TYPE and value is not None:
+            text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+            return text.strip().lower()
+    return None
+
+
+class Codec(Generic[T]):
+    """Encodes and decodes one record type. Thread-safe; cheap per record."""
+
+    def __init__(self, cls: type[T], info: SchemaInfo, wire: WireFormat) -> None:
+        self.cls = cls
+        self.info = info
+        self._wire = wire
+        self._schema = info.parsed
+        self._to_dict = to_dict_fn(cls)
+        self._from_dict = from_dict_fn(cls)
+        self._defaults = {f["name"]: f["default"] for f in info.raw["fields"] if "default" in f}
+        self._required = [f["name"] for f in info.raw["fields"] if "default" not in f]
+
+    # ------------------------------------------------------------------ encode
+
+    def encode(self, obj: T) -> bytes:
+        buf = io.BytesIO()
+        buf.write(self._wire.header())
+        try:
+            schemaless_writer(buf, self._schema, self._to_dict(obj))
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            raise EncodeError(
+                f"a {self.info.name} could not be encoded: {type(exc).__name__}"
+            ) from exc
+        return buf.getvalue()
+
+    def encode_json(self, obj: T) -> bytes:
+        """JSON as Air Inc. publishes it (bytes fields are not supported in JSON)."""
+        return orjson.dumps(self._to_dict(obj))
+
+    # ------------------------------------------------------------------ decode
+
+    def decode(self, data: bytes | None, headers: Headers = None) -> T:
+        if not data:
+            raise DecodeError("EMPTY", f"empty value where a {self.info.name} was expected")
+        content_type = _content_type(headers)
+        if content_type is not None and content_type.startswith("application/json"):
+            return self.decode_json(data)
+        writer, writer_name, offset = self._wire.writer_schema(data)
+        if writer_name != self.info.name:
+            raise DecodeError(
+                "SCHEMA_MISMATCH",
+                f"record is a {writer_name or 'unnamed record'}, expected a {self.info.name}",
+            )
+        buf = io.BytesIO(data)
+        buf.seek(offset)
+        try:
+            if writer is self._schema:
+                raw = schemaless_reader(buf, writer, None)
+            else:
+                raw = schemaless_reader(buf, writer, self._schema)
+        except Exception as exc:
+            raise DecodeError(
+                "DECODE_ERROR",
+                f"corrupt or truncated {self.info.name} body ({type(exc).__name__})",
+            ) from exc
+        if buf.tell() != len(data):
+            raise DecodeError(
+                "DECODE_ERROR",
+                f"{len(data) - buf.tell()} unexpected trailing bytes after a {self.info.name}",
+            )
+        if not isinstance(raw, dict):
+            raise DecodeError("DECODE_ERROR", f"{self.info.name} body is not a record")
+        try:
+            return self._from_dict(raw)  # type: ignore[no-any-return]
+        except (TypeError, ValueError) as exc:
+            raise DecodeError(
+                "DECODE_ERROR", f"decoded {self.info.name} is not valid: {type(exc).__name__}"
+            ) from exc
+
+    def decode_json(self, data: bytes) -> T:
+        try:
+            raw = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise DecodeError(
+                "INVALID_JSON", f"value is not valid JSON (at character {exc.pos})"
+            ) from None
+        if not isinstance(raw, dict):
+            raise DecodeError(
+                "INVALID_JSON",
+                f"a {self.info.name} must be a JSON object, got {type(raw).__name__}",
+            )
+        for name in self._required:
+            if name not in raw or raw[name] is None:
+                raise DecodeError(
+                    "MISSING_FIELD", f"required field {name!r} of {self.info.name} is missing"
+                )
+        for name, default in self._defaults.items():
+            if name not in raw:
+                raw[name] = default() if callable(default) else _copy_default(default)
+        try:
+            validate(raw, self._schema, raise_errors=True)
+        except ValidationError as exc:
+            fields = sorted({str(e.field) for e in exc.errors if getattr(e, "field", None)})
+            where = ", ".join(f.rsplit(".", 1)[-1] for f in fields) or "unknown field"
+            raise DecodeError(
+                "SCHEMA_MISMATCH",
+                f"JSON {self.info.name} does not match its schema at: {where}",
+            ) from None
+        try:
+            return self._from_dict(raw)  # type: ignore[no-any-return]
+        except (TypeError, ValueError) as exc:
+            raise DecodeError(
+                "SCHEMA_MISMATCH", f"JSON {self.info.name} is not valid: {type(exc).__name__}"
+            ) from None
+
+
+def _copy_default(value: Any) -> Any:
+    if isinstance(value, list):
+        return list(value)
+    if isinstance(value, dict):
+        return dict(value)
+    return value
+
+
+@cache
+def _registry_client(url: str) -> Any:
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    return SchemaRegistryClient.new_client({"url": url})
+
+
+def codec_for(
+    cls: type[T],
+    topic: str | None = None,
+    *,
+    registry_url: str | None = None,
+    store: SchemaStore | None = None,
+) -> Codec[T]:
+    """The codec of ``cls``: Confluent wire format when ``registry_url`` is set (subject
+    ``<topic>-value``), Avro single-object encoding otherwise. Cached per arguments."""
+    key = (cls, topic, registry_url, id(store))
+    cached = _CODECS.get(key)
+    if cached is None:
+        cached = _CODECS[key] = _build_codec(cls, topic, registry_url, store)
+    return cached
+
+
+_CODECS: dict[tuple[type, str | None, str | None, int], Codec[Any]] = {}
+
+
+def _build_codec(
+    cls: type[T], topic: str | None, registry_url: str | None, store: SchemaStore | None
+) -> Codec[T]:
+    schemas = store or default_store()
+    info = schemas.for_name(cls.__name__)
+    wire: WireFormat
+    if registry_url:
+        if topic is None:
+            raise ValueError("the Confluent wire format needs the topic (subject <topic>-value)")
+        wire = RegistryFormat(_registry_client(registry_url), f"{topic}-value", info)
+    else:
+        wire = SingleObjectFormat(schemas, info)
+    return Codec(cls, info, wire)
