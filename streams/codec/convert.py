@@ -10,7 +10,6 @@ import dataclasses
 import types
 import typing
 from collections.abc import Callable
-from functools import cache
 from typing import Any
 
 ToDict = Callable[[Any], dict[str, Any]]
@@ -31,8 +30,25 @@ def _nested_class(tp: Any) -> tuple[type | None, bool]:
     return None, False
 
 
-@cache
-def to_dict_fn(cls: Any) -> ToDict:
+_TO_DICT: dict[type, ToDict] = {}
+_FROM_DICT: dict[type, FromDict] = {}
+
+
+def to_dict_fn(cls: type) -> ToDict:
+    fn = _TO_DICT.get(cls)
+    if fn is None:
+        fn = _TO_DICT[cls] = _compile_to_dict(cls)
+    return fn
+
+
+def from_dict_fn(cls: type) -> FromDict:
+    fn = _FROM_DICT.get(cls)
+    if fn is None:
+        fn = _FROM_DICT[cls] = _compile_from_dict(cls)
+    return fn
+
+
+def _compile_to_dict(cls: type) -> ToDict:
     hints = typing.get_type_hints(cls)
     plain: list[str] = []
     nested: list[tuple[str, ToDict, bool]] = []
@@ -58,8 +74,7 @@ def to_dict_fn(cls: Any) -> ToDict:
     return convert
 
 
-@cache
-def from_dict_fn(cls: Any) -> FromDict:
+def _compile_from_dict(cls: type) -> FromDict:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     nested: list[tuple[str, FromDict, bool]] = []
