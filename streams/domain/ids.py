@@ -1,0 +1,60 @@
+"""Deterministic identifiers: the same inputs always give the same id, on any machine, in any run.
+
+Every id is ``<prefix>-`` followed by the first 32 hex digits (128 bits) of a SHA-256 digest over a
+namespace and the id's parts. The parts are serialised as a JSON array, so no choice of part values
+can make two different part lists collide by concatenation (``("ab", "c")`` vs ``("a", "bc")``),
+and the namespace keeps ids of different kinds apart even when their parts are equal.
+
+Why deterministic: a replayed or re-processed event must produce the very same communication id,
+alert id and audit id, so that downstream idempotency (the bulk sink, the audit writer, Exstream's
+job keys) recognises the repetition instead of producing a second document.
+
+=====================  ==========  ===========================================================
+id                     prefix      derived from
+=====================  ==========  ===========================================================
+communication id       ``com-``    source event id + rule id
+alert id               ``alr-``    alert kind + what the alert is about (rule, template, event)
+audit id               ``aud-``    audit kind + the subject (communication id or alert id)
+suppression key        ``sup-``    see :mod:`streams.domain.suppression`
+=====================  ==========  ===========================================================
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+ID_HEX_CHARS = 32
+"""Hex digits kept from the SHA-256 digest: 128 bits, ample against accidental collisions."""
+
+Part = str | int | None
+
+
+def digest_id(prefix: str, namespace: str, *parts: Part) -> str:
+    """``<prefix>-<32 hex>`` over ``namespace`` and ``parts`` (order matters, ``None`` allowed)."""
+    canonical = json.dumps([namespace, *parts], separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return f"{prefix}-{digest[:ID_HEX_CHARS]}"
+
+
+def communication_id(source_event_id: str, rule_id: str) -> str:
+    """The id of the communication ``rule_id`` produces for event ``source_event_id``.
+
+    Independent of the rule's version, the chosen channel and the template version: a replay after
+    a rule edit still maps to the same communication, so it is not composed twice.
+    """
+    return digest_id("com", "communication", source_event_id, rule_id)
+
+
+def alert_id(kind: str, *subject: Part) -> str:
+    """The id of an alignment alert of ``kind`` about ``subject`` (rule, template, version, event).
+
+    Callers pass every part that distinguishes one alert from another of the same kind; equal
+    subjects give equal ids so that a re-raised alert is recognisably the same alert.
+    """
+    return digest_id("alr", "alert", kind, *subject)
+
+
+def audit_id(kind: str, subject_id: str) -> str:
+    """The id of the audit record of ``kind`` about ``subject_id`` (a communication or alert id)."""
+    return digest_id("aud", "audit", kind, subject_id)
