@@ -1,0 +1,166 @@
+"""Publish a generated :class:`Dataset` to Kafka: reference data first, then the events.
+
+Byte-level invalid records are made here: ``garbage`` is random bytes, ``truncated`` is a valid
+Avro record cut in half. JSON records carry the ``content-type: application/json`` header.
+Records are keyed by customer id (templates by ``template_id/version/language``, rules by rule id)
+and produced idempotently with ``acks=all``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Producer
+
+from streams.codec import codec_for
+from streams.domain.records import (
+    AccountEvent,
+    CaseEvent,
+    CommRule,
+    Preference,
+    TemplateVersion,
+)
+from streams.errors import AirExstreamError
+from streams.simulator.generator import Dataset, SimEvent, template_key
+from topology import names
+from topology.model import Topology
+
+JSON_HEADER: tuple[str, str | bytes | None] = ("content-type", b"application/json")
+
+
+class PublishError(AirExstreamError):
+    retriable = True
+
+
+@dataclass(slots=True)
+class PublishReport:
+    templates: int = 0
+    rules: int = 0
+    preferences: int = 0
+    events: int = 0
+    invalid: int = 0
+    json: int = 0
+    by_topic: dict[str, int] = field(default_factory=dict)
+
+
+class _Sender:
+    def __init__(self, producer: Producer) -> None:
+        self.producer = producer
+        self.errors: list[str] = []
+
+    def __call__(
+        self,
+        topic: str,
+        key: str,
+        value: bytes | None,
+        headers: list[tuple[str, str | bytes | None]] | None,
+    ) -> None:
+        while True:
+            try:
+                self.producer.produce(
+                    topic,
+                    key=key.encode(),
+                    value=value,
+                    headers=list(headers) if headers else None,
+                    on_delivery=self._delivered,
+                )
+                return
+            except BufferError:  # local queue full: let librdkafka drain it
+                self.producer.poll(0.1)
+
+    def _delivered(self, err: Any, _msg: Any) -> None:
+        if err is not None:
+            self.errors.append(str(err))
+
+
+def event_bytes(sim: SimEvent, rng: random.Random) -> tuple[bytes, list[tuple[str, bytes]] | None]:
+    """The value and headers of one simulated event record."""
+    record = sim.record
+    codec = codec_for(AccountEvent) if isinstance(record, AccountEvent) else codec_for(CaseEvent)
+    if sim.invalid == "garbage":
+        return bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 60))), None
+    encoded = codec.encode(record)  # type: ignore[arg-type]
+    if sim.invalid == "truncated":
+        return encoded[: max(1, len(encoded) // 2)], None
+    if sim.encoding == "json":
+        return codec.encode_json(record), [JSON_HEADER]  # type: ignore[arg-type]
+    return encoded, None
+
+
+def publish_reference(
+    dataset: Dataset, topology: Topology, producer_config: Mapping[str, str]
+) -> PublishReport:
+    """Templates, rules and preferences: what the routing worker must know before events."""
+    producer = _producer(producer_config)
+    send = _Sender(producer)
+    report = PublishReport()
+    tcodec, rcodec, pcodec = (
+        codec_for(TemplateVersion),
+        codec_for(CommRule),
+        codec_for(Preference),
+    )
+    for t in dataset.templates:
+        send(topology.name(names.TEMPLATES), template_key(t), tcodec.encode(t), None)
+        report.templates += 1
+    for r in dataset.rules:
+        send(topology.name(names.COMM_RULES), r.rule_id, rcodec.encode(r), None)
+        report.rules += 1
+    for p in dataset.preferences:
+        send(topology.name(names.PREFERENCES), p.customer_id, pcodec.encode(p), None)
+        report.preferences += 1
+    _finish(producer, send)
+    return report
+
+
+def publish_events(
+    events: list[SimEvent],
+    topology: Topology,
+    producer_config: Mapping[str, str],
+    *,
+    seed: int,
+    progress: Callable[[int], None] | None = None,
+) -> PublishReport:
+    producer = _producer(producer_config)
+    send = _Sender(producer)
+    report = PublishReport()
+    rng = random.Random(seed ^ 0x5EED)
+    for i, sim in enumerate(events):
+        topic = topology.name(
+            names.ACCOUNT_EVENTS if isinstance(sim.record, AccountEvent) else names.CASE_EVENTS
+        )
+        value, headers = event_bytes(sim, rng)
+        send(topic, sim.record.customer_id, value, headers)
+        report.events += 1
+        report.by_topic[topic] = report.by_topic.get(topic, 0) + 1
+        report.invalid += sim.invalid is not None
+        report.json += headers is not None
+        if i % 1000 == 0:
+            producer.poll(0)
+        if progress is not None:
+            progress(1)
+    _finish(producer, send)
+    return report
+
+
+def _producer(config: Mapping[str, str]) -> Producer:
+    return Producer(
+        {
+            **config,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 20,
+            "compression.type": "lz4",
+        }
+    )
+
+
+def _finish(producer: Producer, send: _Sender) -> None:
+    remaining = producer.flush(60)
+    if remaining or send.errors:
+        raise PublishError(
+            f"{remaining} record(s) not delivered, {len(send.errors)} delivery error(s)"
+            + (f"; first: {send.errors[0]}" if send.errors else "")
+        )
