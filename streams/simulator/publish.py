@@ -15,7 +15,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from streams.codec import codec_for
+from streams.codec import Codec, codec_for
 from streams.domain.records import (
     AccountEvent,
     CaseEvent,
@@ -29,6 +29,9 @@ from topology import names
 from topology.model import Topology
 
 JSON_HEADER: tuple[str, str | bytes | None] = ("content-type", b"application/json")
+
+
+KafkaHeaders = list[tuple[str, str | bytes | None]]
 
 
 class PublishError(AirExstreamError):
@@ -56,7 +59,7 @@ class _Sender:
         topic: str,
         key: str,
         value: bytes | None,
-        headers: list[tuple[str, str | bytes | None]] | None,
+        headers: KafkaHeaders | None,
     ) -> None:
         while True:
             try:
@@ -76,17 +79,19 @@ class _Sender:
             self.errors.append(str(err))
 
 
-def event_bytes(sim: SimEvent, rng: random.Random) -> tuple[bytes, list[tuple[str, bytes]] | None]:
+def event_bytes(sim: SimEvent, rng: random.Random) -> tuple[bytes, KafkaHeaders | None]:
     """The value and headers of one simulated event record."""
     record = sim.record
-    codec = codec_for(AccountEvent) if isinstance(record, AccountEvent) else codec_for(CaseEvent)
+    codec: Codec[Any] = (
+        codec_for(AccountEvent) if isinstance(record, AccountEvent) else codec_for(CaseEvent)
+    )
     if sim.invalid == "garbage":
         return bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 60))), None
-    encoded = codec.encode(record)  # type: ignore[arg-type]
+    encoded = codec.encode(record)
     if sim.invalid == "truncated":
         return encoded[: max(1, len(encoded) // 2)], None
     if sim.encoding == "json":
-        return codec.encode_json(record), [JSON_HEADER]  # type: ignore[arg-type]
+        return codec.encode_json(record), [JSON_HEADER]
     return encoded, None
 
 
