@@ -13,7 +13,7 @@ returned mail report that later, see :func:`streams.domain.channel.fallback_chan
   letters, digits, spaces or hyphens, ``country`` an upper-case ISO 3166-1 alpha-2 code.
 - **quiet hours**: local hours ``[start_hour, end_hour)``, local time being UTC plus
   ``utc_offset_minutes``. ``start_hour > end_hour`` wraps midnight (22 -> 7 is quiet from 22:00 to
-  06:59); ``start_hour == end_hour`` means no quiet hours. Hours must be in 0..24 and the offset
+  06:59); ``start_hour == end_hour`` means no quiet hours, 0 -> 24 the whole day. Hours must be in 0..24 and the offset
   within +/-18 hours; a window outside those bounds cannot be interpreted and is treated as
   *always quiet*, because disturbing a customer is worse than sending by another channel.
 """
@@ -80,19 +80,24 @@ def in_quiet_hours(quiet: QuietHours | None, at_ms: int) -> bool:
         return False
     if not _interpretable(quiet):
         return True
-    start, end = quiet.start_hour % 24, quiet.end_hour % 24
-    if start == end:
-        return False
+    length = _length_hours(quiet)
     hour = local_hour(at_ms, quiet.utc_offset_minutes)
-    if start < end:
-        return start <= hour < end
-    return hour >= start or hour < end
+    return (hour - quiet.start_hour) % 24 < length
+
+
+def _length_hours(quiet: QuietHours) -> int:
+    """Hours in the window: 0 when start equals end, 24 for e.g. 0 -> 24."""
+    if quiet.start_hour == quiet.end_hour:
+        return 0
+    return (quiet.end_hour - quiet.start_hour) % 24 or 24
 
 
 def quiet_hours_end(quiet: QuietHours, at_ms: int) -> int | None:
     """When the quiet period containing ``at_ms`` ends (UTC ms), or None if it never ends
-    (an uninterpretable window) or ``at_ms`` is not in quiet hours."""
-    if not in_quiet_hours(quiet, at_ms) or not _interpretable(quiet):
+    (a whole-day or uninterpretable window) or ``at_ms`` is not in quiet hours."""
+    if not _interpretable(quiet) or _length_hours(quiet) == 24:
+        return None
+    if not in_quiet_hours(quiet, at_ms):
         return None
     offset_ms = quiet.utc_offset_minutes * 60_000
     local_ms = at_ms + offset_ms
