@@ -13,9 +13,10 @@ returned mail report that later, see :func:`streams.domain.channel.fallback_chan
   letters, digits, spaces or hyphens, ``country`` an upper-case ISO 3166-1 alpha-2 code.
 - **quiet hours**: local hours ``[start_hour, end_hour)``, local time being UTC plus
   ``utc_offset_minutes``. ``start_hour > end_hour`` wraps midnight (22 -> 7 is quiet from 22:00 to
-  06:59); ``start_hour == end_hour`` means no quiet hours, 0 -> 24 the whole day. Hours must be in 0..24 and the offset
-  within +/-18 hours; a window outside those bounds cannot be interpreted and is treated as
-  *always quiet*, because disturbing a customer is worse than sending by another channel.
+  06:59); ``start_hour == end_hour`` means no quiet hours, 0 -> 24 the whole day. Hours must be in
+  0..24 and the offset within +/-18 hours; a window outside those bounds cannot be interpreted and
+  is treated as *always quiet*, because disturbing a customer is worse than sending by another
+  channel.
 """
 
 from __future__ import annotations

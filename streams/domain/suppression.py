@@ -17,8 +17,10 @@ Air Inc., produce one statement; a new statement period produces a new one.
 remembers the *communication id* it emitted (a hash of event id and rule id). Re-processing the same
 event for the same rule therefore finds its own entry and emits again, with the same deterministic
 communication id, which downstream idempotency discards. A replay thus yields exactly the decision
-it got the first time, instead of being "suppressed" into a different outcome. (An event replayed
-alone, long after newer emissions replaced its key's entry, is judged against that newer entry;
+it got the first time, instead of being "suppressed" into a different outcome. This holds for
+every emitted event however much later it is replayed, because (for a fixed window) entries only
+move forward, by at least the window. (A *suppressed* event replayed alone, after its key's entry
+moved on to a newer emission, is judged against that newer entry and may then be emitted;
 replaying the stream in order rebuilds the state and repeats every decision.)
 
 **Time** is the events' ``occurred_at``, never the wall clock, so replays decide identically. An
