@@ -10,12 +10,17 @@
    :class:`AlignmentAlert` instead of a broken command;
 4. the resolved version's required fields must all be present in the event's data; otherwise a
    MISSING_FIELDS alert instead of a broken command;
-5. suppression (:mod:`streams.domain.suppression`): a duplicate of an already emitted
-   communication is recorded as suppressed;
-6. channel choice (:func:`~streams.domain.channel.choose_channel`) restricted to the template's
+5. channel choice (:func:`~streams.domain.channel.choose_channel`) restricted to the template's
    channels; no channel yields an undeliverable outcome (audited as SUPPRESSED with cause
    UNDELIVERABLE);
+6. suppression (:mod:`streams.domain.suppression`): a duplicate of an already emitted
+   communication is recorded as suppressed;
 7. otherwise a :class:`CompositionCommand` and the suppression entry to store.
+
+Suppression comes last on purpose: every earlier step depends only on the inputs, never on the
+suppression state, so re-routing an event with the state its first routing left behind (a replay)
+repeats each rule's decision. (Were suppression checked before the channel, a rule that was
+undeliverable the first time could find a sibling rule's entry on replay and turn "suppressed".)
 
 Every decision leaves one audit record (COMMAND_EMITTED, SUPPRESSED or ALIGNMENT_ALERT) whose
 ``details`` hold ids, codes and names only, never an address, email or phone.
@@ -137,7 +142,8 @@ class _Router:
         self.event = event
         self.source_topic = source_topic
         self.preference = preference
-        self.state = dict(state)
+        self.state = state
+        self.emitted_here: dict[str, SuppressionEntry] = {}
         self.data = dict(sorted(event_data(event).items()))
         self.account_id = event.account_id if isinstance(event, AccountEvent) else None
         self.case_id = None if isinstance(event, AccountEvent) else event.case_id
@@ -200,9 +206,32 @@ class _Router:
             self._alert(rule, com_id, alert)
             return
 
+        choice = choose_channel(
+            self.preference,
+            regulatory=rule.regulatory,
+            at_ms=event.occurred_at,
+            allowed=resolved.channels,
+        )
+        if not isinstance(choice, ChannelChoice):
+            self.undeliverable.append(
+                UndeliverableCommunication(
+                    rule_id=rule.rule_id,
+                    communication_id=com_id,
+                    code=choice.code,
+                    reason=choice.reason,
+                    retry_at=choice.retry_at,
+                )
+            )
+            details = {"cause": "UNDELIVERABLE", "code": choice.code.value}
+            if choice.retry_at is not None:
+                details["retry_at"] = str(choice.retry_at)
+            summary = f"undeliverable ({choice.code.value}): {choice.reason}"
+            self._audit(AuditKind.SUPPRESSED, com_id, rule, summary, details)
+            return
+
         key = suppression_key(event, rule.communication_type)
         decision = decide(
-            self.state.get(key),
+            self.emitted_here.get(key, self.state.get(key)),
             communication_id=com_id,
             source_event_id=event.event_id,
             occurred_at=event.occurred_at,
@@ -229,29 +258,6 @@ class _Router:
             self._audit(AuditKind.SUPPRESSED, com_id, rule, f"duplicate: {reason}", details)
             return
 
-        choice = choose_channel(
-            self.preference,
-            regulatory=rule.regulatory,
-            at_ms=event.occurred_at,
-            allowed=resolved.channels,
-        )
-        if not isinstance(choice, ChannelChoice):
-            self.undeliverable.append(
-                UndeliverableCommunication(
-                    rule_id=rule.rule_id,
-                    communication_id=com_id,
-                    code=choice.code,
-                    reason=choice.reason,
-                    retry_at=choice.retry_at,
-                )
-            )
-            details = {"cause": "UNDELIVERABLE", "code": choice.code.value}
-            if choice.retry_at is not None:
-                details["retry_at"] = str(choice.retry_at)
-            summary = f"undeliverable ({choice.code.value}): {choice.reason}"
-            self._audit(AuditKind.SUPPRESSED, com_id, rule, summary, details)
-            return
-
         command = CompositionCommand(
             communication_id=com_id,
             source_event_id=event.event_id,
@@ -276,8 +282,15 @@ class _Router:
         )
         self.commands.append(command)
         if decision.entry is not None:
-            self.state[key] = decision.entry
             self.updates[key] = decision.entry
+        # even when the stored entry stays (a late, older event), a sibling rule of this event
+        # with the same key must see this emission
+        self.emitted_here[key] = SuppressionEntry(
+            communication_id=com_id,
+            source_event_id=event.event_id,
+            emitted_at=event.occurred_at,
+            expires_at=event.occurred_at + max(rule.suppression_window_ms, 0),
+        )
         details = {
             "template_version": str(resolved.version),
             "language": resolved.language,
