@@ -288,8 +288,8 @@ def test_undeliverable_rule_stays_undeliverable_on_replay() -> None:
         rule(rule_id="r1", communication_type="REMINDER"),
         rule(rule_id="r2", communication_type="REMINDER", regulatory=True),
     ]
-    no_digital = {"paperless": True, "email_consent": False, "web_consent": False}
-    no_mobile = {"push_consent": False, "sms_consent": False}
+    no_digital: dict[str, Any] = {"paperless": True, "email_consent": False, "web_consent": False}
+    no_mobile: dict[str, Any] = {"push_consent": False, "sms_consent": False}
     first = route(rules=rules, **no_digital, **no_mobile)
     assert [u.rule_id for u in first.undeliverable] == ["r1"]
     assert [c.rule_id for c in first.commands] == ["r2"]
