@@ -45,6 +45,7 @@ class ReferenceView(Generic[V]):
         client_kwargs: Mapping[str, Any] | None = None,
         on_invalid: InvalidHandler | None = None,
         on_change: Callable[[str, V | None, V | None], None] | None = None,
+        partitions: int | None = None,
     ) -> None:
         self.topic = topic
         self._bootstrap = bootstrap_servers
@@ -52,8 +53,10 @@ class ReferenceView(Generic[V]):
         self._client_kwargs = dict(client_kwargs or {})
         self._on_invalid = on_invalid
         self._on_change = on_change
+        self._partition_count = partitions
         self._values: dict[str, V] = {}
         self._ready = asyncio.Event()
+        self._failure: BaseException | None = None
         self.version = 0
         """Increases on every applied change; lets callers cache derived indexes cheaply."""
         self.invalid = 0
@@ -72,6 +75,8 @@ class ReferenceView(Generic[V]):
             await asyncio.wait_for(self._ready.wait(), timeout_s)
         except TimeoutError as exc:
             raise ReferenceViewNotReady(self.topic, timeout_s) from exc
+        if self._failure is not None:
+            raise self._failure
 
     @property
     def ready(self) -> bool:
@@ -94,7 +99,19 @@ class ReferenceView(Generic[V]):
             self._on_change(key, old, new)
 
     async def run(self) -> None:
-        """Consume the topic until cancelled."""
+        """Consume the topic until cancelled. A failure is logged, re-raised, and also raised by
+        ``wait_ready`` so that the agents waiting on the view stop instead of hanging."""
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("reference view %s failed", self.topic)
+            self._failure = exc
+            self._ready.set()
+            raise
+
+    async def _run(self) -> None:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap,
             enable_auto_commit=False,
@@ -143,11 +160,13 @@ class ReferenceView(Generic[V]):
                 self._on_invalid(self.topic, msg.partition, msg.offset, msg.key, msg.value, exc)
 
     async def _partitions(self, consumer: AIOKafkaConsumer) -> list[int]:
+        if self._partition_count is not None:
+            return list(range(self._partition_count))
         for _ in range(100):  # bounded: about 10 s for the topic's metadata to appear
-            parts = consumer.partitions_for_topic(self.topic)
+            cluster = await consumer._client.fetch_all_metadata()
+            parts = cluster.partitions_for_topic(self.topic)
             if parts:
                 return sorted(parts)
-            await consumer.force_metadata_update()
             await asyncio.sleep(0.1)
         raise ReferenceViewNotReady(self.topic, 10.0)
 

@@ -158,6 +158,8 @@ def _producer(config: Mapping[str, str]) -> Producer:
             "enable.idempotence": True,
             "linger.ms": 20,
             "compression.type": "lz4",
+            # Java clients' default partitioner: co-partitioning needs every producer to agree
+            "partitioner": "murmur2_random",
         }
     )
 
