@@ -1,0 +1,1 @@
+"""The end-to-end demo: the whole system on local defaults."""

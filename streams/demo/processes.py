@@ -1,0 +1,134 @@
+"""Running the project's processes as children, and waiting on the broker for their progress.
+
+Used by ``air-exstream demo`` and by the end-to-end tests, so both drive the system the same
+way: as separate processes talking through Kafka, never in-process shortcuts.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from streams.errors import AirExstreamError
+from streams.topic_reader import read_topic
+
+
+class ProcessFailed(AirExstreamError):
+    """A child process died or made no progress in time."""
+
+
+class WorkerProcess:
+    """``python -m streams worker`` with its own app id, prefix and data dir, logging to a file."""
+
+    def __init__(self, bootstrap: str, prefix: str, app_id: str, workdir: Path) -> None:
+        self.bootstrap = bootstrap
+        self.prefix = prefix
+        self.app_id = app_id
+        self.workdir = workdir
+        self.log = workdir / f"{app_id}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "AIR_EXSTREAM_APP_ID": self.app_id,
+            "AIR_EXSTREAM_DATA_DIR": str(self.workdir / "data"),
+        }
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "streams", "worker", "--prefix", self.prefix],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hook runs, open transactions are left to be aborted."""
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[TopicPartition, int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "air-exstream-offsets-probe"})
+    try:
+        out: dict[TopicPartition, int] = {}
+        meta = consumer.list_topics(timeout=10)
+        for topic in topics:
+            for p in meta.topics[topic].partitions:
+                tp = TopicPartition(topic, p)
+                out[tp] = consumer.get_watermark_offsets(tp, timeout=10, cached=False)[1]
+        return out
+    finally:
+        consumer.close()
+
+
+def committed(bootstrap: str, group: str, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, tps)])
+    result = futures[group].result(timeout=30)
+    return {TopicPartition(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions}
+
+
+def wait_consumed(
+    bootstrap: str,
+    group: str,
+    topics: list[str],
+    *,
+    worker: WorkerProcess,
+    timeout_s: float = 300.0,
+) -> float:
+    """Wait until ``group`` committed every record of ``topics``; returns the seconds it took."""
+    started = time.monotonic()
+    ends = end_offsets(bootstrap, topics)
+    while time.monotonic() - started < timeout_s:
+        if not worker.alive():
+            raise ProcessFailed(f"worker exited:\n{worker.tail()}")
+        done = committed(bootstrap, group, list(ends))
+        if all(done.get(tp, -1) >= end for tp, end in ends.items() if end > 0):
+            return time.monotonic() - started
+        time.sleep(0.5)
+    raise ProcessFailed(f"{group} did not consume {topics} in {timeout_s} s:\n{worker.tail()}")
+
+
+def wait_stable_count(bootstrap: str, topic: str, expected: int, timeout_s: float = 120.0) -> int:
+    """Wait until ``topic`` holds ``expected`` committed records (or the timeout passes)."""
+    deadline = time.monotonic() + timeout_s
+    count = -1
+    while time.monotonic() < deadline:
+        count = sum(1 for _ in read_topic(bootstrap, topic))
+        if count >= expected:
+            return count
+        time.sleep(1.0)
+    return count
