@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from streams.errors import AirExstreamError
 from streams.topic_reader import read_topic
@@ -92,13 +91,19 @@ def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[TopicPartition, i
         consumer.close()
 
 
-def committed(bootstrap: str, group: str, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-    from confluent_kafka import ConsumerGroupTopicPartitions
+def committed(consumer: Consumer, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """The committed offsets of ``consumer``'s group (it must not subscribe, so it never joins).
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, tps)])
-    result = futures[group].result(timeout=30)
-    return {TopicPartition(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions}
+    Not ``AdminClient.list_consumer_group_offsets``: librdkafka 2.16.1 crashes (SIGSEGV in
+    rd_kafka_cgrp_op) when that request meets a coordinator that is still loading.
+    """
+    from confluent_kafka import KafkaException
+
+    try:
+        result = consumer.committed(tps, timeout=30)
+    except KafkaException:
+        return {}  # coordinator loading or moving: ask again
+    return {TopicPartition(tp.topic, tp.partition): tp.offset for tp in result}
 
 
 def wait_consumed(
@@ -112,13 +117,19 @@ def wait_consumed(
     """Wait until ``group`` committed every record of ``topics``; returns the seconds it took."""
     started = time.monotonic()
     ends = end_offsets(bootstrap, topics)
-    while time.monotonic() - started < timeout_s:
-        if not worker.alive():
-            raise ProcessFailed(f"worker exited:\n{worker.tail()}")
-        done = committed(bootstrap, group, list(ends))
-        if all(done.get(tp, -1) >= end for tp, end in ends.items() if end > 0):
-            return time.monotonic() - started
-        time.sleep(0.5)
+    probe = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+    )
+    try:
+        while time.monotonic() - started < timeout_s:
+            if not worker.alive():
+                raise ProcessFailed(f"worker exited:\n{worker.tail()}")
+            done = committed(probe, list(ends))
+            if all(done.get(tp, -1) >= end for tp, end in ends.items() if end > 0):
+                return time.monotonic() - started
+            time.sleep(0.5)
+    finally:
+        probe.close()
     raise ProcessFailed(f"{group} did not consume {topics} in {timeout_s} s:\n{worker.tail()}")
 
 

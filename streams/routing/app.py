@@ -23,8 +23,11 @@ commands with the same communication ids, which the sink's idempotency then disc
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,6 +121,37 @@ def _key_text(key: bytes | None) -> str | None:
     return key.decode("utf-8", "replace") if key else None
 
 
+class CommitGuard:
+    """Makes each input record's processing atomic with respect to Faust's offset commits.
+
+    Faust commits a transaction (outputs, changelogs, offsets of *acked* records) from a timer,
+    independently of the agents. An agent that has sent some of a record's outputs and awaits the
+    next send can see the transaction committed in between: those outputs are then committed
+    while the record's offset is not, and a crash before the next commit replays the record and
+    duplicates them (seen in the crash test: 307 duplicate commands out of ~7,000). The guard
+    holds a lock while one record is processed and acked, and the consumer's commit takes the same
+    lock, so a transaction always contains whole records together with their offsets.
+    """
+
+    def __init__(self, app: faust.App) -> None:
+        self._lock = asyncio.Lock()
+        consumer: Any = app.consumer
+        force_commit = consumer.force_commit
+
+        async def locked_commit(*args: Any, **kwargs: Any) -> Any:
+            async with self._lock:
+                return await force_commit(*args, **kwargs)
+
+        consumer.force_commit = locked_commit
+
+    @asynccontextmanager
+    async def record(self, event: Any) -> AsyncIterator[None]:
+        """Process ``event`` inside the block; it is acked before any commit can run."""
+        async with self._lock:
+            yield
+            event.ack()
+
+
 def create_app(
     *, kafka: KafkaSettings, worker: WorkerSettings, topology: Topology
 ) -> tuple[faust.App, Counters]:
@@ -141,6 +175,7 @@ def create_app(
         stream_wait_empty=False,
     )
     counters = Counters()
+    guard = CommitGuard(app)
     client_kwargs = {k: v for k, v in kafka.aiokafka_kwargs().items() if k != "bootstrap_servers"}
 
     def topic(logical: str) -> Any:
@@ -262,62 +297,71 @@ def create_app(
     @app.agent(preferences_topic)
     async def preferences_agent(stream: Any) -> None:
         async for event in stream.events():
-            msg = event.message
-            if msg.key is None:
-                await dead_letter(msg, "MISSING_KEY", "preference record has no customer id key")
-                continue
-            if msg.value is None:
-                preferences.pop(msg.key, None)
-                continue
-            try:
-                pref_codec.decode(msg.value, msg.headers)
-            except CodecError as exc:
-                await dead_letter(msg, getattr(exc, "code", "DECODE_ERROR"), str(exc))
-                continue
-            preferences[msg.key] = msg.value
-            counters.preferences += 1
+            async with guard.record(event):
+                await store_preference(event.message)
+
+    async def store_preference(msg: Any) -> None:
+        if msg.key is None:
+            await dead_letter(msg, "MISSING_KEY", "preference record has no customer id key")
+            return
+        if msg.value is None:
+            preferences.pop(msg.key, None)
+            return
+        try:
+            pref_codec.decode(msg.value, msg.headers)
+        except CodecError as exc:
+            await dead_letter(msg, exc.code, str(exc))
+            return
+        preferences[msg.key] = msg.value
+        counters.preferences += 1
 
     @app.agent(rules_topic)
     async def rule_alignment_agent(stream: Any) -> None:
         await reference_ready()
         async for event in stream.events():
-            msg = event.message
-            if msg.value is None:
-                continue
-            try:
-                rule = rule_codec.decode(msg.value, msg.headers)
-            except CodecError as exc:
-                await dead_letter(msg, getattr(exc, "code", "DECODE_ERROR"), str(exc))
-                continue
-            versions = templates_by_id().get(rule.template_id, [])
-            for alert in check_rule(rule, versions, raised_at=int(msg.timestamp * 1000)):
-                await emit_alert(alert)
+            async with guard.record(event):
+                await check_rule_change(event.message)
+
+    async def check_rule_change(msg: Any) -> None:
+        if msg.value is None:
+            return
+        try:
+            rule = rule_codec.decode(msg.value, msg.headers)
+        except CodecError as exc:
+            await dead_letter(msg, exc.code, str(exc))
+            return
+        versions = templates_by_id().get(rule.template_id, [])
+        for alert in check_rule(rule, versions, raised_at=int(msg.timestamp * 1000)):
+            await emit_alert(alert)
 
     @app.agent(templates_topic)
     async def template_alignment_agent(stream: Any) -> None:
         await reference_ready()
         async for event in stream.events():
-            msg = event.message
-            if msg.value is None:
-                continue
-            try:
-                new = template_codec.decode(msg.value, msg.headers)
-            except CodecError as exc:
-                await dead_letter(msg, getattr(exc, "code", "DECODE_ERROR"), str(exc))
-                continue
-            older = [
-                v
-                for v in templates_by_id().get(new.template_id, [])
-                if v.language == new.language and v.version < new.version
-            ]
-            if not older:
-                continue
-            previous = max(older, key=lambda v: v.version)
-            affected = [r.rule_id for r in current_rules() if r.template_id == new.template_id]
-            for alert in compare_versions(
-                previous, new, raised_at=new.updated_at, affected_rule_ids=affected
-            ):
-                await emit_alert(alert)
+            async with guard.record(event):
+                await check_template_change(event.message)
+
+    async def check_template_change(msg: Any) -> None:
+        if msg.value is None:
+            return
+        try:
+            new = template_codec.decode(msg.value, msg.headers)
+        except CodecError as exc:
+            await dead_letter(msg, exc.code, str(exc))
+            return
+        older = [
+            v
+            for v in templates_by_id().get(new.template_id, [])
+            if v.language == new.language and v.version < new.version
+        ]
+        if not older:
+            return
+        previous = max(older, key=lambda v: v.version)
+        affected = [r.rule_id for r in current_rules() if r.template_id == new.template_id]
+        for alert in compare_versions(
+            previous, new, raised_at=new.updated_at, affected_rule_ids=affected
+        ):
+            await emit_alert(alert)
 
     async def emit_alert(alert: AlignmentAlert) -> None:
         key = (alert.rule_id or alert.template_id).encode()
@@ -339,46 +383,49 @@ def create_app(
     async def route(stream: Any, codec: Any, source_topic: str) -> None:
         await reference_ready()
         async for event in stream.events():
-            msg = event.message
-            try:
-                record = codec.decode(msg.value, msg.headers)
-            except CodecError as exc:
-                await dead_letter(msg, getattr(exc, "code", "DECODE_ERROR"), str(exc))
-                continue
-            key = msg.key or record.customer_id.encode()
-            pref_raw = preferences.get(key)
-            preference = pref_codec.decode(pref_raw) if pref_raw else None
-            state = _suppression_state(suppression.get(key))
-            outcome = route_event(
-                record,
-                source_topic=source_topic,
-                preference=preference,
-                rules=current_rules(),
-                templates_by_id=templates_by_id(),
-                suppression_state=state,
-                now_ms=record.occurred_at,
+            async with guard.record(event):
+                await route_one(event.message, codec, source_topic)
+
+    async def route_one(msg: Any, codec: Any, source_topic: str) -> None:
+        try:
+            record = codec.decode(msg.value, msg.headers)
+        except CodecError as exc:
+            await dead_letter(msg, exc.code, str(exc))
+            return
+        key = msg.key or record.customer_id.encode()
+        pref_raw = preferences.get(key)
+        preference = pref_codec.decode(pref_raw) if pref_raw else None
+        state = _suppression_state(suppression.get(key))
+        outcome = route_event(
+            record,
+            source_topic=source_topic,
+            preference=preference,
+            rules=current_rules(),
+            templates_by_id=templates_by_id(),
+            suppression_state=state,
+            now_ms=record.occurred_at,
+        )
+        counters.events += 1
+        if outcome.rejection is not None:
+            await dead_letter(msg, outcome.rejection.code, outcome.rejection.reason)
+            return
+        for command in outcome.commands:
+            await commands_topic.send(key=key, value=command_codec.encode(command))
+        for alert in outcome.alerts:
+            await alerts_topic.send(
+                key=(alert.rule_id or alert.template_id).encode(),
+                value=alert_codec.encode(alert),
             )
-            counters.events += 1
-            if outcome.rejection is not None:
-                await dead_letter(msg, outcome.rejection.code, outcome.rejection.reason)
-                continue
-            for command in outcome.commands:
-                await commands_topic.send(key=key, value=command_codec.encode(command))
-            for alert in outcome.alerts:
-                await alerts_topic.send(
-                    key=(alert.rule_id or alert.template_id).encode(),
-                    value=alert_codec.encode(alert),
-                )
-            for record_ in outcome.audit:
-                await send_audit(record_, key)
-            counters.commands += len(outcome.commands)
-            counters.suppressed += len(outcome.suppressed) + len(outcome.undeliverable)
-            counters.alerts += len(outcome.alerts)
-            if outcome.suppression_updates or outcome.expired_keys:
-                state.update(outcome.suppression_updates)
-                for stale in outcome.expired_keys:
-                    state.pop(stale, None)
-                suppression[key] = _dump_suppression(state)
+        for entry in outcome.audit:
+            await send_audit(entry, key)
+        counters.commands += len(outcome.commands)
+        counters.suppressed += len(outcome.suppressed) + len(outcome.undeliverable)
+        counters.alerts += len(outcome.alerts)
+        if outcome.suppression_updates or outcome.expired_keys:
+            state.update(outcome.suppression_updates)
+            for stale in outcome.expired_keys:
+                state.pop(stale, None)
+            suppression[key] = _dump_suppression(state)
 
     @app.agent(account_topic)
     async def account_events_agent(stream: Any) -> None:
@@ -393,21 +440,24 @@ def create_app(
     @app.agent(intake_topic)
     async def audit_writer(stream: Any) -> None:
         async for event in stream.events():
-            msg = event.message
-            try:
-                record = audit_codec.decode(msg.value, msg.headers)
-            except CodecError as exc:
-                await dead_letter(msg, getattr(exc, "code", "DECODE_ERROR"), str(exc))
-                continue
-            head_key = str(msg.partition).encode()
-            raw_head = chain_heads.get(head_key)
-            head = ChainHead(**orjson.loads(raw_head)) if raw_head else ChainHead()
-            chained, head = append(head, record)
-            await audit_topic.send(
-                key=msg.key, value=audit_codec.encode(chained), partition=msg.partition
-            )
-            chain_heads[head_key] = orjson.dumps({"seq": head.seq, "hash": head.hash})
-            counters.audit_written += 1
+            async with guard.record(event):
+                await chain_one(event.message)
+
+    async def chain_one(msg: Any) -> None:
+        try:
+            record = audit_codec.decode(msg.value, msg.headers)
+        except CodecError as exc:
+            await dead_letter(msg, exc.code, str(exc))
+            return
+        head_key = str(msg.partition).encode()
+        raw_head = chain_heads.get(head_key)
+        head = ChainHead(**orjson.loads(raw_head)) if raw_head else ChainHead()
+        chained, head = append(head, record)
+        await audit_topic.send(
+            key=msg.key, value=audit_codec.encode(chained), partition=msg.partition
+        )
+        chain_heads[head_key] = orjson.dumps({"seq": head.seq, "hash": head.hash})
+        counters.audit_written += 1
 
     @app.timer(interval=10.0)
     async def report_progress() -> None:
