@@ -12,24 +12,33 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from streams.config import KafkaSettings
 from streams.localkafka import LocalKafka
 
 
 @dataclass(frozen=True)
 class KafkaCluster:
+    """What the ``kafka`` fixture yields."""
+
     bootstrap_servers: str
     local: LocalKafka | None
-    """The project's runner when the session started the broker itself."""
+    """The project's runner when the session started the broker itself, else None."""
 
     def admin(self) -> AdminClient:
-        return AdminClient({"bootstrap.servers": self.bootstrap_servers})
+        return AdminClient(self.client_config())
+
+    def client_config(self) -> dict[str, str]:
+        """confluent-kafka settings (KAFKA_* security settings from the environment included)."""
+        return self.settings().confluent_config()
+
+    def settings(self) -> KafkaSettings:
+        return KafkaSettings().with_bootstrap(self.bootstrap_servers)
 
 
 @pytest.fixture(scope="session")
@@ -51,10 +60,11 @@ def unique(prefix: str) -> str:
 
 
 def wait_for_topics(admin: AdminClient, names: list[str], timeout_s: float = 30.0) -> None:
+    """Until every topic in ``names`` is in the metadata with its partitions."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         topics = admin.list_topics(timeout=5).topics
-        if all(n in topics and topics[n].partitions for n in names):
+        if all(n in topics and topics[n].partitions and not topics[n].error for n in names):
             return
         time.sleep(0.1)
     raise AssertionError(f"topics {names} did not appear within {timeout_s} s")
@@ -62,16 +72,25 @@ def wait_for_topics(admin: AdminClient, names: list[str], timeout_s: float = 30.
 
 @pytest.fixture
 def topic_factory(kafka: KafkaCluster) -> Callable[..., str]:
+    """``create(prefix="t", *, partitions=1, replication_factor=-1, config=None) -> name``:
+    a new uniquely named topic (-1: the broker's default replication), ready to use."""
     admin = kafka.admin()
 
     def create(
-        prefix: str = "t", *, partitions: int = 1, config: dict[str, str] | None = None
+        prefix: str = "t",
+        *,
+        partitions: int = 1,
+        replication_factor: int = -1,
+        config: dict[str, str] | None = None,
     ) -> str:
         name = unique(prefix)
-        futures = admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})]
+        topic = NewTopic(
+            name,
+            num_partitions=partitions,
+            replication_factor=replication_factor,
+            config=config or {},
         )
-        futures[name].result(timeout=30)
+        admin.create_topics([topic])[name].result(timeout=30)
         wait_for_topics(admin, [name])
         return name
 
@@ -80,35 +99,37 @@ def topic_factory(kafka: KafkaCluster) -> Callable[..., str]:
 
 @pytest.fixture
 def producer_factory(kafka: KafkaCluster) -> Iterator[Callable[..., Producer]]:
+    """``create(**overrides) -> Producer`` (acks=all); flushed and closed after the test."""
     producers: list[Producer] = []
 
     def create(**overrides: Any) -> Producer:
-        producer = Producer(
-            {"bootstrap.servers": kafka.bootstrap_servers, "acks": "all", **overrides}
-        )
+        conf = {**kafka.client_config(), "acks": "all", **overrides}
+        producer = Producer(conf)
         producers.append(producer)
         return producer
 
     yield create
     for producer in producers:
         producer.flush(30)
+        producer.close()
 
 
 @pytest.fixture
 def consumer_factory(kafka: KafkaCluster) -> Iterator[Callable[..., Consumer]]:
+    """``create(*topics, **overrides) -> Consumer`` in its own group, reading committed records
+    from the earliest offset, subscribed to ``topics``; closed after the test."""
     consumers: list[Consumer] = []
 
     def create(*topics: str, **overrides: Any) -> Consumer:
-        consumer = Consumer(
-            {
-                "bootstrap.servers": kafka.bootstrap_servers,
-                "group.id": unique("test-group"),
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                **overrides,
-            }
-        )
+        conf = {
+            **kafka.client_config(),
+            "group.id": unique("test-group"),
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            **overrides,
+        }
+        consumer = Consumer(conf)
         if topics:
             consumer.subscribe(list(topics))
         consumers.append(consumer)
@@ -119,20 +140,16 @@ def consumer_factory(kafka: KafkaCluster) -> Iterator[Callable[..., Consumer]]:
         consumer.close()
 
 
-def consume(consumer: Consumer, count: int, timeout_s: float = 30.0) -> list[Any]:
-    """Poll until ``count`` records arrived or the timeout passed; returns what arrived."""
-    out: list[Any] = []
+def consume(consumer: Consumer, count: int, timeout_s: float = 30.0) -> list[Message]:
+    """Poll until ``count`` records arrived or ``timeout_s`` passed; returns what arrived (compare
+    its length to see a shortfall). A consumer error fails the test."""
+    out: list[Message] = []
     deadline = time.monotonic() + timeout_s
     while len(out) < count and time.monotonic() < deadline:
-        msg = consumer.poll(0.5)
+        msg = consumer.poll(min(0.5, max(0.0, deadline - time.monotonic())))
         if msg is None:
             continue
         if msg.error() is not None:
             raise AssertionError(f"consumer error: {msg.error()}")
         out.append(msg)
     return out
-
-
-@pytest.fixture
-def state_dir(tmp_path: Path) -> Path:
-    return tmp_path / "state"

@@ -1,5 +1,21 @@
-"""A real Apache Kafka broker (KRaft) run from Maven Central jars, for local use and tests."""
+"""A real Apache Kafka cluster (KRaft) run from Maven Central jars, for local use and tests.
 
-from streams.localkafka.runner import ClusterInfo, LocalKafka, running_cluster
+``LocalKafka(state_dir, nodes=1).start()`` returns a :class:`ClusterInfo` whose
+``bootstrap_servers`` clients connect to; ``stop()`` ends it. ``air-exstream kafka up|status|down``
+drives the same code from the command line.
+"""
 
-__all__ = ["ClusterInfo", "LocalKafka", "running_cluster"]
+from streams.localkafka.errors import LocalKafkaError
+from streams.localkafka.provision import KAFKA_VERSION
+from streams.localkafka.runner import DEFAULT_STATE_DIR, LocalKafka, running_cluster
+from streams.localkafka.state import ClusterInfo, NodeInfo
+
+__all__ = [
+    "DEFAULT_STATE_DIR",
+    "KAFKA_VERSION",
+    "ClusterInfo",
+    "LocalKafka",
+    "LocalKafkaError",
+    "NodeInfo",
+    "running_cluster",
+]

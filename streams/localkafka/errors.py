@@ -1,4 +1,4 @@
-"""Errors of the local broker runner, each worded so a person knows what to do."""
+"""Errors of the local broker runner, each worded so a person knows what to do next."""
 
 from __future__ import annotations
 
@@ -10,20 +10,30 @@ class LocalKafkaError(AirExstreamError):
 
 
 class JavaMissing(LocalKafkaError):
-    pass
+    """No ``java`` on PATH (or its version could not be read)."""
+
+
+class JavaTooOld(LocalKafkaError):
+    """The ``java`` on PATH is older than the broker needs (17)."""
 
 
 class MavenMissing(LocalKafkaError):
-    pass
+    """The broker's jars are not cached yet and no ``mvn`` is on PATH to fetch them."""
 
 
 class DownloadFailed(LocalKafkaError):
+    """Maven could not resolve the broker's jars; the message ends with Maven's output."""
+
     retriable = True
 
 
 class PortInUse(LocalKafkaError):
-    pass
+    """A port asked for explicitly is already taken on the loopback interface."""
+
+
+class StateDirRefused(LocalKafkaError):
+    """The state directory holds files this runner did not create, so it will not wipe it."""
 
 
 class BrokerStartFailed(LocalKafkaError):
-    pass
+    """A node exited, or did not serve requests, during startup; the message shows its log."""

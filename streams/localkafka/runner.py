@@ -1,187 +1,60 @@
-"""Provision, start and stop a real Apache Kafka broker (KRaft) on this host.
+"""Start and stop a real Apache Kafka cluster (KRaft, 1 or 3 nodes) on this host.
 
-The broker's jars come from Maven Central through the committed ``pom.xml`` and are cached per
-version under the user's cache directory, so only the first start downloads anything. A cluster
-lives in a state directory (``.kafka-local/`` by default) holding each node's data, logs and a
-``state.json`` that lets another process report on or stop it. ``stop`` only ever signals the
-processes this runner started: a pid is trusted only while its command line still names
-``kafka.Kafka`` and this state directory.
+A cluster lives in a state directory (``.kafka-local/`` by default): each node's configuration,
+data and logs, and ``state.json`` (pids, ports, bootstrap servers) that lets another process
+report on or stop it. Only directories this runner created (or empty ones) are used; it never
+wipes anything else. ``stop`` signals only the processes this runner started (see
+:mod:`streams.localkafka.processes`). Concurrent calls on one state directory are serialized by a
+lock file.
 """
 
 from __future__ import annotations
 
-import json
+import fcntl
 import os
-import re
 import shutil
 import signal
-import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import TracebackType
 
-from streams.localkafka.errors import (
-    BrokerStartFailed,
-    DownloadFailed,
-    JavaMissing,
-    LocalKafkaError,
-    MavenMissing,
-    PortInUse,
+from streams.localkafka import processes
+from streams.localkafka.errors import BrokerStartFailed, LocalKafkaError, StateDirRefused
+from streams.localkafka.processes import log_excerpt, tail
+from streams.localkafka.properties import (
+    LOG4J2,
+    NodePorts,
+    cluster_id_text,
+    node_properties,
+    render,
 )
-from streams.localkafka.properties import HOST, LOG4J2, NodePorts, node_properties, render
+from streams.localkafka.provision import KAFKA_VERSION, check_java, resolve_jars
+from streams.localkafka.state import ClusterInfo, NodeInfo, read_state, write_state
 
-KAFKA_VERSION = "4.1.1"
-POM = Path(__file__).with_name("pom.xml")
+__all__ = ["DEFAULT_STATE_DIR", "KAFKA_VERSION", "LocalKafka", "running_cluster"]
+
 DEFAULT_STATE_DIR = Path(".kafka-local")
-JVM_FLAGS = ["-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-Djava.awt.headless=true"]
+JVM_FLAGS = ("-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-Djava.awt.headless=true")
+# StorageTool runs for a second: the C1 compiler alone and a serial GC start it faster and leave
+# the CPU to the other nodes' tools running in parallel
+TOOL_JVM_FLAGS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Djava.awt.headless=true")
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class NodeInfo:
-    node_id: int
-    broker_port: int
-    controller_port: int
-    pid: int
-    log_file: str
-
-
-@dataclass(frozen=True, slots=True)
-class ClusterInfo:
-    cluster_id: str
-    state_dir: str
-    nodes: tuple[NodeInfo, ...]
-
-    @property
-    def bootstrap_servers(self) -> str:
-        return ",".join(f"{HOST}:{n.broker_port}" for n in self.nodes)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
-
-    @classmethod
-    def from_json(cls, text: str) -> ClusterInfo:
-        raw = json.loads(text)
-        return cls(
-            cluster_id=raw["cluster_id"],
-            state_dir=raw["state_dir"],
-            nodes=tuple(NodeInfo(**n) for n in raw["nodes"]),
-        )
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "air-exstream" / f"kafka-{KAFKA_VERSION}"
-
-
-def java_major_version() -> int:
-    java = shutil.which("java")
-    if java is None:
-        raise JavaMissing(
-            "Java 17+ is needed to run the local Kafka broker and `java` is not on PATH. "
-            "Install a JDK (e.g. `apt-get install openjdk-17-jre-headless`) or set "
-            "KAFKA_BOOTSTRAP_SERVERS to use an existing cluster."
-        )
-    out = subprocess.run(
-        [java, "-version"], capture_output=True, text=True, check=False, timeout=30
-    )
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
-    if match is None:
-        raise JavaMissing(f"could not read the Java version from: {out.stderr.strip()[:200]}")
-    major = int(match.group(1))
-    if major == 1 and match.group(2):  # "1.8" style
-        major = int(match.group(2))
-    return major
-
-
-def resolve_jars(target: Path | None = None) -> Path:
-    """The directory of broker jars, downloading them through Maven on first use.
-
-    The download goes into a temporary directory that is renamed into place only when Maven
-    succeeded, so an interrupted download never leaves a half-filled cache behind.
-    """
-    libs = (target or cache_dir()) / "libs"
-    if any(libs.glob(f"kafka_2.13-{KAFKA_VERSION}.jar")):
-        return libs
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise MavenMissing(
-            "Maven is needed once to download the Kafka broker's jars from Maven Central and "
-            "`mvn` is not on PATH. Install it (e.g. `apt-get install maven`) or set "
-            "KAFKA_BOOTSTRAP_SERVERS to use an existing cluster."
-        )
-    libs.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix="libs-", dir=libs.parent))
-    try:
-        proc = subprocess.run(
-            [
-                mvn,
-                "-q",
-                "-B",
-                "-f",
-                str(POM),
-                "dependency:copy-dependencies",
-                "-DincludeScope=runtime",
-                f"-DoutputDirectory={staging}",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=900,
-        )
-        if proc.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
-            tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
-            raise DownloadFailed(
-                "downloading the Kafka broker jars from Maven Central failed:\n  "
-                + "\n  ".join(tail)
-            )
-        if libs.exists():  # another process won the race; keep theirs
-            return libs
-        staging.rename(libs)
-        return libs
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-        return True
-
-
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
-"""Brokers started by this process, kept so they are reaped (not left as zombies) when stopped."""
-
-
-def _pid_is_ours(pid: int, state_dir: Path) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return False
-    return "kafka.Kafka" in cmdline and str(state_dir.resolve()) in cmdline
+_MARKER = ".air-exstream-kafka"
+_OWN_FILES = ("state.json", "state.json.tmp", "log4j2.properties")
 
 
 class LocalKafka:
-    """One local cluster of 1 or 3 combined broker/controller nodes.
+    """One local cluster of 1 or 3 combined broker/controller nodes in ``state_dir``.
 
-    ``start()`` is idempotent: when the state directory already describes a running cluster it
-    returns that cluster's info. ``stop()`` terminates exactly the processes recorded in it.
+    ``start()`` is idempotent: when ``state_dir`` already describes a fully running cluster it
+    returns that cluster unchanged (whatever ``nodes`` says). A recorded cluster that is only
+    partly running (or not at all) is stopped and replaced by a fresh, empty one. ``stop()`` keeps
+    the data and logs for inspection; the next ``start()`` reformats. Also a context manager:
+    ``with LocalKafka(path) as info:`` starts, then stops on exit.
     """
 
     def __init__(
@@ -191,248 +64,299 @@ class LocalKafka:
         nodes: int = 1,
         ports: list[tuple[int, int]] | None = None,
         extra_properties: dict[str, str] | None = None,
+        start_timeout_s: float = START_TIMEOUT_S,
     ) -> None:
+        """``ports``: one ``(broker, controller)`` pair per node; free ones are picked when omitted.
+        ``extra_properties`` are added to (or override) every node's ``server.properties``."""
         if nodes not in (1, 3):
             raise LocalKafkaError(f"a local cluster has 1 or 3 nodes, not {nodes}")
+        if ports is not None and len(ports) != nodes:
+            raise LocalKafkaError(f"{nodes} node(s) need {nodes} (broker, controller) port pairs")
         self.state_dir = Path(state_dir).resolve()
         self.nodes = nodes
         self._ports = ports
-        self._extra = extra_properties or {}
+        self._extra = dict(extra_properties or {})
+        self._start_timeout_s = start_timeout_s
 
-    # ------------------------------------------------------------------ state file
+    # ------------------------------------------------------------------ reading state
 
     @property
     def state_file(self) -> Path:
         return self.state_dir / "state.json"
 
     def info(self) -> ClusterInfo | None:
-        """The recorded cluster, if any (whether or not its processes still run)."""
-        if not self.state_file.exists():
-            return None
-        return ClusterInfo.from_json(self.state_file.read_text())
+        """The recorded cluster, if any, whether or not its processes still run."""
+        return read_state(self.state_file)
 
     def running_nodes(self) -> list[NodeInfo]:
+        """The recorded nodes whose JVM is still running (and provably ours)."""
         info = self.info()
         if info is None:
             return []
-        return [n for n in info.nodes if _pid_is_ours(n.pid, self.state_dir)]
+        return [n for n in info.nodes if self._alive(n)]
 
-    def _write_state(self, info: ClusterInfo) -> None:
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(info.to_json())
-        tmp.replace(self.state_file)
+    def is_running(self) -> bool:
+        """True when a cluster is recorded and every one of its nodes runs."""
+        info = self.info()
+        return info is not None and len(self.running_nodes()) == len(info.nodes)
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> ClusterInfo:
-        info = self.info()
-        if info is not None and len(self.running_nodes()) == len(info.nodes):
+        """Start the cluster and return once every node serves metadata requests.
+
+        Raises JavaMissing/JavaTooOld, MavenMissing, DownloadFailed, PortInUse, StateDirRefused,
+        or BrokerStartFailed (with the tail of the failing node's log); on failure every node
+        started by this call has been stopped again.
+        """
+        self._check_ownership()
+        with self._locked():
+            info = self.info()
+            if info is not None and all(self._alive(n) for n in info.nodes):
+                return info
+            if info is not None:
+                self._stop_recorded(info)
+            java = check_java()
+            libs = resolve_jars()
+            self._clean()
+            layout = self._layout()
+            cluster_id = _new_cluster_id()
+            (self.state_dir / "log4j2.properties").write_text(LOG4J2)
+            self._format_all(java, libs, layout, cluster_id)
+            started = tuple(self._launch(java, libs, node) for node in layout)
+            info = ClusterInfo(
+                cluster_id=cluster_id,
+                state_dir=str(self.state_dir),
+                kafka_version=KAFKA_VERSION,
+                nodes=started,
+            )
+            write_state(self.state_file, info)
+            try:
+                self._wait_ready(info, expected=[n.node_id for n in started])
+            except BaseException:
+                self._stop_recorded(info)
+                raise
             return info
-        if info is not None:
-            self.stop()  # a partial or dead cluster: start afresh
-        major = java_major_version()
-        if major < 17:
-            raise JavaMissing(f"Java 17+ is needed to run Kafka {KAFKA_VERSION}; found {major}")
-        libs = resolve_jars()
-        if self.state_dir.exists():
-            shutil.rmtree(self.state_dir)
-        self.state_dir.mkdir(parents=True)
-        ports = self._choose_ports()
-        all_ports = [NodePorts(i + 1, b, c) for i, (b, c) in enumerate(ports)]
-        cluster_id = self._java(libs, ["kafka.tools.StorageTool", "random-uuid"]).strip()
-        cluster_id = cluster_id.splitlines()[-1]
-        (self.state_dir / "log4j2.properties").write_text(LOG4J2)
-        for node in all_ports:
-            self._format(libs, node, all_ports, cluster_id)
-        started = tuple(self._launch(libs, node) for node in all_ports)
-        info = ClusterInfo(cluster_id=cluster_id, state_dir=str(self.state_dir), nodes=started)
-        self._write_state(info)
-        try:
-            self._wait_ready(info, {n.node_id for n in started})
-        except BaseException:
-            self.stop()
-            raise
-        return info
 
     def stop(self) -> int:
-        """Stop every node this state directory started; returns how many were running."""
-        info = self.info()
-        if info is None:
+        """Stop every node of the recorded cluster (SIGTERM to all, SIGKILL after 30 s) and forget
+        it. Returns how many nodes were running. Data and logs stay until the next start."""
+        if not self.state_file.exists():
             return 0
-        running = [n for n in info.nodes if _pid_is_ours(n.pid, self.state_dir)]
-        for node in running:
-            self._terminate(node)
-        self.state_file.unlink(missing_ok=True)
-        return len(running)
+        with self._locked():
+            info = self.info()
+            return 0 if info is None else self._stop_recorded(info)
 
     def stop_node(self, node_id: int, *, kill: bool = False) -> None:
         """Stop one node (SIGTERM, or SIGKILL with ``kill``) and leave the others running."""
-        node = self._node(node_id)
-        if _pid_is_ours(node.pid, self.state_dir):
-            self._terminate(node, sig=signal.SIGKILL if kill else signal.SIGTERM)
+        with self._locked():
+            _, node = self._recorded_node(node_id)
+            processes.stop_processes(
+                [(node.pid, self._properties(node_id))],
+                timeout_s=STOP_TIMEOUT_S,
+                sig=signal.SIGKILL if kill else signal.SIGTERM,
+            )
 
     def start_node(self, node_id: int) -> ClusterInfo:
-        """Restart a stopped node with its existing data; waits until it has joined again."""
-        info = self.info()
-        if info is None:
-            raise LocalKafkaError("no cluster recorded in " + str(self.state_dir))
-        node = self._node(node_id)
-        if _pid_is_ours(node.pid, self.state_dir):
-            return info
-        libs = resolve_jars()
-        restarted = self._launch(libs, NodePorts(node_id, node.broker_port, node.controller_port))
-        info = ClusterInfo(
-            cluster_id=info.cluster_id,
-            state_dir=info.state_dir,
-            nodes=tuple(restarted if n.node_id == node_id else n for n in info.nodes),
-        )
-        self._write_state(info)
-        self._wait_ready(info, {n.node_id for n in info.nodes})
-        return info
-
-    # ------------------------------------------------------------------ internals
-
-    def _node(self, node_id: int) -> NodeInfo:
-        info = self.info()
-        for node in info.nodes if info else ():
-            if node.node_id == node_id:
-                return node
-        raise LocalKafkaError(f"node {node_id} is not part of the cluster in {self.state_dir}")
-
-    def _choose_ports(self) -> list[tuple[int, int]]:
-        if self._ports is None:
-            return [(free_port(), free_port()) for _ in range(self.nodes)]
-        if len(self._ports) != self.nodes:
-            raise LocalKafkaError(
-                f"{self.nodes} nodes need {self.nodes} (broker, controller) pairs"
+        """Start a stopped node again on its old ports and data; returns once the cluster's
+        metadata lists every node again. A node that is running is left alone."""
+        with self._locked():
+            info, node = self._recorded_node(node_id)
+            if self._alive(node):
+                return info
+            processes.require_free([node.broker_port, node.controller_port])
+            java = check_java()
+            restarted = self._launch(
+                java, resolve_jars(), NodePorts(node_id, node.broker_port, node.controller_port)
             )
-        for pair in self._ports:
-            for port in pair:
-                if not port_is_free(port):
-                    raise PortInUse(
-                        f"port {port} on {HOST} is already in use; stop what holds it or choose "
-                        "other ports (omit them to pick free ones)"
-                    )
-        return list(self._ports)
+            info = info.replace_node(restarted)
+            write_state(self.state_file, info)
+            self._wait_ready(info, expected=[n.node_id for n in info.nodes])
+            return info
+
+    def __enter__(self) -> ClusterInfo:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ state directory
+
+    def _check_ownership(self) -> None:
+        """Refuse a non-empty directory this runner did not create: start() deletes old data."""
+        if not self.state_dir.exists() or (self.state_dir / _MARKER).exists():
+            return
+        if not self.state_dir.is_dir() or any(self.state_dir.iterdir()):
+            raise StateDirRefused(
+                f"{self.state_dir} is not empty and was not created by `air-exstream kafka up`; "
+                "the local cluster wipes its state directory, so choose another --state-dir"
+            )
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / _MARKER).touch()
+        gitignore = self.state_dir / ".gitignore"
+        if not gitignore.exists():
+            gitignore.write_text("# local Kafka data and logs, never committed\n*\n")
+        with (self.state_dir / ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _clean(self) -> None:
+        for node_dir in self.state_dir.glob("node-*"):
+            shutil.rmtree(node_dir)
+        for name in _OWN_FILES:
+            (self.state_dir / name).unlink(missing_ok=True)
 
     def _node_dir(self, node_id: int) -> Path:
         return self.state_dir / f"node-{node_id}"
 
-    def _format(self, libs: Path, node: NodePorts, nodes: list[NodePorts], cluster_id: str) -> None:
-        node_dir = self._node_dir(node.node_id)
-        (node_dir / "data").mkdir(parents=True)
-        props = node_properties(node, nodes=nodes, log_dir=node_dir / "data", extra=self._extra)
-        (node_dir / "server.properties").write_text(render(props))
-        args = ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c"]
-        args.append(str(node_dir / "server.properties"))
-        if len(nodes) == 1:
-            args.append("--standalone")
-        self._java(libs, args)
+    def _properties(self, node_id: int) -> Path:
+        return self._node_dir(node_id) / "server.properties"
 
-    def _java(self, libs: Path, args: list[str]) -> str:
-        log_cfg = self.state_dir / "log4j2.properties"
-        cmd = ["java", "-cp", f"{libs}/*"]
-        if log_cfg.exists():
-            tool_log = self.state_dir / "tools.log"
-            cmd += [f"-Dlog4j2.configurationFile={log_cfg}", f"-Dkafka.logs.file={tool_log}"]
-        proc = subprocess.run(
-            [*cmd, *args], capture_output=True, text=True, check=False, timeout=120
-        )
-        if proc.returncode != 0:
-            raise BrokerStartFailed(
-                f"`{' '.join(args[:2])}` failed: {(proc.stderr or proc.stdout).strip()[-800:]}"
+    # ------------------------------------------------------------------ nodes
+
+    def _layout(self) -> list[NodePorts]:
+        if self._ports is None:
+            flat = processes.pick_free_ports(2 * self.nodes)
+            pairs = list(zip(flat[::2], flat[1::2], strict=True))
+        else:
+            pairs = list(self._ports)
+            processes.require_free(port for pair in pairs for port in pair)
+        return [NodePorts(i + 1, broker, ctl) for i, (broker, ctl) in enumerate(pairs)]
+
+    def _format_all(self, java: str, libs: Path, layout: list[NodePorts], cluster_id: str) -> None:
+        """Write each node's server.properties and format its storage (in parallel)."""
+        running: list[tuple[int, subprocess.Popen[str]]] = []
+        for node in layout:
+            node_dir = self._node_dir(node.node_id)
+            (node_dir / "data").mkdir(parents=True)
+            props = node_properties(
+                node, nodes=layout, log_dir=node_dir / "data", extra=self._extra
             )
-        return proc.stdout
+            self._properties(node.node_id).write_text(render(props))
+            args = ["format", "-t", cluster_id, "-c", str(self._properties(node.node_id))]
+            if len(layout) == 1:
+                args.append("--standalone")
+            base = self._java_cmd(java, libs, node_dir / "format.log", "kafka.tools.StorageTool")
+            proc = subprocess.Popen(
+                [base[0], *TOOL_JVM_FLAGS, *base[1:], *args],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            running.append((node.node_id, proc))
+        failures = []
+        for node_id, proc in running:
+            output, _ = proc.communicate(timeout=120)
+            if proc.returncode != 0:
+                failures.append(f"node {node_id}:\n  " + "\n  ".join(output.splitlines()[-15:]))
+        if failures:
+            raise BrokerStartFailed(
+                "formatting the Kafka storage failed (`kafka.tools.StorageTool format`):\n"
+                + "\n".join(failures)
+            )
 
-    def _launch(self, libs: Path, node: NodePorts) -> NodeInfo:
-        node_dir = self._node_dir(node.node_id)
-        log_file = node_dir / "server.log"
-        console = node_dir / "console.log"
-        cmd = [
-            "java",
-            *JVM_FLAGS,
+    def _java_cmd(self, java: str, libs: Path, log_file: Path, main: str) -> list[str]:
+        return [
+            java,
             f"-Dlog4j2.configurationFile={self.state_dir / 'log4j2.properties'}",
             f"-Dkafka.logs.file={log_file}",
             "-cp",
             f"{libs}/*",
-            "kafka.Kafka",
-            str(node_dir / "server.properties"),
+            main,
         ]
-        with console.open("ab") as out:
-            proc = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        _CHILDREN[proc.pid] = proc
-        return NodeInfo(node.node_id, node.broker, node.controller, proc.pid, str(log_file))
 
-    def _wait_ready(self, info: ClusterInfo, expected: set[int]) -> None:
-        from confluent_kafka.admin import AdminClient
-
-        deadline = time.monotonic() + START_TIMEOUT_S
-        admin = AdminClient({"bootstrap.servers": info.bootstrap_servers, "log_level": 0})
-        while time.monotonic() < deadline:
-            for node in info.nodes:
-                if node.node_id in expected and not _pid_is_ours(node.pid, self.state_dir):
-                    raise BrokerStartFailed(
-                        f"Kafka node {node.node_id} exited during startup. Last log lines:\n"
-                        + _tail(Path(node.log_file))
-                        + _tail(Path(node.log_file).with_name("console.log"))
-                    )
-            try:
-                meta = admin.list_topics(timeout=2)
-                if expected <= set(meta.brokers):
-                    return
-            except Exception:  # noqa: BLE001, S110 - not reachable yet; retried until the deadline
-                pass
-            time.sleep(0.3)
-        raise BrokerStartFailed(
-            f"Kafka did not serve requests within {START_TIMEOUT_S:.0f} s; see the logs in "
-            f"{self.state_dir}"
+    def _launch(self, java: str, libs: Path, node: NodePorts) -> NodeInfo:
+        node_dir = self._node_dir(node.node_id)
+        log_file = node_dir / "server.log"
+        base = self._java_cmd(java, libs, log_file, processes.MAIN_CLASS)
+        cmd = [base[0], *JVM_FLAGS, *base[1:], str(self._properties(node.node_id))]
+        pid = processes.launch(cmd, output=node_dir / "console.log")
+        return NodeInfo(
+            node_id=node.node_id,
+            broker_port=node.broker,
+            controller_port=node.controller,
+            pid=pid,
+            log_file=str(log_file),
         )
 
-    def _terminate(self, node: NodeInfo, sig: signal.Signals = signal.SIGTERM) -> None:
-        try:
-            os.kill(node.pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if not _pid_is_ours(node.pid, self.state_dir) or _is_zombie(node.pid):
-                _reap(node.pid)
+    def _alive(self, node: NodeInfo) -> bool:
+        return processes.is_broker_process(node.pid, self._properties(node.node_id))
+
+    def _recorded_node(self, node_id: int) -> tuple[ClusterInfo, NodeInfo]:
+        info = self.info()
+        node = info.node(node_id) if info is not None else None
+        if info is None or node is None:
+            raise LocalKafkaError(f"node {node_id} is not part of a cluster in {self.state_dir}")
+        return info, node
+
+    def _stop_recorded(self, info: ClusterInfo) -> int:
+        stopped = processes.stop_processes(
+            [(n.pid, self._properties(n.node_id)) for n in info.nodes], timeout_s=STOP_TIMEOUT_S
+        )
+        self.state_file.unlink(missing_ok=True)
+        return len(stopped)
+
+    def _wait_ready(self, info: ClusterInfo, *, expected: list[int]) -> None:
+        """Until a metadata request succeeds and lists every expected node as a broker."""
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient(
+            {
+                "bootstrap.servers": info.bootstrap_servers,
+                "log_level": 0,  # connection refusals while the JVMs boot are expected
+                "reconnect.backoff.ms": 50,
+                "reconnect.backoff.max.ms": 250,
+            }
+        )
+        deadline = time.monotonic() + self._start_timeout_s
+        while True:
+            for node in info.nodes:
+                if node.node_id in expected and not self._alive(node):
+                    raise BrokerStartFailed(
+                        f"Kafka node {node.node_id} exited during startup. From its log "
+                        f"{node.log_file}:\n{log_excerpt(Path(node.log_file))}"
+                        f"Its console output ends with:\n"
+                        f"{tail(Path(node.log_file).with_name('console.log'), 5)}"
+                    )
+            try:
+                brokers = set(admin.list_topics(timeout=2).brokers)
+            except Exception:  # noqa: BLE001 - KafkaException until the listener is up; retried
+                brokers = set()
+            if set(expected) <= brokers:
                 return
+            if time.monotonic() > deadline:
+                logs = "".join(
+                    f"{n.log_file}:\n{log_excerpt(Path(n.log_file))}" for n in info.nodes
+                )
+                raise BrokerStartFailed(
+                    f"Kafka did not serve requests from all {len(expected)} node(s) within "
+                    f"{self._start_timeout_s:.0f} s (brokers seen: {sorted(brokers)}). "
+                    f"Last log lines:\n{logs}"
+                )
             time.sleep(0.2)
-        os.kill(node.pid, signal.SIGKILL)
-        _reap(node.pid)
 
 
-def _is_zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
-
-
-def _reap(pid: int) -> None:
-    proc = _CHILDREN.pop(pid, None)
-    if proc is not None:
-        proc.wait(timeout=STOP_TIMEOUT_S)
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        text = path.read_text(errors="replace").splitlines()[-lines:]
-    except OSError:
-        return ""
-    return "\n".join(text) + "\n"
+def _new_cluster_id() -> str:
+    while True:
+        text = cluster_id_text(os.urandom(16))
+        if text is not None:
+            return text
 
 
 @contextmanager
 def running_cluster(state_dir: Path | str, *, nodes: int = 1) -> Iterator[ClusterInfo]:
-    """A local cluster for the duration of a ``with`` block."""
-    kafka = LocalKafka(state_dir, nodes=nodes)
-    info = kafka.start()
-    try:
+    """A local cluster for the duration of a ``with`` block (stopped even when the block fails)."""
+    with LocalKafka(state_dir, nodes=nodes) as info:
         yield info
-    finally:
-        kafka.stop()

@@ -1,26 +1,25 @@
+"""The local broker for real: the session fixture's broker, the CLI, start failures, 3 nodes."""
+
 from __future__ import annotations
 
-import json
-import os
-import signal
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from streams.localkafka import LocalKafka
-from streams.localkafka.cli import kafka as kafka_cli
-from streams.localkafka.errors import LocalKafkaError, PortInUse
+from streams.cli import cli
+from streams.localkafka import LocalKafka, processes
+from streams.localkafka.errors import BrokerStartFailed, PortInUse
 from tests.conftest import KafkaCluster, consume, wait_for_topics
 
 pytestmark = pytest.mark.e2e
 
 
 def test_session_broker_round_trips_records(
-    kafka: KafkaCluster,
     topic_factory: Callable[..., str],
     producer_factory: Callable[..., Producer],
     consumer_factory: Callable[..., Consumer],
@@ -34,99 +33,101 @@ def test_session_broker_round_trips_records(
     assert sorted(m.value() for m in got) == sorted(f"v{i}".encode() for i in range(50))
 
 
+def test_topic_factory_applies_partitions_and_config(
+    kafka: KafkaCluster, topic_factory: Callable[..., str]
+) -> None:
+    topic = topic_factory("compacted", partitions=4, config={"cleanup.policy": "compact"})
+    admin = kafka.admin()
+    assert len(admin.list_topics(topic, timeout=10).topics[topic].partitions) == 4
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    configs = admin.describe_configs([resource])[resource].result(timeout=10)
+    assert configs["cleanup.policy"].value == "compact"
+
+
 def test_cli_up_status_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
     state = str(tmp_path / "cli-state")
     runner = CliRunner()
-    up = runner.invoke(kafka_cli, ["up", "--state-dir", state])
+    up = runner.invoke(cli, ["kafka", "up", "--state-dir", state])
     try:
         assert up.exit_code == 0, up.output
-        assert "bootstrap servers: 127.0.0.1:" in up.output
-        again = runner.invoke(kafka_cli, ["up", "--state-dir", state])
-        assert again.exit_code == 0
-        # idempotent: the same cluster is reported, nothing new is started
-        assert again.output.splitlines()[1] == up.output.splitlines()[1]
-        status = runner.invoke(kafka_cli, ["status", "--state-dir", state])
-        assert status.exit_code == 0
+        assert "1 node(s) up in" in up.output
+        bootstrap = next(x for x in up.output.splitlines() if x.startswith("bootstrap servers: "))
+        assert bootstrap.startswith("bootstrap servers: 127.0.0.1:")
+        again = runner.invoke(cli, ["kafka", "up", "--state-dir", state])
+        assert again.exit_code == 0, again.output
+        assert "already running" in again.output
+        assert bootstrap in again.output.splitlines()  # the same cluster, nothing new started
+        status = runner.invoke(cli, ["kafka", "status", "--state-dir", state])
+        assert status.exit_code == 0, status.output
         assert "node 1: running" in status.output
+        assert bootstrap in status.output.splitlines()
     finally:
-        down = runner.invoke(kafka_cli, ["down", "--state-dir", state])
+        down = runner.invoke(cli, ["kafka", "down", "--state-dir", state])
     assert down.exit_code == 0
     assert "stopped 1 node(s)" in down.output
-    after = runner.invoke(kafka_cli, ["status", "--state-dir", state])
+    after = runner.invoke(cli, ["kafka", "status", "--state-dir", state])
     assert after.exit_code == 1
-
-
-def test_down_never_signals_a_process_it_did_not_start(tmp_path: Path) -> None:
-    local = LocalKafka(tmp_path / "s")
-    local.state_dir.mkdir(parents=True)
-    # a state file naming this very test process: it is not a kafka.Kafka of that state dir
-    local.state_file.write_text(
-        json.dumps(
-            {
-                "cluster_id": "x",
-                "state_dir": str(local.state_dir),
-                "nodes": [
-                    {
-                        "node_id": 1,
-                        "broker_port": 1,
-                        "controller_port": 2,
-                        "pid": os.getpid(),
-                        "log_file": "l",
-                    }
-                ],
-            }
-        )
+    assert "no local cluster recorded" in after.output
+    assert runner.invoke(cli, ["kafka", "down", "--state-dir", state]).output == (
+        "stopped 0 node(s)\n"
     )
-    assert local.stop() == 0  # and this process is still alive to assert it
-    assert signal.SIGTERM  # reached: the test process was not terminated
 
 
-def test_taken_port_gives_a_clear_error(tmp_path: Path, kafka: KafkaCluster) -> None:
+def test_a_taken_port_is_a_clear_error(tmp_path: Path, kafka: KafkaCluster) -> None:
     taken = int(kafka.bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
-    local = LocalKafka(tmp_path / "s", ports=[(taken, taken + 1)])
+    local = LocalKafka(tmp_path / "s", ports=[(taken, processes.pick_free_ports(1)[0])])
     with pytest.raises(PortInUse, match=f"port {taken}"):
         local.start()
 
 
-def test_invalid_node_count_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(LocalKafkaError, match="1 or 3 nodes"):
-        LocalKafka(tmp_path, nodes=2)
-
-
-def test_three_node_cluster_keeps_rf3_topic_available_when_one_node_stops(
-    tmp_path: Path,
+def test_a_broker_exiting_during_startup_is_reported_with_its_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A port grabbed between the check and the JVM's bind: the node dies, the error says why."""
+    monkeypatch.setattr(processes, "require_free", lambda ports: None)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        local = LocalKafka(tmp_path / "s", ports=[(port, processes.pick_free_ports(1)[0])])
+        with pytest.raises(BrokerStartFailed, match="exited during startup") as caught:
+            local.start()
+    assert "Address already in use" in str(caught.value)
+    assert local.info() is None  # nothing left recorded (or running)
+
+
+def test_three_nodes_keep_an_rf3_topic_available_when_one_node_stops(tmp_path: Path) -> None:
     local = LocalKafka(tmp_path / "three", nodes=3)
-    info = local.start()
-    try:
+    with local as info:
         assert len(info.nodes) == 3
+        assert len(set(info.bootstrap_servers.split(","))) == 3
         admin = AdminClient({"bootstrap.servers": info.bootstrap_servers})
         topic = "replicated"
-        admin.create_topics([NewTopic(topic, 3, 3, config={"min.insync.replicas": "2"})])[
-            topic
-        ].result(30)
+        new = NewTopic(topic, num_partitions=3, replication_factor=3)
+        new.config = {"min.insync.replicas": "2"}
+        admin.create_topics([new])[topic].result(30)
         wait_for_topics(admin, [topic])
         producer = Producer(
             {"bootstrap.servers": info.bootstrap_servers, "acks": "all", "enable.idempotence": True}
         )
-        for i in range(100):
-            producer.produce(topic, key=str(i).encode(), value=f"before-{i}".encode())
-        assert producer.flush(30) == 0
+        failures: list[object] = []
 
+        def produce(phase: str) -> None:
+            for i in range(100):
+                producer.produce(
+                    topic,
+                    key=str(i).encode(),
+                    value=f"{phase}-{i}".encode(),
+                    on_delivery=lambda err, _msg: failures.append(err) if err else None,
+                )
+            assert producer.flush(60) == 0
+            assert failures == []
+
+        produce("before")
         local.stop_node(2)
         assert {n.node_id for n in local.running_nodes()} == {1, 3}
-
-        failures: list[object] = []
-        for i in range(100):
-            producer.produce(
-                topic,
-                key=str(i).encode(),
-                value=f"after-{i}".encode(),
-                on_delivery=lambda err, _msg: failures.append(err) if err else None,
-            )
-        assert producer.flush(60) == 0
-        assert failures == []
+        produce("after")  # acks=all with 2 of 3 replicas in sync: still accepted
 
         consumer = Consumer(
             {
@@ -135,12 +136,18 @@ def test_three_node_cluster_keeps_rf3_topic_available_when_one_node_stops(
                 "auto.offset.reset": "earliest",
             }
         )
-        consumer.subscribe([topic])
-        got = consume(consumer, 200, timeout_s=60)
-        consumer.close()
-        values = {m.value() for m in got}
-        assert values == {f"before-{i}".encode() for i in range(100)} | {
-            f"after-{i}".encode() for i in range(100)
-        }
-    finally:
-        local.stop()
+        try:
+            consumer.subscribe([topic])
+            got = consume(consumer, 200, timeout_s=60)
+        finally:
+            consumer.close()
+        expected = {f"{phase}-{i}".encode() for phase in ("before", "after") for i in range(100)}
+        assert sorted(m.value() for m in got) == sorted(expected)  # each exactly once
+
+        restarted = local.start_node(2)
+        assert {n.node_id for n in local.running_nodes()} == {1, 2, 3}
+        assert restarted.node(2) != info.node(2)  # a new pid on the same ports
+        producer.flush(10)
+        producer.close()
+    assert local.running_nodes() == []
+    assert local.info() is None
