@@ -31,7 +31,8 @@ class KafkaCluster:
     """The project's runner when the session started the broker itself, else None."""
 
     def admin(self) -> AdminClient:
-        return AdminClient(self.client_config())
+        conf: dict[str, str | int | float | bool] = {**self.client_config()}
+        return AdminClient(conf)
 
     def client_config(self) -> dict[str, str]:
         """confluent-kafka settings (KAFKA_* security settings from the environment included)."""
