@@ -44,7 +44,7 @@ TOOL_JVM_FLAGS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Djava.awt.hea
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
 _MARKER = ".air-exstream-kafka"
-_OWN_FILES = ("state.json", "state.json.tmp", "log4j2.properties")
+_OWN_FILES = ("state.json", "state.json.tmp", "log4j2.properties", "tools.log")
 
 
 class LocalKafka:
@@ -191,10 +191,13 @@ class LocalKafka:
         """Refuse a non-empty directory this runner did not create: start() deletes old data."""
         if not self.state_dir.exists() or (self.state_dir / _MARKER).exists():
             return
+        if self.state_file.exists() or any(self.state_dir.glob("node-*/server.properties")):
+            return  # made by an earlier version of this runner, before the marker file
         if not self.state_dir.is_dir() or any(self.state_dir.iterdir()):
             raise StateDirRefused(
                 f"{self.state_dir} is not empty and was not created by `air-exstream kafka up`; "
-                "the local cluster wipes its state directory, so choose another --state-dir"
+                "the local cluster replaces the data in its state directory, so choose another "
+                "--state-dir (or empty this one)"
             )
 
     @contextmanager

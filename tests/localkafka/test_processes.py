@@ -149,3 +149,10 @@ def test_log_excerpt_keeps_errors_and_causes_without_stack_frames(tmp_path: Path
     assert "part 4" not in text  # only the last lines
     assert text.rstrip().endswith("shut down completely (kafka.server.KafkaRequestHandlerPool)")
     assert "missing" in log_excerpt(tmp_path / "nope.log")
+
+
+def test_a_state_dir_from_an_earlier_runner_version_is_recognised(tmp_path: Path) -> None:
+    (tmp_path / "node-1").mkdir()
+    (tmp_path / "node-1" / "server.properties").write_text("node.id=1\n")
+    (tmp_path / "tools.log").write_text("")
+    LocalKafka(tmp_path)._check_ownership()  # no StateDirRefused
