@@ -123,16 +123,18 @@ class LocalKafka:
             cluster_id = _new_cluster_id()
             (self.state_dir / "log4j2.properties").write_text(LOG4J2)
             self._format_all(java, libs, layout, cluster_id)
-            started = tuple(self._launch(java, libs, node) for node in layout)
             info = ClusterInfo(
                 cluster_id=cluster_id,
                 state_dir=str(self.state_dir),
                 kafka_version=KAFKA_VERSION,
-                nodes=started,
+                nodes=(),
             )
-            write_state(self.state_file, info)
             try:
-                self._wait_ready(info, expected=[n.node_id for n in started])
+                for node in layout:
+                    # recorded one by one, so a failure (or `kafka down`) midway finds them all
+                    info = info.add_node(self._launch(java, libs, node))
+                    write_state(self.state_file, info)
+                self._wait_ready(info, expected=[n.node_id for n in info.nodes])
             except BaseException:
                 self._stop_recorded(info)
                 raise

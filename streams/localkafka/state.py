@@ -51,6 +51,14 @@ class ClusterInfo:
             nodes=nodes,
         )
 
+    def add_node(self, node: NodeInfo) -> ClusterInfo:
+        return ClusterInfo(
+            cluster_id=self.cluster_id,
+            state_dir=self.state_dir,
+            kafka_version=self.kafka_version,
+            nodes=(*self.nodes, node),
+        )
+
     def to_json(self) -> str:
         doc: dict[str, Any] = {
             "cluster_id": self.cluster_id,
