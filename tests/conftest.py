@@ -48,7 +48,8 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
     if configured:
         yield KafkaCluster(configured, None)
         return
-    local = LocalKafka(tmp_path_factory.mktemp("kafka") / "state", nodes=1)
+    # die_with_parent: a session killed by a timeout leaves no broker behind
+    local = LocalKafka(tmp_path_factory.mktemp("kafka") / "state", nodes=1, die_with_parent=True)
     info = local.start()  # raises a clear LocalKafkaError: the tests fail, never skip
     try:
         yield KafkaCluster(info.bootstrap_servers, local)

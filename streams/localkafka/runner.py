@@ -65,9 +65,14 @@ class LocalKafka:
         ports: list[tuple[int, int]] | None = None,
         extra_properties: dict[str, str] | None = None,
         start_timeout_s: float = START_TIMEOUT_S,
+        die_with_parent: bool = False,
     ) -> None:
         """``ports``: one ``(broker, controller)`` pair per node; free ones are picked when omitted.
-        ``extra_properties`` are added to (or override) every node's ``server.properties``."""
+        ``extra_properties`` are added to (or override) every node's ``server.properties``.
+        ``die_with_parent``: each node gets SIGTERM when the thread that launched it ends (its
+        process dying by any means, SIGKILL included; Linux, through util-linux ``setpriv``;
+        ignored where that is missing). For test sessions, so a killed run leaves no broker
+        behind; not for ``kafka up``, whose process exits right after starting the cluster."""
         if nodes not in (1, 3):
             raise LocalKafkaError(f"a local cluster has 1 or 3 nodes, not {nodes}")
         if ports is not None and len(ports) != nodes:
@@ -77,6 +82,7 @@ class LocalKafka:
         self._ports = ports
         self._extra = dict(extra_properties or {})
         self._start_timeout_s = start_timeout_s
+        self._die_with_parent = die_with_parent
 
     # ------------------------------------------------------------------ reading state
 
@@ -287,6 +293,10 @@ class LocalKafka:
         log_file = node_dir / "server.log"
         base = self._java_cmd(java, libs, log_file, processes.MAIN_CLASS)
         cmd = [base[0], *JVM_FLAGS, *base[1:], str(self._properties(node.node_id))]
+        setpriv = shutil.which("setpriv") if self._die_with_parent else None
+        if setpriv is not None:
+            # setpriv execs java in place: same pid, and the signal survives the exec
+            cmd = [setpriv, "--pdeathsig", "TERM", *cmd]
         pid = processes.launch(cmd, output=node_dir / "console.log")
         return NodeInfo(
             node_id=node.node_id,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -90,7 +93,9 @@ def test_a_broker_exiting_during_startup_is_reported_with_its_log(
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
-        local = LocalKafka(tmp_path / "s", ports=[(port, processes.pick_free_ports(1)[0])])
+        local = LocalKafka(
+            tmp_path / "s", ports=[(port, processes.pick_free_ports(1)[0])], die_with_parent=True
+        )
         with pytest.raises(BrokerStartFailed, match="exited during startup") as caught:
             local.start()
     assert "Address already in use" in str(caught.value)
@@ -98,7 +103,7 @@ def test_a_broker_exiting_during_startup_is_reported_with_its_log(
 
 
 def test_three_nodes_keep_an_rf3_topic_available_when_one_node_stops(tmp_path: Path) -> None:
-    local = LocalKafka(tmp_path / "three", nodes=3)
+    local = LocalKafka(tmp_path / "three", nodes=3, die_with_parent=True)
     with local as info:
         assert len(info.nodes) == 3
         assert len(set(info.bootstrap_servers.split(","))) == 3
@@ -151,3 +156,35 @@ def test_three_nodes_keep_an_rf3_topic_available_when_one_node_stops(tmp_path: P
         producer.close()
     assert local.running_nodes() == []
     assert local.info() is None
+
+
+def test_a_test_session_killed_outright_leaves_no_broker_behind(tmp_path: Path) -> None:
+    """die_with_parent: the session process is SIGKILLed, so no teardown runs; the node follows."""
+    state = tmp_path / "orphan"
+    ready = tmp_path / "ready"
+    code = (
+        "import pathlib, sys, time\n"
+        "from streams.localkafka import LocalKafka\n"
+        f"LocalKafka({str(state)!r}, die_with_parent=True).start()\n"
+        f"pathlib.Path({str(ready)!r}).touch()\n"
+        "time.sleep(300)\n"
+    )
+    session = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 90
+        while not ready.exists():
+            assert session.poll() is None, "the stand-in session failed to start its broker"
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        local = LocalKafka(state)
+        assert local.is_running()
+        session.kill()
+        session.wait(10)
+        deadline = time.monotonic() + 60
+        while local.running_nodes():
+            assert time.monotonic() < deadline, "the broker outlived its killed parent"
+            time.sleep(0.2)
+    finally:
+        session.kill()
+        session.wait(10)
+        LocalKafka(state).stop()
