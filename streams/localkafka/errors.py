@@ -37,3 +37,8 @@ class StateDirRefused(LocalKafkaError):
 
 class BrokerStartFailed(LocalKafkaError):
     """A node exited, or did not serve requests, during startup; the message shows its log."""
+
+    def __init__(self, message: str, *, port_conflict: bool = False) -> None:
+        super().__init__(message)
+        self.port_conflict = port_conflict
+        """True when the node died because one of its ports was taken: worth new ports."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import signal
 import socket
@@ -28,11 +29,28 @@ so no Popen object is collected while its process runs."""
 
 
 def pick_free_ports(count: int) -> list[int]:
-    """``count`` distinct ports free on loopback right now (all sockets held until all are picked,
-    so the kernel cannot hand the same port out twice)."""
+    """``count`` distinct ports free on loopback right now.
+
+    Chosen at random below the kernel's ephemeral range where there is room: ports from that
+    range are handed to every outgoing connection on the host, so one picked from it can be
+    taken by some client's socket before the broker binds it. All candidate sockets are held
+    until all are picked, so no port is returned twice.
+    """
+    low, _ = _ephemeral_range()
     sockets: list[socket.socket] = []
     try:
-        for _ in range(count):
+        candidates = random.sample(range(_LOW_PORT, low), k=min(50 * count, low - _LOW_PORT))
+        for port in candidates if low - _LOW_PORT >= 100 * count else []:
+            if len(sockets) == count:
+                break
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                sock.close()
+                continue
+            sockets.append(sock)
+        while len(sockets) < count:  # no room below the range: let the kernel choose
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sockets.append(sock)
             sock.bind((HOST, 0))
@@ -40,6 +58,17 @@ def pick_free_ports(count: int) -> list[int]:
     finally:
         for sock in sockets:
             sock.close()
+
+
+_LOW_PORT = 20000
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 49152, 65535  # the IANA dynamic range (macOS and others)
 
 
 def port_is_free(port: int) -> bool:
@@ -80,13 +109,19 @@ def launch(cmd: Sequence[str], *, output: Path) -> int:
 def _cmdline(pid: int) -> list[str] | None:
     proc = Path(f"/proc/{pid}")
     if Path("/proc/self").exists():
-        try:
-            if (proc / "stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z":
-                return None  # exited, not yet reaped
-            raw = (proc / "cmdline").read_bytes()
-        except OSError:
-            return None
-        return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+        # A live process reads as empty for an instant while it execs (here: setpriv -> java),
+        # and a kernel thread always does; re-read briefly before concluding it is not ours.
+        for _ in range(50):
+            try:
+                if (proc / "stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z":
+                    return None  # exited, not yet reaped
+                raw = (proc / "cmdline").read_bytes()
+            except OSError:
+                return None
+            if raw:
+                return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+            time.sleep(0.005)
+        return None
     try:  # no /proc (macOS): ps shows the full command line with -ww
         out = subprocess.run(
             ["ps", "-ww", "-o", "command=", "-p", str(pid)],

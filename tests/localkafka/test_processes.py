@@ -45,10 +45,12 @@ def stand_in(tmp_path: Path, properties: Path, *, ignore_term: bool = False) -> 
     return pid
 
 
-def test_free_ports_are_distinct_and_bindable() -> None:
+def test_free_ports_are_distinct_bindable_and_below_the_ephemeral_range() -> None:
     ports = pick_free_ports(6)
     assert len(set(ports)) == 6
     require_free(ports)
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    assert all(20000 <= p < low for p in ports)  # never one a client socket may be given
 
 
 def test_a_listening_port_is_reported_taken() -> None:
@@ -156,3 +158,15 @@ def test_a_state_dir_from_an_earlier_runner_version_is_recognised(tmp_path: Path
     (tmp_path / "node-1" / "server.properties").write_text("node.id=1\n")
     (tmp_path / "tools.log").write_text("")
     LocalKafka(tmp_path)._check_ownership()  # no StateDirRefused
+
+
+def test_a_node_is_recognised_while_its_launcher_execs_into_java(tmp_path: Path) -> None:
+    """setpriv execs java after launch() returned; mid-exec /proc shows an empty command line."""
+    props = tmp_path / "n" / "server.properties"
+    node = [sys.executable, "-c", "import time; time.sleep(30)", "kafka.Kafka", str(props)]
+    for _ in range(20):
+        pid = launch(["/bin/sh", "-c", 'exec "$@"', "sh", *node], output=tmp_path / "out.log")
+        try:
+            assert is_broker_process(pid, props)
+        finally:
+            stop_processes([(pid, props)], timeout_s=5, sig=signal.SIGKILL)

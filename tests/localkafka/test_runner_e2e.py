@@ -99,7 +99,31 @@ def test_a_broker_exiting_during_startup_is_reported_with_its_log(
         with pytest.raises(BrokerStartFailed, match="exited during startup") as caught:
             local.start()
     assert "Address already in use" in str(caught.value)
+    assert caught.value.port_conflict
     assert local.info() is None  # nothing left recorded (or running)
+
+
+def test_picked_ports_taken_before_the_bind_are_picked_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_pick = processes.pick_free_ports
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        picks: list[list[int]] = []
+
+        def pick(count: int) -> list[int]:
+            ports = real_pick(count)
+            if not picks:
+                ports[0] = taken  # the broker port of the first attempt is lost to a squatter
+            picks.append(ports)
+            return ports
+
+        monkeypatch.setattr(processes, "pick_free_ports", pick)
+        with LocalKafka(tmp_path / "s", die_with_parent=True) as info:
+            assert len(picks) == 2
+            assert info.nodes[0].broker_port == picks[1][0] != taken
 
 
 def test_three_nodes_keep_an_rf3_topic_available_when_one_node_stops(tmp_path: Path) -> None:
