@@ -34,6 +34,7 @@ from typing import Any
 
 import faust
 import orjson
+from faust.streams import current_event
 
 from streams.audit.chain import ChainHead, append
 from streams.codec import CodecError, codec_for
@@ -122,19 +123,39 @@ def _key_text(key: bytes | None) -> str | None:
 
 
 class CommitGuard:
-    """Makes each input record's processing atomic with respect to Faust's offset commits.
+    """Exactly-once processing on top of faust-streaming's transactions, made to really hold.
 
-    Faust commits a transaction (outputs, changelogs, offsets of *acked* records) from a timer,
-    independently of the agents. An agent that has sent some of a record's outputs and awaits the
-    next send can see the transaction committed in between: those outputs are then committed
-    while the record's offset is not, and a crash before the next commit replays the record and
-    duplicates them (seen in the crash test: 307 duplicate commands out of ~7,000). The guard
-    holds a lock while one record is processed and acked, and the consumer's commit takes the same
-    lock, so a transaction always contains whole records together with their offsets.
+    Two gaps in faust-streaming 0.15.3 were found by the crash test (SIGKILL of the worker
+    mid-stream produced hundreds of duplicate commands) and are closed here:
+
+    1. Faust chooses a record's transactional producer from the *output* topic's partition,
+       looked up in the consumer's metadata. For topics the worker does not consume (commands,
+       alerts, audit, dead letters) that lookup fails and the record is sent through the
+       non-transactional producer: it is never part of any transaction. Here every record sent
+       while an input record is processed goes through the transactional producer of that
+       *input* partition, the one whose transaction also commits the input offset (the rule
+       Kafka Streams follows).
+    2. Faust commits from a timer, independently of the agents, so a transaction could contain
+       part of a record's outputs while its offset went into the next one. Here a lock is held
+       while one record is processed and acked, and the commit takes the same lock, so every
+       transaction holds whole records together with their offsets.
+
+    Table updates go through :meth:`put` / :meth:`delete`, which write the table's store and send
+    the changelog record explicitly (awaited, in the same transaction), instead of Faust's
+    buffered changelog writes whose timing relative to the commit is not controlled.
     """
 
     def __init__(self, app: faust.App) -> None:
+        self._app = app
         self._lock = asyncio.Lock()
+        self._installed = False
+
+    def _install(self) -> None:
+        """Patch the running worker's consumer. Not done at build time: touching
+        ``app.consumer`` before the Worker has started makes faust cache
+        ``in_transaction=False`` and silently turns exactly-once off."""
+        self._installed = True
+        app = self._app
         consumer: Any = app.consumer
         force_commit = consumer.force_commit
 
@@ -143,13 +164,60 @@ class CommitGuard:
                 return await force_commit(*args, **kwargs)
 
         consumer.force_commit = locked_commit
+        if app.in_transaction:
+            self._route_sends_by_input_partition(app, consumer)
+
+    @staticmethod
+    def _route_sends_by_input_partition(app: faust.App, consumer: Any) -> None:
+        transactions = consumer.transactions
+        fallback_send = transactions.send
+
+        async def send(
+            topic: str,
+            key: bytes | None,
+            value: bytes | None,
+            partition: int | None,
+            timestamp: float | None,
+            headers: Any,
+            *,
+            transactional_id: str | None = None,
+        ) -> Any:
+            event = current_event()
+            if event is None:
+                return await fallback_send(topic, key, value, partition, timestamp, headers)
+            source = event.message.tp
+            group = app.assignor.group_for_topic(source.topic)
+            return await transactions.producer.send(
+                topic,
+                key,
+                value,
+                partition,
+                timestamp,
+                headers,
+                transactional_id=f"{app.conf.id}-{group}-{source.partition}",
+            )
+
+        transactions.send = send
 
     @asynccontextmanager
     async def record(self, event: Any) -> AsyncIterator[None]:
         """Process ``event`` inside the block; it is acked before any commit can run."""
+        if not self._installed:
+            self._install()
         async with self._lock:
             yield
             event.ack()
+
+    @staticmethod
+    async def put(table: Any, msg: Any, key: bytes, value: bytes) -> None:
+        table.data[key] = value
+        await table.changelog_topic.send(key=key, value=value, partition=msg.partition)
+
+    @staticmethod
+    async def delete(table: Any, msg: Any, key: bytes) -> None:
+        if key in table.data:
+            del table.data[key]
+        await table.changelog_topic.send(key=key, value=None, partition=msg.partition)
 
 
 def create_app(
@@ -172,6 +240,8 @@ def create_app(
         datadir=worker.data_dir,
         table_cleanup_interval=60.0,
         producer_acks=-1,
+        broker_session_timeout=worker.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, worker.session_timeout_s / 4),
         stream_wait_empty=False,
     )
     counters = Counters()
@@ -305,14 +375,14 @@ def create_app(
             await dead_letter(msg, "MISSING_KEY", "preference record has no customer id key")
             return
         if msg.value is None:
-            preferences.pop(msg.key, None)
+            await guard.delete(preferences, msg, msg.key)
             return
         try:
             pref_codec.decode(msg.value, msg.headers)
         except CodecError as exc:
             await dead_letter(msg, exc.code, str(exc))
             return
-        preferences[msg.key] = msg.value
+        await guard.put(preferences, msg, msg.key, msg.value)
         counters.preferences += 1
 
     @app.agent(rules_topic)
@@ -425,7 +495,7 @@ def create_app(
             state.update(outcome.suppression_updates)
             for stale in outcome.expired_keys:
                 state.pop(stale, None)
-            suppression[key] = _dump_suppression(state)
+            await guard.put(suppression, msg, key, _dump_suppression(state))
 
     @app.agent(account_topic)
     async def account_events_agent(stream: Any) -> None:
@@ -456,7 +526,9 @@ def create_app(
         await audit_topic.send(
             key=msg.key, value=audit_codec.encode(chained), partition=msg.partition
         )
-        chain_heads[head_key] = orjson.dumps({"seq": head.seq, "hash": head.hash})
+        await guard.put(
+            chain_heads, msg, head_key, orjson.dumps({"seq": head.seq, "hash": head.hash})
+        )
         counters.audit_written += 1
 
     @app.timer(interval=10.0)

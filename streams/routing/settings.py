@@ -25,3 +25,5 @@ class WorkerSettings(BaseSettings):
     web_enabled: bool = False
     web_port: int = 6066
     reference_ready_timeout_s: float = 60.0
+    session_timeout_s: float = 20.0
+    """How soon the group notices a crashed worker and hands its partitions to the others."""
