@@ -120,17 +120,27 @@ def wait_consumed(
     probe = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
     )
+    lagging: dict[TopicPartition, tuple[int, int]] = {}
     try:
         while time.monotonic() - started < timeout_s:
             if not worker.alive():
                 raise ProcessFailed(f"worker exited:\n{worker.tail()}")
             done = committed(probe, list(ends))
-            if all(done.get(tp, -1) >= end for tp, end in ends.items() if end > 0):
+            lagging = {
+                tp: (done.get(tp, -1), end)
+                for tp, end in ends.items()
+                if end > 0 and done.get(tp, -1) < end
+            }
+            if not lagging:
                 return time.monotonic() - started
             time.sleep(0.5)
     finally:
         probe.close()
-    raise ProcessFailed(f"{group} did not consume {topics} in {timeout_s} s:\n{worker.tail()}")
+    behind = ", ".join(f"{tp.topic}/{tp.partition} at {c} of {e}" for tp, (c, e) in lagging.items())
+    raise ProcessFailed(
+        f"{group} did not consume {topics} in {timeout_s} s (committed behind: {behind}):\n"
+        f"{worker.tail()}"
+    )
 
 
 def wait_stable_count(bootstrap: str, topic: str, expected: int, timeout_s: float = 120.0) -> int:

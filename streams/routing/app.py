@@ -26,9 +26,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,7 @@ class Counters:
     dead_letters: int = 0
     audit_written: int = 0
     preferences: int = 0
+    redeliveries_skipped: int = 0
     started: float = field(default_factory=time.monotonic)
 
     def line(self) -> str:
@@ -90,7 +91,7 @@ class Counters:
             f"events={self.events} ({rate:.0f}/s) commands={self.commands} "
             f"suppressed={self.suppressed} alerts={self.alerts} "
             f"dead_letters={self.dead_letters} audit={self.audit_written} "
-            f"preferences={self.preferences}"
+            f"preferences={self.preferences} redeliveries_skipped={self.redeliveries_skipped}"
         )
 
 
@@ -145,8 +146,10 @@ class CommitGuard:
     buffered changelog writes whose timing relative to the commit is not controlled.
     """
 
-    def __init__(self, app: faust.App) -> None:
+    def __init__(self, app: faust.App, counters: Counters) -> None:
         self._app = app
+        self._counters = counters
+        self._processed: dict[tuple[int, str, int], int] = {}
         self._lock = asyncio.Lock()
         self._installed = False
 
@@ -164,8 +167,47 @@ class CommitGuard:
                 return await force_commit(*args, **kwargs)
 
         consumer.force_commit = locked_commit
+        self._seek_before_resume(app, consumer)
         if app.in_transaction:
             self._route_sends_by_input_partition(app, consumer)
+
+    async def on_revoked(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # the first rebalance callback of a worker: running, not yet recovering tables
+        if not self._installed:
+            self._install()
+
+    @staticmethod
+    def _seek_before_resume(app: faust.App, consumer: Any) -> None:
+        """Make stream partitions fetchable only after they were sought to the committed offset.
+
+        faust-streaming's recovery resumes the stream partitions and *then* seeks them to the
+        committed offsets. Records the fetcher had buffered from before the seek are delivered
+        in between, and the seek then rewinds under them: seen as records routed twice and as a
+        partition whose committed offset never moved again. Here a resume is held back until
+        the seek that always follows it has completed (changelog partitions, which table
+        recovery itself reads, are resumed at once).
+        """
+        pending: set[Any] = set()
+        resume = consumer.resume_partitions
+        perform_seek = consumer.perform_seek
+
+        def deferred_resume(tps: Any) -> None:
+            changelogs = app.tables.changelog_topics
+            # table recovery reads changelogs while stream partitions wait: those go at once
+            now = {tp for tp in tps if tp.topic in changelogs}
+            pending.update(tp for tp in tps if tp.topic not in changelogs)
+            if now:
+                resume(now)
+
+        async def seek_then_resume() -> None:
+            await perform_seek()
+            if pending:
+                ready = set(pending)
+                pending.clear()
+                resume(ready)
+
+        consumer.resume_partitions = deferred_resume
+        consumer.perform_seek = seek_then_resume
 
     @staticmethod
     def _route_sends_by_input_partition(app: faust.App, consumer: Any) -> None:
@@ -199,14 +241,46 @@ class CommitGuard:
 
         transactions.send = send
 
-    @asynccontextmanager
-    async def record(self, event: Any) -> AsyncIterator[None]:
-        """Process ``event`` inside the block; it is acked before any commit can run."""
+    async def process(self, event: Any, handle: Callable[[Any], Awaitable[None]]) -> bool:
+        """Run ``handle(event.message)`` and ack the event before any commit can run.
+
+        Returns False (and does not call ``handle``) for a redelivery: an offset at or below one
+        already processed in this consumer generation. faust-streaming's fetcher accepts an
+        offset equal to the last one read (``offset >= read_offset``), and after its recovery
+        seek a partition's last record can come round a second time (seen in the crash test:
+        the tail record of each partition routed twice). Within one generation an offset
+        processed once is either committed or in the open transaction, so skipping it loses
+        nothing; a rebalance starts a new generation, where the committed offset rules again.
+        """
         if not self._installed:
             self._install()
+        msg = event.message
+        position = (self._app.consumer_generation_id, msg.topic, msg.partition)
         async with self._lock:
-            yield
+            last = self._processed.get(position)
+            if last is not None and last >= msg.offset:
+                self._counters.redeliveries_skipped += 1
+                event.ack()
+                return False
+            await self._register_gap(msg, last)
+            await handle(msg)
+            self._processed[position] = msg.offset
             event.ack()
+            return True
+
+    async def _register_gap(self, msg: Any, last: int | None) -> None:
+        """Tell faust which offsets before ``msg`` will never arrive, so its commits move on.
+
+        Transaction markers (and aborted records, under read_committed) occupy offsets that are
+        never delivered. faust-streaming records such a gap only when the previous offset read
+        was non-zero (``if gap > 1 and r_offset``), so a partition whose first record sits at
+        offset 0 followed by two markers never committed past offset 1 (seen on the audit intake
+        topic: the audit writer re-read it from the start after every restart).
+        """
+        consumer: Any = self._app.consumer
+        start = last + 1 if last is not None else consumer._committed_offset.get(msg.tp)
+        if start is not None and msg.offset > start:
+            await consumer._add_gap(msg.tp, start, msg.offset - 1)
 
     @staticmethod
     async def put(table: Any, msg: Any, key: bytes, value: bytes) -> None:
@@ -245,7 +319,8 @@ def create_app(
         stream_wait_empty=False,
     )
     counters = Counters()
-    guard = CommitGuard(app)
+    guard = CommitGuard(app, counters)
+    app.on_partitions_revoked.connect(guard.on_revoked)
     client_kwargs = {k: v for k, v in kafka.aiokafka_kwargs().items() if k != "bootstrap_servers"}
 
     def topic(logical: str) -> Any:
@@ -367,8 +442,7 @@ def create_app(
     @app.agent(preferences_topic)
     async def preferences_agent(stream: Any) -> None:
         async for event in stream.events():
-            async with guard.record(event):
-                await store_preference(event.message)
+            await guard.process(event, store_preference)
 
     async def store_preference(msg: Any) -> None:
         if msg.key is None:
@@ -389,8 +463,7 @@ def create_app(
     async def rule_alignment_agent(stream: Any) -> None:
         await reference_ready()
         async for event in stream.events():
-            async with guard.record(event):
-                await check_rule_change(event.message)
+            await guard.process(event, check_rule_change)
 
     async def check_rule_change(msg: Any) -> None:
         if msg.value is None:
@@ -408,8 +481,7 @@ def create_app(
     async def template_alignment_agent(stream: Any) -> None:
         await reference_ready()
         async for event in stream.events():
-            async with guard.record(event):
-                await check_template_change(event.message)
+            await guard.process(event, check_template_change)
 
     async def check_template_change(msg: Any) -> None:
         if msg.value is None:
@@ -453,8 +525,7 @@ def create_app(
     async def route(stream: Any, codec: Any, source_topic: str) -> None:
         await reference_ready()
         async for event in stream.events():
-            async with guard.record(event):
-                await route_one(event.message, codec, source_topic)
+            await guard.process(event, partial(route_one, codec=codec, source_topic=source_topic))
 
     async def route_one(msg: Any, codec: Any, source_topic: str) -> None:
         try:
@@ -473,7 +544,7 @@ def create_app(
             rules=current_rules(),
             templates_by_id=templates_by_id(),
             suppression_state=state,
-            now_ms=record.occurred_at,
+            now_ms=record.occurred_at - worker.suppression_grace_ms,
         )
         counters.events += 1
         if outcome.rejection is not None:
@@ -510,8 +581,7 @@ def create_app(
     @app.agent(intake_topic)
     async def audit_writer(stream: Any) -> None:
         async for event in stream.events():
-            async with guard.record(event):
-                await chain_one(event.message)
+            await guard.process(event, chain_one)
 
     async def chain_one(msg: Any) -> None:
         try:

@@ -27,3 +27,7 @@ class WorkerSettings(BaseSettings):
     reference_ready_timeout_s: float = 60.0
     session_timeout_s: float = 20.0
     """How soon the group notices a crashed worker and hands its partitions to the others."""
+    suppression_grace_ms: int = 30 * 24 * 3_600_000
+    """How long a suppression entry is kept after it stopped suppressing newer events, so that an
+    *older* duplicate arriving late (inside the window of an emitted event) is still recognised.
+    Entries are deleted once the customer's newest event is more than this past their expiry."""
