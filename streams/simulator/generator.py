@@ -138,6 +138,12 @@ def template_key(t: TemplateVersion) -> str:
     return f"{t.template_id}/{t.version}/{t.language}"
 
 
+def template_catalogue() -> list[TemplateVersion]:
+    """The template versions Exstream holds in the simulated world (every scenario shares them):
+    what the simulator publishes on ``exstream.templates.v1`` and the emulator renders with."""
+    return _templates()
+
+
 def generate(scenario: Scenario) -> Dataset:
     rng = random.Random(scenario.seed)
     templates = _templates()
