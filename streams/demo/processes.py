@@ -111,7 +111,7 @@ def wait_consumed(
     group: str,
     topics: list[str],
     *,
-    worker: WorkerProcess,
+    worker: WorkerProcess | ServiceProcess,
     timeout_s: float = 300.0,
 ) -> float:
     """Wait until ``group`` committed every record of ``topics``; returns the seconds it took."""
@@ -153,3 +153,77 @@ def wait_stable_count(bootstrap: str, topic: str, expected: int, timeout_s: floa
             return count
         time.sleep(1.0)
     return count
+
+
+class ServiceProcess:
+    """``python -m streams <args>`` (emulator, sink, webhook receiver...) logging to a file."""
+
+    def __init__(self, name: str, args: list[str], workdir: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.args = args
+        self.env = env
+        self.log = workdir / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "streams", *self.args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+            )
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hook runs."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_http(url: str, process: ServiceProcess, timeout_s: float = 30.0) -> None:
+    """Until ``url`` answers 200 (or the process died / the time is up)."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not process.alive():
+            raise ProcessFailed(f"{process.name} exited:\n{process.tail()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (loopback)
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    raise ProcessFailed(f"{process.name} did not answer {url} in {timeout_s} s:\n{process.tail()}")

@@ -418,3 +418,19 @@ class DeadLetter:
     original_value: bytes | None = None
     original_headers: dict[str, str] = field(default_factory=dict)
     failed_at: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Submission:
+    """``exstream.submissions.v1``, keyed by customer id: the Exstream job of a communication."""
+
+    communication_id: str
+    customer_id: str
+    job_id: str
+    correlation_id: str
+    """The sink's id for the batch (source topic, partition and offset range)."""
+    outcome: str
+    """``accepted`` (new in this job) or ``duplicate`` (Exstream already had it)."""
+    source_partition: int
+    source_offset: int
+    submitted_at: int

@@ -33,6 +33,7 @@ ALL = [
     R.DocumentMetadata,
     R.AuditRecord,
     R.DeadLetter,
+    R.Submission,
 ]
 JSON_HEADERS = [("content-type", b"application/json")]
 FAST = settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow], deadline=None)

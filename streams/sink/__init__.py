@@ -1,0 +1,1 @@
+"""The bulk sink: composition commands from Kafka, submitted to Exstream in batch jobs."""
