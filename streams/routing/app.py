@@ -58,6 +58,7 @@ from streams.domain.routing import route_event
 from streams.domain.suppression import SuppressionEntry
 from streams.routing.reference import ReferenceView
 from streams.routing.settings import WorkerSettings
+from streams.routing.tracking import TrackingContext, TrackingCounters, install_tracking
 from topology import names
 from topology.model import Topology
 
@@ -601,8 +602,29 @@ def create_app(
         )
         counters.audit_written += 1
 
+    tracking = TrackingCounters()
+    install_tracking(
+        TrackingContext(
+            app=app,
+            guard=guard,
+            commands_topic=commands_topic,
+            delivery_topic=topic(names.DELIVERY_EVENTS),
+            status_topic=topic(names.COMMUNICATION_STATUS),
+            metadata_topic=topic(names.DOCUMENT_METADATA),
+            communications=table("communications"),
+            parked=table("parked-delivery-events"),
+            preferences=preferences,
+            send_audit=send_audit,
+            dead_letter=dead_letter,
+            sla_ms=worker.sla_ms,
+            sla_check_interval_s=worker.sla_check_interval_s,
+            counters=tracking,
+        )
+    )
+
     @app.timer(interval=10.0)
     async def report_progress() -> None:
         log.info("routing: %s", counters.line())
+        log.info("tracking: %s", tracking)
 
     return app, counters

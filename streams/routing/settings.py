@@ -31,3 +31,7 @@ class WorkerSettings(BaseSettings):
     """How long a suppression entry is kept after it stopped suppressing newer events, so that an
     *older* duplicate arriving late (inside the window of an emitted event) is still recognised.
     Entries are deleted once the customer's newest event is more than this past their expiry."""
+    sla_ms: dict[str, int] = {}
+    """Delivery deadline per channel in ms (JSON, e.g. ``{"EMAIL": 3600000}``); channels not
+    named use ``streams.domain.delivery.DEFAULT_SLA_MS``."""
+    sla_check_interval_s: float = 30.0

@@ -1,0 +1,204 @@
+"""Delivery tracking (flow 3 and the metadata of flow 7): Exstream's delivery events joined with
+each communication's state, on the routing worker's Faust app.
+
+- The **commands agent** reads ``exstream.composition-commands.v1`` (what routing emitted, and
+  the fallbacks this module emits) and starts each communication's state
+  (:func:`streams.domain.delivery.start`) in the ``communications`` table.
+- The **delivery agent** reads ``exstream.delivery-events.v1`` and applies
+  :func:`~streams.domain.delivery.on_delivery_event`: statuses go to
+  ``air.communication-status.v1``, document metadata to ``air.document-metadata.v1``, fallback
+  commands (email bounced -> print/web) back to the commands topic, and an audit record for each.
+  An event whose command the tracker has not seen yet (the topics are read independently) is
+  *parked* and applied when the command arrives: nothing is dropped.
+- An **SLA timer** reports communications with no delivery confirmation by their deadline
+  (once each).
+
+Both topics are keyed by customer id and co-partitioned, so a communication's command, events and
+state live in the same partition; the table is keyed by communication id and its changelog is
+written to that partition. Agent work runs inside the worker's exactly-once transactions
+(:class:`streams.routing.app.CommitGuard`); the SLA timer runs outside any input record, so its
+reports are at-least-once (a crash between the report and its state write can repeat one).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import struct
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from streams.codec import CodecError, codec_for
+from streams.domain import delivery
+from streams.domain.records import (
+    AuditRecord,
+    CommunicationStatus,
+    CompositionCommand,
+    DeliveryEvent,
+    DocumentMetadata,
+    Preference,
+)
+
+log = logging.getLogger(__name__)
+
+_HEADER = struct.Struct(">H")
+
+
+@dataclass
+class TrackingCounters:
+    commands_tracked: int = 0
+    delivery_events: int = 0
+    ignored_events: int = 0
+    parked_events: int = 0
+    statuses: int = 0
+    metadata: int = 0
+    fallbacks: int = 0
+    sla_breaches: int = 0
+
+
+@dataclass
+class TrackingContext:
+    """What the tracking agents need from the routing app."""
+
+    app: Any
+    guard: Any
+    commands_topic: Any
+    delivery_topic: Any
+    status_topic: Any
+    metadata_topic: Any
+    communications: Any
+    """table: communication id -> 2-byte partition + serialized state."""
+    parked: Any
+    """table: communication id -> JSON list of base64 delivery events awaiting their command."""
+    preferences: Any
+    """table: customer id -> Avro Preference."""
+    send_audit: Callable[[AuditRecord, bytes | None], Awaitable[None]]
+    dead_letter: Callable[[Any, str, str], Awaitable[None]]
+    sla_ms: Mapping[str, int]
+    sla_check_interval_s: float
+    counters: TrackingCounters
+
+
+def install_tracking(ctx: TrackingContext) -> None:
+    command_codec = codec_for(CompositionCommand)
+    event_codec = codec_for(DeliveryEvent)
+    status_codec = codec_for(CommunicationStatus)
+    metadata_codec = codec_for(DocumentMetadata)
+    pref_codec = codec_for(Preference)
+    counters = ctx.counters
+
+    def load(raw: bytes | None) -> tuple[int, delivery.CommunicationState] | None:
+        if not raw:
+            return None
+        (partition,) = _HEADER.unpack_from(raw)
+        return partition, delivery.loads(raw[_HEADER.size :])
+
+    async def store(msg: Any, key: bytes, state: delivery.CommunicationState) -> None:
+        value = _HEADER.pack(msg.partition) + delivery.dumps(state)
+        await ctx.guard.put(ctx.communications, msg, key, value)
+
+    async def emit(transition: delivery.Transition) -> None:
+        for status in transition.statuses:
+            await ctx.status_topic.send(
+                key=status.customer_id.encode(), value=status_codec.encode(status)
+            )
+            counters.statuses += 1
+        for meta in transition.metadata:
+            await ctx.metadata_topic.send(
+                key=meta.customer_id.encode(), value=metadata_codec.encode(meta)
+            )
+            counters.metadata += 1
+        for command in transition.fallback_commands:
+            await ctx.commands_topic.send(
+                key=command.customer_id.encode(), value=command_codec.encode(command)
+            )
+            counters.fallbacks += 1
+        for record in transition.audit:
+            await ctx.send_audit(record, (record.customer_id or "").encode() or None)
+
+    def preference_of(customer_id: str) -> Preference | None:
+        raw = ctx.preferences.get(customer_id.encode())
+        return pref_codec.decode(raw) if raw else None
+
+    async def apply(
+        msg: Any, key: bytes, state: delivery.CommunicationState, event: DeliveryEvent
+    ) -> delivery.CommunicationState:
+        counters.delivery_events += 1
+        transition = delivery.on_delivery_event(
+            state, event, preference=preference_of(event.customer_id)
+        )
+        if transition.ignored_reason is not None:
+            counters.ignored_events += 1
+            log.debug("delivery event %s ignored: %s", event.event_id, transition.ignored_reason)
+        await emit(transition)
+        if transition.state is not None:
+            await store(msg, key, transition.state)
+            return transition.state
+        return state
+
+    async def track_command(msg: Any) -> None:
+        try:
+            command = command_codec.decode(msg.value, msg.headers)
+        except CodecError as exc:
+            await ctx.dead_letter(msg, exc.code, str(exc))
+            return
+        key = command.communication_id.encode()
+        if load(ctx.communications.get(key)) is not None:
+            return  # a replay of a command already tracked
+        state = delivery.start(command, submitted_at=int(msg.timestamp * 1000), sla_ms=ctx.sla_ms)
+        await store(msg, key, state)
+        counters.commands_tracked += 1
+        waiting = ctx.parked.get(key)
+        if waiting:
+            for raw in orjson.loads(waiting):
+                state = await apply(msg, key, state, event_codec.decode(base64.b64decode(raw)))
+            await ctx.guard.delete(ctx.parked, msg, key)
+
+    async def track_delivery(msg: Any) -> None:
+        try:
+            event = event_codec.decode(msg.value, msg.headers)
+        except CodecError as exc:
+            await ctx.dead_letter(msg, exc.code, str(exc))
+            return
+        key = event.communication_id.encode()
+        loaded = load(ctx.communications.get(key))
+        if loaded is None:
+            waiting = orjson.loads(ctx.parked.get(key) or b"[]")
+            waiting.append(base64.b64encode(msg.value).decode())
+            await ctx.guard.put(ctx.parked, msg, key, orjson.dumps(waiting))
+            counters.parked_events += 1
+            return
+        await apply(msg, key, loaded[1], event)
+
+    @ctx.app.agent(ctx.commands_topic)
+    async def commands_agent(stream: Any) -> None:
+        async for event in stream.events():
+            await ctx.guard.process(event, track_command)
+
+    @ctx.app.agent(ctx.delivery_topic)
+    async def delivery_agent(stream: Any) -> None:
+        async for event in stream.events():
+            await ctx.guard.process(event, track_delivery)
+
+    @ctx.app.timer(interval=ctx.sla_check_interval_s)
+    async def sla_check() -> None:
+        now_ms = int(time.time() * 1000)
+        for key, raw in list(ctx.communications.data.items()):
+            loaded = load(raw)
+            if loaded is None:
+                continue
+            partition, state = loaded
+            if state.sla_breached or state.sla_deadline >= now_ms:
+                continue
+            transition = delivery.on_sla_check(state, now_ms=now_ms)
+            if transition.state is None:
+                continue
+            await emit(transition)
+            counters.sla_breaches += 1
+            value = _HEADER.pack(partition) + delivery.dumps(transition.state)
+            ctx.communications.data[key] = value
+            await ctx.communications.changelog_topic.send(key=key, value=value, partition=partition)

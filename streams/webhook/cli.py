@@ -1,0 +1,99 @@
+"""``air-exstream webhook``: receive Exstream delivery callbacks and write them to Kafka.
+
+Secrets come from the environment or files, never from options (they would show in ``ps``):
+``EXSTREAM_WEBHOOK_SECRET`` / ``EXSTREAM_WEBHOOK_SECRET_FILE``, plus, while rotating,
+``EXSTREAM_WEBHOOK_SECRET_PREVIOUS`` / ``EXSTREAM_WEBHOOK_SECRET_PREVIOUS_FILE`` (callbacks
+signed with either are accepted). Kafka settings come from ``KAFKA_*`` (see
+:mod:`streams.config`) or the running local cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import click
+
+from streams.emulator.cli import read_secret
+
+SECRET_ENV = "EXSTREAM_WEBHOOK_SECRET"  # noqa: S105 (a variable name, not a secret)
+PREVIOUS_SECRET_ENV = f"{SECRET_ENV}_PREVIOUS"
+
+
+def webhook_secrets() -> list[bytes]:
+    """The current secret, then the previous one when set (key rotation)."""
+    secrets = [read_secret(SECRET_ENV).encode()]
+    if os.environ.get(PREVIOUS_SECRET_ENV) or os.environ.get(f"{PREVIOUS_SECRET_ENV}_FILE"):
+        secrets.append(read_secret(PREVIOUS_SECRET_ENV).encode())
+    return secrets
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8781, show_default=True, type=int)
+@click.option("--bootstrap-servers", default=None, help="Default: env or the local cluster.")
+@click.option("--profile", default=None, help="Topology profile (local, production).")
+@click.option("--prefix", default="", help="Topic name prefix (isolated copies, e.g. in tests).")
+@click.option(
+    "--apply-topology/--no-apply-topology",
+    default=True,
+    show_default=True,
+    help="Create missing topics at start.",
+)
+@click.option("--tolerance-s", default=300, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--kafka-timeout-s",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=1.0),
+    help="How long a write may wait for Kafka's confirmation before answering 503.",
+)
+@click.option("--max-body-bytes", default=64 * 1024, show_default=True, type=click.IntRange(min=1))
+@click.option("--retry-after-s", default=5, show_default=True, type=click.IntRange(min=1))
+@click.option("--loglevel", default="info", show_default=True)
+def webhook(
+    host: str,
+    port: int,
+    bootstrap_servers: str | None,
+    profile: str | None,
+    prefix: str,
+    apply_topology: bool,
+    tolerance_s: int,
+    kafka_timeout_s: float,
+    max_body_bytes: int,
+    retry_after_s: int,
+    loglevel: str,
+) -> None:
+    """Receive Exstream delivery callbacks (POST /hooks/exstream) into Kafka."""
+    from aiohttp import web
+
+    from streams.config import resolve_kafka_settings
+    from streams.webhook.server import HOOK_PATH, build_receiver
+    from topology import names
+    from topology.model import load_topology
+
+    logging.basicConfig(
+        level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    secrets = webhook_secrets()
+    kafka = resolve_kafka_settings(bootstrap_servers)
+    topology = load_topology(profile, prefix=prefix)
+    topic = topology.name(names.DELIVERY_EVENTS)
+    dlq_topic = topology.name(names.dlq(names.DELIVERY_EVENTS))
+    if apply_topology:
+        from topology.apply import apply_topology as apply
+
+        apply(kafka.confluent_config(), topology)
+    receiver = build_receiver(
+        secrets=secrets,
+        client_config=kafka.confluent_config(),
+        topic=topic,
+        dlq_topic=dlq_topic,
+        registry_url=kafka.schema_registry_url,
+        kafka_timeout_s=kafka_timeout_s,
+        tolerance_s=tolerance_s,
+        max_body_bytes=max_body_bytes,
+        retry_after_s=retry_after_s,
+    )
+    click.echo(f"webhook receiver on http://{host}:{port}{HOOK_PATH} -> {topic} (DLQ {dlq_topic})")
+    web.run_app(receiver.app(), host=host, port=port, print=None)

@@ -1,0 +1,416 @@
+"""The webhook receiver over HTTP: ``POST /hooks/exstream``, ``GET /healthz``, ``GET /metrics``.
+
+A callback goes through, in order:
+
+1. size: over ``max_body_bytes`` (64 KiB) -> 413;
+2. signature (:func:`streams.emulator.signing.verify`, current and previous secret) -> 401 when
+   missing, malformed, stale or forged; nothing is written for an unauthenticated request;
+3. payload (:func:`streams.webhook.events.parse_callback`) -> 400, and the raw body is written
+   to the dead-letter topic (``<delivery topic>.dlq``) so that nothing is lost;
+4. replay rule (:class:`streams.webhook.events.ReplayGuard`) -> 200 for an identical duplicate,
+   409 for the same event id with another body;
+5. the ``DeliveryEvent`` is produced (keyed by customer id, ``acks=all``, idempotent producer)
+   and the answer (204) waits for Kafka's delivery report; no confirmation within the timeout
+   -> 503 with ``Retry-After``, so that Exstream retries and nothing is lost.
+
+Every error is ``application/problem+json``. Logs name event ids and reasons, never bodies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+from aiohttp import web
+from confluent_kafka import KafkaException, Producer
+
+from streams.codec import codec_for
+from streams.deadletter.letters import dead_letter_headers, make_dead_letter
+from streams.domain.records import DeadLetter, DeliveryEvent
+from streams.emulator.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, SignatureError, verify
+from streams.webhook.events import (
+    Decision,
+    PayloadError,
+    ReplayGuard,
+    body_digest,
+    customer_key,
+    parse_callback,
+)
+from streams.webhook.metrics import Reason, WebhookMetrics
+
+log = logging.getLogger(__name__)
+
+PROBLEM = "application/problem+json"
+HOOK_PATH = "/hooks/exstream"
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+EVENT_ID_RECORD_HEADER = "x-exstream-event-id"
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+def problem(
+    status: int, title: str, detail: str, *, retry_after: int | None = None, **extra: Any
+) -> web.Response:
+    """An RFC 9457 problem response (with ``Retry-After`` when the client should come back)."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    return web.Response(
+        status=status, body=orjson.dumps(body), content_type=PROBLEM, headers=headers
+    )
+
+
+def _safe(text: str | None) -> str:
+    """An unauthenticated header value fit for a log line (bounded, no control characters)."""
+    if text is None:
+        return "-"
+    return repr(text[:80])
+
+
+# --------------------------------------------------------------------------- Kafka
+
+
+class SinkError(Exception):
+    """Kafka did not confirm a write (error or timeout): the caller answers 503."""
+
+
+class EventSink(Protocol):
+    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
+        """Return once the record is durably written; raise :class:`SinkError` otherwise."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class KafkaSink:
+    """A confluent-kafka producer (``acks=all``, idempotent) awaited without blocking the loop.
+
+    ``produce`` only enqueues; a background thread serves delivery reports (``poll``), and each
+    report resolves the asyncio future of its record through ``call_soon_threadsafe``. The
+    producer gives up on a record after ``timeout_s`` (``message.timeout.ms``), so a report
+    always comes; the await has a small margin on top as a second guard.
+    """
+
+    def __init__(self, client_config: Mapping[str, str], *, timeout_s: float = 10.0) -> None:
+        self.timeout_s = timeout_s
+        conf: dict[str, str | int | float | bool] = {
+            **client_config,
+            "acks": "all",
+            "enable.idempotence": True,
+            # Kafka's default (Java) partitioner: delivery events land in the partition of the
+            # customer's commands and tracking state (co-partitioned topics)
+            "partitioner": "murmur2_random",
+            "message.timeout.ms": max(1000, int(timeout_s * 1000)),
+            "linger.ms": 5,
+        }
+        self._producer = Producer(conf)
+        self._stop = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._poll, name="webhook-kafka-poll", daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.1)
+
+    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
+        if self._closed:
+            raise SinkError("the Kafka producer is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+
+        def settle(err: Any) -> None:
+            if future.done():  # the await already timed out
+                return
+            if err is not None:
+                future.set_exception(SinkError(f"Kafka refused the write: {err}"))
+            else:
+                future.set_result(None)
+
+        def on_delivery(err: Any, _msg: Any) -> None:  # runs in the poll thread
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(settle, err)
+
+        record_headers: list[tuple[str, str | bytes | None]] = list(headers)
+        try:
+            self._producer.produce(
+                topic, value=value, key=key, headers=record_headers, on_delivery=on_delivery
+            )
+        except (BufferError, KafkaException) as exc:
+            raise SinkError(f"cannot enqueue the write: {exc}") from exc
+        try:
+            await asyncio.wait_for(future, self.timeout_s + 2.0)
+        except TimeoutError:
+            raise SinkError(f"no delivery report within {self.timeout_s + 2.0:g} s") from None
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Flush what is queued, then stop the poll thread. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self._thread.join()
+        remaining = self._producer.flush(timeout_s)
+        if remaining:
+            log.warning("%d record(s) not confirmed by Kafka at shutdown", remaining)
+        self._producer.close()
+
+
+# --------------------------------------------------------------------------- the receiver
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookConfig:
+    secrets: tuple[bytes, ...]
+    """The current webhook secret first, then the one being rotated out (if any)."""
+    topic: str
+    """The delivery-events topic (prefixed as the topology says)."""
+    dlq_topic: str
+    registry_url: str | None = None
+    tolerance_s: int = 300
+    max_body_bytes: int = 64 * 1024
+    retry_after_s: int = 5
+    replay_retention_s: float | None = None
+    """How long event ids are remembered; default twice ``tolerance_s``."""
+    replay_max_entries: int = 100_000
+
+    def __post_init__(self) -> None:
+        if not self.secrets or not all(self.secrets):
+            raise ValueError("at least one non-empty webhook secret is required")
+        if self.tolerance_s <= 0 or self.max_body_bytes <= 0:
+            raise ValueError("tolerance_s and max_body_bytes must be positive")
+
+
+class WebhookReceiver:
+    """One receiver: its config, its Kafka sink, its replay memory and metrics."""
+
+    def __init__(
+        self,
+        config: WebhookConfig,
+        sink: EventSink,
+        *,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.sink = sink
+        self.metrics = WebhookMetrics()
+        retention = config.replay_retention_s or 2.0 * config.tolerance_s
+        self.events = ReplayGuard(retention_s=retention, max_entries=config.replay_max_entries)
+        self.invalid = ReplayGuard(retention_s=retention, max_entries=config.replay_max_entries)
+        self._inflight: dict[tuple[int, str], asyncio.Future[bool]] = {}
+        self._clock = clock
+        self._monotonic = monotonic
+        self._event_codec = codec_for(DeliveryEvent, config.topic, registry_url=config.registry_url)
+        self._letter_codec = codec_for(
+            DeadLetter, config.dlq_topic, registry_url=config.registry_url
+        )
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=self.config.max_body_bytes, middlewares=[_errors])
+        app.router.add_post(HOOK_PATH, self.hook)
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/metrics", self.metrics_text)
+        app.on_cleanup.append(self._close)
+        return app
+
+    async def _close(self, _app: web.Application) -> None:
+        await asyncio.to_thread(self.sink.close)
+
+    async def healthz(self, _request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def metrics_text(self, _request: web.Request) -> web.Response:
+        return web.Response(
+            body=self.metrics.render().encode(), headers={"Content-Type": METRICS_CONTENT_TYPE}
+        )
+
+    async def hook(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        self.metrics.received += 1
+        try:
+            return await self._handle(request)
+        finally:
+            self.metrics.latency.observe(time.perf_counter() - started)
+
+    def _reject(self, reason: str) -> None:
+        self.metrics.rejected[reason] += 1
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        header_event_id = request.headers.get(EVENT_ID_HEADER)
+        limit = self.config.max_body_bytes
+        try:
+            if request.content_length is not None and request.content_length > limit:
+                raise web.HTTPRequestEntityTooLarge(limit, request.content_length)
+            body = await request.read()  # the app's client_max_size also stops chunked bodies
+        except web.HTTPRequestEntityTooLarge:
+            self._reject(Reason.TOO_LARGE)
+            log.warning("callback %s refused: body too large", _safe(header_event_id))
+            return problem(413, "Payload too large", f"the body exceeds {limit} bytes")
+
+        try:
+            verify(
+                list(self.config.secrets),
+                request.headers.get(SIGNATURE_HEADER),
+                body,
+                now=int(self._clock()),
+                tolerance_s=self.config.tolerance_s,
+            )
+        except SignatureError as exc:
+            self._reject(Reason.signature(exc.code))
+            log.warning("callback %s refused: signature %s", _safe(header_event_id), exc.code)
+            return problem(401, "Unauthorized", str(exc), code=exc.code)
+
+        try:
+            event = parse_callback(body, header_event_id)
+        except PayloadError as exc:
+            return await self._invalid(request, body, header_event_id, exc)
+        return await self._accept(event, body)
+
+    async def _once(
+        self, guard: ReplayGuard, key: str, digest: str, write: Callable[[], Awaitable[None]]
+    ) -> Decision:
+        """Apply the replay rule around ``write``; raises :class:`SinkError` when the write (or
+        the identical one in flight it waited for) failed."""
+        decision = guard.begin(key, digest, self._monotonic())
+        slot = (id(guard), key)
+        if decision is Decision.IN_FLIGHT:
+            if not await asyncio.shield(self._inflight[slot]):
+                raise SinkError("the identical callback in flight was not written")
+            return Decision.DUPLICATE
+        if decision is not Decision.NEW:
+            return decision
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._inflight[slot] = done
+        written = False
+        try:
+            await write()
+            written = True
+        finally:
+            if written:
+                guard.commit(key, self._monotonic())
+            else:
+                guard.abandon(key)
+            done.set_result(written)
+            del self._inflight[slot]
+        return Decision.NEW
+
+    async def _accept(self, event: DeliveryEvent, body: bytes) -> web.Response:
+        async def write() -> None:
+            await self.sink.send(
+                self.config.topic,
+                event.customer_id.encode(),
+                self._event_codec.encode(event),
+                [(EVENT_ID_RECORD_HEADER, event.event_id.encode())],
+            )
+
+        try:
+            decision = await self._once(self.events, event.event_id, body_digest(body), write)
+        except SinkError as exc:
+            self.metrics.kafka_errors += 1
+            log.error("callback %s not written: %s", _safe(event.event_id), exc)
+            return self._unavailable()
+        if decision is Decision.CONFLICT:
+            self._reject(Reason.CONFLICT)
+            log.warning("callback %s refused: event id reused with another body", event.event_id)
+            return problem(
+                409,
+                "Conflict",
+                "this event id was already received with a different body",
+                eventId=event.event_id,
+            )
+        if decision is Decision.DUPLICATE:
+            self.metrics.duplicates += 1
+            log.info("callback %s is a duplicate: not written again", event.event_id)
+            return web.json_response({"eventId": event.event_id, "status": "duplicate"})
+        self.metrics.accepted += 1
+        log.info("callback %s written (%s)", event.event_id, event.status)
+        return web.Response(status=204)
+
+    async def _invalid(
+        self, request: web.Request, body: bytes, header_event_id: str | None, exc: PayloadError
+    ) -> web.Response:
+        self._reject(Reason.INVALID_PAYLOAD)
+        log.warning("callback %s invalid: %s", _safe(header_event_id), exc.code)
+        headers: list[tuple[str, bytes | None]] = []
+        if header_event_id is not None:
+            headers.append((EVENT_ID_RECORD_HEADER, header_event_id.encode()))
+        if request.content_type:
+            headers.append(("content-type", request.content_type.encode()))
+        letter = make_dead_letter(
+            source_topic=self.config.topic,
+            partition=-1,  # never was on Kafka: no partition nor offset
+            offset=-1,
+            key=customer_key(body),
+            value=body,
+            headers=headers,
+            error_type=exc.code,
+            reason=f"invalid delivery callback: {exc}",
+            failed_at=int(self._clock() * 1000),
+        )
+
+        async def write() -> None:
+            await self.sink.send(
+                self.config.dlq_topic,
+                letter.original_key,
+                self._letter_codec.encode(letter),
+                dead_letter_headers(letter),
+            )
+
+        digest = body_digest(body)
+        try:
+            decision = await self._once(self.invalid, digest, digest, write)
+        except SinkError as err:
+            self.metrics.kafka_errors += 1
+            log.error("invalid callback %s not dead-lettered: %s", _safe(header_event_id), err)
+            return self._unavailable()
+        if decision is Decision.NEW:
+            self.metrics.dead_letters += 1
+        return problem(400, "Invalid payload", str(exc), code=exc.code)
+
+    def _unavailable(self) -> web.Response:
+        return problem(
+            503,
+            "Service unavailable",
+            "the event could not be stored; retry later",
+            retry_after=self.config.retry_after_s,
+        )
+
+
+@web.middleware
+async def _errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            return problem(exc.status, exc.reason, exc.text or exc.reason)
+        raise
+
+
+def build_receiver(
+    *,
+    secrets: Sequence[bytes],
+    client_config: Mapping[str, str],
+    topic: str,
+    dlq_topic: str,
+    registry_url: str | None = None,
+    kafka_timeout_s: float = 10.0,
+    **options: Any,
+) -> WebhookReceiver:
+    """A receiver writing through a new :class:`KafkaSink` (closed with the app)."""
+    config = WebhookConfig(
+        secrets=tuple(secrets),
+        topic=topic,
+        dlq_topic=dlq_topic,
+        registry_url=registry_url,
+        **options,
+    )
+    return WebhookReceiver(config, KafkaSink(client_config, timeout_s=kafka_timeout_s))
