@@ -21,7 +21,8 @@ from streams.demo.run import DemoOptions, run_demo
     show_default=True,
 )
 def demo(events: int, customers: int, seed: int, invalid_share: float, summary: Path) -> None:
-    """Start Kafka, route a seeded Air Inc. workload, print and save what came out."""
+    """Start Kafka and every service, run a seeded Air Inc. workload through all flows, print and
+    save what came out."""
     options = DemoOptions(
         events=events,
         customers=customers,
@@ -32,7 +33,7 @@ def demo(events: int, customers: int, seed: int, invalid_share: float, summary: 
     result = run_demo(
         options,
         click.echo,
-        lambda total: click.progressbar(length=total, label="Air Inc. events"),
+        lambda total, label="Air Inc. events": click.progressbar(length=total, label=label),
     )
     click.echo("")
     click.secho("Summary", bold=True)
@@ -44,5 +45,5 @@ def demo(events: int, customers: int, seed: int, invalid_share: float, summary: 
             value = ", ".join(str(v) for v in value)
         click.echo(f"  {key:<{width}}  {value}")
     click.echo(f"written to {summary}")
-    if not result["audit_chain_verified"]:
+    if not result["audit_chain_verified"] or result["communications_with_more_than_one_document"]:
         raise SystemExit(1)

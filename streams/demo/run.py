@@ -4,9 +4,12 @@
 2. round-trip one sample record of every schema through Kafka;
 3. publish a seeded Air Inc. workload (templates, rules, preferences, then account and case
    events with a share of invalid records);
-4. run the routing worker as a separate process until it has consumed everything;
-5. read back what came out (commands by channel, suppressions, alignment alerts, dead letters),
-   verify the audit chain, print a summary and write it as JSON;
+4. run the routing worker, the Exstream emulator (with some throttling, errors, bounces and
+   duplicate/out-of-order callbacks), the webhook receiver and the bulk sink as separate
+   processes until every command became a document and every callback came back as a status;
+5. read back what came out (commands by channel, suppressions, alignment alerts, dead letters,
+   documents, deliveries by channel, fallbacks, exceptions), verify the audit chain, print a
+   summary and write it as JSON;
 6. stop everything it started.
 """
 
@@ -15,25 +18,36 @@ from __future__ import annotations
 import dataclasses
 import os
 import platform
+import secrets
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from confluent_kafka import Producer
 
 from streams.audit.reader import verify_topic
 from streams.codec import codec_for
-from streams.demo.processes import WorkerProcess, wait_consumed, wait_stable_count
+from streams.demo.processes import (
+    ProcessFailed,
+    ServiceProcess,
+    WorkerProcess,
+    free_port,
+    wait_consumed,
+    wait_http,
+    wait_stable_count,
+)
 from streams.demo.samples import sample_records
 from streams.domain.records import (
     AlignmentAlert,
     AuditKind,
     AuditRecord,
+    CommunicationStatus,
     CompositionCommand,
     DeadLetter,
 )
@@ -58,8 +72,10 @@ class DemoOptions:
     summary_path: Path = Path("build/demo-summary.json")
 
 
-ProgressFactory = Callable[[int], AbstractContextManager[Any]]
-"""Given a total, a context manager yielding an object with ``update(n)`` (e.g. click's bar)."""
+class ProgressFactory(Protocol):
+    """Given a total (and a label), a context manager yielding an object with ``update(n)``."""
+
+    def __call__(self, total: int, label: str = ...) -> AbstractContextManager[Any]: ...
 
 
 def run_demo(options: DemoOptions, echo: Echo, progress: ProgressFactory) -> dict[str, Any]:
@@ -77,6 +93,7 @@ def run_demo(options: DemoOptions, echo: Echo, progress: ProgressFactory) -> dic
         prefix = ""
         echo(f"Kafka: started a local broker at {bootstrap} in {time.monotonic() - t0:.1f} s")
     worker: WorkerProcess | None = None
+    services: list[ServiceProcess] = []
     try:
         conf = {"bootstrap.servers": bootstrap}
         topology = load_topology("local", prefix=prefix)
@@ -108,18 +125,27 @@ def run_demo(options: DemoOptions, echo: Echo, progress: ProgressFactory) -> dic
         wait_consumed(bootstrap, app_id, [topology.name(names.PREFERENCES)], worker=worker)
 
         t0 = time.monotonic()
-        with progress(len(dataset.events)) as bar:
+        with progress(len(dataset.events), "Air Inc. events") as bar:
             report = publish_events(
                 dataset.events, topology, conf, seed=options.seed, progress=bar.update
             )
         inputs = [topology.name(names.ACCOUNT_EVENTS), topology.name(names.CASE_EVENTS)]
         wait_consumed(bootstrap, app_id, inputs, worker=worker)
         routed_s = time.monotonic() - t0
+        echo(f"Routing: {report.events} events routed in {routed_s:.1f} s")
+
+        exstream = _start_exstream_side(bootstrap, prefix, workdir, services, echo)
+        t1 = time.monotonic()
+        documents = _wait_exstream_side(bootstrap, topology, exstream, services, worker, progress)
+        exstream_s = time.monotonic() - t1
+        echo(f"Exstream side: {documents} documents composed and delivered in {exstream_s:.1f} s")
         intake = sum(1 for _ in read_topic(bootstrap, topology.name(names.AUDIT_INTAKE)))
         wait_stable_count(bootstrap, topology.name(names.AUDIT), intake)
         summary = _summarise(bootstrap, topology, report.events, report.invalid, report.json)
+        summary.update(_summarise_exstream(bootstrap, topology, exstream))
         summary["routing_seconds"] = round(routed_s, 2)
         summary["events_per_second"] = round(report.events / routed_s, 1) if routed_s else None
+        summary["exstream_side_seconds"] = round(exstream_s, 2)
         summary["schemas_round_tripped"] = roundtrip
         summary["seed"] = options.seed
         summary["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
@@ -128,6 +154,9 @@ def run_demo(options: DemoOptions, echo: Echo, progress: ProgressFactory) -> dic
         options.summary_path.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
         return summary
     finally:
+        for service in reversed(services):
+            service.stop()
+            echo(f"{service.name}: stopped")
         if worker is not None:
             worker.stop()
             echo("Routing worker: stopped")
@@ -195,3 +224,165 @@ def _summarise(
         "audit_records_by_kind": dict(audit_kinds.most_common()),
         "audit_chain_verified": all(r.ok for r in reports) and bool(reports),
     }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ExstreamSide:
+    emulator_url: str
+    webhook_metrics_url: str
+    sink_metrics_url: str
+
+
+def _start_exstream_side(
+    bootstrap: str, prefix: str, workdir: Path, services: list[ServiceProcess], echo: Echo
+) -> ExstreamSide:
+    """The emulator, the webhook receiver and the sink, with per-run secrets (never printed)."""
+    client_secret = secrets.token_urlsafe(24)
+    hook_secret = secrets.token_urlsafe(24)
+    emulator_port, hook_port, sink_metrics = free_port(), free_port(), free_port()
+    url = f"http://127.0.0.1:{emulator_port}"
+    hook = f"http://127.0.0.1:{hook_port}"
+    emulator = ServiceProcess(
+        "Exstream emulator",
+        [
+            "exstream-emulator",
+            "--port",
+            str(emulator_port),
+            "--webhook-url",
+            f"{hook}/hooks/exstream",
+            "--rate-limit",
+            "60",
+            "--error-rate",
+            "0.02",
+            "--bounce-rate",
+            "0.1",
+            "--duplicate-callback-rate",
+            "0.05",
+            "--out-of-order-callback-rate",
+            "0.05",
+        ],
+        workdir,
+        {"EXSTREAM_CLIENT_SECRET": client_secret, "EXSTREAM_WEBHOOK_SECRET": hook_secret},
+    )
+    receiver = ServiceProcess(
+        "Webhook receiver",
+        ["webhook", "--port", str(hook_port), "--prefix", prefix, "--no-apply-topology"],
+        workdir,
+        {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "EXSTREAM_WEBHOOK_SECRET": hook_secret},
+    )
+    sink = ServiceProcess(
+        "Bulk sink",
+        [
+            "sink",
+            "--prefix",
+            prefix,
+            "--exstream-url",
+            url,
+            "--group-id",
+            f"air-exstream-demo-sink-{uuid.uuid4().hex[:6]}",
+            "--metrics-port",
+            str(sink_metrics),
+        ],
+        workdir,
+        {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "EXSTREAM_CLIENT_SECRET": client_secret},
+    )
+    for service, health in ((emulator, f"{url}/healthz"), (receiver, f"{hook}/healthz")):
+        services.append(service)
+        service.start()
+        wait_http(health, service)
+        echo(f"{service.name}: started (log: {service.log})")
+    services.append(sink)
+    sink.start()
+    echo(f"{sink.name}: started (log: {sink.log})")
+    return ExstreamSide(url, f"{hook}/metrics", f"http://127.0.0.1:{sink_metrics}/metrics")
+
+
+def _get_json(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (loopback)
+        result: dict[str, Any] = orjson.loads(response.read())
+        return result
+
+
+def _wait_exstream_side(
+    bootstrap: str,
+    topology: Any,
+    side: ExstreamSide,
+    services: list[ServiceProcess],
+    worker: WorkerProcess,
+    progress: ProgressFactory,
+    timeout_s: float = 600.0,
+) -> int:
+    """Until every command (fallbacks included) is a document and the statuses stop changing."""
+    commands_topic = topology.name(names.COMMANDS)
+    status_topic = topology.name(names.COMMUNICATION_STATUS)
+    deadline = time.monotonic() + timeout_s
+    expected = sum(1 for _ in read_topic(bootstrap, commands_topic))
+    last_statuses, stable = -1, 0
+    with progress(expected, "Exstream documents") as bar:
+        shown = 0
+        while time.monotonic() < deadline:
+            if not worker.alive():
+                raise ProcessFailed(f"routing worker exited:\n{worker.tail()}")
+            for service in services:
+                if not service.alive():
+                    raise ProcessFailed(f"{service.name} exited:\n{service.tail()}")
+            documents = int(_get_json(f"{side.emulator_url}/_emulator/ledger")["communications"])
+            bar.update(max(0, min(documents, expected) - shown))
+            shown = max(shown, min(documents, expected))
+            if documents >= expected:
+                expected = sum(1 for _ in read_topic(bootstrap, commands_topic))  # + fallbacks
+                statuses = sum(1 for _ in read_topic(bootstrap, status_topic))
+                stable = stable + 1 if statuses == last_statuses and documents >= expected else 0
+                last_statuses = statuses
+                if stable >= 3:
+                    return documents
+            time.sleep(1.0)
+    raise ProcessFailed(f"the Exstream side did not finish in {timeout_s} s")
+
+
+def _summarise_exstream(bootstrap: str, topology: Any, side: ExstreamSide) -> dict[str, Any]:
+    ledger = _get_json(f"{side.emulator_url}/_emulator/ledger")
+    statuses = [
+        codec_for(CommunicationStatus).decode(r.value)
+        for r in read_topic(bootstrap, topology.name(names.COMMUNICATION_STATUS))
+    ]
+    metadata = sum(1 for _ in read_topic(bootstrap, topology.name(names.DOCUMENT_METADATA)))
+    confirmations = {"MAILED", "EMAIL_DELIVERED", "WEB_POSTED", "SMS_DELIVERED", "PUSH_DELIVERED"}
+    delivered = Counter(
+        s.channel for s in statuses if s.status in confirmations and not s.exception_code
+    )
+    submissions = sum(1 for _ in read_topic(bootstrap, topology.name(names.SUBMISSIONS)))
+    return {
+        "documents_composed": ledger["documents"],
+        "communications_with_more_than_one_document": ledger[
+            "communications_with_more_than_one_document"
+        ],
+        "submissions_recorded": submissions,
+        "status_events": len(statuses),
+        "delivered_by_channel": dict(delivered.most_common()),
+        "bounced": sum(1 for s in statuses if s.status == "EMAIL_BOUNCED"),
+        "fallbacks": sum(1 for s in statuses if s.fallback_of),
+        "exceptions": dict(Counter(s.exception_code for s in statuses if s.exception_code)),
+        "document_metadata_records": metadata,
+        "sink_metrics": _metrics(side.sink_metrics_url, "air_exstream_sink_"),
+        "webhook_metrics": _metrics(side.webhook_metrics_url, ""),
+    }
+
+
+def _metrics(url: str, prefix: str) -> dict[str, float]:
+    """Counter lines of a Prometheus text page (best effort: {} when it cannot be read)."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (loopback)
+            text = response.read().decode()
+    except OSError:
+        return {}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or " " not in line or "{" in line:
+            continue
+        name, value = line.rsplit(" ", 1)
+        try:
+            out[name.removeprefix(prefix)] = float(value)
+        except ValueError:
+            continue
+    return out

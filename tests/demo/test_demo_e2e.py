@@ -27,17 +27,17 @@ def test_demo_runs_every_stage_and_writes_a_consistent_summary(
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap_servers)
     out = tmp_path / "summary.json"
     lines: list[str] = []
-    bar = _Bar()
+    bars: dict[str, _Bar] = {}
 
-    def progress(total: int) -> Any:
-        return nullcontext(bar)
+    def progress(total: int, label: str = "") -> Any:
+        return nullcontext(bars.setdefault(label, _Bar()))
 
     summary = run_demo(
         DemoOptions(events=800, customers=100, seed=3, state_dir=tmp_path / "k", summary_path=out),
         lines.append,
         progress,
     )
-    assert bar.done == 800
+    assert bars["Air Inc. events"].done == 800
     assert json.loads(out.read_text()) == summary
     assert summary["events_in"] == 800
     assert summary["dead_letters"] == summary["events_invalid"] > 0
@@ -45,3 +45,15 @@ def test_demo_runs_every_stage_and_writes_a_consistent_summary(
     assert summary["audit_chain_verified"] is True
     assert len(summary["schemas_round_tripped"]) == 13
     assert any("Routing worker: stopped" in line for line in lines)
+    # the Exstream side: every command (fallbacks included) composed exactly once, and delivered
+    fallbacks = summary["fallbacks"]
+    assert summary["documents_composed"] == summary["commands"]
+    assert summary["communications_with_more_than_one_document"] == 0
+    assert summary["submissions_recorded"] == summary["commands"]
+    delivered = sum(summary["delivered_by_channel"].values())
+    assert delivered + summary["bounced"] - fallbacks <= summary["commands"]
+    assert delivered > 0.8 * (summary["commands"] - fallbacks)
+    assert summary["document_metadata_records"] >= 2 * delivered
+    assert bars["Exstream documents"].done > 0
+    for service in ("Bulk sink", "Webhook receiver", "Exstream emulator"):
+        assert any(f"{service}: stopped" in line for line in lines)
