@@ -70,6 +70,19 @@ class DemoOptions:
     invalid_share: float = 0.03
     state_dir: Path = Path("build/demo-kafka")
     summary_path: Path = Path("build/demo-summary.json")
+    emulator_faults: tuple[str, ...] = (
+        "--rate-limit",
+        "60",
+        "--error-rate",
+        "0.02",
+        "--bounce-rate",
+        "0.1",
+        "--duplicate-callback-rate",
+        "0.05",
+        "--out-of-order-callback-rate",
+        "0.05",
+    )
+    """``air-exstream exstream-emulator`` options: the weather on the Exstream side."""
 
 
 class ProgressFactory(Protocol):
@@ -134,7 +147,9 @@ def run_demo(options: DemoOptions, echo: Echo, progress: ProgressFactory) -> dic
         routed_s = time.monotonic() - t0
         echo(f"Routing: {report.events} events routed in {routed_s:.1f} s")
 
-        exstream = _start_exstream_side(bootstrap, prefix, workdir, services, echo)
+        exstream = _start_exstream_side(
+            bootstrap, prefix, workdir, services, echo, options.emulator_faults
+        )
         t1 = time.monotonic()
         documents = _wait_exstream_side(bootstrap, topology, exstream, services, worker, progress)
         exstream_s = time.monotonic() - t1
@@ -146,6 +161,7 @@ def run_demo(options: DemoOptions, echo: Echo, progress: ProgressFactory) -> dic
         summary["routing_seconds"] = round(routed_s, 2)
         summary["events_per_second"] = round(report.events / routed_s, 1) if routed_s else None
         summary["exstream_side_seconds"] = round(exstream_s, 2)
+        summary["topic_prefix"] = prefix
         summary["schemas_round_tripped"] = roundtrip
         summary["seed"] = options.seed
         summary["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
@@ -234,7 +250,12 @@ class ExstreamSide:
 
 
 def _start_exstream_side(
-    bootstrap: str, prefix: str, workdir: Path, services: list[ServiceProcess], echo: Echo
+    bootstrap: str,
+    prefix: str,
+    workdir: Path,
+    services: list[ServiceProcess],
+    echo: Echo,
+    faults: tuple[str, ...],
 ) -> ExstreamSide:
     """The emulator, the webhook receiver and the sink, with per-run secrets (never printed)."""
     client_secret = secrets.token_urlsafe(24)
@@ -250,16 +271,7 @@ def _start_exstream_side(
             str(emulator_port),
             "--webhook-url",
             f"{hook}/hooks/exstream",
-            "--rate-limit",
-            "60",
-            "--error-rate",
-            "0.02",
-            "--bounce-rate",
-            "0.1",
-            "--duplicate-callback-rate",
-            "0.05",
-            "--out-of-order-callback-rate",
-            "0.05",
+            *faults,
         ],
         workdir,
         {"EXSTREAM_CLIENT_SECRET": client_secret, "EXSTREAM_WEBHOOK_SECRET": hook_secret},
