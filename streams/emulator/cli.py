@@ -54,6 +54,7 @@ def _outage(text: str) -> tuple[float, float]:
 @click.option("--latency-median-ms", default=5.0, show_default=True)
 @click.option("--latency-p99-ms", default=20.0, show_default=True)
 @click.option("--rate-limit", default=None, type=float, help="Requests per second (429 beyond).")
+@click.option("--rate-limit-burst", default=50, show_default=True, help="Token bucket size.")
 @click.option("--error-rate", default=0.0, show_default=True, help="Share of 5xx answers.")
 @click.option("--timeout-rate", default=0.0, show_default=True, help="Share of held calls (504).")
 @click.option("--timeout-hold-s", default=30.0, show_default=True)
@@ -71,6 +72,7 @@ def exstream_emulator(
     latency_median_ms: float,
     latency_p99_ms: float,
     rate_limit: float | None,
+    rate_limit_burst: int,
     error_rate: float,
     timeout_rate: float,
     timeout_hold_s: float,
@@ -86,6 +88,7 @@ def exstream_emulator(
             latency_median_ms=latency_median_ms,
             latency_p99_ms=latency_p99_ms,
             rate_limit_per_s=rate_limit,
+            rate_limit_burst=rate_limit_burst,
             error_rate=error_rate,
             timeout_rate=timeout_rate,
             timeout_hold_s=timeout_hold_s,
