@@ -7,9 +7,9 @@ from pathlib import Path
 
 import orjson
 
-from benchmarks import sink
+from benchmarks import ondemand, sink
 
-BENCHMARKS = {"sink": sink.run}
+BENCHMARKS = {"sink": sink.run, "ondemand": ondemand.run}
 
 
 def main(argv: list[str]) -> int:

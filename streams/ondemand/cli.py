@@ -1,0 +1,142 @@
+"""``air-exstream ondemand``: the portal's on-demand document service.
+
+Secrets come from the environment or files, never from options (they would show in ``ps``):
+
+- ``EXSTREAM_CLIENT_SECRET`` / ``_FILE``: the OAuth2 client of Exstream;
+- ``ONDEMAND_URL_SECRET`` / ``_FILE`` signs document links, and while rotating
+  ``ONDEMAND_URL_SECRET_PREVIOUS`` / ``_FILE`` still verifies the links signed before;
+- ``ONDEMAND_API_KEYS_FILE`` (or ``ONDEMAND_API_KEYS``, the same JSON inline): the portal's API
+  keys, hashed, each bound to one customer (see :mod:`streams.ondemand.auth`).
+
+Kafka settings come from ``KAFKA_*`` (see :mod:`streams.config`) or the running local cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import click
+import orjson
+
+from streams.emulator.cli import read_secret
+from streams.ondemand.auth import AuthError, KeyStore
+
+URL_SECRET_ENV = "ONDEMAND_URL_SECRET"  # noqa: S105 (a variable name, not a secret)
+PREVIOUS_URL_SECRET_ENV = f"{URL_SECRET_ENV}_PREVIOUS"
+KEYS_ENV = "ONDEMAND_API_KEYS"
+
+
+def link_secrets() -> list[bytes]:
+    """The current link secret, then the previous one when set (rotation)."""
+    out = [read_secret(URL_SECRET_ENV).encode()]
+    if os.environ.get(PREVIOUS_URL_SECRET_ENV) or os.environ.get(f"{PREVIOUS_URL_SECRET_ENV}_FILE"):
+        out.append(read_secret(PREVIOUS_URL_SECRET_ENV).encode())
+    return out
+
+
+def load_keys() -> KeyStore:
+    """The parsed key JSON from ``ONDEMAND_API_KEYS_FILE`` or ``ONDEMAND_API_KEYS``."""
+    path = os.environ.get(f"{KEYS_ENV}_FILE")
+    try:
+        if path:
+            raw = orjson.loads(Path(path).read_bytes())
+        elif os.environ.get(KEYS_ENV):
+            raw = orjson.loads(os.environ[KEYS_ENV])
+        else:
+            raise click.UsageError(f"set {KEYS_ENV}_FILE (or {KEYS_ENV}) to the portal's API keys")
+        return KeyStore.from_json(raw)
+    except OSError as exc:
+        raise click.UsageError(f"cannot read {KEYS_ENV}_FILE ({path}): {exc.strerror}") from exc
+    except orjson.JSONDecodeError as exc:
+        raise click.UsageError(f"the API keys are not valid JSON: {exc}") from exc
+    except AuthError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8782, show_default=True, type=int)
+@click.option("--exstream-url", default="http://127.0.0.1:8780", show_default=True)
+@click.option("--client-id", default="air-exstream", show_default=True)
+@click.option("--bootstrap-servers", default=None, help="Default: env or the local cluster.")
+@click.option("--profile", default=None, help="Topology profile (local, production).")
+@click.option("--prefix", default="", help="Topic name prefix (isolated copies, e.g. in tests).")
+@click.option(
+    "--apply-topology/--no-apply-topology",
+    default=True,
+    show_default=True,
+    help="Create missing topics at start.",
+)
+@click.option(
+    "--budget-s",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Time per document (Exstream + Kafka) before answering 504.",
+)
+@click.option("--max-concurrency", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--link-ttl-s", default=300, show_default=True, type=click.IntRange(min=1))
+@click.option("--public-url", default=None, help="Base URL of signed links (default: request's).")
+@click.option("--cache-entries", default=256, show_default=True, type=click.IntRange(min=0))
+@click.option("--cache-mib", default=64, show_default=True, type=click.IntRange(min=0))
+@click.option("--loglevel", default="info", show_default=True)
+def ondemand(
+    host: str,
+    port: int,
+    exstream_url: str,
+    client_id: str,
+    bootstrap_servers: str | None,
+    profile: str | None,
+    prefix: str,
+    apply_topology: bool,
+    budget_s: float,
+    max_concurrency: int,
+    link_ttl_s: int,
+    public_url: str | None,
+    cache_entries: int,
+    cache_mib: int,
+    loglevel: str,
+) -> None:
+    """Serve on-demand documents to the customer portal (see docs/ondemand-openapi.yaml)."""
+    from aiohttp import web
+
+    from streams.config import resolve_kafka_settings
+    from streams.ondemand.kafka import KafkaWriter
+    from streams.ondemand.server import OnDemandConfig, OnDemandService
+    from topology import names
+    from topology.model import load_topology
+
+    logging.basicConfig(
+        level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    keys = load_keys()
+    secrets = link_secrets()
+    client_secret = read_secret("EXSTREAM_CLIENT_SECRET")
+    kafka = resolve_kafka_settings(bootstrap_servers)
+    topology = load_topology(profile, prefix=prefix)
+    if apply_topology:
+        from topology.apply import apply_topology as apply
+
+        apply(kafka.confluent_config(), topology)
+    config = OnDemandConfig(
+        exstream_url=exstream_url,
+        client_id=client_id,
+        client_secret=client_secret,
+        link_secrets=tuple(secrets),
+        metadata_topic=topology.name(names.DOCUMENT_METADATA),
+        audit_topic=topology.name(names.AUDIT_INTAKE),
+        registry_url=kafka.schema_registry_url,
+        budget_s=budget_s,
+        max_concurrency=max_concurrency,
+        link_ttl_s=link_ttl_s,
+        public_url=public_url,
+        cache_entries=cache_entries,
+        cache_bytes=cache_mib * 1024 * 1024,
+    )
+    writer = KafkaWriter(kafka.confluent_config(), timeout_s=max(1.0, budget_s))
+    service = OnDemandService(config, keys, writer)
+    click.echo(f"on-demand documents on http://{host}:{port} ({len(keys)} API key(s))")
+    # access_log=None: aiohttp's access log prints raw paths, and signed links carry tokens
+    web.run_app(service.app(), host=host, port=port, print=None, access_log=None)
