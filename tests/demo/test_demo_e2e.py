@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from streams.demo.run import DemoOptions, run_demo
+from streams.simulator.generator import Scenario, generate
 from tests.conftest import KafkaCluster
 
 pytestmark = pytest.mark.e2e
@@ -57,3 +58,25 @@ def test_demo_runs_every_stage_and_writes_a_consistent_summary(
     assert bars["Exstream documents"].done > 0
     for service in ("Bulk sink", "Webhook receiver", "Exstream emulator"):
         assert any(f"{service}: stopped" in line for line in lines)
+    _assert_no_personal_data_in_logs(tmp_path / "demo-worker", lines)
+
+
+def _assert_no_personal_data_in_logs(log_dir: Path, echoed: list[str]) -> None:
+    """Every log line the run wrote (worker, emulator, webhook receiver, sink, and what the demo
+    printed) is free of the customers' emails, phone numbers and postal addresses."""
+    dataset = generate(Scenario(seed=3, customers=100, events=800))
+    needles: set[str] = set()
+    for p in dataset.preferences:
+        if p.email:
+            needles.add(p.email)
+        if p.phone:
+            needles.add(p.phone)
+        if p.postal_address is not None:
+            needles.add(p.postal_address.line1)  # not the bare postal code: ports look alike
+    needles = {n for n in needles if len(n) >= 5}
+    logs = sorted(log_dir.glob("*.log"))
+    assert len(logs) >= 4, f"expected the worker's and the services' logs, found {logs}"
+    text = "\n".join([*(path.read_text(errors="replace") for path in logs), *echoed])
+    assert len(text) > 10_000, "the logs must really hold the run"
+    leaked = sorted(n for n in needles if n in text)
+    assert leaked == [], f"personal data in logs: {leaked[:5]}"
