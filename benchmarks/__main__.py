@@ -1,19 +1,36 @@
-"""``python -m benchmarks [NAME ...]``: run the benchmarks, write ``build/bench/<name>.json``."""
+"""``python -m benchmarks [NAME ...]``: run the benchmarks, write ``build/bench/<name>.json``,
+then render ``build/bench/README.md`` and its plots from every result there."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 
-from benchmarks import ondemand, sink
+from benchmarks import ondemand, report, routing, sink
 
-BENCHMARKS = {"sink": sink.run, "ondemand": ondemand.run}
+Result = dict[str, Any]
+
+BENCHMARKS: dict[str, Callable[[], Result | list[Result]]] = {
+    "sink": sink.run,
+    "ondemand": ondemand.run,
+    "routing": routing.run_all,  # throughput, latency and scaling on one broker
+    "routing_throughput": routing.run,
+    "routing_latency": routing.run_latency,
+    "routing_scaling": routing.run_scaling,
+}
+DEFAULT = ["sink", "ondemand", "routing"]
+
+
+def _figure(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.0f}"
 
 
 def main(argv: list[str]) -> int:
-    chosen = argv or list(BENCHMARKS)
+    chosen = argv or DEFAULT
     unknown = [n for n in chosen if n not in BENCHMARKS]
     if unknown:
         print(f"unknown benchmark(s) {unknown}; available: {sorted(BENCHMARKS)}", file=sys.stderr)
@@ -21,13 +38,17 @@ def main(argv: list[str]) -> int:
     out = Path("build/bench")
     out.mkdir(parents=True, exist_ok=True)
     for name in chosen:
-        result = BENCHMARKS[name]()
-        path = out / f"{name}.json"
-        path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
-        print(
-            f"{name}: {result['measured']['value']:.0f} {result['unit']} vs baseline "
-            f"{result['baseline']['value']:.0f} (ratio {result['ratio']:.2f}) -> {path}"
-        )
+        produced = BENCHMARKS[name]()
+        for result in produced if isinstance(produced, list) else [produced]:
+            path = out / f"{result['benchmark']}.json"
+            path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+            ratio = result.get("ratio")
+            print(
+                f"{result['benchmark']}: {_figure(result['measured']['value'])} {result['unit']} "
+                f"vs baseline {_figure(result['baseline']['value'])} "
+                f"(ratio {'n/a' if ratio is None else f'{ratio:.2f}'}) -> {path}"
+            )
+    print(f"report: {report.render(out)}")
     return 0
 
 

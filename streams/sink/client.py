@@ -35,6 +35,8 @@ class Retry:
     reason: str
     retry_after_s: float | None = None
     pushback: bool = False
+    throttled: bool = False
+    """429: Exstream is up and asks the client to slow down."""
     ambiguous: bool = False
     """The request may have reached Exstream (connection dropped, client timeout): look the
     correlation id up before submitting again."""
@@ -157,8 +159,10 @@ def classify(status: int, body: Any, headers: Mapping[str, str]) -> Outcome:
     if status == 409 and isinstance(body, dict) and body.get("jobs"):
         jobs = tuple(str(j) for j in body["jobs"])
         return Accepted(job_id=jobs[-1], items={}, duplicate_jobs=jobs)
-    if status == 429 or status == 503:
-        return Retry(f"HTTP {status}", _retry_after(headers), pushback=True)
+    if status == 429:
+        return Retry("HTTP 429", _retry_after(headers), pushback=True, throttled=True)
+    if status == 503:
+        return Retry("HTTP 503", _retry_after(headers), pushback=True)
     if status == 504 or status == 408:
         return Retry(f"HTTP {status}", _retry_after(headers), pushback=True)
     if status >= 500:

@@ -10,8 +10,10 @@ Guarantees:
   ambiguous failure (connection error, client timeout) the sink first asks Exstream whether the
   batch's correlation id already made a job before resubmitting.
 - **Pacing.** At most ``limit`` batches are in flight (:class:`AdaptiveLimit`: grows while Exstream
-  keeps up, halves on 429/503/timeouts); failures open a circuit breaker; retries back off
-  exponentially with jitter and honour Retry-After.
+  keeps up, halves on 429/503/timeouts). Throttling (429) is answered by waiting its Retry-After
+  (with jitter); failures (5xx, timeouts, connection errors) open a circuit breaker after
+  ``breaker_threshold`` in a row, and retries back off exponentially with jitter, never sooner
+  than a Retry-After.
 - **Bad commands** (undecodable, or refused by Exstream as invalid: 400/413/422) go to
   ``<commands topic>.dlq`` with the reason; a 413 batch is split in halves first.
 """
@@ -55,7 +57,7 @@ class SinkSettings:
     batch_size: int = 200
     initial_limit: int = 4
     max_limit: int = 32
-    breaker_threshold: int = 5
+    breaker_threshold: int = 3
     breaker_open_s: float = 5.0
     request_timeout_s: float = 30.0
     max_attempts: int | None = None
@@ -263,11 +265,17 @@ class Sink:
             if outcome.pushback:
                 self.limit.on_pushback()
                 self.metrics["pushbacks"] += 1
-            self.breaker.on_failure(time.monotonic(), outcome.retry_after_s)
             if self.settings.max_attempts is not None and attempt >= self.settings.max_attempts:
                 reason = f"gave up after {attempt} attempts: {outcome.reason}"
                 await self._rejected(batch, Rejected(0, reason))
                 return
+            if outcome.throttled:
+                # Exstream is up and said when to come back: fewer batches in flight and its
+                # Retry-After (with jitter), no escalation and no circuit breaking
+                wait = (outcome.retry_after_s or 1.0) * (1.0 + 0.5 * self.rng.random())
+                await asyncio.sleep(wait)
+                continue
+            self.breaker.on_failure(time.monotonic(), outcome.retry_after_s)
             await asyncio.sleep(backoff_s(attempt, self.rng, retry_after_s=outcome.retry_after_s))
 
     async def _find(self, correlation: str) -> Accepted | None:

@@ -14,7 +14,9 @@ def test_classification() -> None:
     dup = classify(409, {"jobs": ["job-0", "job-1"], "detail": "x"}, {})
     assert isinstance(dup, Accepted)
     assert dup.duplicate_jobs == ("job-0", "job-1")
-    assert classify(429, {}, {"Retry-After": "7"}) == Retry("HTTP 429", 7.0, pushback=True)
+    assert classify(429, {}, {"Retry-After": "7"}) == Retry(
+        "HTTP 429", 7.0, pushback=True, throttled=True
+    )
     assert classify(503, None, {}) == Retry("HTTP 503", None, pushback=True)
     assert classify(504, None, {}).pushback is True  # type: ignore[union-attr]
     assert classify(500, None, {"Retry-After": "soon"}) == Retry("HTTP 500", None)

@@ -30,7 +30,7 @@ COMMANDS = 3_000
 SECRET = "e2e-client-secret"
 
 
-def _commands(n: int, seed: int) -> list[CompositionCommand]:
+def make_commands(n: int, seed: int) -> list[CompositionCommand]:
     rng = random.Random(seed)
     templates = [t for t in template_catalogue() if t.status == "APPROVED"]
     out = []
@@ -66,7 +66,7 @@ def _commands(n: int, seed: int) -> list[CompositionCommand]:
     return out
 
 
-def _ledger(url: str) -> dict[str, Any]:
+def ledger_of(url: str) -> dict[str, Any]:
     with urllib.request.urlopen(f"{url}/_emulator/ledger", timeout=10) as response:  # noqa: S310
         result: dict[str, Any] = orjson.loads(response.read())
         return result
@@ -77,7 +77,7 @@ def _wait_documents(url: str, at_least: int, sink: ServiceProcess, timeout_s: fl
     documents = 0
     while time.monotonic() < deadline:
         assert sink.alive(), sink.tail()
-        documents = int(_ledger(url)["documents"])
+        documents = int(ledger_of(url)["documents"])
         if documents >= at_least:
             return documents
         time.sleep(0.2)
@@ -94,7 +94,7 @@ def test_every_command_reaches_exstream_once_across_faults_and_a_sink_crash(
     apply_topology({"bootstrap.servers": bootstrap}, topology)
     commands_topic = topology.name(names.COMMANDS)
     codec = codec_for(CompositionCommand)
-    commands = _commands(COMMANDS, seed=11)
+    commands = make_commands(COMMANDS, seed=11)
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
     for c in commands:
         producer.produce(commands_topic, key=c.customer_id.encode(), value=codec.encode(c))
@@ -152,13 +152,13 @@ def test_every_command_reaches_exstream_once_across_faults_and_a_sink_crash(
         sink.start()
         _wait_documents(url, COMMANDS // 3, sink, timeout_s=180)
         sink.kill()  # mid-run: batches in flight, offsets behind the documents made
-        assert _ledger(url)["documents"] < COMMANDS, "the crash must come mid-run"
+        assert ledger_of(url)["documents"] < COMMANDS, "the crash must come mid-run"
         sink.start()
         _wait_documents(url, COMMANDS, sink, timeout_s=300)
         wait_consumed(bootstrap, group, [commands_topic], worker=sink, timeout_s=120)
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as r:
             metrics = r.read().decode()
-        final = _ledger(url)
+        final = ledger_of(url)
     finally:
         sink.stop()
         emulator.stop()

@@ -1,0 +1,632 @@
+"""Routing worker: throughput, end-to-end latency and scaling over worker processes.
+
+Throughput (``routing``). Measured: the routing worker (``python -m streams worker``, a process,
+``exactly_once``) on a seeded workload of ``BENCH_ROUTING_EVENTS`` events (1,000 customers, 3 %
+invalid). Reference data is published first, the worker is started and waits until it has
+consumed the preferences; then every event is published in one go and the rate is taken from
+the worker group's committed input offsets between 10 % and 100 % of the events (warm-up,
+group join and the first fetch excluded). Baseline, same run, same records, same broker: a bare
+confluent-kafka consume -> produce passthrough in one Python process (the bytes, key and
+headers of every input record copied to another topic, ``acks=all``, offsets committed
+synchronously every ``PASSTHROUGH_COMMIT_EVERY`` records and at the end), over the same
+10 %..100 % window of its committed offsets: the ceiling any Python processor faces on this
+broker. ``BENCH_REPETITIONS`` repetitions, each on fresh topics; medians.
+
+Latency (``routing_latency``). Events published open loop at ``BENCH_LATENCY_RATE`` events/s
+for ``BENCH_LATENCY_SECONDS`` s into a running worker; latency = produce call -> the event's
+CompositionCommand visible to a ``read_committed`` consumer of the commands topic (matched by
+``source_event_id``), over the events that produce commands, the first ``LATENCY_WARMUP_S``
+seconds excluded. Baseline, same run, same events: produce call -> the event record itself
+visible to the same consumer on its input topic (Kafka's own produce -> consume latency).
+
+Scaling (``routing_scaling``). Throughput as above (``BENCH_SCALING_EVENTS`` events, one run per
+configuration) with 1, 2 and 4 worker processes in the same consumer group. Partition counts
+are fixed at 6 by the topology (``customer_partitions``), so 1/2/4 workers share 6 partitions.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from benchmarks.common import broker, machine, median
+from streams.codec import codec_for
+from streams.demo.processes import ProcessFailed, WorkerProcess, committed, wait_consumed
+from streams.domain.records import AccountEvent, CompositionCommand
+from streams.simulator.generator import Dataset, Scenario, generate
+from streams.simulator.publish import event_bytes, publish_events, publish_reference
+from topology import names
+from topology.apply import apply_topology
+from topology.model import Topology, load_topology
+
+EVENTS = int(os.environ.get("BENCH_ROUTING_EVENTS", "20000"))
+SCALING_EVENTS = int(os.environ.get("BENCH_SCALING_EVENTS", "10000"))
+SCALING_WORKERS = tuple(int(w) for w in os.environ.get("BENCH_SCALING_WORKERS", "1,2,4").split(","))
+REPETITIONS = int(os.environ.get("BENCH_REPETITIONS", "3"))
+LATENCY_RATE = int(os.environ.get("BENCH_LATENCY_RATE", "100"))
+LATENCY_SECONDS = float(os.environ.get("BENCH_LATENCY_SECONDS", "20"))
+LATENCY_WARMUP_S = 2.0
+CUSTOMERS = 1_000
+INVALID_SHARE = 0.03
+SEED = 7
+PASSTHROUGH_COMMIT_EVERY = 1_000
+PARTITIONS = 6  # customer_partitions in topology/topics.toml
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+REBALANCE_LINE = "Setting newly assigned partitions"
+WINDOW = "10 %..100 % of the input records' committed offsets (warm-up excluded)"
+INPUTS = (names.ACCOUNT_EVENTS, names.CASE_EVENTS)
+
+
+@cache
+def dataset(events: int, seed: int = SEED, invalid_share: float = INVALID_SHARE) -> Dataset:
+    return generate(
+        Scenario(seed=seed, customers=CUSTOMERS, events=events, invalid_share=invalid_share)
+    )
+
+
+# ------------------------------------------------------------------------------------ plumbing
+
+
+@dataclass(frozen=True, slots=True)
+class Fixture:
+    bootstrap: str
+    prefix: str
+    app_id: str
+    topology: Topology
+
+    @property
+    def conf(self) -> dict[str, str]:
+        return {"bootstrap.servers": self.bootstrap}
+
+    def inputs(self) -> list[TopicPartition]:
+        return [TopicPartition(self.topology.name(t), p) for t in INPUTS for p in range(PARTITIONS)]
+
+
+@contextmanager
+def fixture(
+    bootstrap: str, workdir: Path, workers: int = 1
+) -> Iterator[tuple[Fixture, list[WorkerProcess]]]:
+    """Fresh prefixed topics with the reference data on them, and ``workers`` routing workers
+    (one consumer group) that have consumed the preferences and formed a stable group."""
+    prefix = f"bench{uuid.uuid4().hex[:6]}."
+    app_id = f"air-exstream-bench-{uuid.uuid4().hex[:6]}"
+    topology = load_topology("local", prefix=prefix)
+    fx = Fixture(bootstrap, prefix, app_id, topology)
+    apply_topology(fx.conf, topology)
+    publish_reference(dataset(EVENTS), topology, fx.conf)  # reference data is seed-determined
+    procs: list[WorkerProcess] = []
+    try:
+        for i in range(workers):
+            wdir = workdir / f"{app_id}-{i}"
+            wdir.mkdir(parents=True)
+            procs.append(WorkerProcess(bootstrap, prefix, app_id, wdir))
+        for proc in procs:
+            proc.start()
+        wait_consumed(
+            bootstrap, app_id, [topology.name(names.PREFERENCES)], worker=procs[0], timeout_s=240
+        )
+        _wait_group(bootstrap, app_id, workers, procs)
+        yield fx, procs
+    finally:
+        for proc in procs:
+            proc.stop()
+        _delete_topics(bootstrap, (prefix, app_id))
+        for proc in procs:
+            shutil.rmtree(proc.workdir, ignore_errors=True)
+
+
+def _wait_group(
+    bootstrap: str, group: str, members: int, procs: list[WorkerProcess], timeout_s: float = 120
+) -> None:
+    """Until the group is STABLE with ``members`` members (no rebalance during the window)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + timeout_s
+    seen = "unknown"
+    while time.monotonic() < deadline:
+        for proc in procs:
+            if not proc.alive():
+                raise ProcessFailed(f"worker exited:\n{proc.tail()}")
+        try:
+            desc = admin.describe_consumer_groups([group])[group].result(10)
+        except KafkaException:
+            time.sleep(0.5)
+            continue
+        seen = f"{desc.state} with {len(desc.members)} member(s)"
+        if len(desc.members) == members and str(desc.state).endswith("STABLE"):
+            return
+        time.sleep(0.5)
+    raise ProcessFailed(f"group {group} not stable with {members} members: {seen}")
+
+
+def _delete_topics(bootstrap: str, prefixes: tuple[str, ...]) -> None:
+    """Best effort: keep the local broker small between repetitions."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    with suppress(KafkaException):
+        topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefixes)]
+        if topics:
+            for future in admin.delete_topics(topics, operation_timeout=30).values():
+                with suppress(KafkaException):
+                    future.result(30)
+
+
+def _total(offsets: dict[TopicPartition, int]) -> int:
+    return sum(max(0, o) for o in offsets.values())
+
+
+class CpuMeter:
+    """CPU used by some processes and by the whole machine between :meth:`mark` calls, as a
+    share of one core (Linux ``/proc``; empty elsewhere)."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self.marks: list[tuple[float, float, float]] = []
+
+    @staticmethod
+    def _ticks(path: str, fields: slice) -> float:
+        try:
+            parts = Path(path).read_text().split(")")[-1].split()
+        except OSError:
+            return 0.0
+        return sum(float(x) for x in parts[fields]) / CLOCK_TICKS
+
+    def mark(self) -> None:
+        procs = sum(self._ticks(f"/proc/{pid}/stat", slice(11, 13)) for pid in self.pids)
+        try:
+            cpu = Path("/proc/stat").read_text().split("\n")[0].split()[1:]
+            busy = (sum(float(x) for x in cpu) - float(cpu[3]) - float(cpu[4])) / CLOCK_TICKS
+        except (OSError, IndexError):
+            busy = 0.0
+        self.marks.append((time.monotonic(), procs, busy))
+
+    def shares(self) -> dict[str, float]:
+        """``{"processes": cores used, "machine": cores used}`` between the first and last mark."""
+        if len(self.marks) < 2 or not Path("/proc/stat").exists():
+            return {}
+        (t0, p0, m0), (t1, p1, m1) = self.marks[0], self.marks[-1]
+        span = max(t1 - t0, 1e-9)
+        return {"processes": round((p1 - p0) / span, 2), "machine": round((m1 - m0) / span, 2)}
+
+
+def committed_window_rate(
+    bootstrap: str,
+    group: str,
+    tps: list[TopicPartition],
+    n: int,
+    alive: Callable[[], bool],
+    timeout_s: float = 600.0,
+    meter: CpuMeter | None = None,
+) -> float:
+    """Records/s of ``group``'s committed offsets on ``tps`` between 10 % and 100 % of ``n``."""
+    probe = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+    )
+    deadline = time.monotonic() + timeout_s
+    start: tuple[float, int] | None = None
+    done = 0
+    try:
+        while time.monotonic() < deadline:
+            if not alive():
+                raise ProcessFailed("the process under test exited")
+            offsets = committed(probe, tps)
+            now = time.monotonic()
+            done = _total(offsets)
+            if start is None and done >= n // 10:
+                start = (now, done)
+                if meter is not None:
+                    meter.mark()
+            if done >= n and start is not None:
+                if meter is not None:
+                    meter.mark()
+                if done == start[1]:
+                    raise ProcessFailed("10 % and 100 % reached in one commit: raise the events")
+                return (done - start[1]) / (now - start[0])
+            time.sleep(0.05)
+    finally:
+        probe.close()
+    raise ProcessFailed(f"{group}: only {done} of {n} records committed in {timeout_s} s")
+
+
+# ------------------------------------------------------------------------------- throughput
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    rate: float
+    """Worker events/s over the window."""
+    ceiling: float
+    """Passthrough records/s over the same window of the same records (NaN when not run)."""
+    cpu: dict[str, float]
+    """Cores used during the window by the workers and by the whole machine."""
+    rebalances: int
+    """Partition assignments the workers logged after the group was stable (0 expected)."""
+
+
+def _assignments(procs: list[WorkerProcess]) -> int:
+    total = 0
+    for proc in procs:
+        with suppress(OSError):
+            total += proc.log.read_text(errors="replace").count(REBALANCE_LINE)
+    return total
+
+
+def routing_once(
+    bootstrap: str, workdir: Path, events: int, workers: int = 1, *, baseline: bool = True
+) -> Run:
+    """The workers, then (``baseline``) the passthrough, on the same freshly published records."""
+    data = dataset(events)
+    with fixture(bootstrap, workdir, workers) as (fx, procs):
+        assigned = _assignments(procs)
+        meter = CpuMeter([p.proc.pid for p in procs if p.proc is not None])
+        publisher = threading.Thread(
+            target=publish_events, args=(data.events, fx.topology, fx.conf), kwargs={"seed": SEED}
+        )
+        publisher.start()
+        try:
+            rate = committed_window_rate(
+                bootstrap,
+                fx.app_id,
+                fx.inputs(),
+                len(data.events),
+                lambda: all(p.alive() for p in procs),
+                meter=meter,
+            )
+        finally:
+            publisher.join(120)
+        rebalances = _assignments(procs) - assigned
+        for proc in procs:  # the baseline gets the CPU to itself
+            proc.stop()
+        ceiling = passthrough(fx, len(data.events)) if baseline else float("nan")
+    return Run(rate, ceiling, meter.shares(), rebalances)
+
+
+def passthrough(fx: Fixture, n: int, timeout_s: float = 300.0) -> float:
+    """Bare confluent-kafka consume -> produce of the input records; records/s over the
+    10 %..100 % window of its synchronously committed offsets."""
+    out = f"{fx.prefix}bench.passthrough"
+    admin_conf: dict[str, str | int | float | bool] = {**fx.conf}
+    admin = AdminClient(admin_conf)
+    admin.create_topics([NewTopic(out, PARTITIONS, 1)])[out].result(30)
+    group = f"{fx.app_id}-passthrough"
+    consumer = Consumer(
+        {
+            **fx.conf,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+        }
+    )
+    producer = Producer({**fx.conf, "acks": "all", "enable.idempotence": True, "linger.ms": 5})
+    consumer.subscribe([fx.topology.name(t) for t in INPUTS])
+    start: tuple[float, int] | None = None
+    copied = since_commit = done = 0
+    deadline = time.monotonic() + timeout_s
+    try:
+        while done < n:
+            if time.monotonic() > deadline:
+                raise ProcessFailed(f"passthrough copied only {copied} of {n} in {timeout_s} s")
+            for msg in consumer.consume(500, timeout=0.5):
+                if msg.error() is not None:
+                    raise KafkaException(msg.error())
+                partition = msg.partition()
+                assert partition is not None  # consumed records always have one
+                while True:
+                    try:
+                        producer.produce(
+                            out,
+                            key=msg.key(),
+                            value=msg.value(),
+                            headers=msg.headers(),
+                            partition=partition,
+                        )
+                        break
+                    except BufferError:
+                        producer.poll(0.05)
+                copied += 1
+                since_commit += 1
+                if since_commit >= PASSTHROUGH_COMMIT_EVERY or copied >= n:
+                    if producer.flush(30):
+                        raise ProcessFailed("passthrough: records not delivered")
+                    consumer.commit(asynchronous=False)
+                    since_commit = 0
+                    done = copied
+                    if start is None and done >= n // 10:
+                        start = (time.monotonic(), done)
+            producer.poll(0)
+        end = time.monotonic()
+    finally:
+        consumer.close()
+    assert start is not None
+    return (done - start[1]) / max(end - start[0], 1e-9)
+
+
+def throughput(bootstrap: str, workdir: Path) -> dict[str, Any]:
+    measured: list[float] = []
+    baseline: list[float] = []
+    runs: list[Run] = []
+    for rep in range(REPETITIONS):
+        run = routing_once(bootstrap, workdir, EVENTS)
+        runs.append(run)
+        measured.append(run.rate)
+        baseline.append(run.ceiling)
+        print(
+            f"  routing rep {rep + 1}: worker {run.rate:.0f} events/s, passthrough "
+            f"{run.ceiling:.0f} records/s; cores used: {run.cpu}, rebalances {run.rebalances}"
+        )
+    m, b = median(measured), median(baseline)
+    return {
+        "benchmark": "routing",
+        "unit": "events/s",
+        "measured": {
+            "what": "routing worker (1 process, exactly_once), input offsets committed",
+            "value": m,
+            "runs": measured,
+            "cores_used_by_worker": [r.cpu.get("processes") for r in runs],
+            "cores_used_by_machine": [r.cpu.get("machine") for r in runs],
+            "rebalances_in_window": [r.rebalances for r in runs],
+        },
+        "baseline": {
+            "what": "bare confluent-kafka consume -> produce passthrough, same records",
+            "value": b,
+            "runs": baseline,
+        },
+        "ratio": m / b if b else None,
+        "config": {
+            "events": EVENTS,
+            "customers": CUSTOMERS,
+            "invalid_share": INVALID_SHARE,
+            "seed": SEED,
+            "partitions": PARTITIONS,
+            "repetitions": REPETITIONS,
+            "worker": "python -m streams worker, processing_guarantee=exactly_once, "
+            "faust commit interval 2.8 s / every 10,000 records (defaults)",
+            "passthrough": f"acks=all, idempotent, linger.ms=5, sync commit every "
+            f"{PASSTHROUGH_COMMIT_EVERY} records and at the end, read_committed",
+            "window": WINDOW,
+        },
+        "machine": machine(),
+    }
+
+
+# ---------------------------------------------------------------------------------- latency
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    return {
+        "count": len(values),
+        "p50_ms": percentile(values, 0.50),
+        "p95_ms": percentile(values, 0.95),
+        "p99_ms": percentile(values, 0.99),
+        "max_ms": max(values) if values else float("nan"),
+        "mean_ms": statistics.fmean(values) if values else float("nan"),
+    }
+
+
+class _Watcher(threading.Thread):
+    """Records when each command (by source event id) and each input record (by topic,
+    partition, offset) first becomes visible to a ``read_committed`` consumer."""
+
+    def __init__(self, fx: Fixture) -> None:
+        super().__init__(daemon=True)
+        self.fx = fx
+        self.commands: dict[str, float] = {}
+        self.inputs: dict[tuple[str | None, int | None, int | None], float] = {}
+        self.stop_event = threading.Event()
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        codec = codec_for(CompositionCommand)
+        commands_topic = self.fx.topology.name(names.COMMANDS)
+        consumer = Consumer(
+            {
+                **self.fx.conf,
+                "group.id": f"bench-latency-{uuid.uuid4().hex[:6]}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "fetch.wait.max.ms": 5,
+            }
+        )
+        topics = [commands_topic, *(self.fx.topology.name(t) for t in INPUTS)]
+        consumer.assign([TopicPartition(t, p, 0) for t in topics for p in range(PARTITIONS)])
+        try:
+            while not self.stop_event.is_set():
+                for msg in consumer.consume(1000, timeout=0.05):
+                    now = time.monotonic()
+                    if msg.error() is not None:
+                        continue
+                    self.ready.set()
+                    topic = msg.topic()
+                    if topic == commands_topic:
+                        command = codec.decode(msg.value())
+                        self.commands.setdefault(command.source_event_id, now)
+                    else:
+                        self.inputs.setdefault((topic, msg.partition(), msg.offset()), now)
+                self.ready.set()
+        finally:
+            consumer.close()
+
+
+def latency(bootstrap: str, workdir: Path) -> dict[str, Any]:
+    total = int(LATENCY_RATE * LATENCY_SECONDS)
+    events = dataset(total, invalid_share=0.0).events
+    with fixture(bootstrap, workdir) as (fx, procs):
+        watcher = _Watcher(fx)
+        watcher.start()
+        watcher.ready.wait(30)
+        producer = Producer(
+            {
+                **fx.conf,
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": 0,
+                "partitioner": "murmur2_random",
+            }
+        )
+        sent: dict[str, float] = {}
+        located: dict[tuple[str | None, int | None, int | None], str] = {}
+        rng = random.Random(SEED)
+
+        def delivered(event_id: str) -> Callable[[Any, Any], None]:
+            def callback(err: Any, msg: Any) -> None:
+                if err is None:
+                    located[(msg.topic(), msg.partition(), msg.offset())] = event_id
+
+            return callback
+
+        start = time.monotonic()
+        for i, sim in enumerate(events):
+            delay = start + i / LATENCY_RATE - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            topic = fx.topology.name(
+                names.ACCOUNT_EVENTS if isinstance(sim.record, AccountEvent) else names.CASE_EVENTS
+            )
+            value, headers = event_bytes(sim, rng)
+            sent[sim.record.event_id] = time.monotonic()
+            producer.produce(
+                topic,
+                key=sim.record.customer_id.encode(),
+                value=value,
+                headers=headers,
+                on_delivery=delivered(sim.record.event_id),
+            )
+            producer.poll(0)
+        producer.flush(30)
+        wait_consumed(bootstrap, fx.app_id, [fx.topology.name(t) for t in INPUTS], worker=procs[0])
+        time.sleep(1.0)  # the last transaction's commands reach the watcher
+        watcher.stop_event.set()
+        watcher.join(10)
+    cutoff = start + LATENCY_WARMUP_S
+    routed = [
+        (watcher.commands[e] - t) * 1000
+        for e, t in sent.items()
+        if t >= cutoff and e in watcher.commands
+    ]
+    kafka = [
+        (seen - sent[located[loc]]) * 1000
+        for loc, seen in watcher.inputs.items()
+        if loc in located and sent[located[loc]] >= cutoff
+    ]
+    m, b = _stats(routed), _stats(kafka)
+    print(
+        f"  latency: routed p50 {m['p50_ms']:.0f} ms p99 {m['p99_ms']:.0f} ms "
+        f"({m['count']} events with commands); Kafka p50 {b['p50_ms']:.0f} ms "
+        f"p99 {b['p99_ms']:.0f} ms"
+    )
+    return {
+        "benchmark": "routing_latency",
+        "unit": "ms p50",
+        "measured": {
+            "what": f"event produced -> its command visible (read_committed), "
+            f"{LATENCY_RATE} events/s",
+            "value": m["p50_ms"],
+            "p99_ms": m["p99_ms"],
+        },
+        "baseline": {
+            "what": "event produced -> the event itself visible on its input topic",
+            "value": b["p50_ms"],
+            "p99_ms": b["p99_ms"],
+        },
+        "ratio": m["p50_ms"] / b["p50_ms"] if b["p50_ms"] else None,
+        "rates": [{"rate": LATENCY_RATE, "measured": m, "baseline": b}],
+        "config": {
+            "rate_per_s": LATENCY_RATE,
+            "seconds": LATENCY_SECONDS,
+            "events_sent": total,
+            "warmup_s_excluded": LATENCY_WARMUP_S,
+            "customers": CUSTOMERS,
+            "invalid_share": 0.0,
+            "load": "open loop, one confluent-kafka producer, linger.ms=0, acks=all",
+            "worker": "1 process, exactly_once, faust commit interval 2.8 s (default): "
+            "commands become visible when the transaction commits",
+        },
+        "machine": machine(),
+    }
+
+
+# ---------------------------------------------------------------------------------- scaling
+
+
+def scaling(bootstrap: str, workdir: Path) -> dict[str, Any]:
+    series: list[dict[str, Any]] = []
+    for workers in SCALING_WORKERS:
+        run = routing_once(bootstrap, workdir, SCALING_EVENTS, workers, baseline=False)
+        series.append(
+            {
+                "workers": workers,
+                "value": run.rate,
+                "cores_used_by_workers": run.cpu.get("processes"),
+                "cores_used_by_machine": run.cpu.get("machine"),
+                "rebalances_in_window": run.rebalances,
+            }
+        )
+        print(
+            f"  scaling: {workers} worker(s) {run.rate:.0f} events/s; cores used: {run.cpu}, "
+            f"rebalances {run.rebalances}"
+        )
+    first, last = series[0], series[-1]
+    return {
+        "benchmark": "routing_scaling",
+        "unit": "events/s",
+        "measured": {"what": f"{last['workers']} worker processes", "value": last["value"]},
+        "baseline": {"what": f"{first['workers']} worker process(es)", "value": first["value"]},
+        "ratio": last["value"] / first["value"] if first["value"] else None,
+        "series": series,
+        "config": {
+            "events": SCALING_EVENTS,
+            "workers": list(SCALING_WORKERS),
+            "partitions": PARTITIONS,
+            "runs_per_configuration": 1,
+            "note": "partitions are fixed at 6 by the topology (customer_partitions); "
+            "the workers share one consumer group and 6 partitions per input topic",
+            "window": WINDOW,
+        },
+        "machine": machine(),
+    }
+
+
+# ------------------------------------------------------------------------------------ entries
+
+
+def _with_broker(*parts: Callable[[str, Path], dict[str, Any]]) -> list[dict[str, Any]]:
+    with broker() as bootstrap, tempfile.TemporaryDirectory(prefix="bench-routing-") as tmp:
+        return [part(bootstrap, Path(tmp)) for part in parts]
+
+
+def run() -> dict[str, Any]:
+    return _with_broker(throughput)[0]
+
+
+def run_latency() -> dict[str, Any]:
+    return _with_broker(latency)[0]
+
+
+def run_scaling() -> dict[str, Any]:
+    return _with_broker(scaling)[0]
+
+
+def run_all() -> list[dict[str, Any]]:
+    """Throughput, latency and scaling on one broker."""
+    return _with_broker(throughput, latency, scaling)
