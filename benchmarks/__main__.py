@@ -10,11 +10,12 @@ from typing import Any
 
 import orjson
 
-from benchmarks import ondemand, report, routing, sink
+from benchmarks import codec, ondemand, report, routing, sink
 
 Result = dict[str, Any]
 
 BENCHMARKS: dict[str, Callable[[], Result | list[Result]]] = {
+    "codec": codec.run,
     "sink": sink.run,
     "ondemand": ondemand.run,
     "routing": routing.run_all,  # throughput, latency and scaling on one broker
@@ -22,7 +23,7 @@ BENCHMARKS: dict[str, Callable[[], Result | list[Result]]] = {
     "routing_latency": routing.run_latency,
     "routing_scaling": routing.run_scaling,
 }
-DEFAULT = ["sink", "ondemand", "routing"]
+DEFAULT = ["codec", "sink", "ondemand", "routing"]
 
 
 def _figure(value: Any) -> str:
