@@ -24,7 +24,7 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -170,15 +170,21 @@ def run_demo(options: DemoOptions, echo: Echo, progress: ProgressFactory) -> dic
         options.summary_path.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
         return summary
     finally:
+        # every process is stopped even when reporting fails (e.g. stdout is a closed pipe)
         for service in reversed(services):
             service.stop()
-            echo(f"{service.name}: stopped")
+            _say(echo, f"{service.name}: stopped")
         if worker is not None:
             worker.stop()
-            echo("Routing worker: stopped")
+            _say(echo, "Routing worker: stopped")
         if local is not None:
             local.stop()
-            echo("Kafka: stopped")
+            _say(echo, "Kafka: stopped")
+
+
+def _say(echo: Echo, line: str) -> None:
+    with suppress(OSError):
+        echo(line)
 
 
 def _schema_roundtrip(bootstrap: str, prefix: str) -> list[str]:

@@ -8,6 +8,7 @@ and produced idempotently with ``acks=all``.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -150,6 +151,10 @@ def publish_events(
     return report
 
 
+_KAFKA_LOG = logging.getLogger("streams.simulator.kafka")
+_KAFKA_LOG.addHandler(logging.NullHandler())  # shown only where the application configures logging
+
+
 def _producer(config: Mapping[str, str]) -> Producer:
     return Producer(
         {
@@ -160,6 +165,9 @@ def _producer(config: Mapping[str, str]) -> Producer:
             "compression.type": "lz4",
             # Java clients' default partitioner: co-partitioning needs every producer to agree
             "partitioner": "murmur2_random",
+            # librdkafka's own log lines (e.g. "coordinator load in progress: retrying" while a
+            # fresh broker starts) go through Python logging instead of raw stderr
+            "logger": _KAFKA_LOG,
         }
     )
 
