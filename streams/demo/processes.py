@@ -24,38 +24,30 @@ class ProcessFailed(AirExstreamError):
     """A child process died or made no progress in time."""
 
 
-class WorkerProcess:
-    """``python -m streams worker`` with its own app id, prefix and data dir, logging to a file."""
+class ServiceProcess:
+    """``python -m streams <args>`` (emulator, sink, webhook receiver...) logging to a file."""
 
-    def __init__(self, bootstrap: str, prefix: str, app_id: str, workdir: Path) -> None:
-        self.bootstrap = bootstrap
-        self.prefix = prefix
-        self.app_id = app_id
-        self.workdir = workdir
-        self.log = workdir / f"{app_id}.log"
+    def __init__(self, name: str, args: list[str], workdir: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.args = args
+        self.env = env
+        self.log = workdir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-            "AIR_EXSTREAM_APP_ID": self.app_id,
-            "AIR_EXSTREAM_DATA_DIR": str(self.workdir / "data"),
-        }
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streams", "worker", "--prefix", self.prefix],
+                [sys.executable, "-m", "streams", *self.args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=env,
+                env={**os.environ, **self.env},
             )
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hook runs, open transactions are left to be aborted."""
-        if self.proc is None:
-            return
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(30)
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(30)
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -75,6 +67,27 @@ class WorkerProcess:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+class WorkerProcess(ServiceProcess):
+    """``python -m streams worker`` with its own app id, prefix and data dir, logging to
+    ``<workdir>/<app id>.log``."""
+
+    def __init__(self, bootstrap: str, prefix: str, app_id: str, workdir: Path) -> None:
+        super().__init__(
+            app_id,
+            ["worker", "--prefix", prefix],
+            workdir,
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "AIR_EXSTREAM_APP_ID": app_id,
+                "AIR_EXSTREAM_DATA_DIR": str(workdir / "data"),
+            },
+        )
+        self.bootstrap = bootstrap
+        self.prefix = prefix
+        self.app_id = app_id
+        self.workdir = workdir
 
 
 def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[TopicPartition, int]:
@@ -111,7 +124,7 @@ def wait_consumed(
     group: str,
     topics: list[str],
     *,
-    worker: WorkerProcess | ServiceProcess,
+    worker: ServiceProcess,
     timeout_s: float = 300.0,
 ) -> float:
     """Wait until ``group`` committed every record of ``topics``; returns the seconds it took."""
@@ -153,51 +166,6 @@ def wait_stable_count(bootstrap: str, topic: str, expected: int, timeout_s: floa
             return count
         time.sleep(1.0)
     return count
-
-
-class ServiceProcess:
-    """``python -m streams <args>`` (emulator, sink, webhook receiver...) logging to a file."""
-
-    def __init__(self, name: str, args: list[str], workdir: Path, env: dict[str, str]) -> None:
-        self.name = name
-        self.args = args
-        self.env = env
-        self.log = workdir / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streams", *self.args],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **self.env},
-            )
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown hook runs."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(30)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
 
 
 def free_port() -> int:
