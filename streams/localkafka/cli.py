@@ -9,8 +9,11 @@ from pathlib import Path
 
 import click
 
+from streams.localkafka.errors import LocalKafkaError
 from streams.localkafka.provision import KAFKA_VERSION
 from streams.localkafka.runner import DEFAULT_STATE_DIR, LocalKafka
+from streams.localkafka.security_files import client_user_from_environment
+from streams.localkafka.state import ClusterInfo
 
 state_dir_option = click.option(
     "--state-dir",
@@ -30,12 +33,20 @@ def kafka() -> None:
 @click.option(
     "--nodes", type=click.Choice(["1", "3"]), default="1", show_default=True, help="Cluster size."
 )
+@click.option(
+    "--sasl-ssl",
+    is_flag=True,
+    help="Clients connect over SASL_SSL (SCRAM-SHA-512, TLS with a CA made for this cluster) as "
+    "KAFKA_SASL_USERNAME (default air-exstream) with the password of KAFKA_SASL_PASSWORD_FILE "
+    "or KAFKA_SASL_PASSWORD, or a random one kept in a 0600 file of the state directory.",
+)
 @state_dir_option
-def up(nodes: str, state_dir: Path) -> None:
+def up(nodes: str, sasl_ssl: bool, state_dir: Path) -> None:
     """Start the local cluster (idempotent) and print its bootstrap servers.
 
     Downloads the broker's jars once (Maven), then starts in seconds. When
-    KAFKA_BOOTSTRAP_SERVERS is set, that cluster is used and nothing is started.
+    KAFKA_BOOTSTRAP_SERVERS is set, that cluster is used and nothing is started. With
+    --sasl-ssl it prints the KAFKA_* settings clients need (never the password itself).
     """
     configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if configured:
@@ -44,22 +55,52 @@ def up(nodes: str, state_dir: Path) -> None:
             "no local broker started."
         )
         return
-    local = LocalKafka(state_dir, nodes=int(nodes))
-    if local.is_running():
-        info = local.info()
+    probe = LocalKafka(state_dir, nodes=int(nodes))
+    if probe.is_running():
+        info = probe.info()
         if info is not None:
-            click.echo(f"already running: {len(info.nodes)} node(s) in {local.state_dir}")
+            click.echo(f"already running: {len(info.nodes)} node(s) in {probe.state_dir}")
             if len(info.nodes) != int(nodes):
                 click.echo(f"(asked for {nodes}; run `air-exstream kafka down` first to change)")
+            if (info.client_security is not None) != sasl_ssl:
+                click.echo(
+                    f"(it {'serves' if info.client_security else 'does not serve'} SASL_SSL; "
+                    "run `air-exstream kafka down` first to change)"
+                )
             click.echo(f"bootstrap servers: {info.bootstrap_servers}")
+            _echo_security_settings(info)
             return
-    click.echo(f"starting Kafka {KAFKA_VERSION} ({nodes} node(s)) in {local.state_dir} ...")
+    try:
+        user = client_user_from_environment(os.environ) if sasl_ssl else None
+        local = LocalKafka(
+            state_dir,
+            nodes=int(nodes),
+            security="sasl_ssl" if sasl_ssl else "plaintext",
+            client_user=user,
+        )
+    except LocalKafkaError as exc:
+        raise click.ClickException(str(exc)) from exc
+    what = f"{nodes} node(s)" + (", SASL_SSL" if sasl_ssl else "")
+    click.echo(f"starting Kafka {KAFKA_VERSION} ({what}) in {local.state_dir} ...")
     started = time.monotonic()
     info = local.start()
     took = time.monotonic() - started
     click.echo(f"Kafka {KAFKA_VERSION}: {len(info.nodes)} node(s) up in {took:.1f} s")
     click.echo(f"bootstrap servers: {info.bootstrap_servers}")
+    if info.client_security is None:
+        click.echo(f"export KAFKA_BOOTSTRAP_SERVERS={info.bootstrap_servers}")
+    _echo_security_settings(info)
+
+
+def _echo_security_settings(info: ClusterInfo) -> None:
+    """For a SASL_SSL cluster, the ``export`` lines a shell needs to reach it (the password stays
+    in its file and is never printed); nothing for a PLAINTEXT one."""
+    if info.client_security is None:
+        return
+    click.echo("clients connect over SASL_SSL with:")
     click.echo(f"export KAFKA_BOOTSTRAP_SERVERS={info.bootstrap_servers}")
+    for name, value in info.client_security.environment().items():
+        click.echo(f"export {name}={value}")
 
 
 @kafka.command()
@@ -74,6 +115,7 @@ def status(state_dir: Path) -> None:
     running = {n.node_id for n in local.running_nodes()}
     click.echo(f"Kafka {info.kafka_version} cluster {info.cluster_id} in {info.state_dir}")
     click.echo(f"bootstrap servers: {info.bootstrap_servers}")
+    _echo_security_settings(info)
     for node in info.nodes:
         state = "running" if node.node_id in running else "stopped"
         click.echo(

@@ -42,3 +42,7 @@ class BrokerStartFailed(LocalKafkaError):
         super().__init__(message)
         self.port_conflict = port_conflict
         """True when the node died because one of its ports was taken: worth new ports."""
+
+
+class CredentialsRefused(LocalKafkaError):
+    """A SASL username or password a SASL_SSL local cluster cannot use; the message says why."""

@@ -5,7 +5,8 @@ data and logs, and ``state.json`` (pids, ports, bootstrap servers) that lets ano
 report on or stop it. Only directories this runner created (or empty ones) are used; it never
 wipes anything else. ``stop`` signals only the processes this runner started (see
 :mod:`streams.localkafka.processes`). Concurrent calls on one state directory are serialized by a
-lock file.
+lock file. A cluster started with ``security="sasl_ssl"`` also keeps its CA, broker keystore and
+client password in ``<state_dir>/security/`` (see :mod:`streams.localkafka.security`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
@@ -32,6 +35,19 @@ from streams.localkafka.properties import (
     render,
 )
 from streams.localkafka.provision import KAFKA_VERSION, check_java, resolve_jars
+from streams.localkafka.security import (
+    SECURITY_CHOICES,
+    ClientSecurity,
+    ScramUser,
+    Security,
+    SecurityFiles,
+    argument_file,
+    new_tls_material,
+    new_users,
+    sasl_ssl_properties,
+    scram_arguments,
+)
+from streams.localkafka.security_files import read_password, write_private, write_security_files
 from streams.localkafka.state import ClusterInfo, NodeInfo, read_state, write_state
 
 __all__ = ["DEFAULT_STATE_DIR", "KAFKA_VERSION", "LocalKafka", "running_cluster"]
@@ -45,16 +61,27 @@ START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
 _MARKER = ".air-exstream-kafka"
 _OWN_FILES = ("state.json", "state.json.tmp", "log4j2.properties", "tools.log")
+_SECURITY_DIR = "security"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _SaslSsl:
+    """One fresh start's SASL_SSL set-up: files written, users to create, what clients use."""
+
+    files: SecurityFiles
+    client: ScramUser
+    broker: ScramUser
+    client_security: ClientSecurity
 
 
 class LocalKafka:
     """One local cluster of 1 or 3 combined broker/controller nodes in ``state_dir``.
 
     ``start()`` is idempotent: when ``state_dir`` already describes a fully running cluster it
-    returns that cluster unchanged (whatever ``nodes`` says). A recorded cluster that is only
-    partly running (or not at all) is stopped and replaced by a fresh, empty one. ``stop()`` keeps
-    the data and logs for inspection; the next ``start()`` reformats. Also a context manager:
-    ``with LocalKafka(path) as info:`` starts, then stops on exit.
+    returns that cluster unchanged (whatever ``nodes`` and ``security`` say). A recorded cluster
+    that is only partly running (or not at all) is stopped and replaced by a fresh, empty one.
+    ``stop()`` keeps the data and logs for inspection; the next ``start()`` reformats. Also a
+    context manager: ``with LocalKafka(path) as info:`` starts, then stops on exit.
     """
 
     def __init__(
@@ -66,23 +93,37 @@ class LocalKafka:
         extra_properties: dict[str, str] | None = None,
         start_timeout_s: float = START_TIMEOUT_S,
         die_with_parent: bool = False,
+        security: Security = "plaintext",
+        client_user: ScramUser | None = None,
     ) -> None:
         """``ports``: one ``(broker, controller)`` pair per node; free ones are picked when omitted.
         ``extra_properties`` are added to (or override) every node's ``server.properties``.
         ``die_with_parent``: each node gets SIGTERM when the thread that launched it ends (its
         process dying by any means, SIGKILL included; Linux, through util-linux ``setpriv``;
         ignored where that is missing). For test sessions, so a killed run leaves no broker
-        behind; not for ``kafka up``, whose process exits right after starting the cluster."""
+        behind; not for ``kafka up``, whose process exits right after starting the cluster.
+        ``security="sasl_ssl"``: clients (and the brokers among themselves) connect over SASL_SSL
+        (SCRAM-SHA-512, TLS with a CA made for this cluster; see
+        :mod:`streams.localkafka.security`) as ``client_user``, or as ``air-exstream`` with a
+        random password kept in a 0600 file; ``info().client_security`` says what to use."""
         if nodes not in (1, 3):
             raise LocalKafkaError(f"a local cluster has 1 or 3 nodes, not {nodes}")
         if ports is not None and len(ports) != nodes:
             raise LocalKafkaError(f"{nodes} node(s) need {nodes} (broker, controller) port pairs")
+        if security not in SECURITY_CHOICES:
+            raise LocalKafkaError(
+                f"security is one of {', '.join(SECURITY_CHOICES)}, not {security}"
+            )
+        if client_user is not None and security != "sasl_ssl":
+            raise LocalKafkaError("a SASL client user needs security='sasl_ssl'")
         self.state_dir = Path(state_dir).resolve()
         self.nodes = nodes
         self._ports = ports
         self._extra = dict(extra_properties or {})
         self._start_timeout_s = start_timeout_s
         self._die_with_parent = die_with_parent
+        self.security: Security = security
+        self._client_user = client_user
 
     # ------------------------------------------------------------------ reading state
 
@@ -140,12 +181,14 @@ class LocalKafka:
         layout = self._layout()
         cluster_id = _new_cluster_id()
         (self.state_dir / "log4j2.properties").write_text(LOG4J2)
-        self._format_all(java, libs, layout, cluster_id)
+        sasl_ssl = self._new_sasl_ssl() if self.security == "sasl_ssl" else None
+        self._format_all(java, libs, layout, cluster_id, sasl_ssl)
         info = ClusterInfo(
             cluster_id=cluster_id,
             state_dir=str(self.state_dir),
             kafka_version=KAFKA_VERSION,
             nodes=(),
+            client_security=sasl_ssl.client_security if sasl_ssl else None,
         )
         try:
             for node in layout:
@@ -237,6 +280,7 @@ class LocalKafka:
     def _clean(self) -> None:
         for node_dir in self.state_dir.glob("node-*"):
             shutil.rmtree(node_dir)
+        shutil.rmtree(self.state_dir / _SECURITY_DIR, ignore_errors=True)
         for name in _OWN_FILES:
             (self.state_dir / name).unlink(missing_ok=True)
 
@@ -257,20 +301,73 @@ class LocalKafka:
             processes.require_free(port for pair in pairs for port in pair)
         return [NodePorts(i + 1, broker, ctl) for i, (broker, ctl) in enumerate(pairs)]
 
-    def _format_all(self, java: str, libs: Path, layout: list[NodePorts], cluster_id: str) -> None:
-        """Write each node's server.properties and format its storage (in parallel)."""
+    def _new_sasl_ssl(self) -> _SaslSsl:
+        """New CA, broker certificate and passwords for a fresh SASL_SSL cluster, on disk."""
+        files = SecurityFiles(self.state_dir / _SECURITY_DIR)
+        client, broker = new_users(self._client_user)
+        write_security_files(files, new_tls_material(now=datetime.now(UTC)), client)
+        return _SaslSsl(
+            files=files,
+            client=client,
+            broker=broker,
+            client_security=ClientSecurity.for_cluster(files, client),
+        )
+
+    def _format_all(
+        self,
+        java: str,
+        libs: Path,
+        layout: list[NodePorts],
+        cluster_id: str,
+        sasl_ssl: _SaslSsl | None,
+    ) -> None:
+        """Write each node's server.properties and format its storage (in parallel). For
+        SASL_SSL, the format also creates the SCRAM users; its arguments (salted credentials)
+        go through a private ``@argfile``, removed afterwards, so no process listing shows them."""
+        argfiles: list[Path] = []
+        try:
+            failures = self._format_nodes(java, libs, layout, cluster_id, sasl_ssl, argfiles)
+        finally:
+            for argfile in argfiles:
+                argfile.unlink(missing_ok=True)
+        if failures:
+            raise BrokerStartFailed(
+                "formatting the Kafka storage failed (`kafka.tools.StorageTool format`):\n"
+                + "\n".join(failures)
+            )
+
+    def _format_nodes(
+        self,
+        java: str,
+        libs: Path,
+        layout: list[NodePorts],
+        cluster_id: str,
+        sasl_ssl: _SaslSsl | None,
+        argfiles: list[Path],
+    ) -> list[str]:
+        """Run the format of every node in parallel; returns what failed, node by node."""
         running: list[tuple[int, subprocess.Popen[str]]] = []
         for node in layout:
             node_dir = self._node_dir(node.node_id)
             (node_dir / "data").mkdir(parents=True)
-            props = node_properties(
-                node, nodes=layout, log_dir=node_dir / "data", extra=self._extra
-            )
-            self._properties(node.node_id).write_text(render(props))
+            extra = self._extra
+            if sasl_ssl is not None:
+                secure = sasl_ssl_properties(node, files=sasl_ssl.files, broker=sasl_ssl.broker)
+                extra = {**secure, **self._extra}
+            props = node_properties(node, nodes=layout, log_dir=node_dir / "data", extra=extra)
+            # private: with SASL_SSL it holds the brokers' own password
+            write_private(self._properties(node.node_id), render(props))
+            main = "kafka.tools.StorageTool"
             args = ["format", "-t", cluster_id, "-c", str(self._properties(node.node_id))]
             if len(layout) == 1:
                 args.append("--standalone")
-            base = self._java_cmd(java, libs, node_dir / "format.log", "kafka.tools.StorageTool")
+            base = self._java_cmd(java, libs, node_dir / "format.log", main)
+            if sasl_ssl is not None:
+                argfile = node_dir / "format.args"
+                users = scram_arguments([sasl_ssl.client, sasl_ssl.broker])
+                write_private(argfile, argument_file([main, *args, *users]))
+                argfiles.append(argfile)
+                base, args = base[:-1], [f"@{argfile}"]
             proc = subprocess.Popen(
                 [base[0], *TOOL_JVM_FLAGS, *base[1:], *args],
                 stdin=subprocess.DEVNULL,
@@ -284,11 +381,7 @@ class LocalKafka:
             output, _ = proc.communicate(timeout=120)
             if proc.returncode != 0:
                 failures.append(f"node {node_id}:\n  " + "\n  ".join(output.splitlines()[-15:]))
-        if failures:
-            raise BrokerStartFailed(
-                "formatting the Kafka storage failed (`kafka.tools.StorageTool format`):\n"
-                + "\n".join(failures)
-            )
+        return failures
 
     def _java_cmd(self, java: str, libs: Path, log_file: Path, main: str) -> list[str]:
         return [
@@ -339,14 +432,17 @@ class LocalKafka:
         """Until a metadata request succeeds and lists every expected node as a broker."""
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient(
-            {
-                "bootstrap.servers": info.bootstrap_servers,
-                "log_level": 0,  # connection refusals while the JVMs boot are expected
-                "reconnect.backoff.ms": 50,
-                "reconnect.backoff.max.ms": 250,
-            }
-        )
+        conf: dict[str, str | int | float | bool] = {
+            "bootstrap.servers": info.bootstrap_servers,
+            "log_level": 0,  # connection refusals while the JVMs boot are expected
+            "reconnect.backoff.ms": 50,
+            "reconnect.backoff.max.ms": 250,
+        }
+        client = info.client_security
+        if client is not None:
+            password = read_password(Path(client.sasl_password_file))
+            conf |= client.librdkafka_config(password)
+        admin = AdminClient(conf)
         deadline = time.monotonic() + self._start_timeout_s
         while True:
             for node in info.nodes:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from streams.localkafka.properties import HOST
+from streams.localkafka.security import ClientSecurity
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,6 +35,8 @@ class ClusterInfo:
     state_dir: str
     kafka_version: str
     nodes: tuple[NodeInfo, ...]
+    client_security: ClientSecurity | None = None
+    """How clients authenticate (SASL_SSL clusters); None: PLAINTEXT."""
 
     @property
     def bootstrap_servers(self) -> str:
@@ -44,20 +48,10 @@ class ClusterInfo:
 
     def replace_node(self, node: NodeInfo) -> ClusterInfo:
         nodes = tuple(node if n.node_id == node.node_id else n for n in self.nodes)
-        return ClusterInfo(
-            cluster_id=self.cluster_id,
-            state_dir=self.state_dir,
-            kafka_version=self.kafka_version,
-            nodes=nodes,
-        )
+        return dataclasses.replace(self, nodes=nodes)
 
     def add_node(self, node: NodeInfo) -> ClusterInfo:
-        return ClusterInfo(
-            cluster_id=self.cluster_id,
-            state_dir=self.state_dir,
-            kafka_version=self.kafka_version,
-            nodes=(*self.nodes, node),
-        )
+        return dataclasses.replace(self, nodes=(*self.nodes, node))
 
     def to_json(self) -> str:
         doc: dict[str, Any] = {
@@ -77,6 +71,8 @@ class ClusterInfo:
                 for n in self.nodes
             ],
         }
+        if self.client_security is not None:
+            doc["client_security"] = self.client_security.to_dict()
         return json.dumps(doc, indent=2) + "\n"
 
     @classmethod
@@ -95,6 +91,11 @@ class ClusterInfo:
                     log_file=str(n["log_file"]),
                 )
                 for n in raw["nodes"]
+            ),
+            client_security=(
+                ClientSecurity.from_dict(raw["client_security"])
+                if raw.get("client_security")
+                else None
             ),
         )
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.localkafka.security import ClientSecurity
 from streams.localkafka.state import ClusterInfo, NodeInfo, read_state, write_state
 
 pytestmark = pytest.mark.unit
@@ -49,3 +50,32 @@ def test_state_file_written_atomically_and_unreadable_means_none(tmp_path: Path)
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
     path.write_text('{"cluster_id": ')  # torn
     assert read_state(path) is None
+
+
+def secure_cluster() -> ClusterInfo:
+    client = ClientSecurity(
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="air-exstream",
+        sasl_password_file="/s/security/client.password",
+        ssl_cafile="/s/security/ca.pem",
+    )
+    return ClusterInfo(
+        cluster_id="c", state_dir="/s", kafka_version="4.1.1", nodes=(), client_security=client
+    )
+
+
+def test_a_sasl_ssl_cluster_records_its_client_settings_and_keeps_them() -> None:
+    info = secure_cluster()
+    doc = json.loads(info.to_json())
+    assert doc["client_security"]["sasl_password_file"] == "/s/security/client.password"
+    assert ClusterInfo.from_json(info.to_json()) == info
+    node = NodeInfo(node_id=1, broker_port=9001, controller_port=9101, pid=1, log_file="l")
+    assert info.add_node(node).client_security == info.client_security
+    assert info.add_node(node).replace_node(node).client_security == info.client_security
+
+
+def test_a_plaintext_cluster_records_no_client_settings() -> None:
+    doc = json.loads(cluster().to_json())
+    assert "client_security" not in doc  # state files read by older versions stay the same
+    assert ClusterInfo.from_json(cluster().to_json()).client_security is None
