@@ -101,6 +101,13 @@ def markdown(results: Sequence[Result], plots: Sequence[str]) -> str:
     for r in results:
         out.append(f"- **{r['benchmark']}**: measured = {r['measured'].get('what', '?')}; ")
         out[-1] += f"baseline = {r['baseline'].get('what', '?')}."
+        framework = r.get("framework_ceiling")
+        if isinstance(framework, dict):
+            out[-1] += (
+                f" Framework ceiling = {framework.get('what', '?')}: "
+                f"{number(framework.get('value'))} {r.get('unit', '')}, "
+                f"ratio {ratio(framework.get('ratio'))}."
+            )
     if results:
         m = results[0].get("machine", {})
         out += [

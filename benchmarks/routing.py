@@ -30,6 +30,8 @@ import os
 import random
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -254,6 +256,8 @@ class Run:
     """Cores used during the window by the workers and by the whole machine."""
     rebalances: int
     """Partition assignments the workers logged after the group was stable (0 expected)."""
+    framework: float = float("nan")
+    """Faust exactly-once passthrough records/s over the same window (NaN when not run)."""
 
 
 def _assignments(procs: list[WorkerProcess]) -> int:
@@ -288,10 +292,11 @@ def routing_once(
         finally:
             publisher.join(120)
         rebalances = _assignments(procs) - assigned
-        for proc in procs:  # the baseline gets the CPU to itself
+        for proc in procs:  # the baselines get the CPU to themselves
             proc.stop()
         ceiling = passthrough(fx, len(data.events)) if baseline else float("nan")
-    return Run(rate, ceiling, meter.shares(), rebalances)
+        framework = faust_passthrough(fx, len(data.events), workdir) if baseline else float("nan")
+    return Run(rate, ceiling, meter.shares(), rebalances, framework)
 
 
 def passthrough(fx: Fixture, n: int, timeout_s: float = 300.0) -> float:
@@ -355,20 +360,56 @@ def passthrough(fx: Fixture, n: int, timeout_s: float = 300.0) -> float:
     return (done - start[1]) / max(end - start[0], 1e-9)
 
 
+def faust_passthrough(fx: Fixture, n: int, workdir: Path) -> float:
+    """:mod:`benchmarks.faust_passthrough` (Faust, exactly_once, records copied unchanged) on the
+    same input records; records/s over the same window of its committed offsets."""
+    out = f"{fx.prefix}bench.faust-passthrough"
+    admin_conf: dict[str, str | int | float | bool] = {**fx.conf}
+    admin = AdminClient(admin_conf)  # kept referenced until the result: GC destroys its futures
+    admin.create_topics([NewTopic(out, PARTITIONS, 1)])[out].result(30)
+    group = f"{fx.app_id}-faust"
+    log = workdir / f"{group}.log"
+    with log.open("ab") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.faust_passthrough", "--bootstrap", fx.bootstrap,
+             "--app-id", group, "--output", out, "--data-dir", str(workdir / group),
+             *(fx.topology.name(t) for t in INPUTS)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        return committed_window_rate(
+            fx.bootstrap, group, fx.inputs(), n, lambda: proc.poll() is None
+        )
+    except ProcessFailed as exc:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+        raise ProcessFailed(f"{exc}; faust passthrough log:\n{tail}") from exc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
 def throughput(bootstrap: str, workdir: Path) -> dict[str, Any]:
     measured: list[float] = []
     baseline: list[float] = []
+    framework: list[float] = []
     runs: list[Run] = []
     for rep in range(REPETITIONS):
         run = routing_once(bootstrap, workdir, EVENTS)
         runs.append(run)
         measured.append(run.rate)
         baseline.append(run.ceiling)
+        framework.append(run.framework)
         print(
             f"  routing rep {rep + 1}: worker {run.rate:.0f} events/s, passthrough "
-            f"{run.ceiling:.0f} records/s; cores used: {run.cpu}, rebalances {run.rebalances}"
+            f"{run.ceiling:.0f} records/s, faust passthrough {run.framework:.0f} records/s; "
+            f"cores used: {run.cpu}, rebalances {run.rebalances}"
         )
-    m, b = median(measured), median(baseline)
+    m, b, f = median(measured), median(baseline), median(framework)
     return {
         "benchmark": "routing",
         "unit": "events/s",
@@ -386,6 +427,13 @@ def throughput(bootstrap: str, workdir: Path) -> dict[str, Any]:
             "runs": baseline,
         },
         "ratio": m / b if b else None,
+        "framework_ceiling": {
+            "what": "Faust exactly_once passthrough (benchmarks/faust_passthrough.py): the same "
+            "records copied unchanged through the worker's transactional machinery",
+            "value": f,
+            "runs": framework,
+            "ratio": m / f if f else None,
+        },
         "config": {
             "events": EVENTS,
             "customers": CUSTOMERS,

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
@@ -71,14 +71,24 @@ class ServiceProcess:
 
 class WorkerProcess(ServiceProcess):
     """``python -m streams worker`` with its own app id, prefix and data dir, logging to
-    ``<workdir>/<app id>.log``."""
+    ``<workdir>/<app id>.log``. ``env`` adds settings (e.g. ``AIR_EXSTREAM_REPLICATION_FACTOR``
+    for a replicated cluster); it cannot change the bootstrap servers, app id or data dir."""
 
-    def __init__(self, bootstrap: str, prefix: str, app_id: str, workdir: Path) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        prefix: str,
+        app_id: str,
+        workdir: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(
             app_id,
             ["worker", "--prefix", prefix],
             workdir,
             {
+                **(env or {}),
                 "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                 "AIR_EXSTREAM_APP_ID": app_id,
                 "AIR_EXSTREAM_DATA_DIR": str(workdir / "data"),
@@ -195,3 +205,24 @@ def wait_http(url: str, process: ServiceProcess, timeout_s: float = 30.0) -> Non
             pass
         time.sleep(0.2)
     raise ProcessFailed(f"{process.name} did not answer {url} in {timeout_s} s:\n{process.tail()}")
+
+
+def wait_chained(
+    bootstrap: str, intake_topic: str, audit_topic: str, timeout_s: float = 120.0
+) -> None:
+    """Until the audit writer chained every record of ``intake_topic`` into ``audit_topic``
+    (matched by audit id). Offsets cannot tell: the intake topic is written in transactions,
+    so its end offset sits one commit marker past the last record a consumer can commit."""
+    from streams.codec import codec_for
+    from streams.domain.records import AuditRecord
+    from streams.topic_reader import read_topic
+
+    codec = codec_for(AuditRecord)
+    pending = {codec.decode(r.value).audit_id for r in read_topic(bootstrap, intake_topic)}
+    deadline = time.monotonic() + timeout_s
+    while pending:
+        if time.monotonic() > deadline:
+            raise ProcessFailed(f"{len(pending)} records of {intake_topic} not chained in time")
+        pending -= {codec.decode(r.value).audit_id for r in read_topic(bootstrap, audit_topic)}
+        if pending:
+            time.sleep(0.5)

@@ -38,9 +38,9 @@ from streams.demo.processes import (
     ServiceProcess,
     WorkerProcess,
     free_port,
+    wait_chained,
     wait_consumed,
     wait_http,
-    wait_stable_count,
 )
 from streams.demo.samples import sample_records
 from streams.domain.records import (
@@ -154,8 +154,7 @@ def run_demo(options: DemoOptions, echo: Echo, progress: ProgressFactory) -> dic
         documents = _wait_exstream_side(bootstrap, topology, exstream, services, worker, progress)
         exstream_s = time.monotonic() - t1
         echo(f"Exstream side: {documents} documents composed and delivered in {exstream_s:.1f} s")
-        intake = sum(1 for _ in read_topic(bootstrap, topology.name(names.AUDIT_INTAKE)))
-        wait_stable_count(bootstrap, topology.name(names.AUDIT), intake)
+        wait_chained(bootstrap, topology.name(names.AUDIT_INTAKE), topology.name(names.AUDIT))
         summary = _summarise(bootstrap, topology, report.events, report.invalid, report.json)
         summary.update(_summarise_exstream(bootstrap, topology, exstream))
         summary["routing_seconds"] = round(routed_s, 2)

@@ -8,10 +8,14 @@ Topology of the worker (all names resolved through the :class:`~topology.model.T
   (all partitions, like a GlobalKTable), plus one agent each that raises alignment alerts when a
   rule or template changes;
 - ``air.account-events.v1`` and ``air.case-events.v1`` -> agent -> :func:`route_event` ->
-  ``exstream.composition-commands.v1``, ``alignment.alerts.v1``, ``audit.intake.v1``, and the
-  per-customer ``suppression`` table;
-- ``audit.intake.v1`` -> the audit writer agent -> ``audit.communications.v1``, hash-chained per
-  partition (the chain head is kept in the ``audit-chain-heads`` table);
+  ``exstream.composition-commands.v1``, ``alignment.alerts.v1``, ``audit.communications.v1``,
+  and the per-customer ``suppression`` table;
+- audit records are hash-chained per partition of ``audit.communications.v1`` (the chain head is
+  kept in the ``audit-chain-heads`` table). Those of customer-partitioned inputs are appended
+  directly, to the partition of the record being processed and in its transaction; the others
+  (rule and template alerts, the SLA timer) go through ``audit.intake.v1`` and the audit writer
+  agent, which appends them in the intake record's partition. Partition p of every
+  customer-partitioned topic shares one transactional id, so each chain has a single writer;
 - every undecodable or invalid record -> ``<topic>.dlq`` with the reason (and an audit record).
 
 Guarantee: with ``processing_guarantee=exactly_once`` (the default), every input record's outputs,
@@ -29,12 +33,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import faust
 import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.streams import current_event
+from yarl import URL
 
 from streams.audit.chain import ChainHead, append
 from streams.codec import CodecError, codec_for
@@ -54,8 +59,14 @@ from streams.domain.records import (
     Preference,
     TemplateVersion,
 )
+from streams.domain.reference_checks import (
+    preference_problems,
+    rule_problems,
+    template_problems,
+)
 from streams.domain.routing import route_event
 from streams.domain.suppression import SuppressionEntry
+from streams.errors import AirExstreamError
 from streams.routing.reference import ReferenceView
 from streams.routing.settings import WorkerSettings
 from streams.routing.tracking import TrackingContext, TrackingCounters, install_tracking
@@ -120,8 +131,94 @@ def _dump_suppression(state: dict[str, SuppressionEntry]) -> bytes:
     )
 
 
+class UnusableRecord(AirExstreamError):
+    """A reference record decodes but its content is not usable (see
+    :mod:`streams.domain.reference_checks`); the views skip it, the agents dead-letter it."""
+
+
+def usable(
+    decode: Callable[[bytes, Any], Any], problems: Callable[[Any], list[str]]
+) -> Callable[[bytes, Any], Any]:
+    """``decode`` that raises :class:`UnusableRecord` for a record with problems."""
+
+    def checked(value: bytes, headers: Any) -> Any:
+        record = decode(value, headers)
+        found = problems(record)
+        if found:
+            raise UnusableRecord("; ".join(found))
+        return record
+
+    return checked
+
+
+def _key_mismatch(key: bytes | None, customer_id: str) -> str:
+    return (
+        f"the record key {_key_text(key)!r} is not the record's customer_id {customer_id!r}: "
+        "the key decides the partition, hence which customer's preferences and suppression "
+        "state the record meets; key each record by its customer_id"
+    )
+
+
 def _key_text(key: bytes | None) -> str | None:
     return key.decode("utf-8", "replace") if key else None
+
+
+async def checkpoint(
+    app: faust.App, table: Any, bootstrap_servers: str, client_kwargs: dict[str, Any]
+) -> None:
+    """Record in each active partition of a rocksdb ``table`` how far its changelog is already
+    in the local files, so that a restart reads only the changelog written after that point.
+
+    The changelog's current end is such a point: every record below it was either applied to
+    the store before it was sent (:meth:`CommitGuard.put` writes the store first) or read by
+    this worker's recovery. Hence nothing is recorded while a rebalance or recovery is under
+    way, and a rebalance during the offset request discards the answer. faust-streaming does
+    not keep this offset under exactly_once: it holds it back until the *changelog* partition
+    is committed, but commits are of *input* partitions, so it is never written.
+    """
+    if app.rebalancing or app.in_recovery:
+        return
+    generation = app.consumer_generation_id
+    changelog = table.changelog_topic.get_topic_name()
+    tps = [TopicPartition(tp.topic, tp.partition) for tp in app.assignor.assigned_actives()]
+    tps = [tp for tp in tps if tp.topic == changelog]
+    if not tps:
+        return
+    probe = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, **client_kwargs
+    )
+    await probe.start()
+    try:
+        ends = await probe.end_offsets(tps)
+    finally:
+        await probe.stop()
+    if app.rebalancing or app.in_recovery or app.consumer_generation_id != generation:
+        return
+    for tp, end in ends.items():
+        if end > 0:
+            table.data.set_persisted_offset(tp, end - 1)
+
+
+async def highwaters_from_broker(app: faust.App, *args: Any, **kwargs: Any) -> None:
+    """Make table recovery ask the broker where each changelog ends (first rebalance callback).
+
+    Under exactly_once, faust-streaming 0.15.3 takes a changelog's end from the consumer's
+    fetch state (``last_stable_offset``), which is unknown until that partition was fetched.
+    Recovery then sees -1, "empty", and skips the partition: a worker that started fast enough
+    ran with empty tables (seen with 50,000 preferences: none restored), or, with rocksdb,
+    stopped on a ConsistencyError (its checkpoint above the "end"). A ListOffsets request
+    with the consumer's read_committed isolation returns the same last stable offset, always.
+    """
+    consumer: Any = app.consumer
+    thread: Any = consumer._thread
+    if getattr(thread, "_highwaters_from_broker", False):
+        return
+
+    async def highwaters(partitions: Any) -> Any:
+        return await thread._ensure_consumer().end_offsets(partitions)
+
+    thread._highwaters = highwaters
+    thread._highwaters_from_broker = True
 
 
 class CommitGuard:
@@ -142,9 +239,14 @@ class CommitGuard:
        while one record is processed and acked, and the commit takes the same lock, so every
        transaction holds whole records together with their offsets.
 
-    Table updates go through :meth:`put` / :meth:`delete`, which write the table's store and send
-    the changelog record explicitly (awaited, in the same transaction), instead of Faust's
-    buffered changelog writes whose timing relative to the commit is not controlled.
+    Table updates go through :meth:`put` / :meth:`delete`, which write the table's store at once
+    and keep the changelog record pending for the transaction of the input partition being
+    processed (instead of Faust's buffered changelog writes, whose timing relative to the commit
+    is not controlled). Right before each commit, under the same lock, the pending records are
+    sent through their transactions: only the last value of a key within one transaction is
+    written (a chain head updated per audit record, a customer's suppression state updated per
+    event), which is what a table's changelog needs, as Kafka Streams' caching stores do. A
+    revoked partition's pending records are dropped with its aborted transaction.
     """
 
     def __init__(self, app: faust.App, counters: Counters) -> None:
@@ -153,6 +255,13 @@ class CommitGuard:
         self._processed: dict[tuple[int, str, int], int] = {}
         self._lock = asyncio.Lock()
         self._installed = False
+        self._pending: dict[str, dict[tuple[str, bytes], tuple[int, bytes | None]]] = {}
+        """transactional id -> (changelog topic, key) -> (partition, value or None)"""
+
+    def _transactional_id(self, topic: str, partition: int) -> str:
+        """The transactional id faust gives an input partition (``{app}-{group}-{partition}``)."""
+        group = self._app.assignor.group_for_topic(topic)
+        return f"{self._app.conf.id}-{group}-{partition}"
 
     def _install(self) -> None:
         """Patch the running worker's consumer. Not done at build time: touching
@@ -165,6 +274,7 @@ class CommitGuard:
 
         async def locked_commit(*args: Any, **kwargs: Any) -> Any:
             async with self._lock:
+                await self._flush_pending()
                 return await force_commit(*args, **kwargs)
 
         consumer.force_commit = locked_commit
@@ -176,6 +286,22 @@ class CommitGuard:
         # the first rebalance callback of a worker: running, not yet recovering tables
         if not self._installed:
             self._install()
+        revoked = args[0] if args else ()
+        for tp in revoked:
+            # the partition's open transaction is aborted: its pending writes go with it
+            self._pending.pop(self._transactional_id(tp.topic, tp.partition), None)
+
+    async def _flush_pending(self) -> None:
+        """Send every pending changelog record through its input partition's transaction."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        producer = self._app.consumer.transactions.producer
+        for transactional_id, entries in pending.items():
+            for (topic, key), (partition, value) in entries.items():
+                await producer.send(
+                    topic, key, value, partition, None, None, transactional_id=transactional_id
+                )
 
     @staticmethod
     def _seek_before_resume(app: faust.App, consumer: Any) -> None:
@@ -210,9 +336,9 @@ class CommitGuard:
         consumer.resume_partitions = deferred_resume
         consumer.perform_seek = seek_then_resume
 
-    @staticmethod
-    def _route_sends_by_input_partition(app: faust.App, consumer: Any) -> None:
+    def _route_sends_by_input_partition(self, app: faust.App, consumer: Any) -> None:
         transactions = consumer.transactions
+        transactional_id_of = self._transactional_id
         fallback_send = transactions.send
 
         async def send(
@@ -229,7 +355,6 @@ class CommitGuard:
             if event is None:
                 return await fallback_send(topic, key, value, partition, timestamp, headers)
             source = event.message.tp
-            group = app.assignor.group_for_topic(source.topic)
             return await transactions.producer.send(
                 topic,
                 key,
@@ -237,7 +362,7 @@ class CommitGuard:
                 partition,
                 timestamp,
                 headers,
-                transactional_id=f"{app.conf.id}-{group}-{source.partition}",
+                transactional_id=transactional_id_of(source.topic, source.partition),
             )
 
         transactions.send = send
@@ -283,23 +408,41 @@ class CommitGuard:
         if start is not None and msg.offset > start:
             await consumer._add_gap(msg.tp, start, msg.offset - 1)
 
-    @staticmethod
-    async def put(table: Any, msg: Any, key: bytes, value: bytes) -> None:
-        table.data[key] = value
-        await table.changelog_topic.send(key=key, value=value, partition=msg.partition)
+    async def put(self, table: Any, msg: Any, key: bytes, value: bytes | None) -> None:
+        """Set (``None``: delete) ``key`` in ``table`` while ``msg`` is processed; its changelog
+        record (in ``msg``'s partition) is committed with ``msg``'s offset."""
+        if value is None:
+            table.data.pop(key, None)
+        else:
+            table.data[key] = value
+        if not self._app.in_transaction:
+            await table.changelog_topic.send(key=key, value=value, partition=msg.partition)
+            return
+        entries = self._pending.setdefault(self._transactional_id(msg.topic, msg.partition), {})
+        entries[(table.changelog_topic.get_topic_name(), key)] = (msg.partition, value)
 
-    @staticmethod
-    async def delete(table: Any, msg: Any, key: bytes) -> None:
-        if key in table.data:
-            del table.data[key]
-        await table.changelog_topic.send(key=key, value=None, partition=msg.partition)
+    async def delete(self, table: Any, msg: Any, key: bytes) -> None:
+        await self.put(table, msg, key, None)
+
+    async def put_outside(self, table: Any, partition: int, key: bytes, value: bytes) -> None:
+        """Set ``key`` from outside any input record (a timer): written at once, outside the
+        transactions; a record still pending for the key takes the new value instead, so the
+        commit cannot later overwrite it with the older one."""
+        async with self._lock:
+            table.data[key] = value
+            topic = table.changelog_topic.get_topic_name()
+            for entries in self._pending.values():
+                if (topic, key) in entries:
+                    entries[(topic, key)] = (partition, value)
+                    return
+            await table.changelog_topic.send(key=key, value=value, partition=partition)
 
 
 def create_app(
     *, kafka: KafkaSettings, worker: WorkerSettings, topology: Topology
 ) -> tuple[faust.App, Counters]:
     """Build the routing application (not started). Returns it with its live counters."""
-    Path(worker.data_dir).mkdir(parents=True, exist_ok=True)
+    worker.state_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         worker.app_id,
         broker=kafka.faust_broker_url(),
@@ -312,9 +455,10 @@ def create_app(
         consumer_auto_offset_reset="earliest",
         web_enabled=worker.web_enabled,
         web_port=worker.web_port,
-        datadir=worker.data_dir,
+        datadir=str(worker.state_dir),
         table_cleanup_interval=60.0,
         producer_acks=-1,
+        producer_linger=worker.producer_linger_ms / 1000.0,
         broker_session_timeout=worker.session_timeout_s,
         broker_heartbeat_interval=min(3.0, worker.session_timeout_s / 4),
         stream_wait_empty=False,
@@ -322,6 +466,7 @@ def create_app(
     counters = Counters()
     guard = CommitGuard(app, counters)
     app.on_partitions_revoked.connect(guard.on_revoked)
+    app.on_partitions_revoked.connect(partial(highwaters_from_broker, app))
     client_kwargs = {k: v for k, v in kafka.aiokafka_kwargs().items() if k != "bootstrap_servers"}
 
     def topic(logical: str) -> Any:
@@ -337,11 +482,28 @@ def create_app(
     intake_topic = topic(names.AUDIT_INTAKE)
     audit_topic = topic(names.AUDIT)
 
-    def table(name: str) -> Any:
-        # bytes key and value types make faust use the raw serializer for the changelog
-        return app.Table(name, partitions=worker.partitions, key_type=bytes, value_type=bytes)
+    def table(name: str, *, store: str = "memory://") -> Any:
+        # bytes key and value types make faust use the raw serializer for the changelog.
+        # A store URL with neither host nor path ("memory://") is falsy to yarl, and faust then
+        # silently uses the app's store: name the table in it, as faust's own default does.
+        url = URL(store)
+        return app.Table(
+            name,
+            partitions=worker.partitions,
+            key_type=bytes,
+            value_type=bytes,
+            store=url if url.path else url / name,
+            options=worker.rocksdb_options() if store == worker.store else None,
+        )
 
-    preferences = table("preferences")
+    # only preferences may keep local files across a crash: see WorkerSettings.store
+    preferences = table("preferences", store=worker.store)
+    if worker.rocksdb_options() is not None:
+
+        @app.timer(interval=worker.checkpoint_interval_s)
+        async def checkpoint_preferences() -> None:
+            await checkpoint(app, preferences, kafka.require_bootstrap(), client_kwargs)
+
     suppression = table("suppression")
     chain_heads = table("audit-chain-heads")
 
@@ -359,14 +521,14 @@ def create_app(
         topic=topology.name(names.COMM_RULES),
         partitions=topology.topic(names.COMM_RULES).partitions,
         bootstrap_servers=kafka.require_bootstrap(),
-        decode=rule_codec.decode,
+        decode=usable(rule_codec.decode, rule_problems),
         client_kwargs=client_kwargs,
     )
     templates_view: ReferenceView[TemplateVersion] = ReferenceView(
         topic=topology.name(names.TEMPLATES),
         partitions=topology.topic(names.TEMPLATES).partitions,
         bootstrap_servers=kafka.require_bootstrap(),
-        decode=template_codec.decode,
+        decode=usable(template_codec.decode, template_problems),
         client_kwargs=client_kwargs,
     )
     index: dict[str, Any] = {"rules_version": -1, "templates_version": -1}
@@ -392,8 +554,45 @@ def create_app(
         await rules_view.wait_ready(worker.reference_ready_timeout_s)
         await templates_view.wait_ready(worker.reference_ready_timeout_s)
 
+    intake_name = topology.name(names.AUDIT_INTAKE)
+    chain_directly = (
+        topology.topic(names.AUDIT).partitions == topology.topic(names.AUDIT_INTAKE).partitions
+    )
+
+    def same_transactions_as_intake(topic_name: str) -> bool:
+        """True when ``topic_name``'s partition p is processed in the transaction of intake
+        partition p (faust gives co-partitioned topics one transactional id per partition), so
+        that audit partition p keeps a single writer and one chain."""
+        if not chain_directly:
+            return False
+        try:
+            group = app.assignor.group_for_topic(topic_name)
+            return bool(group == app.assignor.group_for_topic(intake_name))
+        except KeyError:  # not assigned to this worker
+            return False
+
     async def send_audit(record: AuditRecord, key: bytes | None) -> None:
+        """Chain ``record`` into the audit topic: directly, in the partition of the record being
+        processed, when that keeps one writer per chain; else through the audit intake topic
+        and the audit writer (rule and template alerts, the SLA timer)."""
+        event = current_event()
+        if event is not None and same_transactions_as_intake(event.message.topic):
+            await append_audit(event.message, key or b"", record)
+            return
         await intake_topic.send(key=key or b"", value=audit_codec.encode(record))
+
+    async def append_audit(msg: Any, key: bytes, record: AuditRecord) -> None:
+        """Append ``record`` to the chain of audit partition ``msg.partition`` while ``msg`` is
+        processed (its transaction holds the record and the new chain head)."""
+        head_key = str(msg.partition).encode()
+        raw_head = chain_heads.get(head_key)
+        head = ChainHead(**orjson.loads(raw_head)) if raw_head else ChainHead()
+        chained, head = append(head, record)
+        await audit_topic.send(key=key, value=audit_codec.encode(chained), partition=msg.partition)
+        await guard.put(
+            chain_heads, msg, head_key, orjson.dumps({"seq": head.seq, "hash": head.hash})
+        )
+        counters.audit_written += 1
 
     dlq_topics: dict[str, Any] = {}
 
@@ -453,11 +652,19 @@ def create_app(
             await guard.delete(preferences, msg, msg.key)
             return
         try:
-            pref_codec.decode(msg.value, msg.headers)
+            preference = pref_codec.decode(msg.value, msg.headers)
         except CodecError as exc:
             await dead_letter(msg, exc.code, str(exc))
             return
-        await guard.put(preferences, msg, msg.key, msg.value)
+        if msg.key != preference.customer_id.encode():
+            await dead_letter(msg, "KEY_MISMATCH", _key_mismatch(msg.key, preference.customer_id))
+            return
+        problems = preference_problems(preference)
+        if problems:  # the customer's previous preference, if any, stays in force
+            await dead_letter(msg, "INVALID_PREFERENCE", "; ".join(problems))
+            return
+        # stored as Avro whatever it arrived as (JSON too): readers decode without headers
+        await guard.put(preferences, msg, msg.key, pref_codec.encode(preference))
         counters.preferences += 1
 
     @app.agent(rules_topic)
@@ -473,6 +680,10 @@ def create_app(
             rule = rule_codec.decode(msg.value, msg.headers)
         except CodecError as exc:
             await dead_letter(msg, exc.code, str(exc))
+            return
+        problems = rule_problems(rule)
+        if problems:  # the view keeps the rule's previous version, if any
+            await dead_letter(msg, "INVALID_RULE", "; ".join(problems))
             return
         versions = templates_by_id().get(rule.template_id, [])
         for alert in check_rule(rule, versions, raised_at=int(msg.timestamp * 1000)):
@@ -491,6 +702,10 @@ def create_app(
             new = template_codec.decode(msg.value, msg.headers)
         except CodecError as exc:
             await dead_letter(msg, exc.code, str(exc))
+            return
+        problems = template_problems(new)
+        if problems:  # the view keeps the version's previous record, if any
+            await dead_letter(msg, "INVALID_TEMPLATE", "; ".join(problems))
             return
         older = [
             v
@@ -534,7 +749,10 @@ def create_app(
         except CodecError as exc:
             await dead_letter(msg, exc.code, str(exc))
             return
-        key = msg.key or record.customer_id.encode()
+        key = record.customer_id.encode()
+        if msg.key is not None and msg.key != key:
+            await dead_letter(msg, "KEY_MISMATCH", _key_mismatch(msg.key, record.customer_id))
+            return
         pref_raw = preferences.get(key)
         preference = pref_codec.decode(pref_raw) if pref_raw else None
         state = _suppression_state(suppression.get(key))
@@ -590,17 +808,7 @@ def create_app(
         except CodecError as exc:
             await dead_letter(msg, exc.code, str(exc))
             return
-        head_key = str(msg.partition).encode()
-        raw_head = chain_heads.get(head_key)
-        head = ChainHead(**orjson.loads(raw_head)) if raw_head else ChainHead()
-        chained, head = append(head, record)
-        await audit_topic.send(
-            key=msg.key, value=audit_codec.encode(chained), partition=msg.partition
-        )
-        await guard.put(
-            chain_heads, msg, head_key, orjson.dumps({"seq": head.seq, "hash": head.hash})
-        )
-        counters.audit_written += 1
+        await append_audit(msg, msg.key or b"", record)
 
     tracking = TrackingCounters()
     install_tracking(
@@ -609,6 +817,7 @@ def create_app(
             guard=guard,
             commands_topic=commands_topic,
             delivery_topic=topic(names.DELIVERY_EVENTS),
+            delivery_topic_name=topology.name(names.DELIVERY_EVENTS),
             status_topic=topic(names.COMMUNICATION_STATUS),
             metadata_topic=topic(names.DOCUMENT_METADATA),
             communications=table("communications"),

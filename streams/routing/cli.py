@@ -25,5 +25,9 @@ def worker(bootstrap_servers: str | None, profile: str | None, prefix: str, logl
     topology = load_topology(profile, prefix=prefix)
     apply_topology(kafka.confluent_config(), topology)
     settings = WorkerSettings()
+    if settings.event_loop == "uvloop":
+        import mode.loop
+
+        mode.loop.use("uvloop")
     app, _ = create_app(kafka=kafka, worker=settings, topology=topology)
     Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,13 +16,31 @@ class WorkerSettings(BaseSettings):
     app_id: str = "air-exstream-router"
     """Faust application id: the consumer group and the prefix of its changelog topics."""
     store: str = "memory://"
-    """Table store: ``memory://`` for tests and the demo, ``rocksdb://`` in production."""
+    """Store of the ``preferences`` table: ``memory://`` (tests, the demo) or ``rocksdb://``
+    (production). With rocksdb the table lives in files under :attr:`state_dir` that survive a
+    restart, and recovery reads only the changelog written since the last checkpoint instead of
+    replaying all of it. The other tables (suppression, audit chain heads, delivery tracking)
+    are read-modify-write state and stay in memory, rebuilt from their changelogs at every
+    start: rocksdb keeps the local writes of a transaction that a crash aborted, and such a table
+    would read them back as its own committed state (an audit chain continuing from a head that
+    was never committed). Preferences are only ever *set* from their own input record, which is
+    processed again after such a crash and writes the same value, so their files can be kept."""
     processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
     partitions: int = 6
     """Partition count of the customer-keyed topics (the co-partitioning unit)."""
     replication_factor: int = 1
     """Replication of the worker's own changelog topics."""
     data_dir: str = "build/worker-data"
+    """Where the worker keeps local state: in ``<data_dir>/<app_id>`` (:attr:`state_dir`). Two
+    workers on one machine need different data dirs: rocksdb locks a partition's files to one
+    process."""
+    checkpoint_interval_s: float = 10.0
+    """How often a rocksdb table records how far into its changelog its files are complete; a
+    restart reads the changelog from that point (about this many seconds of writes at most)."""
+    rocksdb_write_buffer_mb: int = 16
+    """Write buffer (memtable) size of each rocksdb table partition."""
+    rocksdb_block_cache_mb: int = 64
+    """Block cache of each rocksdb table partition (faust's default is 2 GiB per partition)."""
     web_enabled: bool = False
     web_port: int = 6066
     reference_ready_timeout_s: float = 60.0
@@ -35,3 +54,24 @@ class WorkerSettings(BaseSettings):
     """Delivery deadline per channel in ms (JSON, e.g. ``{"EMAIL": 3600000}``); channels not
     named use ``streams.domain.delivery.DEFAULT_SLA_MS``."""
     sla_check_interval_s: float = 30.0
+    producer_linger_ms: int = 5
+    """How long the worker's producers wait to fill a batch before sending it: fewer, larger
+    produce requests (the worker sends through one transactional producer per partition)."""
+    event_loop: Literal["asyncio", "uvloop"] = "uvloop"
+    """The event loop implementation the worker runs on (``asyncio``: the standard one)."""
+
+    @property
+    def state_dir(self) -> Path:
+        """``<data_dir>/<app_id>``: faust names table files after the table alone, so two app ids
+        sharing a directory would open each other's databases (another changelog's offsets)."""
+        return Path(self.data_dir) / self.app_id
+
+    def rocksdb_options(self) -> dict[str, int] | None:
+        """Options of a rocksdb table (a fresh dict each time: faust pops keys from it), or None
+        when :attr:`store` is not rocksdb."""
+        if not self.store.startswith("rocksdb:"):
+            return None
+        return {
+            "write_buffer_size": self.rocksdb_write_buffer_mb * 1024 * 1024,
+            "block_cache_size": self.rocksdb_block_cache_mb * 1024 * 1024,
+        }

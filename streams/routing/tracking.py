@@ -47,6 +47,23 @@ log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct(">H")
 
+UNUSABLE: Mapping[str, str] = {
+    delivery.IgnoredReason.COMMUNICATION_MISMATCH: (
+        "the delivery event's customer_id is not the customer of its communication_id's "
+        "command; the event was not applied"
+    ),
+    delivery.IgnoredReason.CHANNEL_MISMATCH: (
+        "the delivery event's channel is not the channel its communication was sent on; "
+        "the event was not applied"
+    ),
+    delivery.IgnoredReason.NOT_ON_CHANNEL_PATH: (
+        "the delivery event's status is unknown or does not occur on its channel (see "
+        "streams.domain.delivery.PATHS); the event was not applied"
+    ),
+}
+"""Why a delivery event cannot apply to its communication at all (dead-lettered), as opposed to
+events ignored as duplicates, stale or late, which are normal at-least-once traffic."""
+
 
 @dataclass
 class TrackingCounters:
@@ -68,6 +85,7 @@ class TrackingContext:
     guard: Any
     commands_topic: Any
     delivery_topic: Any
+    delivery_topic_name: str
     status_topic: Any
     metadata_topic: Any
     communications: Any
@@ -134,6 +152,10 @@ def install_tracking(ctx: TrackingContext) -> None:
         if transition.ignored_reason is not None:
             counters.ignored_events += 1
             log.debug("delivery event %s ignored: %s", event.event_id, transition.ignored_reason)
+            if transition.ignored_reason in UNUSABLE and msg.topic == ctx.delivery_topic_name:
+                await ctx.dead_letter(
+                    msg, transition.ignored_reason, UNUSABLE[transition.ignored_reason]
+                )
         await emit(transition)
         if transition.state is not None:
             await store(msg, key, transition.state)
@@ -200,5 +222,4 @@ def install_tracking(ctx: TrackingContext) -> None:
             await emit(transition)
             counters.sla_breaches += 1
             value = _HEADER.pack(partition) + delivery.dumps(transition.state)
-            ctx.communications.data[key] = value
-            await ctx.communications.changelog_topic.send(key=key, value=value, partition=partition)
+            await ctx.guard.put_outside(ctx.communications, partition, key, value)

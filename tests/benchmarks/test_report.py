@@ -104,3 +104,13 @@ def test_render_without_results_writes_an_empty_table(tmp_path: Path) -> None:
     readme = report.render(tmp_path)
     assert report.table([]) in readme.read_text()
     assert not list(tmp_path.glob("*.png"))
+
+
+def test_the_framework_ceiling_is_described_under_the_table() -> None:
+    with_framework = {
+        **ROUTING,
+        "framework_ceiling": {"what": "faust passthrough", "value": 2400.0, "ratio": 0.351},
+    }
+    text = report.markdown([with_framework, SCALING], [])
+    assert "Framework ceiling = faust passthrough: 2,400 events/s, ratio 0.35." in text
+    assert text.count("Framework ceiling") == 1
