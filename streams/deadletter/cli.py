@@ -3,7 +3,9 @@
 Replay re-publishes the original key, value and headers of selected dead letters to their source
 topic, with a ``dlq-replay-of`` header naming the dead letter. Replaying twice is safe for the
 composition path: communication ids are derived from the event id, so the same event produces
-the same communication and the sink discards the second one.
+the same communication and the sink discards the second one. A letter that could not hold its
+whole original (too large, see :mod:`streams.deadletter.letters`) is skipped with a message naming
+the source coordinates where the original is: it is never re-published without its value.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from confluent_kafka import Producer
 
 from streams.codec import DecodeError, codec_for
 from streams.config import resolve_kafka_settings
-from streams.deadletter.letters import dlq_topic, replay_headers
+from streams.deadletter.letters import H_OMITTED, dlq_topic, replay_headers
 from streams.domain.records import DeadLetter
 from streams.topic_reader import read_topic
 from topology.model import DLQ_SUFFIX, load_topology
@@ -75,7 +77,7 @@ def replay(
     codec = codec_for(DeadLetter)
     topic = dlq_topic(source)
     producer = Producer({**settings.confluent_config(), "acks": "all", "enable.idempotence": True})
-    replayed = 0
+    replayed = skipped = 0
     for raw in read_topic(
         settings.require_bootstrap(), topic, client_config=settings.confluent_config()
     ):
@@ -83,6 +85,14 @@ def replay(
         if error_type and letter.error_type != error_type:
             continue
         if offsets and raw.offset not in offsets:
+            continue
+        if H_OMITTED in letter.original_headers:
+            skipped += 1
+            click.echo(
+                f"cannot replay {topic}/{raw.partition}/{raw.offset}: the letter does not hold "
+                f"the whole original ({letter.original_headers[H_OMITTED]}); it is at "
+                f"{letter.source_topic}/{letter.source_partition}/{letter.source_offset}"
+            )
             continue
         replayed += 1
         click.echo(
@@ -98,3 +108,5 @@ def replay(
     if producer.flush(60):
         raise click.ClickException("some replayed records were not delivered")
     click.echo(f"{replayed} dead letter(s) {'selected' if dry_run else 'replayed'}")
+    if skipped:
+        click.echo(f"{skipped} dead letter(s) skipped: original too large to have been copied")

@@ -61,7 +61,10 @@ class Denial(StrEnum):
 
 
 def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+    """Hex SHA-256 of ``secret``'s UTF-8 bytes. Never raises: a presented secret holding bytes that
+    are not UTF-8 (aiohttp hands them over as lone surrogates) is hashed too, and simply matches
+    no key, instead of failing the request with a server error."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def new_key(key_id: str, customer_id: str) -> tuple[str, ApiKey]:

@@ -15,7 +15,9 @@ Guarantees:
   ``breaker_threshold`` in a row, and retries back off exponentially with jitter, never sooner
   than a Retry-After.
 - **Bad commands** (undecodable, or refused by Exstream as invalid: 400/413/422) go to
-  ``<commands topic>.dlq`` with the reason; a 413 batch is split in halves first.
+  ``<commands topic>.dlq`` with the reason. Exstream refuses a whole job for one bad command, so a
+  refused batch is split in halves until each refused command is alone: only the commands Exstream
+  refuses on their own are dead-lettered, the others of their batch still go through.
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ from streams.sink.policy import AdaptiveLimit, CircuitBreaker, backoff_s
 from topology import names
 
 log = logging.getLogger(__name__)
+
+
+SPLIT_ON = frozenset({400, 413, 422})
+"""Refusals of a whole batch that one of its commands (or its size) can cause: split and retry."""
 
 
 class SinkFailed(RuntimeError):
@@ -314,7 +320,7 @@ class Sink:
         self.metrics["batches_accepted"] += 1
 
     async def _rejected(self, batch: Batch, outcome: Rejected) -> None:
-        if outcome.status == 413 and len(batch.commands) > 1:
+        if outcome.status in SPLIT_ON and len(batch.commands) > 1:
             half = len(batch.commands) // 2
             self.metrics["batches_split"] += 1
             for part in (batch.commands[:half], batch.commands[half:]):

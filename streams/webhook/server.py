@@ -51,6 +51,9 @@ PROBLEM = "application/problem+json"
 HOOK_PATH = "/hooks/exstream"
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 EVENT_ID_RECORD_HEADER = "x-exstream-event-id"
+MAX_SIGNATURE_CHARS = 1024
+"""Longer signature headers are malformed: ``t=<10 digits>,v1=<64 hex>`` is 81 characters, and a
+few signatures side by side (during a secret rotation) stay far below this."""
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -71,6 +74,26 @@ def _safe(text: str | None) -> str:
     if text is None:
         return "-"
     return repr(text[:80])
+
+
+def _raw(header_value: str) -> bytes:
+    """A request header's bytes as received: aiohttp decodes headers as UTF-8 with
+    ``surrogateescape``, so bytes that are not UTF-8 come back as they were."""
+    return header_value.encode("utf-8", "surrogateescape")
+
+
+def _verify_signature(
+    secrets: list[bytes], header: str | None, body: bytes, *, now: int, tolerance_s: int
+) -> None:
+    """:func:`verify`, with any header it cannot parse refused as MALFORMED.
+
+    ``verify`` expects an ASCII header: a non-ASCII digest (``hmac.compare_digest`` raises
+    TypeError), a Unicode digit in the timestamp (``str.isdigit`` accepts it, ``int`` does not) or
+    a timestamp of thousands of digits (``int`` refuses it) must be a 401, not a server error.
+    """
+    if header is not None and (not header.isascii() or len(header) > MAX_SIGNATURE_CHARS):
+        raise SignatureError("MALFORMED", "signature header is not t=...,v1=...")
+    verify(secrets, header, body, now=now, tolerance_s=tolerance_s)
 
 
 # --------------------------------------------------------------------------- Kafka
@@ -255,7 +278,7 @@ class WebhookReceiver:
             return problem(413, "Payload too large", f"the body exceeds {limit} bytes")
 
         try:
-            verify(
+            _verify_signature(
                 list(self.config.secrets),
                 request.headers.get(SIGNATURE_HEADER),
                 body,
@@ -340,9 +363,9 @@ class WebhookReceiver:
         log.warning("callback %s invalid: %s", _safe(header_event_id), exc.code)
         headers: list[tuple[str, bytes | None]] = []
         if header_event_id is not None:
-            headers.append((EVENT_ID_RECORD_HEADER, header_event_id.encode()))
+            headers.append((EVENT_ID_RECORD_HEADER, _raw(header_event_id)))
         if request.content_type:
-            headers.append(("content-type", request.content_type.encode()))
+            headers.append(("content-type", _raw(request.content_type)))
         letter = make_dead_letter(
             source_topic=self.config.topic,
             partition=-1,  # never was on Kafka: no partition nor offset
