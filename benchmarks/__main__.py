@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from benchmarks import codec, ondemand, report, routing, sink
+from benchmarks import codec, ondemand, recovery, report, routing, sink
 
 Result = dict[str, Any]
 
@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, Callable[[], Result | list[Result]]] = {
     "routing_throughput": routing.run,
     "routing_latency": routing.run_latency,
     "routing_scaling": routing.run_scaling,
+    "recovery": recovery.run,  # 1,000,000 preferences: ~10+ minutes, not in DEFAULT
 }
 DEFAULT = ["codec", "sink", "ondemand", "routing"]
 
