@@ -3,7 +3,8 @@
 ``python -m benchmarks.faust_passthrough --bootstrap HOST:PORT --app-id ID --output TOPIC INPUT...``
 runs until stopped. Same guarantees and machinery as the routing worker (faust-streaming,
 ``exactly_once``, the worker's :class:`~streams.routing.app.CommitGuard`, so every record and its
-offset commit in the input partition's transaction), but each input record is copied unchanged to
+offset commit in the input partition's transaction; the worker's producer linger, event loop and
+log level), but each input record is copied unchanged to
 ``--output`` (same key, value, headers and partition) with no decoding, no join and no audit: what
 remains is the per-record cost of Faust, aiokafka and the transactions themselves.
 """
@@ -18,9 +19,11 @@ import faust
 from faust.worker import Worker
 
 from streams.routing.app import RAW, CommitGuard, Counters
+from streams.routing.settings import WorkerSettings
 
 
 def build(bootstrap: str, app_id: str, inputs: list[str], output: str, data_dir: Path) -> Any:
+    worker = WorkerSettings()  # the routing worker's producer and event loop settings
     app = faust.App(
         app_id,
         broker=f"kafka://{bootstrap}",
@@ -30,6 +33,7 @@ def build(bootstrap: str, app_id: str, inputs: list[str], output: str, data_dir:
         web_enabled=False,
         datadir=str(data_dir),
         producer_acks=-1,
+        producer_linger=worker.producer_linger_ms / 1000.0,
         stream_wait_empty=False,
     )
     guard = CommitGuard(app, Counters())
@@ -56,8 +60,13 @@ def main() -> None:
     parser.add_argument("inputs", nargs="+")
     args = parser.parse_args()
     args.data_dir.mkdir(parents=True, exist_ok=True)
+    if WorkerSettings().event_loop == "uvloop":
+        import mode.loop
+
+        mode.loop.use("uvloop")
     app = build(args.bootstrap, args.app_id, args.inputs, args.output, args.data_dir)
-    Worker(app, loglevel="warning", quiet=True).execute_from_commandline()
+    # log level "info", as the routing worker's
+    Worker(app, loglevel="info", quiet=True).execute_from_commandline()
 
 
 if __name__ == "__main__":

@@ -771,6 +771,7 @@ def create_app(
             return
         for command in outcome.commands:
             await commands_topic.send(key=key, value=command_codec.encode(command))
+            await register(msg, command)
         for alert in outcome.alerts:
             await alerts_topic.send(
                 key=(alert.rule_id or alert.template_id).encode(),
@@ -811,7 +812,7 @@ def create_app(
         await append_audit(msg, msg.key or b"", record)
 
     tracking = TrackingCounters()
-    install_tracking(
+    register = install_tracking(
         TrackingContext(
             app=app,
             guard=guard,

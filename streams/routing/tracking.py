@@ -1,23 +1,26 @@
 """Delivery tracking (flow 3 and the metadata of flow 7): Exstream's delivery events joined with
 each communication's state, on the routing worker's Faust app.
 
-- The **commands agent** reads ``exstream.composition-commands.v1`` (what routing emitted, and
-  the fallbacks this module emits) and starts each communication's state
-  (:func:`streams.domain.delivery.start`) in the ``communications`` table.
+- **register** starts each communication's state (:func:`streams.domain.delivery.start`) in the
+  ``communications`` table when its command is emitted (by routing, or as a fallback here), in
+  the transaction that sends the command: the state exists before the command is visible to the
+  sink, so without re-reading the commands topic. (The commands topic is the worker's output;
+  a command another producer writes there is submitted by the sink but not tracked.)
 - The **delivery agent** reads ``exstream.delivery-events.v1`` and applies
   :func:`~streams.domain.delivery.on_delivery_event`: statuses go to
   ``air.communication-status.v1``, document metadata to ``air.document-metadata.v1``, fallback
   commands (email bounced -> print/web) back to the commands topic, and an audit record for each.
-  An event whose command the tracker has not seen yet (the topics are read independently) is
-  *parked* and applied when the command arrives: nothing is dropped.
+  An event for a communication the tracker does not know is *parked* and applied if its command
+  is registered later: nothing is dropped.
 - An **SLA timer** reports communications with no delivery confirmation by their deadline
   (once each).
 
-Both topics are keyed by customer id and co-partitioned, so a communication's command, events and
-state live in the same partition; the table is keyed by communication id and its changelog is
-written to that partition. Agent work runs inside the worker's exactly-once transactions
-(:class:`streams.routing.app.CommitGuard`); the SLA timer runs outside any input record, so its
-reports are at-least-once (a crash between the report and its state write can repeat one).
+Events, commands and delivery events are keyed by customer id and co-partitioned, so a
+communication's input event, command, delivery events and state live in the same partition; the
+table is keyed by communication id and its changelog is written to that partition. Agent work
+runs inside the worker's exactly-once transactions (:class:`streams.routing.app.CommitGuard`);
+the SLA timer runs outside any input record, so its reports are at-least-once (a crash between
+the report and its state write can repeat one).
 """
 
 from __future__ import annotations
@@ -101,7 +104,13 @@ class TrackingContext:
     counters: TrackingCounters
 
 
-def install_tracking(ctx: TrackingContext) -> None:
+Register = Callable[[Any, CompositionCommand], Awaitable[None]]
+"""``register(msg, command)``: start tracking a command emitted while ``msg`` is processed."""
+
+
+def install_tracking(ctx: TrackingContext) -> Register:
+    """Install the delivery agent and the SLA timer; returns :func:`register`, which the routing
+    agents call for each command they emit (in the same transaction as the command)."""
     command_codec = codec_for(CompositionCommand)
     event_codec = codec_for(DeliveryEvent)
     status_codec = codec_for(CommunicationStatus)
@@ -119,7 +128,7 @@ def install_tracking(ctx: TrackingContext) -> None:
         value = _HEADER.pack(msg.partition) + delivery.dumps(state)
         await ctx.guard.put(ctx.communications, msg, key, value)
 
-    async def emit(transition: delivery.Transition) -> None:
+    async def emit(transition: delivery.Transition, msg: Any | None = None) -> None:
         for status in transition.statuses:
             await ctx.status_topic.send(
                 key=status.customer_id.encode(), value=status_codec.encode(status)
@@ -135,6 +144,8 @@ def install_tracking(ctx: TrackingContext) -> None:
                 key=command.customer_id.encode(), value=command_codec.encode(command)
             )
             counters.fallbacks += 1
+            if msg is not None:
+                await register(msg, command)
         for record in transition.audit:
             await ctx.send_audit(record, (record.customer_id or "").encode() or None)
 
@@ -156,21 +167,17 @@ def install_tracking(ctx: TrackingContext) -> None:
                 await ctx.dead_letter(
                     msg, transition.ignored_reason, UNUSABLE[transition.ignored_reason]
                 )
-        await emit(transition)
+        await emit(transition, msg)
         if transition.state is not None:
             await store(msg, key, transition.state)
             return transition.state
         return state
 
-    async def track_command(msg: Any) -> None:
-        try:
-            command = command_codec.decode(msg.value, msg.headers)
-        except CodecError as exc:
-            await ctx.dead_letter(msg, exc.code, str(exc))
-            return
+    async def register(msg: Any, command: CompositionCommand) -> None:
         key = command.communication_id.encode()
         if load(ctx.communications.get(key)) is not None:
             return  # a replay of a command already tracked
+        # the input record's time stands for the command's: both are sent in one transaction
         state = delivery.start(command, submitted_at=int(msg.timestamp * 1000), sla_ms=ctx.sla_ms)
         await store(msg, key, state)
         counters.commands_tracked += 1
@@ -196,11 +203,6 @@ def install_tracking(ctx: TrackingContext) -> None:
             return
         await apply(msg, key, loaded[1], event)
 
-    @ctx.app.agent(ctx.commands_topic)
-    async def commands_agent(stream: Any) -> None:
-        async for event in stream.events():
-            await ctx.guard.process(event, track_command)
-
     @ctx.app.agent(ctx.delivery_topic)
     async def delivery_agent(stream: Any) -> None:
         async for event in stream.events():
@@ -223,3 +225,5 @@ def install_tracking(ctx: TrackingContext) -> None:
             counters.sla_breaches += 1
             value = _HEADER.pack(partition) + delivery.dumps(transition.state)
             await ctx.guard.put_outside(ctx.communications, partition, key, value)
+
+    return register
