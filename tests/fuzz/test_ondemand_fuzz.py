@@ -15,7 +15,7 @@ import random
 import string
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import quote
 
 import orjson
@@ -35,6 +35,7 @@ from streams.ondemand.links import _b64, _unb64, sign_link
 from streams.ondemand.server import OnDemandConfig, OnDemandService
 from streams.simulator.generator import template_catalogue
 from tests.fuzz.strategies import HEADER_JUNK, RAW_HEADER_BYTES, Reply, Served, raw_request
+from tests.ondemand.test_server import PARAMS, FakeWriter
 
 pytestmark = pytest.mark.component
 
@@ -50,51 +51,13 @@ FUZZ = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-PARAMS: dict[str, dict[str, str]] = {
-    "policy-copy": {
-        "policy_number": "P-123",
-        "renewal_date": "2026-03-01",
-        "premium": "420.00",
-        "currency": "EUR",
-    },
-    "invoice": {
-        "amount_due": "12.50",
-        "due_date": "2026-02-01",
-        "statement_period": "2026-01",
-        "currency": "EUR",
-    },
-    "confirmation-letter": {
-        "service_id": "svc-1",
-        "change_type": "UPGRADE",
-        "effective_date": "2026-02-01",
-        "loyalty_tier": "gold",
-    },
-    "account-summary": {
-        "previous_status": "ACTIVE",
-        "new_status": "SUSPENDED",
-        "effective_date": "2026-02-01",
-    },
-}
-
-
-@dataclass
-class RecordingWriter:
-    """The service's ``RecordWriter`` in memory."""
-
-    records: list[tuple[str, bytes, bytes]] = field(default_factory=list)
-
-    async def send(self, topic: str, key: bytes, value: bytes) -> None:
-        self.records.append((topic, key, value))
-
-    def close(self) -> None:
-        return None
 
 
 @dataclass
 class Portal:
     served: Served
     base: str
-    writer: RecordingWriter
+    writer: FakeWriter
     bearers: dict[str, str]
     """credential kind -> ``Authorization`` header value."""
     link: str
@@ -117,7 +80,7 @@ def portal() -> Iterator[Portal]:
         World.with_templates(template_catalogue(), rng=random.Random(1)),
         seed=1,
     )
-    writer = RecordingWriter()
+    writer = FakeWriter()
     with Served() as served:
         exstream = served.start(emulator.app())
         config = OnDemandConfig(
