@@ -19,9 +19,7 @@ Every error is ``application/problem+json``. Logs name event ids and reasons, ne
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,12 +27,12 @@ from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
-from confluent_kafka import KafkaException, Producer
 
 from streams.codec import codec_for
 from streams.deadletter.letters import dead_letter_headers, make_dead_letter
 from streams.domain.records import DeadLetter, DeliveryEvent
 from streams.emulator.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, SignatureError, verify
+from streams.kafka_writer import KafkaWriteError, KafkaWriter
 from streams.webhook.events import (
     Decision,
     PayloadError,
@@ -99,7 +97,7 @@ def _verify_signature(
 # --------------------------------------------------------------------------- Kafka
 
 
-class SinkError(Exception):
+class SinkError(KafkaWriteError):
     """Kafka did not confirm a write (error or timeout): the caller answers 503."""
 
 
@@ -111,78 +109,19 @@ class EventSink(Protocol):
     def close(self) -> None: ...
 
 
-class KafkaSink:
-    """A confluent-kafka producer (``acks=all``, idempotent) awaited without blocking the loop.
-
-    ``produce`` only enqueues; a background thread serves delivery reports (``poll``), and each
-    report resolves the asyncio future of its record through ``call_soon_threadsafe``. The
-    producer gives up on a record after ``timeout_s`` (``message.timeout.ms``), so a report
-    always comes; the await has a small margin on top as a second guard.
-    """
+class KafkaSink(KafkaWriter):
+    """The receiver's :class:`~streams.kafka_writer.KafkaWriter`: raises :class:`SinkError`.
+    Its ``murmur2`` partitioner puts delivery events in the partition of the customer's commands
+    and tracking state (co-partitioned topics)."""
 
     def __init__(self, client_config: Mapping[str, str], *, timeout_s: float = 10.0) -> None:
-        self.timeout_s = timeout_s
-        conf: dict[str, str | int | float | bool] = {
-            **client_config,
-            "acks": "all",
-            "enable.idempotence": True,
-            # Kafka's default (Java) partitioner: delivery events land in the partition of the
-            # customer's commands and tracking state (co-partitioned topics)
-            "partitioner": "murmur2_random",
-            "message.timeout.ms": max(1000, int(timeout_s * 1000)),
-            "linger.ms": 5,
-        }
-        self._producer = Producer(conf)
-        self._stop = threading.Event()
-        self._closed = False
-        self._thread = threading.Thread(target=self._poll, name="webhook-kafka-poll", daemon=True)
-        self._thread.start()
-
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            self._producer.poll(0.1)
-
-    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
-        if self._closed:
-            raise SinkError("the Kafka producer is closed")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-
-        def settle(err: Any) -> None:
-            if future.done():  # the await already timed out
-                return
-            if err is not None:
-                future.set_exception(SinkError(f"Kafka refused the write: {err}"))
-            else:
-                future.set_result(None)
-
-        def on_delivery(err: Any, _msg: Any) -> None:  # runs in the poll thread
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-                loop.call_soon_threadsafe(settle, err)
-
-        record_headers: list[tuple[str, str | bytes | None]] = list(headers)
-        try:
-            self._producer.produce(
-                topic, value=value, key=key, headers=record_headers, on_delivery=on_delivery
-            )
-        except (BufferError, KafkaException) as exc:
-            raise SinkError(f"cannot enqueue the write: {exc}") from exc
-        try:
-            await asyncio.wait_for(future, self.timeout_s + 2.0)
-        except TimeoutError:
-            raise SinkError(f"no delivery report within {self.timeout_s + 2.0:g} s") from None
-
-    def close(self, timeout_s: float = 10.0) -> None:
-        """Flush what is queued, then stop the poll thread. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        self._stop.set()
-        self._thread.join()
-        remaining = self._producer.flush(timeout_s)
-        if remaining:
-            log.warning("%d record(s) not confirmed by Kafka at shutdown", remaining)
-        self._producer.close()
+        super().__init__(
+            client_config,
+            timeout_s=timeout_s,
+            linger_ms=5,
+            thread_name="webhook-kafka-poll",
+            error=SinkError,
+        )
 
 
 # --------------------------------------------------------------------------- the receiver
