@@ -39,6 +39,8 @@ from streams.emulator.state import Callback, Job, JobStatus, RequestError, World
 log = logging.getLogger(__name__)
 
 PROBLEM = "application/problem+json"
+CLIENT_CLOSED = 499
+"""The status logged (never sent) for a call whose client hung up first (nginx's convention)."""
 
 
 @dataclass(slots=True)
@@ -137,6 +139,14 @@ class Emulator:
     ) -> web.StreamResponse:
         try:
             return await handler(request)
+        except ConnectionResetError:
+            if request.transport is not None:  # the client is still there: a real error
+                raise
+            # The client hung up (often during injected latency) and the handler then read the
+            # body of a closed connection: expected, not an error. Nobody will read the answer.
+            self.stats["client_disconnected"] += 1
+            log.debug("client went away before the answer to %s %s", request.method, request.path)
+            return problem(CLIENT_CLOSED, "Client closed request", "the client disconnected")
         except RequestError as exc:
             return problem(exc.status, exc.title, exc.detail, **exc.extra)
         except web.HTTPRequestEntityTooLarge:

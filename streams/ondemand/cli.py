@@ -13,7 +13,6 @@ Kafka settings come from ``KAFKA_*`` (see :mod:`streams.config`) or the running 
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import orjson
 
 from streams.emulator.cli import read_secret
 from streams.ondemand.auth import AuthError, KeyStore
+from streams.service_cli import kafka_options, start_service
 
 URL_SECRET_ENV = "ONDEMAND_URL_SECRET"  # noqa: S105 (a variable name, not a secret)
 PREVIOUS_URL_SECRET_ENV = f"{URL_SECRET_ENV}_PREVIOUS"
@@ -60,15 +60,7 @@ def load_keys() -> KeyStore:
 @click.option("--port", default=8782, show_default=True, type=int)
 @click.option("--exstream-url", default="http://127.0.0.1:8780", show_default=True)
 @click.option("--client-id", default="air-exstream", show_default=True)
-@click.option("--bootstrap-servers", default=None, help="Default: env or the local cluster.")
-@click.option("--profile", default=None, help="Topology profile (local, production).")
-@click.option("--prefix", default="", help="Topic name prefix (isolated copies, e.g. in tests).")
-@click.option(
-    "--apply-topology/--no-apply-topology",
-    default=True,
-    show_default=True,
-    help="Create missing topics at start.",
-)
+@kafka_options
 @click.option(
     "--budget-s",
     default=5.0,
@@ -102,24 +94,20 @@ def ondemand(
     """Serve on-demand documents to the customer portal (see docs/ondemand-openapi.yaml)."""
     from aiohttp import web
 
-    from streams.config import resolve_kafka_settings
     from streams.ondemand.kafka import KafkaWriter
     from streams.ondemand.server import OnDemandConfig, OnDemandService
     from topology import names
-    from topology.model import load_topology
 
-    logging.basicConfig(
-        level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
     keys = load_keys()
     secrets = link_secrets()
     client_secret = read_secret("EXSTREAM_CLIENT_SECRET")
-    kafka = resolve_kafka_settings(bootstrap_servers)
-    topology = load_topology(profile, prefix=prefix)
-    if apply_topology:
-        from topology.apply import apply_topology as apply
-
-        apply(kafka.confluent_config(), topology)
+    kafka, topology = start_service(
+        loglevel=loglevel,
+        bootstrap_servers=bootstrap_servers,
+        profile=profile,
+        prefix=prefix,
+        apply_topology=apply_topology,
+    )
     config = OnDemandConfig(
         exstream_url=exstream_url,
         client_id=client_id,

@@ -27,7 +27,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,6 +87,24 @@ def problem(
     return web.Response(
         status=status, body=orjson.dumps(body), content_type=PROBLEM, headers=all_headers
     )
+
+
+def pdf_response(
+    pdf: bytes,
+    document_id: str,
+    disposition: str,
+    extra_headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    """A document for the portal: never cached, never sniffed, its id in ``X-Document-Id``,
+    then ``extra_headers`` (a freshly composed one names its template)."""
+    headers = {
+        "Content-Disposition": disposition,
+        "Cache-Control": "no-store, private",
+        "X-Content-Type-Options": "nosniff",
+        "X-Document-Id": document_id,
+        **(extra_headers or {}),
+    }
+    return web.Response(body=pdf, content_type="application/pdf", headers=headers)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -364,14 +382,11 @@ class OnDemandService:
 
     @staticmethod
     def _pdf(rendered: Rendered, filename: str) -> web.Response:
-        return web.Response(
-            body=rendered.pdf,
-            content_type="application/pdf",
-            headers={
-                "Content-Disposition": f'attachment; filename="{filename}"',
-                "Cache-Control": "no-store, private",
-                "X-Content-Type-Options": "nosniff",
-                "X-Document-Id": rendered.document_id,
+        return pdf_response(
+            rendered.pdf,
+            rendered.document_id,
+            f'attachment; filename="{filename}"',
+            {
                 "X-Template-Id": rendered.template_id,
                 "X-Template-Version": str(rendered.template_version),
             },
@@ -448,16 +463,7 @@ class OnDemandService:
 
     @staticmethod
     def _cached_pdf(cached: CachedDocument) -> web.Response:
-        return web.Response(
-            body=cached.pdf,
-            content_type="application/pdf",
-            headers={
-                "Content-Disposition": f'inline; filename="{cached.filename}"',
-                "Cache-Control": "no-store, private",
-                "X-Content-Type-Options": "nosniff",
-                "X-Document-Id": cached.document_id,
-            },
-        )
+        return pdf_response(cached.pdf, cached.document_id, f'inline; filename="{cached.filename}"')
 
     # ------------------------------------------------------------------ operations
 

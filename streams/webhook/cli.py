@@ -9,12 +9,12 @@ signed with either are accepted). Kafka settings come from ``KAFKA_*`` (see
 
 from __future__ import annotations
 
-import logging
 import os
 
 import click
 
 from streams.emulator.cli import read_secret
+from streams.service_cli import kafka_options, start_service
 
 SECRET_ENV = "EXSTREAM_WEBHOOK_SECRET"  # noqa: S105 (a variable name, not a secret)
 PREVIOUS_SECRET_ENV = f"{SECRET_ENV}_PREVIOUS"
@@ -31,15 +31,7 @@ def webhook_secrets() -> list[bytes]:
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8781, show_default=True, type=int)
-@click.option("--bootstrap-servers", default=None, help="Default: env or the local cluster.")
-@click.option("--profile", default=None, help="Topology profile (local, production).")
-@click.option("--prefix", default="", help="Topic name prefix (isolated copies, e.g. in tests).")
-@click.option(
-    "--apply-topology/--no-apply-topology",
-    default=True,
-    show_default=True,
-    help="Create missing topics at start.",
-)
+@kafka_options
 @click.option("--tolerance-s", default=300, show_default=True, type=click.IntRange(min=1))
 @click.option(
     "--kafka-timeout-s",
@@ -67,23 +59,19 @@ def webhook(
     """Receive Exstream delivery callbacks (POST /hooks/exstream) into Kafka."""
     from aiohttp import web
 
-    from streams.config import resolve_kafka_settings
     from streams.webhook.server import HOOK_PATH, build_receiver
     from topology import names
-    from topology.model import load_topology
 
-    logging.basicConfig(
-        level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
     secrets = webhook_secrets()
-    kafka = resolve_kafka_settings(bootstrap_servers)
-    topology = load_topology(profile, prefix=prefix)
+    kafka, topology = start_service(
+        loglevel=loglevel,
+        bootstrap_servers=bootstrap_servers,
+        profile=profile,
+        prefix=prefix,
+        apply_topology=apply_topology,
+    )
     topic = topology.name(names.DELIVERY_EVENTS)
     dlq_topic = topology.name(names.dlq(names.DELIVERY_EVENTS))
-    if apply_topology:
-        from topology.apply import apply_topology as apply
-
-        apply(kafka.confluent_config(), topology)
     receiver = build_receiver(
         secrets=secrets,
         client_config=kafka.confluent_config(),

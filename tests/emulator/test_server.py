@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable
@@ -489,3 +490,83 @@ async def test_bounces_are_reported_with_their_type(harness_factory: Factory) ->
     last = h.receiver.events[-1]
     assert last["status"] == "EMAIL_BOUNCED"
     assert last["bounceType"] in ("HARD", "SOFT")
+
+
+# --------------------------------------------------------------------------- client disconnects
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_client_gone_during_injected_latency_is_quiet_and_the_emulator_keeps_serving(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Served the way ``web.run_app`` serves it (handlers are not cancelled when the client
+    leaves, unlike aiohttp's TestServer), a client that hangs up while its call is held by the
+    injected latency costs a debug line and a counter, never an ERROR record or a traceback."""
+    caplog.set_level(logging.DEBUG)
+    config = EmulatorConfig(
+        client_id="air",
+        client_secret=SECRET,
+        faults=FaultConfig(latency_median_ms=200.0, latency_p99_ms=200.0),
+    )
+    world = World.with_templates(template_catalogue(), rng=random.Random(1))
+    emulator = Emulator(config, world, seed=1)
+    runner = web.AppRunner(emulator.app())  # handler_cancellation=False, as in web.run_app
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    session = aiohttp.ClientSession()
+    try:
+        h = Harness(f"http://127.0.0.1:{port}", emulator, Receiver(), session)
+        token = await h.token()
+        body = orjson.dumps({**item("gone"), "correlationId": "portal-gone"})
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"POST /v1/communications/ondemand HTTP/1.1\r\nHost: emulator\r\n"
+            b"Content-Type: application/json\r\n"
+            + f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        await _until(lambda: emulator.stats["verdict_ok"] == 1)  # held by the latency now
+        writer.transport.abort()  # the client hangs up (a reset, not a polite close)
+        await _until(lambda: emulator.stats["client_disconnected"] == 1)
+
+        status, pdf, _ = await h.call(
+            "POST",
+            "/v1/communications/ondemand",
+            token,
+            json={**item("stays"), "correlationId": "portal-stays"},
+        )
+        assert status == 200
+        assert pdf.startswith(b"%PDF-")
+        assert emulator.stats["ondemand_documents"] == 1  # the abandoned call did no work
+    finally:
+        await session.close()
+        await runner.cleanup()
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert [r for r in caplog.records if r.exc_info] == []
+    assert any("client went away" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_connection_reset_while_the_client_is_still_there_is_a_real_error(
+    harness_factory: Factory, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = await harness_factory()
+    token = await h.token()
+
+    def reset(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionResetError("not the client's doing")
+
+    monkeypatch.setattr(World, "compose_ondemand", reset)
+    req = {**item("x"), "correlationId": "portal-1"}
+    status, _, _ = await h.call("POST", "/v1/communications/ondemand", token, json=req)
+    assert status == 500
+    assert h.emulator.stats["client_disconnected"] == 0
+    assert any(r.levelno >= logging.ERROR and r.exc_info for r in caplog.records)

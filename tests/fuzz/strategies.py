@@ -54,6 +54,15 @@ T = TypeVar("T")
 
 JSON: tuple[str, bytes] = ("content-type", b"application/json")
 
+HTTP_FUZZ = settings(
+    derandomize=True,  # the same examples on every run: a failure is reproducible
+    deadline=None,  # each example is a real loopback request
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+"""The settings of the HTTP fuzz tiers (webhook receiver, on-demand service); each test module
+sets its own ``max_examples`` on top: ``settings(HTTP_FUZZ, max_examples=...)``."""
+
 # --------------------------------------------------------------------------- drawing
 
 

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
@@ -34,7 +34,14 @@ from streams.ondemand.documents import InvalidRequest, order_document, slug_of
 from streams.ondemand.links import _b64, _unb64, sign_link
 from streams.ondemand.server import OnDemandConfig, OnDemandService
 from streams.simulator.generator import template_catalogue
-from tests.fuzz.strategies import HEADER_JUNK, RAW_HEADER_BYTES, Reply, Served, raw_request
+from tests.fuzz.strategies import (
+    HEADER_JUNK,
+    HTTP_FUZZ,
+    RAW_HEADER_BYTES,
+    Reply,
+    Served,
+    raw_request,
+)
 from tests.ondemand.test_server import PARAMS, FakeWriter
 
 pytestmark = pytest.mark.component
@@ -44,13 +51,7 @@ LINK_SECRET = b"fuzz-link-secret"
 CUSTOMER = "cust-000001"
 OTHER = "cust-000002"
 NOW = 1_900_000_000.0
-FUZZ = settings(
-    max_examples=300,
-    derandomize=True,  # the same examples on every run: a failure is reproducible
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+FUZZ = settings(HTTP_FUZZ, max_examples=300)
 
 
 @dataclass

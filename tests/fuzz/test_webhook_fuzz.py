@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import orjson
 import pytest
 from confluent_kafka.admin import NewTopic
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
@@ -41,6 +41,7 @@ from streams.webhook.server import (
 from tests.conftest import KafkaCluster, unique, wait_for_topics
 from tests.fuzz.strategies import (
     HEADER_JUNK,
+    HTTP_FUZZ,
     RAW_HEADER_BYTES,
     Reply,
     Served,
@@ -58,13 +59,7 @@ LIMIT = 64 * 1024
 TOPIC = "exstream.delivery-events.v1"
 DLQ = "exstream.delivery-events.v1.dlq"
 NOW = 1_900_000_000
-FUZZ = settings(
-    max_examples=400,
-    derandomize=True,  # the same examples on every run: a failure is reproducible
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+FUZZ = settings(HTTP_FUZZ, max_examples=400)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from streams.emulator.state import World
 from streams.ondemand.auth import KeyStore, new_key
 from streams.ondemand.kafka import WriteError
 from streams.ondemand.links import _b64, _unb64
-from streams.ondemand.server import OnDemandConfig, OnDemandService
+from streams.ondemand.server import OnDemandConfig, OnDemandService, pdf_response
 from streams.simulator.generator import template_catalogue
 
 pytestmark = pytest.mark.component
@@ -247,6 +247,51 @@ async def test_signed_link_works_then_expires(harness_factory: Factory) -> None:
     assert pdf.headers["X-Document-Id"] == reply.body["documentId"]
     h.now[0] += 61
     _problem(await h.get(url), 410)
+
+
+def test_pdf_response_headers() -> None:
+    fresh = pdf_response(
+        b"%PDF-1.7",
+        "doc-1",
+        'attachment; filename="invoice-doc-1.pdf"',
+        {"X-Template-Id": "TPL", "X-Template-Version": "2"},
+    )
+    cached = pdf_response(b"%PDF-1.7", "doc-1", 'inline; filename="document-doc-1.pdf"')
+    for response in (fresh, cached):
+        assert response.status == 200
+        assert response.body == b"%PDF-1.7"
+        assert response.content_type == "application/pdf"
+    common = [
+        ("Cache-Control", "no-store, private"),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Document-Id", "doc-1"),
+    ]
+    assert [(k, v) for k, v in fresh.headers.items() if k != "Content-Type"] == [
+        ("Content-Disposition", 'attachment; filename="invoice-doc-1.pdf"'),
+        *common,
+        ("X-Template-Id", "TPL"),
+        ("X-Template-Version", "2"),
+    ]
+    assert [(k, v) for k, v in cached.headers.items() if k != "Content-Type"] == [
+        ("Content-Disposition", 'inline; filename="document-doc-1.pdf"'),
+        *common,
+    ]
+
+
+async def test_a_cached_link_answers_inline_without_template_headers(
+    harness_factory: Factory,
+) -> None:
+    h: Harness = await harness_factory()
+    link = (await h.document("invoice", delivery="url")).body
+    pdf = await h.get(link["url"])
+    assert pdf.status == 200
+    assert h.service.metrics.link_cache["hit"] == 1
+    document_id = link["documentId"]
+    assert pdf.headers["Content-Disposition"] == f'inline; filename="invoice-{document_id}.pdf"'
+    assert pdf.headers["Cache-Control"] == "no-store, private"
+    assert pdf.headers["X-Content-Type-Options"] == "nosniff"
+    assert pdf.headers["X-Document-Id"] == document_id
+    assert "X-Template-Id" not in pdf.headers
 
 
 async def test_tampered_links_are_refused(harness_factory: Factory) -> None:
