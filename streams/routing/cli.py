@@ -17,9 +17,8 @@ from topology.model import load_topology
 @click.option("--loglevel", default="info", show_default=True)
 def worker(bootstrap_servers: str | None, profile: str | None, prefix: str, loglevel: str) -> None:
     """Route Air Inc. events into composition commands, alerts and the audit trail."""
-    from faust.worker import Worker
-
     from streams.routing.app import create_app
+    from streams.routing.diagnostics import DiagnosableWorker
 
     kafka = resolve_kafka_settings(bootstrap_servers)
     topology = load_topology(profile, prefix=prefix)
@@ -30,4 +29,4 @@ def worker(bootstrap_servers: str | None, profile: str | None, prefix: str, logl
 
         mode.loop.use("uvloop")
     app, _ = create_app(kafka=kafka, worker=settings, topology=topology)
-    Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    DiagnosableWorker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

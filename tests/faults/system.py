@@ -12,6 +12,7 @@ the system's guarantees and return the figures a test reports.
 from __future__ import annotations
 
 import secrets
+import signal
 import time
 import urllib.request
 import uuid
@@ -64,6 +65,9 @@ STALL_S = 180.0
 CONFIRMED = frozenset(
     {"MAILED", "EMAIL_DELIVERED", "EMAIL_OPENED", "WEB_POSTED", "SMS_DELIVERED", "PUSH_DELIVERED"}
 )
+DUMP_WAIT_S = 3.0
+"""How long a stuck worker is given to write its task stacks after SIGUSR1."""
+DUMP_LINES = 400
 
 
 def get_json(url: str) -> dict[str, Any]:
@@ -332,10 +336,21 @@ class System:
                     return s
             if time.monotonic() - moved > stall_s:
                 raise ProcessFailed(
-                    f"waiting for {what}: no progress for {stall_s:.0f} s (last: {last}):\n"
-                    f"{self.worker.tail()}"
+                    f"waiting for {what}: no progress for {stall_s:.0f} s (last: {last}); "
+                    f"the worker's tasks (its log, {self.worker.log}):\n{self._dump_worker()}"
                 )
             time.sleep(every_s)
+
+    def _dump_worker(self) -> str:
+        """Ask a stuck worker for the stack of every asyncio task (SIGUSR1: faust's worker
+        writes them to its log) and return the end of its log, so a stall in CI shows where
+        it is stuck."""
+        proc = self.worker.proc
+        if proc is None or proc.poll() is not None:
+            return self.worker.tail()
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(DUMP_WAIT_S)
+        return self.worker.tail(DUMP_LINES)
 
     def kill_and_restart(
         self,

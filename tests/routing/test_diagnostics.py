@@ -1,0 +1,72 @@
+"""The worker's SIGUSR1 task dump: where each task waits, and never a local variable."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+
+import pytest
+
+from streams.routing.diagnostics import DiagnosableWorker, dump_tasks, format_tasks
+
+pytestmark = pytest.mark.unit
+
+ADDRESS = "alice.martin@example.com"
+
+
+async def wait_for_commit(gate: asyncio.Event) -> None:
+    customer_email = ADDRESS  # a local the dump must not print
+    await gate.wait()
+    assert customer_email
+
+
+async def test_the_dump_names_each_task_and_where_it_waits() -> None:
+    gate = asyncio.Event()
+    task = asyncio.create_task(wait_for_commit(gate), name="stuck-commit")
+    await asyncio.sleep(0)
+    try:
+        text = format_tasks()
+    finally:
+        gate.set()
+        await task
+    block = text[text.index("task stuck-commit") :]
+    assert "wait_for_commit" in block.splitlines()[0]
+    assert "pending" in block.splitlines()[0]
+    assert "await gate.wait()" in block  # the line it waits on
+    assert text.startswith("asyncio tasks: ")
+
+
+async def test_the_dump_never_prints_local_variables() -> None:
+    gate = asyncio.Event()
+    task = asyncio.create_task(wait_for_commit(gate))
+    await asyncio.sleep(0)
+    out = io.StringIO()
+    try:
+        dump_tasks(out)
+    finally:
+        gate.set()
+        await task
+    assert "wait_for_commit" in out.getvalue()
+    assert ADDRESS not in out.getvalue()
+
+
+async def test_sigusr1_writes_the_dump_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    loop = asyncio.get_running_loop()
+    worker = DiagnosableWorker.__new__(DiagnosableWorker)  # only its signal handler is used
+    received = asyncio.Event()
+
+    def on_signal() -> None:
+        worker._on_sigusr1()
+        received.set()
+
+    loop.add_signal_handler(signal.SIGUSR1, on_signal)
+    try:
+        os.kill(os.getpid(), signal.SIGUSR1)
+        await asyncio.wait_for(received.wait(), timeout=10)
+    finally:
+        loop.remove_signal_handler(signal.SIGUSR1)
+    err = capsys.readouterr().err
+    assert err.startswith("asyncio tasks: ")
+    assert "test_sigusr1_writes_the_dump_to_stderr" in err
