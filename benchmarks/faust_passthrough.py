@@ -20,6 +20,7 @@ from faust.worker import Worker
 
 from streams.routing.app import RAW, CommitGuard, Counters
 from streams.routing.settings import WorkerSettings
+from streams.routing.watchdog import Deadline
 
 
 def build(bootstrap: str, app_id: str, inputs: list[str], output: str, data_dir: Path) -> Any:
@@ -36,7 +37,7 @@ def build(bootstrap: str, app_id: str, inputs: list[str], output: str, data_dir:
         producer_linger=worker.producer_linger_ms / 1000.0,
         stream_wait_empty=False,
     )
-    guard = CommitGuard(app, Counters())
+    guard = CommitGuard(app, Counters(), Deadline(worker.commit_timeout_s))
     app.on_partitions_revoked.connect(guard.on_revoked)
     out = app.topic(output, internal=False, **RAW)
 

@@ -220,6 +220,23 @@ class LocalKafka:
                 sig=signal.SIGKILL if kill else signal.SIGTERM,
             )
 
+    def pause_node(self, node_id: int) -> None:
+        """Freeze one node (SIGSTOP): its connections stay open and nothing it is asked is
+        answered, as with a broker stuck in a long GC pause or on a frozen host. Undo with
+        :meth:`resume_node`."""
+        self._signal_node(node_id, signal.SIGSTOP)
+
+    def resume_node(self, node_id: int) -> None:
+        """Let a node frozen by :meth:`pause_node` run again (SIGCONT)."""
+        self._signal_node(node_id, signal.SIGCONT)
+
+    def _signal_node(self, node_id: int, sig: signal.Signals) -> None:
+        with self._locked():
+            _, node = self._recorded_node(node_id)
+            if not self._alive(node):
+                raise LocalKafkaError(f"node {node_id} is not running (pid {node.pid})")
+            os.kill(node.pid, sig)
+
     def start_node(self, node_id: int) -> ClusterInfo:
         """Start a stopped node again on its old ports and data; returns once the cluster's
         metadata lists every node again. A node that is running is left alone."""

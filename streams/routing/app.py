@@ -70,6 +70,7 @@ from streams.errors import AirExstreamError
 from streams.routing.reference import ReferenceView
 from streams.routing.settings import WorkerSettings
 from streams.routing.tracking import TrackingContext, TrackingCounters, install_tracking
+from streams.routing.watchdog import Deadline
 from topology import names
 from topology.model import Topology
 
@@ -249,9 +250,11 @@ class CommitGuard:
     revoked partition's pending records are dropped with its aborted transaction.
     """
 
-    def __init__(self, app: faust.App, counters: Counters) -> None:
+    def __init__(self, app: faust.App, counters: Counters, deadline: Deadline) -> None:
         self._app = app
         self._counters = counters
+        self._deadline = deadline
+        """A commit that cannot finish ends the worker (see :mod:`streams.routing.watchdog`)."""
         self._processed: dict[tuple[int, str, int], int] = {}
         self._lock = asyncio.Lock()
         self._installed = False
@@ -273,7 +276,7 @@ class CommitGuard:
         force_commit = consumer.force_commit
 
         async def locked_commit(*args: Any, **kwargs: Any) -> Any:
-            async with self._lock:
+            async with self._deadline.guard("A commit of the routing worker"), self._lock:
                 await self._flush_pending()
                 return await force_commit(*args, **kwargs)
 
@@ -464,7 +467,7 @@ def create_app(
         stream_wait_empty=False,
     )
     counters = Counters()
-    guard = CommitGuard(app, counters)
+    guard = CommitGuard(app, counters, Deadline(worker.commit_timeout_s))
     app.on_partitions_revoked.connect(guard.on_revoked)
     app.on_partitions_revoked.connect(partial(highwaters_from_broker, app))
     client_kwargs = {k: v for k, v in kafka.aiokafka_kwargs().items() if k != "bootstrap_servers"}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import traceback
+from types import FrameType
 from typing import IO, Any
 
 from faust.worker import Worker
@@ -25,13 +26,33 @@ def format_tasks(tasks: set[asyncio.Task[Any]] | None = None) -> str:
     blocks = [f"asyncio tasks: {len(tasks)}"]
     for task in sorted(tasks, key=lambda t: t.get_name()):
         state = "done" if task.done() else "pending"
-        frames = traceback.StackSummary.extract(
-            ((f, f.f_lineno) for f in task.get_stack()), capture_locals=False
-        )
         coro = task.get_coro()
+        frames = traceback.StackSummary.extract(
+            ((f, f.f_lineno) for f in awaited_frames(coro)), capture_locals=False
+        )
         name = getattr(coro, "__qualname__", type(coro).__name__)
         blocks.append(f"task {task.get_name()} ({name}, {state}):\n{''.join(frames.format())}")
     return "\n".join(blocks)
+
+
+def awaited_frames(coro: object) -> list[FrameType]:
+    """The frames of ``coro`` and of every coroutine (or generator) it awaits, outermost first,
+    down to the future the innermost waits on. ``Task.get_stack`` gives only the outermost
+    frame of a suspended task, which says nothing about where it waits."""
+    frames: list[FrameType] = []
+    while coro is not None:
+        frame = next(
+            (f for a in ("cr_frame", "gi_frame", "ag_frame") if (f := getattr(coro, a, None))),
+            None,
+        )
+        if frame is None:
+            break
+        frames.append(frame)
+        coro = next(
+            (c for a in ("cr_await", "gi_yieldfrom", "ag_await") if (c := getattr(coro, a, None))),
+            None,
+        )
+    return frames
 
 
 class DiagnosableWorker(Worker):

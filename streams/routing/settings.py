@@ -54,6 +54,12 @@ class WorkerSettings(BaseSettings):
     """Delivery deadline per channel in ms (JSON, e.g. ``{"EMAIL": 3600000}``); channels not
     named use ``streams.domain.delivery.DEFAULT_SLA_MS``."""
     sla_check_interval_s: float = 30.0
+    commit_timeout_s: float = 90.0
+    """How long one commit may take, waiting for the record being processed included, before
+    the worker gives up and exits for its supervisor to restart it (see
+    :mod:`streams.routing.watchdog`). Well above a healthy commit (tens of milliseconds; about
+    11 s while a lost broker's partitions move) and above the producers' transaction timeout
+    (60 s), after which the broker has aborted the transaction anyway."""
     producer_linger_ms: int = 5
     """How long the worker's producers wait to fill a batch before sending it: fewer, larger
     produce requests (the worker sends through one transactional producer per partition)."""

@@ -50,6 +50,7 @@ from streams.domain.records import (
     DeadLetter,
     DeliveryEvent,
 )
+from streams.routing.watchdog import EXIT_STUCK
 from streams.simulator.generator import Dataset, SimEvent
 from streams.simulator.publish import PublishReport, publish_events, publish_reference
 from streams.topic_reader import read_topic
@@ -158,8 +159,14 @@ class System:
         worker_env: Mapping[str, str] | None = None,
         emulator_args: Sequence[str] = (),
         callbacks: bool = True,
+        supervise: bool = False,
     ) -> None:
         self.bootstrap = bootstrap
+        self.supervise = supervise
+        """Restart a worker that exits after a missed commit deadline (status ``EXIT_STUCK``), as
+        its supervisor would in production; any other exit still fails the test."""
+        self.worker_restarts: list[float] = []
+        """``time.monotonic()`` of each such restart."""
         self.prefix = f"f{uuid.uuid4().hex[:6]}."
         self.topology: Topology = load_topology(profile, prefix=self.prefix)
         self.conf = {"bootstrap.servers": bootstrap}
@@ -250,8 +257,18 @@ class System:
 
     def check_alive(self) -> None:
         for process in self.processes:
-            if not process.alive():
-                raise ProcessFailed(f"{process.name} exited:\n{process.tail()}")
+            if process.alive():
+                continue
+            if process is self.worker and self.supervise and self.worker_exit() == EXIT_STUCK:
+                self.worker_restarts.append(time.monotonic())
+                process.start()
+                continue
+            raise ProcessFailed(f"{process.name} exited:\n{process.tail()}")
+
+    def worker_exit(self) -> int | None:
+        """The worker's exit status, None while it runs."""
+        proc = self.worker.proc
+        return None if proc is None else proc.poll()
 
     def stop(self) -> None:
         for process in (self.sink, self.receiver, self.emulator, self.worker):

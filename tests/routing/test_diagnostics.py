@@ -38,6 +38,25 @@ async def test_the_dump_names_each_task_and_where_it_waits() -> None:
     assert text.startswith("asyncio tasks: ")
 
 
+async def commit_transaction(gate: asyncio.Event) -> None:
+    await wait_for_commit(gate)
+
+
+async def test_the_dump_follows_what_each_task_awaits_down_to_where_it_waits() -> None:
+    gate = asyncio.Event()
+    task = asyncio.create_task(commit_transaction(gate), name="nested")
+    await asyncio.sleep(0)
+    try:
+        text = format_tasks({task})
+    finally:
+        gate.set()
+        await task
+    outer, inner = text.index("in commit_transaction"), text.index("in wait_for_commit")
+    assert outer < inner  # outermost first
+    assert "await gate.wait()" in text[inner:]
+    assert "in wait\n" in text[inner:]  # asyncio.Event.wait, the innermost frame
+
+
 async def test_the_dump_never_prints_local_variables() -> None:
     gate = asyncio.Event()
     task = asyncio.create_task(wait_for_commit(gate))
