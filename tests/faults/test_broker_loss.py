@@ -69,6 +69,7 @@ def test_losing_a_broker_mid_run_loses_and_duplicates_nothing(tmp_path: Path) ->
             worker_env={"AIR_EXSTREAM_REPLICATION_FACTOR": "3"},  # its changelogs too
             emulator_args=("--bounce-rate", "0"),  # no fallbacks: the reference is exact
             callbacks=False,
+            supervise=True,  # a worker past its commit deadline exits and is restarted
         )
         expected = expected_for(dataset, system)
         with system, ThreadPoolExecutor(1) as publisher:
@@ -96,6 +97,7 @@ def test_losing_a_broker_mid_run_loses_and_duplicates_nothing(tmp_path: Path) ->
                              every_s=1.0, what="composition of every command")  # fmt: skip
             settled = progress.now()
             system.check_alive()  # nothing crashed: every process rode out the loss
+            restarts = [t - progress.started for t in system.worker_restarts]
             ids, fallbacks = check_commands(system, expected)
             assert fallbacks == 0
             documents = check_documents(system, ids)
@@ -114,7 +116,8 @@ def test_losing_a_broker_mid_run_loses_and_duplicates_nothing(tmp_path: Path) ->
         f"{progress.rate(restarted, done.at):.0f} after; progress stalled "
         f"{'never resumed' if stall is None else f'{stall:.1f} s'} after the loss; all routed at "
         f"t={done.at:.0f}s, all composed at t={settled:.0f}s; {documents}; "
-        f"dead letters {len(dead)}; audit records {audit} (chain verified); "
+        f"dead letters {len(dead)}; audit records {audit} (chain verified); worker restarts "
+        f"after a missed commit deadline: {len(restarts)} (at t={[round(t) for t in restarts]}s); "
         f"test took {time.monotonic() - began:.0f} s\ntimeline: {progress.timeline()}"
     )
     assert stall is not None
