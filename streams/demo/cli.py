@@ -15,12 +15,22 @@ from streams.demo.run import DemoOptions, run_demo
 @click.option("--seed", default=7, show_default=True)
 @click.option("--invalid-share", default=0.03, show_default=True)
 @click.option(
+    "--document-requests", default=300, show_default=True, help="Portal document requests."
+)
+@click.option(
     "--summary",
     type=click.Path(path_type=Path),
     default=Path("build/demo-summary.json"),
     show_default=True,
 )
-def demo(events: int, customers: int, seed: int, invalid_share: float, summary: Path) -> None:
+def demo(
+    events: int,
+    customers: int,
+    seed: int,
+    invalid_share: float,
+    document_requests: int,
+    summary: Path,
+) -> None:
     """Start Kafka and every service, run a seeded Air Inc. workload through all flows, print and
     save what came out."""
     options = DemoOptions(
@@ -28,6 +38,7 @@ def demo(events: int, customers: int, seed: int, invalid_share: float, summary: 
         customers=customers,
         seed=seed,
         invalid_share=invalid_share,
+        document_requests=document_requests,
         summary_path=summary,
     )
     result = run_demo(
@@ -45,5 +56,9 @@ def demo(events: int, customers: int, seed: int, invalid_share: float, summary: 
             value = ", ".join(str(v) for v in value)
         click.echo(f"  {key:<{width}}  {value}")
     click.echo(f"written to {summary}")
-    if not result["audit_chain_verified"] or result["communications_with_more_than_one_document"]:
+    if (
+        not result["audit_chain_verified"]
+        or result["communications_with_more_than_one_document"]
+        or not result["document_requests_accounted_for"]
+    ):
         raise SystemExit(1)

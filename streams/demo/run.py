@@ -3,7 +3,7 @@
 1. start a real Kafka broker (or use ``KAFKA_BOOTSTRAP_SERVERS``) and apply the topology;
 2. round-trip one sample record of every schema through Kafka;
 3. publish a seeded Air Inc. workload (templates, rules, preferences, then account and case
-   events with a share of invalid records);
+   events and the portal's document requests, each with a share of invalid records);
 4. run the routing worker, the Exstream emulator (with some throttling, errors, bounces and
    duplicate/out-of-order callbacks), the webhook receiver and the bulk sink as separate
    processes until every command became a document and every callback came back as a status;
@@ -43,6 +43,7 @@ from streams.demo.processes import (
     wait_http,
 )
 from streams.demo.samples import sample_records
+from streams.domain.document_requests import REQUEST_RULE_ID
 from streams.domain.records import (
     AlignmentAlert,
     AuditKind,
@@ -52,8 +53,13 @@ from streams.domain.records import (
     DeadLetter,
 )
 from streams.localkafka import LocalKafka
-from streams.simulator.generator import Scenario, generate
-from streams.simulator.publish import publish_events, publish_reference
+from streams.simulator.generator import Dataset, Scenario, generate
+from streams.simulator.publish import (
+    PublishReport,
+    publish_events,
+    publish_reference,
+    publish_requests,
+)
 from streams.topic_reader import read_topic
 from topology import names
 from topology.apply import apply_topology
@@ -68,6 +74,8 @@ class DemoOptions:
     customers: int = 1_000
     seed: int = 7
     invalid_share: float = 0.03
+    document_requests: int = 300
+    """Portal document requests on ``air.document-requests.v1`` (the asynchronous path)."""
     state_dir: Path = Path("build/demo-kafka")
     summary_path: Path = Path("build/demo-summary.json")
     emulator_faults: tuple[str, ...] = (
@@ -122,6 +130,7 @@ def run_demo(options: DemoOptions, echo: Echo, progress: ProgressFactory) -> dic
                 customers=options.customers,
                 events=options.events,
                 invalid_share=options.invalid_share,
+                document_requests=options.document_requests,
             )
         )
         ref = publish_reference(dataset, topology, conf)
@@ -146,6 +155,12 @@ def run_demo(options: DemoOptions, echo: Echo, progress: ProgressFactory) -> dic
         wait_consumed(bootstrap, app_id, inputs, worker=worker)
         routed_s = time.monotonic() - t0
         echo(f"Routing: {report.events} events routed in {routed_s:.1f} s")
+        requests = publish_requests(dataset.document_requests, topology, conf, seed=options.seed)
+        wait_consumed(bootstrap, app_id, [topology.name(names.DOCUMENT_REQUESTS)], worker=worker)
+        echo(
+            f"Portal: {requests.requests} document requests decided "
+            f"({requests.invalid} of them invalid)"
+        )
 
         exstream = _start_exstream_side(
             bootstrap, prefix, workdir, services, echo, options.emulator_faults
@@ -156,6 +171,7 @@ def run_demo(options: DemoOptions, echo: Echo, progress: ProgressFactory) -> dic
         echo(f"Exstream side: {documents} documents composed and delivered in {exstream_s:.1f} s")
         wait_chained(bootstrap, topology.name(names.AUDIT_INTAKE), topology.name(names.AUDIT))
         summary = _summarise(bootstrap, topology, report.events, report.invalid, report.json)
+        summary.update(_summarise_requests(bootstrap, topology, requests, dataset))
         summary.update(_summarise_exstream(bootstrap, topology, exstream))
         summary["routing_seconds"] = round(routed_s, 2)
         summary["events_per_second"] = round(report.events / routed_s, 1) if routed_s else None
@@ -244,6 +260,42 @@ def _summarise(
         "audit_records": sum(r.records for r in reports),
         "audit_records_by_kind": dict(audit_kinds.most_common()),
         "audit_chain_verified": all(r.ok for r in reports) and bool(reports),
+    }
+
+
+def _summarise_requests(
+    bootstrap: str, topology: Any, report: PublishReport, dataset: Dataset
+) -> dict[str, Any]:
+    """Flow 5's asynchronous path: requests in, commands (one per request id), dead letters."""
+    commands = [
+        c
+        for c in (
+            codec_for(CompositionCommand).decode(r.value)
+            for r in read_topic(bootstrap, topology.name(names.COMMANDS))
+        )
+        if c.rule_id == REQUEST_RULE_ID
+    ]
+    dead: Counter[str] = Counter(
+        codec_for(DeadLetter).decode(r.value).error_type
+        for r in read_topic(bootstrap, topology.name(names.dlq(names.DOCUMENT_REQUESTS)))
+    )
+    retried = sum(r.retry for r in dataset.document_requests)
+    return {
+        "document_requests_in": report.requests,
+        "document_requests_invalid": report.invalid,
+        "document_requests_retried": retried,
+        "document_request_commands": len(commands),
+        "document_request_commands_by_type": dict(
+            Counter(c.communication_type for c in commands).most_common()
+        ),
+        "document_request_dead_letters": sum(dead.values()),
+        "document_request_dead_letters_by_reason": dict(dead.most_common()),
+        # every request is a command, a dead letter (the invalid ones), or a retry of one
+        "document_requests_accounted_for": (
+            len(commands) + retried == report.requests - report.invalid
+            and sum(dead.values()) == report.invalid
+            and len({c.communication_id for c in commands}) == len(commands)
+        ),
     }
 
 

@@ -9,5 +9,6 @@
 - :mod:`~streams.domain.suppression`: one communication per business fact per window;
 - :mod:`~streams.domain.ids`: deterministic communication, alert and audit ids;
 - :mod:`~streams.domain.alignment`: rules <-> templates alerts;
-- :mod:`~streams.domain.routing`: the whole per-event decision, :func:`route_event`.
+- :mod:`~streams.domain.routing`: the whole per-event decision, :func:`route_event`;
+- :mod:`~streams.domain.document_requests`: the decision for one portal document request.
 """

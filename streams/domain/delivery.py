@@ -43,8 +43,9 @@ every non-terminal status (a bounce may follow a delivery report), left by nothi
 ``updated_at`` the event's time) and one STATUS_CHANGED :class:`AuditRecord`, plus:
 
 - ``COMPOSED`` (the first time): the *production* record, a :class:`DocumentMetadata` (origin
-  ``STREAM``, ``produced_at`` the event's time, ``delivered_at`` when already known) and a
-  DOCUMENT_PRODUCED audit record;
+  ``STREAM``, or ``ON_DEMAND`` for the command of a portal request, see
+  :mod:`streams.domain.document_requests`; ``produced_at`` the event's time, ``delivered_at``
+  when already known) and a DOCUMENT_PRODUCED audit record;
 - a delivery confirmation (rank 4): ``delivered_at`` and a :class:`DocumentMetadata` again with
   ``delivered_at`` set and the same document id (the topic is keyed per customer and downstream
   keeps the latest record per document). If COMPOSED has not arrived yet, ``produced_at`` in that
@@ -120,6 +121,8 @@ from typing import Any, TypeVar
 import orjson
 
 from streams.domain.channel import ChannelChoice, fallback_channel
+from streams.domain.document_requests import ORIGIN as REQUEST_ORIGIN
+from streams.domain.document_requests import REQUEST_RULE_ID
 from streams.domain.ids import audit_id, digest_id
 from streams.domain.records import (
     AuditKind,
@@ -318,7 +321,7 @@ def _metadata(state: CommunicationState, *, produced_at: int) -> DocumentMetadat
         communication_type=command.communication_type,
         channel=command.channel,
         language=command.language,
-        origin=ORIGIN,
+        origin=REQUEST_ORIGIN if command.rule_id == REQUEST_RULE_ID else ORIGIN,
         produced_at=produced_at,
         delivered_at=state.delivered_at,
     )

@@ -13,6 +13,8 @@ job keys) recognises the repetition instead of producing a second document.
 id                     prefix      derived from
 =====================  ==========  ===========================================================
 communication id       ``com-``    source event id + rule id
+portal request's id    ``com-``    customer id + request id, namespace ``document-request``
+                                   (:mod:`streams.domain.document_requests`)
 alert id               ``alr-``    alert kind + what the alert is about (rule, template, event)
 audit id               ``aud-``    audit kind + the subject (communication id or alert id)
 suppression key        ``sup-``    see :mod:`streams.domain.suppression`

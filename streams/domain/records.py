@@ -230,7 +230,9 @@ class CommRule:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DocumentRequest:
-    """``air.document-requests.v1``: the portal asks for a document now (flow 5)."""
+    """``air.document-requests.v1``, keyed by customer id: the portal asks for a document now
+    (flow 5, the asynchronous path; the routing worker decides it with
+    :func:`streams.domain.document_requests.decide_request`)."""
 
     request_id: str
     customer_id: str
@@ -241,6 +243,10 @@ class DocumentRequest:
     delivery: str = "DOWNLOAD"
     """DOWNLOAD (bytes) or SECURE_URL (signed, expiring link)."""
     requested_at: int
+    fields: dict[str, str] = field(default_factory=dict)
+    """The template's data, named after its ``required_fields`` (schema release 2; absent in
+    older records, read as empty). ``customer_id`` comes from the request and the template's
+    identifying field from ``reference_id`` (see :mod:`streams.domain.document_requests`)."""
 
 
 # --------------------------------------------------------------------------- inputs from Exstream

@@ -32,18 +32,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from streams.domain.document_requests import TEMPLATE_OF
 from streams.domain.records import DocumentType, TemplateVersion
 from streams.domain.templates import TemplateMiss, resolve_template
 
 ONDEMAND_CHANNEL = "WEB"
-
-TEMPLATE_OF: dict[DocumentType, str] = {
-    DocumentType.POLICY_COPY: "tpl-renewal-notice",
-    DocumentType.INVOICE: "tpl-billing-statement",
-    DocumentType.CONFIRMATION_LETTER: "tpl-service-change",
-    DocumentType.ACCOUNT_SUMMARY: "tpl-account-status",
-}
-"""Which template composes each on-demand document type (see the module docstring)."""
 
 RESERVED_PARAMS = frozenset({"language", "delivery"})
 MAX_PARAMS = 32

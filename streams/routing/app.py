@@ -10,6 +10,8 @@ Topology of the worker (all names resolved through the :class:`~topology.model.T
 - ``air.account-events.v1`` and ``air.case-events.v1`` -> agent -> :func:`route_event` ->
   ``exstream.composition-commands.v1``, ``alignment.alerts.v1``, ``audit.communications.v1``,
   and the per-customer ``suppression`` table;
+- ``air.document-requests.v1`` (the portal's asynchronous requests) -> agent
+  (:mod:`streams.routing.requests`) -> ``exstream.composition-commands.v1`` and an audit record;
 - audit records are hash-chained per partition of ``audit.communications.v1`` (the chain head is
   kept in the ``audit-chain-heads`` table). Those of customer-partitioned inputs are appended
   directly, to the partition of the record being processed and in its transaction; the others
@@ -68,6 +70,7 @@ from streams.domain.routing import route_event
 from streams.domain.suppression import SuppressionEntry
 from streams.errors import AirExstreamError
 from streams.routing.reference import ReferenceView
+from streams.routing.requests import RequestCounters, RequestsContext, install_requests
 from streams.routing.settings import WorkerSettings
 from streams.routing.tracking import TrackingContext, TrackingCounters, install_tracking
 from streams.routing.watchdog import Deadline
@@ -815,6 +818,7 @@ def create_app(
         await append_audit(msg, msg.key or b"", record)
 
     tracking = TrackingCounters()
+    communications = table("communications")
     register = install_tracking(
         TrackingContext(
             app=app,
@@ -824,7 +828,7 @@ def create_app(
             delivery_topic_name=topology.name(names.DELIVERY_EVENTS),
             status_topic=topic(names.COMMUNICATION_STATUS),
             metadata_topic=topic(names.DOCUMENT_METADATA),
-            communications=table("communications"),
+            communications=communications,
             parked=table("parked-delivery-events"),
             preferences=preferences,
             send_audit=send_audit,
@@ -835,9 +839,31 @@ def create_app(
         )
     )
 
+    # ------------------------------------------------------------------ portal requests
+
+    requests = RequestCounters()
+    install_requests(
+        RequestsContext(
+            app=app,
+            guard=guard,
+            requests_topic=topic(names.DOCUMENT_REQUESTS),
+            source_topic=topology.name(names.DOCUMENT_REQUESTS),
+            commands_topic=commands_topic,
+            communications=communications,
+            register=register,
+            send_audit=send_audit,
+            dead_letter=dead_letter,
+            key_mismatch=_key_mismatch,
+            reference_ready=reference_ready,
+            templates_by_id=templates_by_id,
+            counters=requests,
+        )
+    )
+
     @app.timer(interval=10.0)
     async def report_progress() -> None:
         log.info("routing: %s", counters.line())
         log.info("tracking: %s", tracking)
+        log.info("document requests: %s", requests.line())
 
     return app, counters

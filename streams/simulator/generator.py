@@ -16,7 +16,14 @@ What a scenario contains:
   quiet hours;
 - events: account and case events over those customers, with repeats of the same business event
   (to exercise suppression), JSON-encoded records, and a configurable share of invalid records
-  (garbage bytes, truncated records, unknown event types, missing required attributes).
+  (garbage bytes, truncated records, unknown event types, missing required attributes);
+- document requests (``Scenario.document_requests``, none by default): the portal's asynchronous
+  requests for a policy copy, invoice, confirmation letter or account summary, carrying the
+  template's data in ``fields``, in the customer's language, none, or one without templates
+  (fallback ``en``); portal retries of an earlier request id; JSON-encoded records; and the same
+  share of invalid records (garbage bytes, truncated records, unknown document types, a required
+  field missing, an invalid delivery). Drawn from their own random stream, so adding requests
+  changes no event, preference or template of a scenario.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from streams.domain.catalogue import ATTRIBUTE_KINDS, CATALOGUE, FieldKind
+from streams.domain.document_requests import IDENTIFYING_FIELD, TEMPLATE_OF
 from streams.domain.records import (
     AccountEvent,
     AccountEventType,
@@ -34,6 +42,8 @@ from streams.domain.records import (
     CaseEventType,
     CommRule,
     Condition,
+    DocumentRequest,
+    DocumentType,
     PostalAddress,
     Preference,
     QuietHours,
@@ -110,6 +120,11 @@ class Scenario:
     """Share of valid event records published as JSON (content-type header) instead of Avro."""
     repeat_share: float = 0.05
     """Share of events that repeat an earlier business event under a new event id."""
+    document_requests: int = 0
+    """Portal document requests (``air.document-requests.v1``); invalid ones in
+    ``invalid_share``, JSON ones in ``json_share``."""
+    request_retry_share: float = 0.05
+    """Share of document requests that are the portal retrying an earlier request (same id)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,16 +136,44 @@ class SimEvent:
     invalid: InvalidKind | None = None
 
 
+RequestInvalidKind = Literal[
+    "garbage", "truncated", "unknown_document_type", "missing_field", "invalid_delivery"
+]
+REQUEST_INVALID_KINDS: tuple[RequestInvalidKind, ...] = (
+    "garbage",
+    "truncated",
+    "unknown_document_type",
+    "missing_field",
+    "invalid_delivery",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimRequest:
+    """One document request record to publish. ``invalid`` says how it was made invalid, if
+    at all; ``retry`` marks the portal sending an earlier (valid) request again."""
+
+    record: DocumentRequest
+    encoding: Literal["avro", "json"] = "avro"
+    invalid: RequestInvalidKind | None = None
+    retry: bool = False
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Dataset:
     templates: list[TemplateVersion]
     rules: list[CommRule]
     preferences: list[Preference]
     events: list[SimEvent] = field(default_factory=list)
+    document_requests: list[SimRequest] = field(default_factory=list)
 
     @property
     def invalid_events(self) -> list[SimEvent]:
         return [e for e in self.events if e.invalid is not None]
+
+    @property
+    def invalid_requests(self) -> list[SimRequest]:
+        return [r for r in self.document_requests if r.invalid is not None]
 
 
 def template_key(t: TemplateVersion) -> str:
@@ -150,7 +193,16 @@ def generate(scenario: Scenario) -> Dataset:
     rules = _rules()
     preferences = [_preference(rng, i) for i in range(scenario.customers)]
     events = list(_events(rng, scenario, preferences))
-    return Dataset(templates=templates, rules=rules, preferences=preferences, events=events)
+    # their own stream: requests change nothing else of the scenario
+    requests_rng = random.Random(f"{scenario.seed}/document-requests")
+    requests = list(_requests(requests_rng, scenario, preferences, templates))
+    return Dataset(
+        templates=templates,
+        rules=rules,
+        preferences=preferences,
+        events=events,
+        document_requests=requests,
+    )
 
 
 # --------------------------------------------------------------------------- templates and rules
@@ -457,4 +509,82 @@ def _make_invalid(
         attrs = dict(record.attributes)
         attrs.pop(rng.choice(sorted(CATALOGUE[record.event_type].required)), None)
         return dataclasses.replace(record, attributes=attrs)
+    return record
+
+
+# --------------------------------------------------------------------------- document requests
+
+
+REQUEST_LANGUAGES = (("customer", 0.7), ("none", 0.2), ("pt", 0.1))
+"""Language of a request: the customer's, none (fallback ``en``), or one without templates."""
+
+
+def _requests(
+    rng: random.Random,
+    scenario: Scenario,
+    preferences: list[Preference],
+    templates: list[TemplateVersion],
+) -> Iterator[SimRequest]:
+    """Requests over the scenario's customers, carrying the data of the approved version of
+    their document type's template (every language of it requires the same fields)."""
+    required = {
+        t.template_id: tuple(t.required_fields) for t in templates if t.status == "APPROVED"
+    }
+    history: list[DocumentRequest] = []
+    for n in range(scenario.document_requests):
+        if history and rng.random() < scenario.request_retry_share:
+            yield SimRequest(record=rng.choice(history), retry=True)
+            continue
+        cust = rng.randrange(len(preferences))
+        pref = preferences[cust]
+        document_type = rng.choice(list(DocumentType))
+        identifying = IDENTIFYING_FIELD[document_type]
+        fields = {
+            name: _value(rng, name, cust)
+            for name in required[TEMPLATE_OF[document_type]]
+            if name not in ("customer_id", identifying)
+        }
+        reference = (
+            _value(rng, identifying, cust)
+            if identifying is not None
+            else f"{document_type.value[:3]}-{cust:06d}-{n:06d}"
+        )
+        language = _choice_weighted(rng, REQUEST_LANGUAGES)
+        record = DocumentRequest(
+            request_id=f"req-{scenario.seed}-{n:06d}",
+            customer_id=pref.customer_id,
+            document_type=document_type.value,
+            reference_id=reference,
+            language={"customer": pref.language, "none": None}.get(language, language),
+            delivery=rng.choice(("DOWNLOAD", "SECURE_URL")),
+            requested_at=BASE_TIME_MS + n * 1_000 + 500,
+            fields=fields,
+        )
+        invalid: RequestInvalidKind | None = None
+        if rng.random() < scenario.invalid_share:
+            kind: RequestInvalidKind = rng.choice(REQUEST_INVALID_KINDS)
+            record = _make_invalid_request(rng, record, kind)
+            invalid = kind
+        else:
+            history.append(record)
+        encoding: Literal["avro", "json"] = (
+            "json" if invalid is None and rng.random() < scenario.json_share else "avro"
+        )
+        yield SimRequest(record=record, encoding=encoding, invalid=invalid)
+
+
+def _make_invalid_request(
+    rng: random.Random, record: DocumentRequest, kind: RequestInvalidKind
+) -> DocumentRequest:
+    """Semantic invalidity lives in the record; byte-level corruption is applied on publish."""
+    import dataclasses
+
+    if kind == "unknown_document_type":
+        return dataclasses.replace(record, document_type="TAX_CERTIFICATE")
+    if kind == "missing_field":
+        fields = dict(record.fields)
+        fields.pop(rng.choice(sorted(fields)))
+        return dataclasses.replace(record, fields=fields)
+    if kind == "invalid_delivery":
+        return dataclasses.replace(record, delivery="FAX")
     return record

@@ -1,4 +1,5 @@
-"""Publish a generated :class:`Dataset` to Kafka: reference data first, then the events.
+"""Publish a generated :class:`Dataset` to Kafka: reference data first, then the events, and
+the portal's document requests.
 
 Byte-level invalid records are made here: ``garbage`` is random bytes, ``truncated`` is a valid
 Avro record cut in half. JSON records carry the ``content-type: application/json`` header.
@@ -21,11 +22,12 @@ from streams.domain.records import (
     AccountEvent,
     CaseEvent,
     CommRule,
+    DocumentRequest,
     Preference,
     TemplateVersion,
 )
 from streams.errors import AirExstreamError
-from streams.simulator.generator import Dataset, SimEvent, template_key
+from streams.simulator.generator import Dataset, SimEvent, SimRequest, template_key
 from topology import names
 from topology.model import Topology
 
@@ -45,6 +47,7 @@ class PublishReport:
     rules: int = 0
     preferences: int = 0
     events: int = 0
+    requests: int = 0
     invalid: int = 0
     json: int = 0
     by_topic: dict[str, int] = field(default_factory=dict)
@@ -94,6 +97,43 @@ def event_bytes(sim: SimEvent, rng: random.Random) -> tuple[bytes, KafkaHeaders 
     if sim.encoding == "json":
         return codec.encode_json(record), [JSON_HEADER]
     return encoded, None
+
+
+def request_bytes(sim: SimRequest, rng: random.Random) -> tuple[bytes, KafkaHeaders | None]:
+    """The value and headers of one simulated document request record."""
+    codec = codec_for(DocumentRequest)
+    if sim.invalid == "garbage":
+        return bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 60))), None
+    encoded = codec.encode(sim.record)
+    if sim.invalid == "truncated":
+        return encoded[: max(1, len(encoded) // 2)], None
+    if sim.encoding == "json":
+        return codec.encode_json(sim.record), [JSON_HEADER]
+    return encoded, None
+
+
+def publish_requests(
+    requests: list[SimRequest],
+    topology: Topology,
+    producer_config: Mapping[str, str],
+    *,
+    seed: int,
+) -> PublishReport:
+    """Document requests on ``air.document-requests.v1``, keyed by customer id."""
+    producer = _producer(producer_config)
+    send = _Sender(producer)
+    report = PublishReport()
+    rng = random.Random(seed ^ 0x7E0)
+    topic = topology.name(names.DOCUMENT_REQUESTS)
+    for sim in requests:
+        value, headers = request_bytes(sim, rng)
+        send(topic, sim.record.customer_id, value, headers)
+        report.requests += 1
+        report.invalid += sim.invalid is not None
+        report.json += headers is not None
+    report.by_topic[topic] = report.requests
+    _finish(producer, send)
+    return report
 
 
 def publish_reference(

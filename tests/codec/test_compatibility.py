@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -11,7 +12,7 @@ from click.testing import CliRunner
 
 from streams.codec.cli import schemas as schemas_cli
 from streams.codec.compatibility import check_backward
-from streams.codec.schemas import schemas_dir
+from streams.codec.schemas import SchemaStore, schemas_dir
 
 pytestmark = pytest.mark.unit
 
@@ -179,4 +180,20 @@ def test_cli_fails_when_a_released_schema_is_removed(tmp_path: Path) -> None:
     (root / "dead_letter.avsc").unlink()
     result = CliRunner().invoke(schemas_cli, ["check", "--dir", str(root)])
     assert result.exit_code == 1
-    assert "dead_letter.avsc: released in 1 but removed" in result.output
+    latest = SchemaStore(root).released_versions()[-1].name
+    assert f"dead_letter.avsc: released in {latest} but removed" in result.output
+
+
+def test_each_release_reads_the_data_of_the_release_before() -> None:
+    """The CLI compares schemas/ with the newest release only; the releases themselves must
+    form a backward-compatible chain (release 2 added DocumentRequest.fields with a default)."""
+    releases = SchemaStore(schemas_dir()).released_versions()
+    assert [r.name for r in releases][:2] == ["1", "2"]
+    for old, new in itertools.pairwise(releases):
+        for old_path in sorted(old.glob("*.avsc")):
+            new_path = new / old_path.name
+            assert new_path.exists(), f"{old_path.name} released in {old.name}, not in {new.name}"
+            problems = check_backward(
+                json.loads(new_path.read_text()), json.loads(old_path.read_text())
+            )
+            assert problems == [], (old.name, new.name, old_path.name, problems)

@@ -34,7 +34,15 @@ def test_demo_runs_every_stage_and_writes_a_consistent_summary(
         return nullcontext(bars.setdefault(label, _Bar()))
 
     summary = run_demo(
-        DemoOptions(events=800, customers=100, seed=3, state_dir=tmp_path / "k", summary_path=out),
+        DemoOptions(
+            events=800,
+            customers=100,
+            seed=3,
+            invalid_share=0.03,
+            document_requests=150,
+            state_dir=tmp_path / "k",
+            summary_path=out,
+        ),
         lines.append,
         progress,
     )
@@ -43,6 +51,15 @@ def test_demo_runs_every_stage_and_writes_a_consistent_summary(
     assert summary["events_in"] == 800
     assert summary["dead_letters"] == summary["events_invalid"] > 0
     assert summary["commands"] == summary["distinct_communication_ids"] > 100
+    # flow 5's asynchronous path: every request a command, a dead letter or a retry of one
+    requests = generate(Scenario(seed=3, customers=100, events=800, document_requests=150))
+    assert summary["document_requests_in"] == 150
+    assert summary["document_requests_accounted_for"] is True
+    assert summary["document_requests_invalid"] == len(requests.invalid_requests) > 0
+    assert summary["document_request_dead_letters"] == summary["document_requests_invalid"]
+    assert summary["document_requests_retried"] == sum(r.retry for r in requests.document_requests)
+    assert summary["document_request_commands"] > 100
+    assert summary["commands_by_channel"]["WEB"] >= summary["document_request_commands"]
     assert summary["audit_chain_verified"] is True
     assert len(summary["schemas_round_tripped"]) == 13
     assert any("Routing worker: stopped" in line for line in lines)

@@ -9,6 +9,10 @@ catalogue's data tables (required attributes, natural keys, attribute kinds), th
 
 The end-to-end test compares the worker's output on the real broker with :func:`expected_outcome`;
 ``tests/e2e/test_reference.py`` cross-checks this module against the production function.
+
+The portal's document requests (``dataset.document_requests``) are derived the same way from the
+docstring of ``streams/domain/document_requests.py``, without calling ``decide_request``; their
+id (``request_communication_id``) is a wire contract too.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from streams.domain.catalogue import ATTRIBUTE_KINDS, CATALOGUE, FieldKind
+from streams.domain.document_requests import request_communication_id
 from streams.domain.ids import communication_id
 from streams.domain.records import (
     AccountEvent,
@@ -28,6 +33,7 @@ from streams.domain.records import (
     CommRule,
     CompositionCommand,
     Condition,
+    DocumentRequest,
     PostalAddress,
     Preference,
     QuietHours,
@@ -35,6 +41,7 @@ from streams.domain.records import (
     TemplateVersion,
 )
 from streams.simulator.generator import Dataset, template_key
+from topology import names
 
 BYTE_LEVEL_KINDS = frozenset({"garbage", "truncated"})
 """Invalid kinds the publisher corrupts at byte level: the worker cannot even decode them."""
@@ -58,6 +65,16 @@ class Expected:
     """Communication ids not emitted because no channel may be used."""
     alerts: set[str] = field(default_factory=set)
     """Communication ids that raised an alignment alert (template miss, missing fields)."""
+    dead_lettered_request_ids: set[str] = field(default_factory=set)
+    """Request ids of document requests that decode but are invalid."""
+    request_rejection_codes: dict[str, str] = field(default_factory=dict)
+    """request id -> MISSING_FIELD, UNKNOWN_DOCUMENT_TYPE, INVALID_FIELD or TEMPLATE_UNAVAILABLE."""
+    byte_level_invalid_requests: int = 0
+    """Document requests that cannot be decoded at all (garbage, truncated)."""
+    request_retries: int = 0
+    """Valid requests whose communication was already emitted (a portal retry): no command."""
+    request_commands: set[str] = field(default_factory=set)
+    """The communication ids (in ``commands``) of document requests."""
 
 
 # --------------------------------------------------------------------------- event fields
@@ -339,9 +356,13 @@ class _Sent:
 
 
 def expected_outcome(
-    dataset: Dataset, *, source_topics: Callable[[BusinessEvent], str]
+    dataset: Dataset,
+    *,
+    source_topics: Callable[[BusinessEvent], str],
+    request_topic: str = names.DOCUMENT_REQUESTS,
 ) -> Expected:
-    """What the worker must produce for ``dataset`` (reference data loaded before any event)."""
+    """What the worker must produce for ``dataset`` (reference data loaded before any event or
+    request); ``request_topic`` is the document requests' (prefixed) topic name."""
     out = Expected()
     # compacted reference topics: the last record per key is what the worker holds
     prefs = {p.customer_id: p for p in dataset.preferences}
@@ -436,4 +457,109 @@ def expected_outcome(
                 disclaimer_version=tpl.disclaimer_version,
                 created_at=event.occurred_at,
             )
+    _expected_requests(dataset, templates, request_topic, out)
     return out
+
+
+# --------------------------------------------------------------------------- document requests
+
+REQUEST_TEMPLATES = {
+    "POLICY_COPY": ("tpl-renewal-notice", "policy_number"),
+    "INVOICE": ("tpl-billing-statement", None),
+    "CONFIRMATION_LETTER": ("tpl-service-change", "service_id"),
+    "ACCOUNT_SUMMARY": ("tpl-account-status", None),
+}
+"""document_requests.py's table: document type -> (template, field reference_id fills)."""
+
+
+def _request_rejection(
+    r: DocumentRequest, templates: Mapping[str, Sequence[TemplateVersion]]
+) -> tuple[str | None, dict[str, str], TemplateVersion | None]:
+    """document_requests.py "Validation": (code of the first failing step or None, the
+    template's data, the template version)."""
+    # 1. ids, type and reference non-blank
+    if not all(_present(v) for v in (r.request_id, r.customer_id, r.document_type, r.reference_id)):
+        return "MISSING_FIELD", {}, None
+    # 2. a known document type
+    if r.document_type not in REQUEST_TEMPLATES:
+        return "UNKNOWN_DOCUMENT_TYPE", {}, None
+    template_id, identifying = REQUEST_TEMPLATES[r.document_type]
+    # 3. shapes and bounds of the request's own fields
+    text_ok = all(
+        len(v) <= 256 and re.search(r"[\x00-\x1f\x7f]", v) is None
+        for v in (r.request_id, r.reference_id, *r.fields.values())
+    )
+    fixed = {"customer_id": r.customer_id} | ({identifying: r.reference_id} if identifying else {})
+    if (
+        not text_ok
+        or re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", r.customer_id) is None
+        or (
+            r.language is not None
+            and re.fullmatch(r"[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*", r.language) is None
+        )
+        or r.delivery not in ("DOWNLOAD", "SECURE_URL")
+        or r.requested_at < 0
+        or len(r.fields) > 32
+        or any(re.fullmatch(r"[a-z][a-z0-9_]{0,63}", n) is None for n in r.fields)
+        or any(n in r.fields and r.fields[n] != v for n, v in fixed.items())
+    ):
+        return "INVALID_FIELD", {}, None
+    # 4. the template in the request's language, else en (no channel restriction)
+    tpl = _template(templates.get(template_id, []), r.language)
+    if tpl is None:
+        return "TEMPLATE_UNAVAILABLE", {}, None
+    # 5. customer_id, reference_id, the identifying field, then the required fields given
+    data = {**fixed, "reference_id": r.reference_id}
+    for name in tpl.required_fields:
+        if name not in data and _present(r.fields.get(name)):
+            data[name] = r.fields[name]
+    if not all(_present(data.get(name)) for name in tpl.required_fields):
+        return "MISSING_FIELD", data, tpl
+    if not all(_has_shape(v, ATTRIBUTE_KINDS.get(n, FieldKind.TEXT)) for n, v in data.items()):
+        return "INVALID_FIELD", data, tpl
+    return None, data, tpl
+
+
+def _expected_requests(
+    dataset: Dataset,
+    templates: Mapping[str, Sequence[TemplateVersion]],
+    topic: str,
+    out: Expected,
+) -> None:
+    """document_requests.py: one WEB command per request id (a retry emits nothing), no
+    preferences, no suppression."""
+    for sim in dataset.document_requests:
+        if sim.invalid in BYTE_LEVEL_KINDS:
+            out.byte_level_invalid_requests += 1
+            continue
+        r = sim.record
+        code, data, tpl = _request_rejection(r, templates)
+        if code is not None or tpl is None:
+            out.dead_lettered_request_ids.add(r.request_id)
+            out.request_rejection_codes[r.request_id] = code or "?"
+            continue
+        com_id = request_communication_id(r.customer_id, r.request_id)
+        if com_id in out.commands:
+            out.request_retries += 1
+            continue
+        out.request_commands.add(com_id)
+        out.commands[com_id] = CompositionCommand(
+            communication_id=com_id,
+            source_event_id=r.request_id,
+            source_topic=topic,
+            event_type="DOCUMENT_REQUESTED",
+            rule_id="portal-document-request",
+            rule_version=0,
+            customer_id=r.customer_id,
+            communication_type=r.document_type,
+            template_id=tpl.template_id,
+            template_version=tpl.version,
+            language=tpl.language,
+            channel="WEB",
+            recipient=Recipient(),
+            data=dict(sorted(data.items())),
+            regulatory=False,
+            disclaimer_id=tpl.disclaimer_id,
+            disclaimer_version=tpl.disclaimer_version,
+            created_at=r.requested_at,
+        )

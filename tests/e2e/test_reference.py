@@ -4,11 +4,13 @@ output is written out literally."""
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
 import pytest
 
+from streams.domain.document_requests import RequestRejection, decide_request
 from streams.domain.ids import communication_id
 from streams.domain.records import (
     AccountEvent,
@@ -560,3 +562,82 @@ def test_a_late_duplicate_beyond_the_grace_is_judged_afresh() -> None:
     """Past the grace the entry is gone: the documented limit of the late-duplicate rule."""
     produced = run_production(dataset(LATE_DUPLICATE), grace_ms=0)
     assert sorted(c.source_event_id for c in produced.commands) == ["evt-1", "evt-2", "evt-3"]
+
+
+# --------------------------------------------------------------------------- document requests
+
+REQUEST_TOPIC = "t.air.document-requests.v1"
+
+
+@pytest.mark.parametrize(("seed", "retired"), [(3, None), (20261124, "tpl-account-status")])
+def test_request_reference_equals_production_decide_request(seed: int, retired: str | None) -> None:
+    """The reference's requests equal ``decide_request`` applied as the worker applies it (a
+    retry of an emitted communication emits nothing), on seeded requests and on hostile
+    variants of them; with ``retired``, that template has no approved version left."""
+    dataset = generate(
+        Scenario(seed=seed, customers=80, events=1, document_requests=1_200, invalid_share=0.1)
+    )
+    if retired is not None:
+        dataset = replace(
+            dataset,
+            templates=[
+                replace(t, status="RETIRED") if t.template_id == retired else t
+                for t in dataset.templates
+            ],
+        )
+    requests = list(dataset.document_requests)
+    rng_ = random.Random(seed)
+    variants = [
+        {"customer_id": "bad id"},
+        {"language": ""},
+        {"language": "pt-BR"},
+        {"language": "not a language"},
+        {"delivery": "download"},
+        {"requested_at": -1},
+        {"reference_id": " "},
+        {"document_type": "invoice"},
+        {"fields": {"Bad": "x"}},
+        {"fields": {"due_date": "2026-02-30", "amount_due": "1", "statement_period": "2026-01"}},
+        {"fields": {"customer_id": "someone-else"}},
+        {"fields": {"policy_number": "other"}},
+        {"fields": {f"f{i}": "v" for i in range(33)}},
+        {"fields": {"amount_due": "x" * 300}},
+    ]
+    for i, sim in enumerate(rng_.sample(requests, 200)):
+        change = variants[i % len(variants)]
+        record = replace(sim.record, request_id=f"hostile-{i}", **change)  # type: ignore[arg-type]
+        requests.append(replace(sim, record=record, invalid=None, retry=False))
+    dataset = replace(dataset, events=[], document_requests=requests)
+    expected = expected_outcome(dataset, source_topics=topic_of, request_topic=REQUEST_TOPIC)
+
+    templates: dict[str, list[TemplateVersion]] = {}
+    for t in dataset.templates:
+        templates.setdefault(t.template_id, []).append(t)
+    commands: dict[str, CompositionCommand] = {}
+    rejected: dict[str, str] = {}
+    retries = byte_level = 0
+    for sim in dataset.document_requests:
+        if sim.invalid in BYTE_KINDS:
+            byte_level += 1
+            continue
+        decision = decide_request(sim.record, source_topic=REQUEST_TOPIC, templates_by_id=templates)
+        if isinstance(decision, RequestRejection):
+            rejected[sim.record.request_id] = decision.code.value
+        elif decision.command.communication_id in commands:
+            retries += 1
+        else:
+            commands[decision.command.communication_id] = decision.command
+    assert rejected == expected.request_rejection_codes
+    assert commands == expected.commands
+    assert set(commands) == expected.request_commands
+    assert retries == expected.request_retries > 10
+    assert byte_level == expected.byte_level_invalid_requests > 0
+    codes = {"MISSING_FIELD", "UNKNOWN_DOCUMENT_TYPE", "INVALID_FIELD"}
+    types = {"POLICY_COPY", "INVOICE", "CONFIRMATION_LETTER", "ACCOUNT_SUMMARY"}
+    if retired is not None:
+        codes.add("TEMPLATE_UNAVAILABLE")
+        types.remove("ACCOUNT_SUMMARY")
+    assert set(rejected.values()) == codes
+    assert len(commands) > 600
+    assert {c.language for c in commands.values()} == {"en", "fr", "es"}
+    assert {c.communication_type for c in commands.values()} == types

@@ -15,15 +15,16 @@ records whose content the domain or Exstream refuses). The tests then check what
 
 A second phase then publishes the inputs that exposed defects of the worker: events and
 preferences keyed by another customer, an event after a JSON preference, delivery events that
-cannot apply to their communication, reference records whose content the domain cannot use (all
-now dead-lettered or routed, and asserted), and the one still open (nothing consumes document
-requests), an ``xfail(strict=True)`` test naming the defect. Phase 1's results are taken
-before, so phase 2 cannot blur them.
+cannot apply to their communication, reference records whose content the domain cannot use, and
+document requests (once consumed by nothing; now hostile ones are dead-lettered and good ones,
+retries included, become exactly the reference's commands), all asserted. Phase 1's results are
+taken before, so phase 2 cannot blur them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import random
 import time
@@ -78,7 +79,8 @@ from streams.domain.records import (
     Submission,
     TemplateVersion,
 )
-from streams.simulator.generator import Dataset, Scenario, generate, template_key
+from streams.simulator.generator import Dataset, Scenario, SimRequest, generate, template_key
+from streams.simulator.publish import request_bytes
 from streams.topic_reader import RawRecord
 from tests.conftest import KafkaCluster
 from tests.e2e.reference import Expected, expected_outcome
@@ -490,6 +492,20 @@ def _orphan_rules(dataset: Dataset) -> list[CommRule]:
     ]
 
 
+@functools.cache
+def _dataset() -> Dataset:
+    return generate(SCENARIO)
+
+
+def _good_requests(dataset: Dataset) -> list[SimRequest]:
+    """Valid portal requests of the scenario's customers (retries among them)."""
+    scenario = dataclasses.replace(SCENARIO, document_requests=40, invalid_share=0.0)
+    requests = generate(scenario).document_requests
+    assert all(r.invalid is None for r in requests)
+    assert generate(scenario).preferences == dataset.preferences
+    return requests
+
+
 def _known_defects(dataset: Dataset, expected: Expected, t: Callable[[str], str]) -> list[Sent]:
     """Phase 2: records the worker is known to mishandle, each tagged by its category. In this
     order: the JSON preference must come before its customer's event."""
@@ -518,16 +534,49 @@ def _known_defects(dataset: Dataset, expected: Expected, t: Callable[[str], str]
     billing = next(e for e in accounts if e.event_type == "BILLING_CYCLE_CLOSED")
     event = dataclasses.replace(billing, event_id="fz-json-pref", customer_id=customer)
     add(names.ACCOUNT_EVENTS, "after_json_preference", customer.encode(), acodec.encode(event))
-    # document requests: no process reads the topic
-    request = DocumentRequest(
-        request_id="req-fz",
-        customer_id="cust-000001",
-        document_type="INVOICE",
-        reference_id="inv-1",
-        requested_at=1_767_225_600_000,
-    )
+    # document requests: hostile framings, requests the domain refuses, and good ones
+    requests_topic = t(names.DOCUMENT_REQUESTS)
+    good_requests = _good_requests(dataset)
+    request = good_requests[0].record
     attacks = framing_attacks(DocumentRequest, Pool([request]), Pool(["cust-000001"]))
-    out += _bad(t(names.DOCUMENT_REQUESTS), draw_many(attacks, 20, SEED + 99), phase=2)
+    out += _bad(requests_topic, draw_many(attacks, 20, SEED + 99), phase=2)
+    qcodec = codec_for(DocumentRequest)
+    refused: list[tuple[str, dict[str, Any], str]] = [
+        ("unknown_document_type", {"document_type": "TAX_CERTIFICATE"}, "UNKNOWN_DOCUMENT_TYPE"),
+        ("missing_request_field", {"fields": {}}, "MISSING_FIELD"),
+        ("invalid_delivery", {"delivery": "FAX"}, "INVALID_FIELD"),
+        ("invalid_language", {"language": "x"}, "INVALID_FIELD"),
+    ]
+    for i, (category, change, code) in enumerate(refused):
+        name = next(iter(change))
+        refused_request = dataclasses.replace(
+            request, request_id=f"req-fz-bad-{i}", **{name: change[name]}
+        )
+        hostile = Hostile(
+            category,
+            refused_request.customer_id.encode(),
+            qcodec.encode(refused_request),
+            (),
+            frozenset({code}),
+            (name.replace("_", " "),),
+        )
+        out.append(Sent(requests_topic, hostile, bad=True, phase=2))
+    moved_request = dataclasses.replace(request, request_id="req-fz-moved")
+    hostile = Hostile(
+        "request_key_mismatch",
+        b"cust-000002",
+        qcodec.encode(moved_request),
+        (),
+        frozenset({"KEY_MISMATCH"}),
+        ("key",),
+    )
+    out.append(Sent(requests_topic, hostile, bad=True, phase=2))
+    rng = random.Random(SEED)
+    for sim in good_requests:
+        value, headers = request_bytes(sim, rng)
+        key = sim.record.customer_id.encode()
+        json = (JSON,) if headers else ()
+        out.append(Sent(requests_topic, Hostile("good_request", key, value, json), False, 2))
     # reference records whose content the domain cannot use
     for i in range(5):
         rule = dataclasses.replace(
@@ -660,9 +709,10 @@ def run(kafka: KafkaCluster, tmp_path_factory: pytest.TempPathFactory) -> Run:
         phase2 = _known_defects(dataset, plan.expected, t)
         later = [s for s in phase2 if s.record.category == "after_json_preference"]
         _publish(bootstrap, [s for s in phase2 if s not in later])
-        wait_consumed(bootstrap, app_id, worker_inputs, worker=worker, timeout_s=120)
+        phase2_inputs = [*worker_inputs, t(names.DOCUMENT_REQUESTS)]
+        wait_consumed(bootstrap, app_id, phase2_inputs, worker=worker, timeout_s=120)
         _publish(bootstrap, later)  # once the JSON preference is in the worker's table
-        wait_consumed(bootstrap, app_id, worker_inputs, worker=worker, timeout_s=120)
+        wait_consumed(bootstrap, app_id, phase2_inputs, worker=worker, timeout_s=120)
         outputs_after = _read(bootstrap, outputs_topics)
         crashes_after = _crashes(worker.log)
         alive = {p.name: p.alive() for p in processes}
@@ -933,19 +983,42 @@ def _decodes(codec: Any, raw: RawRecord) -> bool:
 
 
 @E2E
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "air.document-requests.v1 is declared (topology/topics.toml, with a .dlq) but no "
-        "process consumes it: streams/routing/app.py create_app has no agent for "
-        "names.DOCUMENT_REQUESTS, so bad (and good) requests sit there unnoticed"
-    ),
-)
-def test_bad_document_requests_are_dead_lettered(run: Run) -> None:
-    sends = [s for s in run.phase2 if s.topic == run.name(names.DOCUMENT_REQUESTS)]
-    letters = run.letters(run.name(names.DOCUMENT_REQUESTS), after=True)
-    print(f"\ndocument requests: {len(sends)} bad records, {len(letters)} dead letters")
-    assert len(letters) == len(sends)
+def test_bad_document_requests_are_dead_lettered_and_good_ones_become_commands(run: Run) -> None:
+    topic = run.name(names.DOCUMENT_REQUESTS)
+    sends = [s for s in run.phase2 if s.topic == topic]
+    bad = [s for s in sends if s.bad]
+    letters = _by_source(run.letters(topic, after=True))
+    print(
+        f"\ndocument requests: {len(bad)} bad records, {sum(map(len, letters.values()))} dead "
+        f"letters, {len(sends) - len(bad)} good records"
+    )
+    assert sorted(letters) == sorted((s.partition, s.offset) for s in bad)
+    for sent in bad:
+        found = letters[(sent.partition, sent.offset)]
+        assert len(found) == 1, (sent.record.category, len(found))
+        _check_letter(sent, *found[0])
+
+    good = _good_requests(_dataset())
+    expected = expected_outcome(
+        dataclasses.replace(_dataset(), events=[], document_requests=good),
+        source_topics=lambda e: "unused: no events",
+        request_topic=topic,
+    )
+    codec = codec_for(CompositionCommand)
+    commands = [
+        c
+        for c in (
+            codec.decode(r.value)
+            for r in run.outputs_after[run.name(names.COMMANDS)]
+            if _decodes(codec, r)
+        )
+        if c.source_topic == topic
+    ]
+    ids = Counter(c.communication_id for c in commands)
+    assert [i for i, n in ids.items() if n > 1] == [], "a request's command was emitted twice"
+    assert {c.communication_id: c for c in commands} == expected.commands
+    assert len(expected.commands) > 30
+    assert expected.request_retries > 0
 
 
 @E2E

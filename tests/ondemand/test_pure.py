@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from streams.domain.document_requests import TEMPLATE_OF
 from streams.domain.records import AuditKind, DocumentType
 from streams.domain.templates import resolve_template
 from streams.ondemand.auth import (
@@ -17,7 +18,6 @@ from streams.ondemand.auth import (
 )
 from streams.ondemand.cache import CachedDocument, DocumentCache
 from streams.ondemand.documents import (
-    TEMPLATE_OF,
     Delivery,
     InvalidRequest,
     document_type_from_slug,

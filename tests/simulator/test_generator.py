@@ -7,6 +7,8 @@ import pytest
 
 from streams.codec import DecodeError, codec_for
 from streams.domain.catalogue import validate_event
+from streams.domain.document_requests import AcceptedRequest, RequestRejection, decide_request
+from streams.domain.records import DocumentRequest, TemplateVersion
 from streams.simulator.generator import (
     LANGUAGES,
     MISSING_TEMPLATE,
@@ -14,7 +16,7 @@ from streams.simulator.generator import (
     Scenario,
     generate,
 )
-from streams.simulator.publish import event_bytes
+from streams.simulator.publish import event_bytes, request_bytes
 
 pytestmark = pytest.mark.unit
 
@@ -77,3 +79,62 @@ def test_byte_level_invalid_records_do_not_decode_and_json_ones_do() -> None:
             assert codec.decode(value, headers) == sim.record
             seen_json += headers is not None
     assert seen_json > 100
+
+
+def test_document_requests_are_seeded_and_change_nothing_else_of_the_scenario() -> None:
+    plain = generate(Scenario(seed=8, customers=60, events=400))
+    with_requests = generate(Scenario(seed=8, customers=60, events=400, document_requests=300))
+    assert plain.document_requests == []
+    assert with_requests.events == plain.events
+    assert with_requests.preferences == plain.preferences
+    assert with_requests == generate(
+        Scenario(seed=8, customers=60, events=400, document_requests=300)
+    )
+    other = generate(Scenario(seed=9, customers=60, events=400, document_requests=300))
+    assert other.document_requests != with_requests.document_requests
+
+
+def test_valid_requests_are_accepted_and_invalid_ones_rejected_or_undecodable() -> None:
+    scenario = Scenario(
+        seed=11, customers=80, events=1, document_requests=2_000, invalid_share=0.1, json_share=0.2
+    )
+    data = generate(scenario)
+    templates: dict[str, list[TemplateVersion]] = {}
+    for t in data.templates:
+        templates.setdefault(t.template_id, []).append(t)
+    rng = random.Random(0)
+    kinds: Counter[str] = Counter()
+    for sim in data.document_requests:
+        value, raw_headers = request_bytes(sim, rng)
+        headers = [(k, v if isinstance(v, bytes) else None) for k, v in raw_headers or ()]
+        codec = codec_for(DocumentRequest)
+        if sim.invalid in ("garbage", "truncated"):
+            with pytest.raises(DecodeError):
+                codec.decode(value, headers)
+            kinds[sim.invalid] += 1
+            continue
+        assert codec.decode(value, headers) == sim.record
+        decision = decide_request(sim.record, source_topic="t", templates_by_id=templates)
+        if sim.invalid is None:
+            assert isinstance(decision, AcceptedRequest), decision
+            kinds["retry" if sim.retry else "valid"] += 1
+            kinds["json"] += bool(headers)
+            kinds[f"language={decision.command.language}"] += 1
+        else:
+            assert isinstance(decision, RequestRejection)
+            kinds[sim.invalid] += 1
+    assert set(kinds) >= {
+        "valid",
+        "retry",
+        "json",
+        "garbage",
+        "truncated",
+        "unknown_document_type",
+        "missing_field",
+        "invalid_delivery",
+        "language=en",
+        "language=fr",
+        "language=es",
+    }
+    assert 0.07 * 2000 < len(data.invalid_requests) < 0.13 * 2000
+    assert len({r.record.request_id for r in data.document_requests if r.retry}) > 30
