@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-unit test-faults test-soak lint format bench kafka-up kafka-down clean
+.PHONY: demo test test-unit test-faults lint format bench kafka-up kafka-down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,13 +27,10 @@ test: $(STAMP)
 test-unit: $(STAMP)
 	$(BIN)/pytest -m unit
 
-## Fault-injection suite (process crashes, outages, state recovery) on real brokers.
+## Fault-injection suite (broker loss and hang, process crashes, outages, state recovery) on
+## real brokers.
 test-faults: $(STAMP)
-	$(BIN)/pytest -m "faults and not soak"
-
-## Long fault tests kept out of CI (losing one broker of three during 100,000 events).
-test-soak: $(STAMP)
-	$(BIN)/pytest -m soak
+	$(BIN)/pytest -m faults
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

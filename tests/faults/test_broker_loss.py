@@ -26,10 +26,7 @@ from tests.faults.system import (
     expected_for,
 )
 
-# soak: not in `make test-faults` (CI) but in `make test-soak`. In a CI rehearsal the worker stalled
-# for good right after the broker stopped (no rebalance, no crash, commits stuck) although four
-# earlier runs passed; until that hang is understood this test cannot gate a merge.
-pytestmark = [pytest.mark.faults, pytest.mark.soak]
+pytestmark = pytest.mark.faults
 
 SCENARIO = Scenario(seed=20261201, customers=10_000, events=100_000, invalid_share=0.03)
 STOP_AT = 0.4
