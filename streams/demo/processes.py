@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -226,3 +227,22 @@ def wait_chained(
         pending -= {codec.decode(r.value).audit_id for r in read_topic(bootstrap, audit_topic)}
         if pending:
             time.sleep(0.5)
+
+
+def scrape_counters(url: str, prefix: str) -> dict[str, float]:
+    """Counter lines of a Prometheus text page (best effort: {} when it cannot be read)."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (loopback)
+            text = response.read().decode()
+    except OSError:
+        return {}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or " " not in line or "{" in line:
+            continue
+        name, value = line.rsplit(" ", 1)
+        try:
+            out[name.removeprefix(prefix)] = float(value)
+        except ValueError:
+            continue
+    return out

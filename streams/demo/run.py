@@ -38,6 +38,7 @@ from streams.demo.processes import (
     ServiceProcess,
     WorkerProcess,
     free_port,
+    scrape_counters,
     wait_chained,
     wait_consumed,
     wait_http,
@@ -433,25 +434,6 @@ def _summarise_exstream(bootstrap: str, topology: Any, side: ExstreamSide) -> di
         "fallbacks": sum(1 for s in statuses if s.fallback_of),
         "exceptions": dict(Counter(s.exception_code for s in statuses if s.exception_code)),
         "document_metadata_records": metadata,
-        "sink_metrics": _metrics(side.sink_metrics_url, "air_exstream_sink_"),
-        "webhook_metrics": _metrics(side.webhook_metrics_url, ""),
+        "sink_metrics": scrape_counters(side.sink_metrics_url, "air_exstream_sink_"),
+        "webhook_metrics": scrape_counters(side.webhook_metrics_url, ""),
     }
-
-
-def _metrics(url: str, prefix: str) -> dict[str, float]:
-    """Counter lines of a Prometheus text page (best effort: {} when it cannot be read)."""
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (loopback)
-            text = response.read().decode()
-    except OSError:
-        return {}
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith("#") or " " not in line or "{" in line:
-            continue
-        name, value = line.rsplit(" ", 1)
-        try:
-            out[name.removeprefix(prefix)] = float(value)
-        except ValueError:
-            continue
-    return out

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from confluent_kafka import Consumer, Producer
 
 from streams.audit.cli import audit as audit_cli
-from streams.codec import DecodeError, codec_for
+from streams.codec import codec_for
 from streams.demo.processes import (
     WorkerProcess,
     committed,
@@ -27,7 +27,6 @@ from streams.domain.records import (
     AccountEvent,
     AuditKind,
     AuditRecord,
-    CaseEvent,
     CompositionCommand,
     DeadLetter,
 )
@@ -35,6 +34,7 @@ from streams.simulator.generator import Scenario, generate
 from streams.simulator.publish import publish_events, publish_reference
 from streams.topic_reader import read_topic
 from tests.conftest import KafkaCluster
+from tests.e2e.helpers import event_id_of
 from tests.e2e.reference import expected_outcome
 from topology import names
 from topology.apply import apply_topology
@@ -118,7 +118,7 @@ def test_seeded_stream_matches_reference_across_a_worker_crash(
         for r in read_topic(bootstrap, topic)
     ]
     assert all(d.reason and d.error_type for d in dead)
-    semantic_ids = {i for i in (_event_id(d, account_topic) for d in dead) if i is not None}
+    semantic_ids = {i for i in (event_id_of(d, account_topic) for d in dead) if i is not None}
     assert semantic_ids == expected.dead_lettered_event_ids
     assert len(dead) == len(expected.dead_lettered_event_ids) + expected.byte_level_invalid
     assert len(dead) == len(dataset.invalid_events)
@@ -185,17 +185,6 @@ def _consumed(bootstrap: str, group: str, topics: list[str]) -> tuple[int, int]:
     finally:
         probe.close()
     return sum(max(done.get(tp, 0), 0) for tp in ends), sum(ends.values())
-
-
-def _event_id(letter: DeadLetter, account_topic: str) -> str | None:
-    """The event id of a semantically invalid record; None for byte-level garbage."""
-    headers = [(k, v.encode()) for k, v in letter.original_headers.items()]
-    try:
-        if letter.source_topic == account_topic:
-            return codec_for(AccountEvent).decode(letter.original_value, headers).event_id
-        return codec_for(CaseEvent).decode(letter.original_value, headers).event_id
-    except DecodeError:
-        return None
 
 
 def _tampered_copy(bootstrap: str, topic: str, kafka: KafkaCluster) -> str:

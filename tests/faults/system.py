@@ -36,9 +36,9 @@ from streams.demo.processes import (
     committed,
     end_offsets,
     free_port,
+    scrape_counters,
     wait_http,
 )
-from streams.demo.run import _metrics
 from streams.domain import delivery
 from streams.domain.ids import audit_id
 from streams.domain.records import (
@@ -54,9 +54,8 @@ from streams.routing.watchdog import EXIT_STUCK
 from streams.simulator.generator import Dataset, SimEvent
 from streams.simulator.publish import PublishReport, publish_events, publish_reference
 from streams.topic_reader import read_topic
+from tests.e2e.helpers import event_id_of, ledger_of
 from tests.e2e.reference import Expected, expected_outcome
-from tests.e2e.test_routing_e2e import _event_id
-from tests.sink.test_sink_e2e import ledger_of
 from topology import names
 from topology.apply import apply_topology
 from topology.model import Topology, load_topology
@@ -309,7 +308,8 @@ class System:
 
     def sink_inflight(self) -> int:
         """Batches the sink has submitted and not yet committed (0 when it cannot say)."""
-        return int(_metrics(self.sink_metrics_url, "air_exstream_sink_").get("inflight_batches", 0))
+        counters = scrape_counters(self.sink_metrics_url, "air_exstream_sink_")
+        return int(counters.get("inflight_batches", 0))
 
     def callbacks_queued(self) -> int:
         """Delivery callbacks the emulator still has to post."""
@@ -505,7 +505,7 @@ def check_dead_letters(system: System, dataset: Dataset, expected: Expected) -> 
         for r in read_topic(system.bootstrap, names.dlq(topic))
     ]
     assert all(d.reason and d.error_type for d in dead)
-    semantic = Counter(i for i in (_event_id(d, account) for d in dead) if i is not None)
+    semantic = Counter(i for i in (event_id_of(d, account) for d in dead) if i is not None)
     assert [i for i, n in semantic.items() if n > 1] == [], "an event dead-lettered twice"
     assert set(semantic) == expected.dead_lettered_event_ids
     assert len(dead) == len(expected.dead_lettered_event_ids) + expected.byte_level_invalid

@@ -17,7 +17,8 @@ from streams.codec import codec_for
 from streams.demo.processes import ServiceProcess, free_port, wait_consumed, wait_http
 from streams.domain.records import CompositionCommand
 from tests.conftest import KafkaCluster
-from tests.sink.test_sink_e2e import SECRET, ledger_of, make_commands
+from tests.e2e.helpers import ledger_of
+from tests.sink.test_sink_e2e import SECRET, make_commands
 from topology import names
 from topology.apply import apply_topology
 from topology.model import load_topology

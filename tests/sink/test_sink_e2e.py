@@ -8,9 +8,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any
 
-import orjson
 import pytest
 from confluent_kafka import Producer
 
@@ -20,6 +18,7 @@ from streams.domain.records import CompositionCommand, PostalAddress, Recipient,
 from streams.simulator.generator import template_catalogue
 from streams.topic_reader import read_topic
 from tests.conftest import KafkaCluster
+from tests.e2e.helpers import ledger_of
 from topology import names
 from topology.apply import apply_topology
 from topology.model import load_topology
@@ -64,12 +63,6 @@ def make_commands(n: int, seed: int) -> list[CompositionCommand]:
             )
         )
     return out
-
-
-def ledger_of(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{url}/_emulator/ledger", timeout=10) as response:  # noqa: S310
-        result: dict[str, Any] = orjson.loads(response.read())
-        return result
 
 
 def _wait_documents(url: str, at_least: int, sink: ServiceProcess, timeout_s: float) -> int:
