@@ -10,6 +10,7 @@ line) and nothing else.
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 import traceback
 from types import FrameType
@@ -35,24 +36,50 @@ def format_tasks(tasks: set[asyncio.Task[Any]] | None = None) -> str:
     return "\n".join(blocks)
 
 
+_FRAME = ("cr_frame", "gi_frame", "ag_frame")
+_AWAITS = ("cr_await", "gi_yieldfrom", "ag_await")
+MAX_DEPTH = 64
+
+
 def awaited_frames(coro: object) -> list[FrameType]:
-    """The frames of ``coro`` and of every coroutine (or generator) it awaits, outermost first,
-    down to the future the innermost waits on. ``Task.get_stack`` gives only the outermost
-    frame of a suspended task, which says nothing about where it waits."""
+    """The frames of ``coro`` and of everything it awaits, outermost first, down to the future
+    the innermost waits on. ``Task.get_stack`` gives only the outermost frame of a suspended
+    task, which says nothing about where it waits. The chain is followed through coroutines,
+    generators, awaited tasks (faust's agents run in a task their supervisor awaits) and the
+    wrappers ``__await__`` returns (found among the wrapper's referents)."""
     frames: list[FrameType] = []
-    while coro is not None:
-        frame = next(
-            (f for a in ("cr_frame", "gi_frame", "ag_frame") if (f := getattr(coro, a, None))),
-            None,
-        )
+    current: object = coro
+    for _ in range(MAX_DEPTH):
+        if isinstance(current, asyncio.Task):
+            current = current.get_coro()
+        frame = next((f for a in _FRAME if (f := getattr(current, a, None)) is not None), None)
         if frame is None:
-            break
+            inner = _wrapped_coroutine(current)
+            if inner is None:
+                break
+            current = inner
+            continue
         frames.append(frame)
-        coro = next(
-            (c for a in ("cr_await", "gi_yieldfrom", "ag_await") if (c := getattr(coro, a, None))),
-            None,
-        )
+        current = next((c for a in _AWAITS if (c := getattr(current, a, None)) is not None), None)
+        if current is None:
+            break
     return frames
+
+
+def _wrapped_coroutine(obj: object) -> object | None:
+    """The coroutine behind an awaitable wrapper (``coroutine.__await__()`` returns one that
+    exposes nothing but holds a reference to it) or the task behind the iterator ``await task``
+    suspends on, or None (a plain future: the end of the chain)."""
+    if obj is None or isinstance(obj, asyncio.Future):
+        return None
+    return next(
+        (
+            r
+            for r in gc.get_referents(obj)
+            if isinstance(r, asyncio.Task) or any(hasattr(r, a) for a in _FRAME)
+        ),
+        None,
+    )
 
 
 class DiagnosableWorker(Worker):

@@ -6,6 +6,8 @@ import asyncio
 import io
 import os
 import signal
+from collections.abc import Generator
+from typing import Any
 
 import pytest
 
@@ -89,3 +91,36 @@ async def test_sigusr1_writes_the_dump_to_stderr(capsys: pytest.CaptureFixture[s
     err = capsys.readouterr().err
     assert err.startswith("asyncio tasks: ")
     assert "test_sigusr1_writes_the_dump_to_stderr" in err
+
+
+class Actor:
+    """An awaitable that is not a coroutine, as faust's agent actors are."""
+
+    def __init__(self, gate: asyncio.Event) -> None:
+        self.gate = gate
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return commit_transaction(self.gate).__await__()
+
+
+async def supervise(inner: asyncio.Task[None]) -> None:
+    await inner
+
+
+async def run_actor(gate: asyncio.Event) -> None:
+    await Actor(gate)
+
+
+async def test_the_dump_follows_awaited_tasks_and_awaitable_wrappers() -> None:
+    gate = asyncio.Event()
+    inner = asyncio.create_task(run_actor(gate), name="actor")
+    outer = asyncio.create_task(supervise(inner), name="supervisor")
+    await asyncio.sleep(0)
+    try:
+        text = format_tasks({outer})
+    finally:
+        gate.set()
+        await outer
+    order = [text.index(f"in {name}") for name in ("supervise", "run_actor", "wait_for_commit")]
+    assert order == sorted(order)  # supervisor -> the task it awaits -> through the wrapper
+    assert "await gate.wait()" in text
