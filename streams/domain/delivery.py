@@ -25,7 +25,9 @@ every non-terminal status (a bounce may follow a delivery report), left by nothi
 **One event** is judged in this order; the first match decides, and an ignored event returns
 ``state=None`` (store nothing), no records, and ``ignored_reason`` (an :class:`IgnoredReason`):
 
-1. no state: ``UNKNOWN_COMMUNICATION`` (the agent parks or dead-letters the event);
+1. no state: ``UNKNOWN_COMMUNICATION`` (the agent parks the event until the command is
+   registered, at most 32 per communication id and an event id once; one beyond is
+   dead-lettered as ``PARKED_LIMIT``: see :mod:`streams.routing.tracking`);
 2. the event names another communication or customer: ``COMMUNICATION_MISMATCH``; another channel
    than the command's: ``CHANNEL_MISMATCH``; a status not on the channel's path (MAILED for an
    email, an unknown status): ``NOT_ON_CHANNEL_PATH``;

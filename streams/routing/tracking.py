@@ -10,10 +10,41 @@ each communication's state, on the routing worker's Faust app.
   :func:`~streams.domain.delivery.on_delivery_event`: statuses go to
   ``air.communication-status.v1``, document metadata to ``air.document-metadata.v1``, fallback
   commands (email bounced -> print/web) back to the commands topic, and an audit record for each.
-  An event for a communication the tracker does not know is *parked* and applied if its command
-  is registered later: nothing is dropped.
+  An event for a communication the tracker does not know is *parked* (see below) and applied if
+  its command is registered later.
 - An **SLA timer** reports communications with no delivery confirmation by their deadline
   (once each).
+
+**Parking.** Exstream can report on a communication before the tracker knows it (the command's
+transaction is not committed yet, or the worker replays from behind), so such an event waits in
+the ``parked-delivery-events`` table (communication id -> JSON list of base64 canonical Avro
+``DeliveryEvent``; the canonical encoding, not the record's bytes, so a JSON record parks too)
+and is applied, in arrival order, when the command is registered. The table is bounded per
+communication by :func:`decide_parking`, a pure decision over the event ids already parked:
+
+- an event whose ``event_id`` is already parked for the communication (a webhook retry, a
+  replay) is not parked again, even when the parking is full: applied after its twin, the
+  state machine would ignore it anyway (``DUPLICATE_EVENT`` once the twin changed the state,
+  else for the twin's reason). It counts as ignored (``ignored_events`` and
+  ``parked_duplicates``). The ids are read by decoding the parked entries, at most 32 small
+  Avro records per parked event;
+- once :data:`MAX_PARKED_PER_COMMUNICATION` (32) events are parked for one communication id, a
+  further one is not parked but dead-lettered as ``PARKED_LIMIT`` (``parked_refused``), the
+  reason naming the communication and event ids only. A real communication has a handful of
+  delivery steps (at most five statuses on a channel path, plus a terminal one, a late milestone
+  and Exstream's retries), so 32 is several times what any real communication parks and as many
+  as the state machine remembers (``delivery.MAX_SEEN_EVENT_IDS``); more is a flood for an id
+  that will probably never have a command (a foreign or corrupted id). The bound keeps one
+  key's value, and the rewrite of the whole list on each put, small. A refused event is kept on
+  ``exstream.delivery-events.v1.dlq`` with its original bytes: if its command does turn up,
+  ``air-exstream dlq replay`` puts it back and it is applied like any other.
+
+A parked event found unusable for its communication when applied (``CHANNEL_MISMATCH`` and the
+other :data:`UNUSABLE` reasons) is logged with its ids and counted as ignored, not dead-lettered:
+its own offset was not kept, and the record being processed then is another (the command's
+input, or the bounce whose fallback command is registered). Entries parked before the canonical
+encoding hold the record's own bytes (Avro or JSON) and are decoded either way; one that cannot
+be decoded counts toward the bound and is skipped, logged, when the command comes.
 
 Events, commands and delivery events are keyed by customer id and co-partitioned, so a
 communication's input event, command, delivery events and state live in the same partition; the
@@ -29,8 +60,9 @@ import base64
 import logging
 import struct
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import orjson
@@ -68,12 +100,61 @@ UNUSABLE: Mapping[str, str] = {
 events ignored as duplicates, stale or late, which are normal at-least-once traffic."""
 
 
+MAX_PARKED_PER_COMMUNICATION = 32
+"""Most delivery events parked for one unknown communication id (see the module docstring)."""
+
+PARKED_LIMIT = "PARKED_LIMIT"
+"""Dead-letter code of a delivery event refused because its communication's parking is full."""
+
+
+class ParkDecision(StrEnum):
+    PARK = "PARK"
+    """Park the event until its command is registered."""
+    DUPLICATE = "DUPLICATE"
+    """An event with this id is already parked: ignore it."""
+    LIMIT = "LIMIT"
+    """The communication has :data:`MAX_PARKED_PER_COMMUNICATION` events parked: dead-letter it."""
+
+
+def decide_parking(
+    parked_event_ids: Sequence[str | None],
+    event_id: str,
+    *,
+    limit: int = MAX_PARKED_PER_COMMUNICATION,
+) -> ParkDecision:
+    """What to do with delivery event ``event_id`` for a communication the tracker does not know,
+    ``parked_event_ids`` being the ids of the events already parked for it (one per entry, in
+    order; ``None`` for an entry that cannot be decoded, which counts but matches nothing).
+    A duplicate is recognised before the limit: an event already parked is ignored, not
+    dead-lettered, even when the communication's parking is full."""
+    if event_id in parked_event_ids:
+        return ParkDecision.DUPLICATE
+    if len(parked_event_ids) >= limit:
+        return ParkDecision.LIMIT
+    return ParkDecision.PARK
+
+
+def parked_limit_reason(communication_id: str, event_id: str, parked: int) -> str:
+    """The dead letter's reason for a refused event: ids and counts only, never contact data."""
+    return (
+        f"delivery event {event_id!r} for communication {communication_id!r} was not parked: "
+        f"{parked} events already wait for that communication's command, at most "
+        f"{MAX_PARKED_PER_COMMUNICATION} are kept per communication (a real one has a handful "
+        "of delivery steps); replay it from the dead-letter topic (air-exstream dlq replay) if "
+        "the command turns up"
+    )
+
+
 @dataclass
 class TrackingCounters:
     commands_tracked: int = 0
     delivery_events: int = 0
     ignored_events: int = 0
     parked_events: int = 0
+    parked_duplicates: int = 0
+    """Events not parked because their event id already was (also in ``ignored_events``)."""
+    parked_refused: int = 0
+    """Events dead-lettered as ``PARKED_LIMIT``."""
     statuses: int = 0
     metadata: int = 0
     fallbacks: int = 0
@@ -154,7 +235,12 @@ def install_tracking(ctx: TrackingContext) -> Register:
         return pref_codec.decode(raw) if raw else None
 
     async def apply(
-        msg: Any, key: bytes, state: delivery.CommunicationState, event: DeliveryEvent
+        msg: Any,
+        key: bytes,
+        state: delivery.CommunicationState,
+        event: DeliveryEvent,
+        *,
+        parked: bool = False,
     ) -> delivery.CommunicationState:
         counters.delivery_events += 1
         transition = delivery.on_delivery_event(
@@ -163,10 +249,20 @@ def install_tracking(ctx: TrackingContext) -> Register:
         if transition.ignored_reason is not None:
             counters.ignored_events += 1
             log.debug("delivery event %s ignored: %s", event.event_id, transition.ignored_reason)
-            if transition.ignored_reason in UNUSABLE and msg.topic == ctx.delivery_topic_name:
-                await ctx.dead_letter(
-                    msg, transition.ignored_reason, UNUSABLE[transition.ignored_reason]
-                )
+            if transition.ignored_reason in UNUSABLE:
+                if parked:
+                    # ``msg`` is the record whose command is being registered, not this event's
+                    # (whose offset was not kept): dead-lettering ``msg`` would blame another
+                    log.warning(
+                        "parked delivery event %s for communication %s not applied: %s",
+                        event.event_id,
+                        event.communication_id,
+                        transition.ignored_reason,
+                    )
+                elif msg.topic == ctx.delivery_topic_name:
+                    await ctx.dead_letter(
+                        msg, transition.ignored_reason, UNUSABLE[transition.ignored_reason]
+                    )
         await emit(transition, msg)
         if transition.state is not None:
             await store(msg, key, transition.state)
@@ -184,8 +280,29 @@ def install_tracking(ctx: TrackingContext) -> Register:
         waiting = ctx.parked.get(key)
         if waiting:
             for raw in orjson.loads(waiting):
-                state = await apply(msg, key, state, event_codec.decode(base64.b64decode(raw)))
+                event = parked_event(raw)
+                if event is None:
+                    counters.ignored_events += 1
+                    log.warning(
+                        "a delivery event parked for communication %s cannot be decoded; skipped",
+                        command.communication_id,
+                    )
+                    continue
+                state = await apply(msg, key, state, event, parked=True)
             await ctx.guard.delete(ctx.parked, msg, key)
+
+    def parked_event(raw: str) -> DeliveryEvent | None:
+        """A parked entry's event. Entries parked before the canonical encoding hold the
+        record's own bytes, which may be JSON."""
+        data = base64.b64decode(raw)
+        try:
+            return event_codec.decode(data)
+        except CodecError:
+            pass
+        try:
+            return event_codec.decode_json(data)
+        except CodecError:
+            return None
 
     async def track_delivery(msg: Any) -> None:
         try:
@@ -196,12 +313,28 @@ def install_tracking(ctx: TrackingContext) -> Register:
         key = event.communication_id.encode()
         loaded = load(ctx.communications.get(key))
         if loaded is None:
-            waiting = orjson.loads(ctx.parked.get(key) or b"[]")
-            waiting.append(base64.b64encode(msg.value).decode())
-            await ctx.guard.put(ctx.parked, msg, key, orjson.dumps(waiting))
-            counters.parked_events += 1
+            await park(msg, key, event)
             return
         await apply(msg, key, loaded[1], event)
+
+    async def park(msg: Any, key: bytes, event: DeliveryEvent) -> None:
+        waiting: list[str] = orjson.loads(ctx.parked.get(key) or b"[]")
+        # an undecodable entry (None) keeps its place in the count and matches no event
+        ids = [e.event_id if (e := parked_event(raw)) else None for raw in waiting]
+        decision = decide_parking(ids, event.event_id)
+        if decision is ParkDecision.DUPLICATE:
+            counters.ignored_events += 1
+            counters.parked_duplicates += 1
+            log.debug("delivery event %s is already parked", event.event_id)
+            return
+        if decision is ParkDecision.LIMIT:
+            counters.parked_refused += 1
+            reason = parked_limit_reason(event.communication_id, event.event_id, len(waiting))
+            await ctx.dead_letter(msg, PARKED_LIMIT, reason)
+            return
+        waiting.append(base64.b64encode(event_codec.encode(event)).decode())
+        await ctx.guard.put(ctx.parked, msg, key, orjson.dumps(waiting))
+        counters.parked_events += 1
 
     @ctx.app.agent(ctx.delivery_topic)
     async def delivery_agent(stream: Any) -> None:
