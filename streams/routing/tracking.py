@@ -20,7 +20,8 @@ transaction is not committed yet, or the worker replays from behind), so such an
 the ``parked-delivery-events`` table (communication id -> JSON list of base64 canonical Avro
 ``DeliveryEvent``; the canonical encoding, not the record's bytes, so a JSON record parks too)
 and is applied, in arrival order, when the command is registered. The table is bounded per
-communication by :func:`decide_parking`, a pure decision over the event ids already parked:
+communication by :func:`streams.domain.parking.decide_parking`, a pure decision over the event
+ids already parked:
 
 - an event whose ``event_id`` is already parked for the communication (a webhook retry, a
   replay) is not parked again, even when the parking is full: applied after its twin, the
@@ -28,13 +29,13 @@ communication by :func:`decide_parking`, a pure decision over the event ids alre
   else for the twin's reason). It counts as ignored (``ignored_events`` and
   ``parked_duplicates``). The ids are read by decoding the parked entries, at most 32 small
   Avro records per parked event;
-- once :data:`MAX_PARKED_PER_COMMUNICATION` (32) events are parked for one communication id, a
-  further one is not parked but dead-lettered as ``PARKED_LIMIT`` (``parked_refused``), the
-  reason naming the communication and event ids only. A real communication has a handful of
-  delivery steps (at most five statuses on a channel path, plus a terminal one, a late milestone
-  and Exstream's retries), so 32 is several times what any real communication parks and as many
-  as the state machine remembers (``delivery.MAX_SEEN_EVENT_IDS``); more is a flood for an id
-  that will probably never have a command (a foreign or corrupted id). The bound keeps one
+- once :data:`~streams.domain.parking.MAX_PARKED_PER_COMMUNICATION` (32) events are parked for one
+  communication id, a further one is not parked but dead-lettered as ``PARKED_LIMIT``
+  (``parked_refused``), the reason naming the communication and event ids only. A real communication
+  has a handful of delivery steps (at most five statuses on a channel path, plus a terminal one, a
+  late milestone and Exstream's retries), so 32 is several times what any real communication parks
+  and as many as the state machine remembers (``delivery.MAX_SEEN_EVENT_IDS``); more is a flood for
+  an id that will probably never have a command (a foreign or corrupted id). The bound keeps one
   key's value, and the rewrite of the whole list on each put, small. A refused event is kept on
   ``exstream.delivery-events.v1.dlq`` with its original bytes: if its command does turn up,
   ``air-exstream dlq replay`` puts it back and it is applied like any other.
@@ -60,15 +61,20 @@ import base64
 import logging
 import struct
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import orjson
 
 from streams.codec import CodecError, codec_for
 from streams.domain import delivery
+from streams.domain.parking import (
+    PARKED_LIMIT,
+    ParkDecision,
+    decide_parking,
+    parked_limit_reason,
+)
 from streams.domain.records import (
     AuditRecord,
     CommunicationStatus,
@@ -98,51 +104,6 @@ UNUSABLE: Mapping[str, str] = {
 }
 """Why a delivery event cannot apply to its communication at all (dead-lettered), as opposed to
 events ignored as duplicates, stale or late, which are normal at-least-once traffic."""
-
-
-MAX_PARKED_PER_COMMUNICATION = 32
-"""Most delivery events parked for one unknown communication id (see the module docstring)."""
-
-PARKED_LIMIT = "PARKED_LIMIT"
-"""Dead-letter code of a delivery event refused because its communication's parking is full."""
-
-
-class ParkDecision(StrEnum):
-    PARK = "PARK"
-    """Park the event until its command is registered."""
-    DUPLICATE = "DUPLICATE"
-    """An event with this id is already parked: ignore it."""
-    LIMIT = "LIMIT"
-    """The communication has :data:`MAX_PARKED_PER_COMMUNICATION` events parked: dead-letter it."""
-
-
-def decide_parking(
-    parked_event_ids: Sequence[str | None],
-    event_id: str,
-    *,
-    limit: int = MAX_PARKED_PER_COMMUNICATION,
-) -> ParkDecision:
-    """What to do with delivery event ``event_id`` for a communication the tracker does not know,
-    ``parked_event_ids`` being the ids of the events already parked for it (one per entry, in
-    order; ``None`` for an entry that cannot be decoded, which counts but matches nothing).
-    A duplicate is recognised before the limit: an event already parked is ignored, not
-    dead-lettered, even when the communication's parking is full."""
-    if event_id in parked_event_ids:
-        return ParkDecision.DUPLICATE
-    if len(parked_event_ids) >= limit:
-        return ParkDecision.LIMIT
-    return ParkDecision.PARK
-
-
-def parked_limit_reason(communication_id: str, event_id: str, parked: int) -> str:
-    """The dead letter's reason for a refused event: ids and counts only, never contact data."""
-    return (
-        f"delivery event {event_id!r} for communication {communication_id!r} was not parked: "
-        f"{parked} events already wait for that communication's command, at most "
-        f"{MAX_PARKED_PER_COMMUNICATION} are kept per communication (a real one has a handful "
-        "of delivery steps); replay it from the dead-letter topic (air-exstream dlq replay) if "
-        "the command turns up"
-    )
 
 
 @dataclass
