@@ -178,8 +178,25 @@ def _reject(code: RequestRejectionCode, fields: Sequence[str], reason: str) -> R
     return RequestRejection(code=code, fields=tuple(sorted(fields)), reason=reason)
 
 
-def _unusable_text(value: str) -> bool:
+def unusable_text(value: str) -> bool:
+    """Longer than :data:`MAX_VALUE_CHARS` or holding control characters (a request's ids and
+    data, the on-demand service's query values)."""
     return len(value) > MAX_VALUE_CHARS or _CONTROL.search(value) is not None
+
+
+def valid_customer_id(customer_id: str) -> bool:
+    """A customer id as the portal sends it (Kafka requests and on-demand URLs alike)."""
+    return _CUSTOMER_ID.fullmatch(customer_id) is not None
+
+
+def valid_language(language: str) -> bool:
+    """A BCP 47-like language tag such as ``fr`` or ``pt-BR``."""
+    return _LANGUAGE.fullmatch(language) is not None
+
+
+def valid_field_name(name: str) -> bool:
+    """A template data field name: lower_snake_case, at most 64 characters."""
+    return _FIELD_NAME.fullmatch(name) is not None
 
 
 def _check_fields(request: DocumentRequest, identifying: str | None) -> RequestRejection | None:
@@ -188,7 +205,7 @@ def _check_fields(request: DocumentRequest, identifying: str | None) -> RequestR
     invalid = RequestRejectionCode.INVALID_FIELD
     if len(fields) > MAX_FIELDS:
         return _reject(invalid, ["fields"], f"fields holds more than {MAX_FIELDS} entries")
-    bad_names = sorted(name for name in fields if not _FIELD_NAME.fullmatch(name))
+    bad_names = sorted(name for name in fields if not valid_field_name(name))
     if bad_names:
         return _reject(
             invalid,
@@ -196,7 +213,7 @@ def _check_fields(request: DocumentRequest, identifying: str | None) -> RequestR
             f"{len(bad_names)} field name(s) in fields are not lower_snake_case "
             "(a letter, then letters, digits or underscores, at most 64)",
         )
-    bad_values = sorted(name for name, value in fields.items() if _unusable_text(value))
+    bad_values = sorted(name for name, value in fields.items() if unusable_text(value))
     if bad_values:
         return _reject(
             invalid,
@@ -255,20 +272,20 @@ def validate_request(request: DocumentRequest) -> RequestRejection | None:
         )
     invalid = RequestRejectionCode.INVALID_FIELD
     for name, value in (("request_id", request.request_id), ("reference_id", request.reference_id)):
-        if _unusable_text(value):
+        if unusable_text(value):
             return _reject(
                 invalid,
                 [name],
                 f"{name} is longer than {MAX_VALUE_CHARS} characters or holds control characters",
             )
-    if not _CUSTOMER_ID.fullmatch(request.customer_id):
+    if not valid_customer_id(request.customer_id):
         return _reject(
             invalid,
             ["customer_id"],
             "customer_id is malformed: a letter or digit, then at most 63 letters, digits, "
             "dots, underscores or hyphens",
         )
-    if request.language is not None and not _LANGUAGE.fullmatch(request.language):
+    if request.language is not None and not valid_language(request.language):
         return _reject(
             invalid,
             ["language"],

@@ -32,20 +32,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from streams.domain.document_requests import TEMPLATE_OF
+from streams.domain.document_requests import (
+    MAX_VALUE_CHARS,
+    REQUEST_CHANNEL,
+    TEMPLATE_OF,
+    unusable_text,
+    valid_customer_id,
+    valid_field_name,
+    valid_language,
+)
 from streams.domain.records import DocumentType, TemplateVersion
 from streams.domain.templates import TemplateMiss, resolve_template
 
-ONDEMAND_CHANNEL = "WEB"
+ONDEMAND_CHANNEL = REQUEST_CHANNEL.value
 
 RESERVED_PARAMS = frozenset({"language", "delivery"})
 MAX_PARAMS = 32
-MAX_VALUE_CHARS = 256
-
-_CUSTOMER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$")
-_PARAM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -81,10 +83,6 @@ def document_type_from_slug(slug: str) -> DocumentType:
 
 def slug_of(document_type: DocumentType) -> str:
     return document_type.value.lower().replace("_", "-")
-
-
-def valid_customer_id(customer_id: str) -> bool:
-    return bool(_CUSTOMER_ID.match(customer_id))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -137,9 +135,9 @@ def order_document(
     if len(params) > MAX_PARAMS:
         raise InvalidRequest(400, "Invalid query", f"at most {MAX_PARAMS} query parameters")
     for name, value in params.items():
-        if not _PARAM_NAME.match(name):
+        if not valid_field_name(name):
             raise InvalidRequest(400, "Invalid query", "parameter names are lower_snake_case")
-        if len(value) > MAX_VALUE_CHARS or _CONTROL.search(value):
+        if unusable_text(value):
             raise InvalidRequest(
                 400,
                 "Invalid query",
@@ -147,7 +145,7 @@ def order_document(
                 "control characters",
             )
     language = params.get("language") or None
-    if language is not None and not _LANGUAGE.match(language):
+    if language is not None and not valid_language(language):
         raise InvalidRequest(400, "Invalid language", "language must be a BCP 47 tag like 'fr'")
     delivery = parse_delivery(params.get("delivery"))
     resolved = resolve_template(
