@@ -7,9 +7,7 @@ Secrets come from the environment or files, never from options (they would show 
 
 from __future__ import annotations
 
-import os
 import random
-from pathlib import Path
 
 import click
 from aiohttp import web
@@ -18,21 +16,8 @@ from streams.emulator.faults import FaultConfig
 from streams.emulator.lifecycle import Outcomes
 from streams.emulator.server import Emulator, EmulatorConfig
 from streams.emulator.state import World
+from streams.secrets import read_secret
 from streams.simulator.generator import template_catalogue
-
-
-def read_secret(name: str) -> str:
-    """``$NAME`` or the contents of the file ``$NAME_FILE``; a clear error when neither is set."""
-    value = os.environ.get(name)
-    path = os.environ.get(f"{name}_FILE")
-    if value:
-        return value
-    if path:
-        try:
-            return Path(path).read_text().strip()
-        except OSError as exc:
-            raise click.UsageError(f"cannot read {name}_FILE ({path}): {exc.strerror}") from exc
-    raise click.UsageError(f"set {name} or {name}_FILE (secrets are never taken from options)")
 
 
 def _outage(text: str) -> tuple[float, float]:

@@ -33,8 +33,8 @@ import orjson
 from aiohttp import web
 
 from streams.emulator.faults import FaultConfig, FaultInjector, Verdict
-from streams.emulator.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, sign
 from streams.emulator.state import Callback, Job, JobStatus, RequestError, World
+from streams.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, sign
 
 log = logging.getLogger(__name__)
 

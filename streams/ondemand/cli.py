@@ -19,8 +19,8 @@ from pathlib import Path
 import click
 import orjson
 
-from streams.emulator.cli import read_secret
 from streams.ondemand.auth import AuthError, KeyStore
+from streams.secrets import read_secret
 from streams.service_cli import kafka_options, start_service
 
 URL_SECRET_ENV = "ONDEMAND_URL_SECRET"  # noqa: S105 (a variable name, not a secret)

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streams.config import resolve_kafka_settings
-from streams.emulator.cli import read_secret
+from streams.secrets import read_secret
 from streams.sink.client import ExstreamClient
 from streams.sink.runner import Sink, SinkSettings
 from topology import names

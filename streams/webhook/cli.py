@@ -13,7 +13,7 @@ import os
 
 import click
 
-from streams.emulator.cli import read_secret
+from streams.secrets import read_secret
 from streams.service_cli import kafka_options, start_service
 
 SECRET_ENV = "EXSTREAM_WEBHOOK_SECRET"  # noqa: S105 (a variable name, not a secret)

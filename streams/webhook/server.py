@@ -3,7 +3,7 @@
 A callback goes through, in order:
 
 1. size: over ``max_body_bytes`` (64 KiB) -> 413;
-2. signature (:func:`streams.emulator.signing.verify`, current and previous secret) -> 401 when
+2. signature (:func:`streams.signing.verify`, current and previous secret) -> 401 when
    missing, malformed, stale or forged; nothing is written for an unauthenticated request;
 3. payload (:func:`streams.webhook.events.parse_callback`) -> 400, and the raw body is written
    to the dead-letter topic (``<delivery topic>.dlq``) so that nothing is lost;
@@ -31,8 +31,8 @@ from aiohttp import web
 from streams.codec import codec_for
 from streams.deadletter.letters import dead_letter_headers, make_dead_letter
 from streams.domain.records import DeadLetter, DeliveryEvent
-from streams.emulator.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, SignatureError, verify
 from streams.kafka_writer import KafkaWriteError, KafkaWriter
+from streams.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, SignatureError, verify
 from streams.webhook.events import (
     Decision,
     PayloadError,

@@ -8,7 +8,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from streams.emulator.cli import _outage, exstream_emulator, read_secret
+from streams.emulator.cli import _outage, exstream_emulator
+from streams.secrets import read_secret
 
 pytestmark = pytest.mark.unit
 

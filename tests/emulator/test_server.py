@@ -20,8 +20,8 @@ from aiohttp.test_utils import TestServer
 from streams.emulator.faults import FaultConfig
 from streams.emulator.lifecycle import Outcomes
 from streams.emulator.server import Emulator, EmulatorConfig
-from streams.emulator.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, verify
 from streams.emulator.state import World
+from streams.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, verify
 from streams.simulator.generator import template_catalogue
 
 pytestmark = pytest.mark.component

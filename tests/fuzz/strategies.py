@@ -47,7 +47,7 @@ from streams.domain.records import (
     Submission,
     TemplateVersion,
 )
-from streams.emulator.signing import sign
+from streams.signing import sign
 from tests.codec.strategies import records
 
 T = TypeVar("T")

@@ -28,7 +28,7 @@ from yarl import URL
 from streams.codec import codec_for
 from streams.deadletter.letters import H_ERROR_TYPE, H_REASON, H_SOURCE_TOPIC
 from streams.domain.records import DeadLetter, DeliveryEvent
-from streams.emulator.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, sign
+from streams.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, sign
 from streams.topic_reader import read_topic
 from streams.webhook.events import PayloadError, body_digest, parse_callback
 from streams.webhook.server import (

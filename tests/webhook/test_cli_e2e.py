@@ -17,7 +17,7 @@ import pytest
 
 from streams.codec import codec_for
 from streams.domain.records import DeliveryEvent
-from streams.emulator.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, sign
+from streams.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, sign
 from streams.topic_reader import read_topic
 from tests.conftest import KafkaCluster
 from topology import names

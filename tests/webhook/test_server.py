@@ -11,7 +11,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
-from streams.emulator.signing import SIGNATURE_HEADER, sign
+from streams.signing import SIGNATURE_HEADER, sign
 from streams.webhook.server import HOOK_PATH, PROBLEM, WebhookConfig, build_receiver
 
 pytestmark = pytest.mark.component

@@ -20,8 +20,8 @@ from streams.domain.records import DeadLetter, DeliveryEvent
 from streams.emulator.faults import FaultConfig
 from streams.emulator.lifecycle import Outcomes
 from streams.emulator.server import Emulator, EmulatorConfig
-from streams.emulator.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, sign
 from streams.emulator.state import World
+from streams.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, sign
 from streams.simulator.generator import template_catalogue
 from streams.topic_reader import RawRecord, read_topic
 from streams.webhook.server import HOOK_PATH, PROBLEM, WebhookReceiver, build_receiver

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.emulator.signing import SignatureError, sign, verify
+from streams.signing import SignatureError, sign, verify
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""Signing of delivery callbacks, shared by the emulator (signer) and the webhook receiver.
+"""HMAC signing of delivery-event requests: the sender signs, the webhook receiver verifies.
 
 Header ``X-Exstream-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">``. The
 timestamp is inside the signed message, so a captured callback cannot be re-sent later with a new
