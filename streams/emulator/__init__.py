@@ -1,9 +1,12 @@
-"""A faithful emulator of OpenText Exstream's HTTP API, for tests, the demo and benchmarks.
+"""An emulator of OpenText Exstream's *public* HTTP contract, for tests, the demo and benchmarks.
 
-Real Exstream cannot run here, so the project ships this emulator as a product component: OAuth2
-client credentials, synchronous on-demand composition, asynchronous batch jobs with per-item
-outcomes, document download, signed delivery callbacks for each channel's lifecycle, and injected
-faults (latency, 429 with Retry-After, 5xx, timeouts, outage windows, duplicate and out-of-order
-callbacks). A ledger of every document produced, keyed by communication id, lets tests count
-losses and duplicates. The contract is documented in ``docs/exstream-emulator.md``.
+Real Exstream cannot run here, so the project ships this emulator as a product component: OTDS
+tokens (tenant-scoped, self-hosted and cloud paths), Orchestration on-demand generation, a batch
+input channel taking multi-customer driver files, runtime jobs with Exstream's status names,
+flow steps and their outputs, the Design API's communications with versions and workflow states,
+delivery and engagement events shaped like Exstream's Experience Insights events (sent in
+batches), Spring-style errors, and injected faults (latency, 429, 5xx, timeouts, outages,
+duplicate and out-of-order events). A ledger of every document produced, keyed by our
+communication id, lets tests count losses and duplicates. Everything Exstream does not publish
+lives under ``/_emulator`` or is marked emulator-only in ``docs/exstream-emulator.md``.
 """

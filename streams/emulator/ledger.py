@@ -1,4 +1,9 @@
-"""Every document the emulator produced, keyed by communication id: what tests count."""
+"""Every document the emulator produced, keyed by our communication id: what tests count.
+
+Exstream composes whatever it is sent, twice if it is sent twice; the ledger counts the
+communications that got more than one document (``communications_with_more_than_one_document``),
+which a client that never duplicates keeps at 0.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,7 @@ from dataclasses import dataclass, field
 class LedgerEntry:
     communication_id: str
     document_id: str
-    job_id: str | None
-    """None for on-demand documents."""
+    job_id: str
     template_id: str
     template_version: int
     language: str
@@ -23,8 +27,6 @@ class LedgerEntry:
 @dataclass(slots=True)
 class Ledger:
     entries: list[LedgerEntry] = field(default_factory=list)
-    duplicate_submissions: int = 0
-    """Items refused because their communication id already had a document."""
     _by_communication: dict[str, list[LedgerEntry]] = field(default_factory=dict)
 
     def record(self, entry: LedgerEntry) -> None:
@@ -37,6 +39,10 @@ class Ledger:
     def has(self, communication_id: str) -> bool:
         return communication_id in self._by_communication
 
+    def twice(self) -> list[str]:
+        """Communication ids composed more than once."""
+        return sorted(c for c, docs in self._by_communication.items() if len(docs) > 1)
+
     def summary(self) -> dict[str, object]:
         counts = Counter(len(v) for v in self._by_communication.values())
         return {
@@ -45,6 +51,5 @@ class Ledger:
             "communications_with_more_than_one_document": sum(
                 n for size, n in counts.items() if size > 1
             ),
-            "duplicate_submissions": self.duplicate_submissions,
             "by_channel": dict(Counter(e.channel for e in self.entries)),
         }

@@ -1,17 +1,20 @@
-"""Which delivery events Exstream reports for one composed item, per channel (pure).
+"""Which Experience Insights events Exstream sends for one composed customer, per channel (pure).
 
-After ``ACCEPTED`` and ``COMPOSED``, each channel has its own path:
+Each communication first reports ``Exstream-Generated`` (document generated). Then, per channel
+of the emulated flow (its output channels are named as below; a deployment names its own):
 
-========  ==============================================================
-PRINT     PRINTED, MAILED
-EMAIL     EMAIL_SENT, EMAIL_DELIVERED, EMAIL_OPENED (or EMAIL_SENT, EMAIL_BOUNCED)
-WEB       WEB_POSTED
-SMS       SMS_DELIVERED
-PUSH      PUSH_DELIVERED
-========  ==============================================================
+========  =====================================================================================
+PRINT     ``Exstream-PrintFile`` (print file written), ``Exstream-PrintMail`` (the mail house's
+          output channel delivered: mailed)
+EMAIL     ``Exstream-Email-Submit``, ``Exstream-Email-POST`` [, ``Exstream-Email-OPEN``], or
+          ``Exstream-Email-Submit``, ``Exstream-Email-NDLV`` (not delivered: a bounce)
+WEB       ``Exstream-Portal``
+SMS       ``Exstream-SMS``
+PUSH      ``Exstream-Push``
+========  =====================================================================================
 
-An item that fails (composition or dispatch) ends with ``FAILED`` and an exception code. Opening
-an email is the customer's choice: only a share of delivered emails report EMAIL_OPENED.
+A dispatch that fails ends with ``Exstream-<channelName>-Failed``. Opening an email is the
+customer's choice: only a share of delivered emails report ``Exstream-Email-OPEN``.
 """
 
 from __future__ import annotations
@@ -19,62 +22,48 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from streams.domain.records import DeliveryStatus as S
-
-CHANNEL_PATHS: dict[str, tuple[S, ...]] = {
-    "PRINT": (S.PRINTED, S.MAILED),
-    "EMAIL": (S.EMAIL_SENT, S.EMAIL_DELIVERED),
-    "WEB": (S.WEB_POSTED,),
-    "SMS": (S.SMS_DELIVERED,),
-    "PUSH": (S.PUSH_DELIVERED,),
+OUTPUT_CHANNELS: dict[str, tuple[str, ...]] = {
+    "PRINT": ("PrintFile", "PrintMail"),
+    "EMAIL": ("Email-Submit", "Email-POST"),
+    "WEB": ("Portal",),
+    "SMS": ("SMS",),
+    "PUSH": ("Push",),
 }
+FIRST_CHANNEL = {"PRINT": "PrintFile", "EMAIL": "Email", "WEB": "Portal", "SMS": "SMS"}
+GENERATED = "Exstream-Generated"
 
-TERMINAL = frozenset(
-    {S.MAILED, S.EMAIL_DELIVERED, S.EMAIL_OPENED, S.EMAIL_BOUNCED, S.WEB_POSTED}
-    | {S.SMS_DELIVERED, S.PUSH_DELIVERED, S.FAILED}
-)
+
+def failed_type(channel: str) -> str:
+    """The failure event of a channel's (first) output channel."""
+    return f"Exstream-{FIRST_CHANNEL.get(channel, channel.title())}-Failed"
 
 
 @dataclass(frozen=True, slots=True)
-class Step:
-    status: S
-    bounce_type: str | None = None
-    exception_code: str | None = None
-    exception_text: str | None = None
+class EventStep:
+    schema_type: str
+    msg: str | None = None
+    """Why a dispatch failed (``Failed`` events only)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Outcomes:
-    """Shares of items with each unhappy ending (0..1), drawn per item."""
+    """Shares of customers with each unhappy ending (0..1), drawn per customer."""
 
     bounce_rate: float = 0.0
     failure_rate: float = 0.0
     open_rate: float = 0.5
 
 
-def plan(channel: str, outcomes: Outcomes, rng: random.Random) -> list[Step]:
-    """The lifecycle events of one item after composition, in order."""
+def plan(channel: str, outcomes: Outcomes, rng: random.Random) -> list[EventStep]:
+    """The delivery events of one generated document, in order (after ``Exstream-Generated``)."""
     if rng.random() < outcomes.failure_rate:
-        return [
-            Step(
-                S.FAILED,
-                exception_code="DISPATCH_FAILED",
-                exception_text="output queue rejected the item",
-            )
-        ]
-    path = CHANNEL_PATHS.get(channel)
+        return [EventStep(failed_type(channel), msg="DISPATCH_FAILED: output queue rejected it")]
+    path = OUTPUT_CHANNELS.get(channel)
     if path is None:
-        return [
-            Step(
-                S.FAILED,
-                exception_code="UNSUPPORTED_CHANNEL",
-                exception_text=f"channel {channel!r}",
-            )
-        ]
+        return [EventStep(failed_type(channel), msg=f"UNSUPPORTED_CHANNEL: {channel}")]
     if channel == "EMAIL" and rng.random() < outcomes.bounce_rate:
-        bounce = "HARD" if rng.random() < 0.7 else "SOFT"
-        return [Step(S.EMAIL_SENT), Step(S.EMAIL_BOUNCED, bounce_type=bounce)]
-    steps = [Step(status) for status in path]
+        return [EventStep("Exstream-Email-Submit"), EventStep("Exstream-Email-NDLV")]
+    steps = [EventStep(f"Exstream-{name}") for name in path]
     if channel == "EMAIL" and rng.random() < outcomes.open_rate:
-        steps.append(Step(S.EMAIL_OPENED))
+        steps.append(EventStep("Exstream-Email-OPEN"))
     return steps

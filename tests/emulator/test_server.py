@@ -1,92 +1,61 @@
-"""The emulator over real loopback HTTP: auth, on-demand, jobs, documents, callbacks, faults."""
+"""The emulator over real loopback HTTP: public paths, error shapes, faults, event batches."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
+from streams.emulator.design import DRIVER_DATA_SOURCE, communication_id, seed
 from streams.emulator.faults import FaultConfig
 from streams.emulator.lifecycle import Outcomes
+from streams.emulator.runtime import Runtime
 from streams.emulator.server import Emulator, EmulatorConfig
-from streams.emulator.state import World
-from streams.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, verify
 from streams.simulator.generator import template_catalogue
+from tests.exstream.emulated import SECRET, Emulated, emulated
 
 pytestmark = pytest.mark.component
 
-SECRET = "test-client-secret"
-HOOK_SECRET = b"test-webhook-secret"
 TEMPLATE = next(t for t in template_catalogue() if t.status == "APPROVED" and t.language == "en")
+DESIGN = communication_id(TEMPLATE.template_id, "en")
 DATA = {f: f"value-{i}" for i, f in enumerate(TEMPLATE.required_fields)}
+ORC = "/orchestration/api/v1"
 
 
-@dataclass
-class Receiver:
-    """A subscriber webhook that verifies every signature and records the payloads."""
-
-    events: list[dict[str, Any]] = field(default_factory=list)
-    bad_signatures: int = 0
-    fail_first: int = 0
-    arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
-
-    async def until(self, count: int) -> None:
-        async with self.arrived:
-            await self.arrived.wait_for(lambda: len(self.events) >= count)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        try:
-            verify(
-                [HOOK_SECRET],
-                request.headers.get(SIGNATURE_HEADER),
-                body,
-                now=int(time.time()),
-            )
-        except ValueError:
-            self.bad_signatures += 1
-            return web.Response(status=401)
-        if self.fail_first > 0:
-            self.fail_first -= 1
-            return web.Response(status=503)
-        payload = orjson.loads(body)
-        assert payload["eventId"] == request.headers[EVENT_ID_HEADER]
-        async with self.arrived:
-            self.events.append(payload)
-            self.arrived.notify_all()
-        return web.Response(status=204)
+def record(cid: str, channel: str = "PRINT", **over: Any) -> dict[str, Any]:
+    return {
+        "communicationId": cid,
+        "customerId": "cust-1",
+        "exstreamCommunicationId": DESIGN,
+        "channel": channel,
+        "recipient": {"email": "a@example.com"},
+        "data": DATA,
+        **over,
+    }
 
 
-@dataclass
-class Harness:
-    base: str
-    emulator: Emulator
-    receiver: Receiver
-    session: aiohttp.ClientSession
+class Http:
+    def __init__(self, world: Emulated, session: aiohttp.ClientSession) -> None:
+        self.world = world
+        self.session = session
 
     async def token(self) -> str:
         async with self.session.post(
-            f"{self.base}/oauth2/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": "air",
-                "client_secret": SECRET,
-            },
+            f"{self.world.base}/otdsws/otdstenant/air/oauth2/token",
+            data={"grant_type": "client_credentials", "client_id": "air", "client_secret": SECRET},
         ) as r:
             assert r.status == 200, await r.text()
             body = await r.json()
             assert body["token_type"] == "Bearer"
+            assert {"access_token", "refresh_token", "expires_in"} <= set(body)
             return str(body["access_token"])
 
     async def call(
@@ -96,403 +65,252 @@ class Harness:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         async with self.session.request(
-            method, f"{self.base}{path}", headers=headers, **kwargs
+            method, f"{self.world.base}{path}", headers=headers, **kwargs
         ) as r:
             raw = await r.read()
-            ctype = r.headers.get("Content-Type", "")
-            body: Any = orjson.loads(raw) if "json" in ctype else raw
+            body: Any = orjson.loads(raw) if "json" in r.headers.get("Content-Type", "") else raw
             return r.status, body, dict(r.headers)
 
-    async def wait_job(self, token: str, job_id: str, timeout_s: float = 10.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            status, job, _ = await self.call("GET", f"/v1/jobs/{job_id}", token)
-            assert status == 200
-            if job["status"] in ("completed", "failed"):
-                return dict(job)
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"job {job_id} did not finish")
+    async def submit(self, token: str, *records: dict[str, Any], external_id: str = "b") -> str:
+        status, body, _ = await self.call(
+            "POST",
+            f"{ORC}/inputs/batch/air/air-batch",
+            token,
+            data=orjson.dumps({"customers": list(records)}),
+            headers={
+                "Content-Type": "application/json",
+                "exstream-variable": f"externalId={external_id}",
+            },
+        )
+        assert status == 200, body
+        return str(body["data"][0]["jobId"])
 
-    async def wait_callbacks(self, count: int, timeout_s: float = 10.0) -> None:
-        await asyncio.wait_for(self.receiver.until(count), timeout_s)
-        await asyncio.wait_for(self.emulator.drain_callbacks(), timeout_s)
 
-
-Factory = Callable[..., Any]
+Make = Callable[..., Any]
 
 
 @pytest.fixture
-async def harness_factory() -> AsyncIterator[Factory]:
-    servers: list[TestServer] = []
+async def make() -> AsyncIterator[Make]:
+    gens: list[Any] = []
     sessions: list[aiohttp.ClientSession] = []
 
-    async def make(
-        faults: FaultConfig | None = None,
-        outcomes: Outcomes | None = None,
-        token_ttl_s: float = 3600.0,
-        max_body_bytes: int = 8 * 1024 * 1024,
-    ) -> Harness:
-        receiver = Receiver()
-        hook_app = web.Application()
-        hook_app.router.add_post("/hooks/exstream", receiver.handle)
-        hook = TestServer(hook_app, host="127.0.0.1")
-        await hook.start_server()
-        servers.append(hook)
-        config = EmulatorConfig(
-            client_id="air",
-            client_secret=SECRET,
-            webhook_url=str(hook.make_url("/hooks/exstream")),
-            webhook_secret=HOOK_SECRET,
-            token_ttl_s=token_ttl_s,
-            stage_delay_s=0.0,
-            faults=faults or FaultConfig(latency_median_ms=0.0, latency_p99_ms=0.0),
-            max_body_bytes=max_body_bytes,
-        )
-        world = World.with_templates(
-            template_catalogue(),
-            outcomes=outcomes or Outcomes(bounce_rate=0.0, open_rate=0.0),
-            rng=random.Random(1),
-        )
-        emulator = Emulator(config, world, seed=1)
-        server = TestServer(emulator.app(), host="127.0.0.1")
-        await server.start_server()
-        servers.append(server)
+    async def build(**kwargs: Any) -> Http:
+        gen = emulated(**kwargs)
+        gens.append(gen)
+        world = await gen.__anext__()
         session = aiohttp.ClientSession()
         sessions.append(session)
-        return Harness(str(server.make_url("")).rstrip("/"), emulator, receiver, session)
+        return Http(world, session)
 
-    yield make
+    yield build
     for s in sessions:
         await s.close()
-    for srv in servers:
-        await srv.close()
+    for g in gens:
+        await g.aclose()
 
 
-def item(cid: str, channel: str = "PRINT", **over: Any) -> dict[str, Any]:
-    return {
-        "communicationId": cid,
-        "customerId": "cust-1",
-        "templateId": TEMPLATE.template_id,
-        "templateVersion": TEMPLATE.version,
-        "language": TEMPLATE.language,
-        "channel": channel,
-        "data": DATA,
-        **over,
-    }
-
-
-# --------------------------------------------------------------------------- auth
-
-
-async def test_calls_without_a_valid_token_are_refused(harness_factory: Factory) -> None:
-    h = await harness_factory()
-    status, body, headers = await h.call("GET", "/v1/jobs/x")
+async def test_old_routes_are_gone_and_calls_need_a_token(make: Make) -> None:
+    h = await make()
+    for path in ("/oauth2/token", "/v1/jobs", "/v1/communications/ondemand"):
+        status, _, _ = await h.call("POST", path)
+        assert status in (404, 405), path
+    status, body, _ = await h.call("GET", f"{ORC}/runtime/air/jobs")
     assert status == 401
-    assert headers["Content-Type"].startswith("application/problem+json")
-    assert body["status"] == 401
-    status, _, _ = await h.call("GET", "/v1/jobs/x", "not-a-token")
-    assert status == 401
+    assert set(body) == {"timestamp", "status", "error", "message", "details", "errorCode", "path"}
+    assert body["path"] == f"{ORC}/runtime/air/jobs"
+
+
+async def test_token_errors_follow_oauth2(make: Make) -> None:
+    h = await make()
     async with h.session.post(
-        f"{h.base}/oauth2/token",
-        data={"grant_type": "client_credentials", "client_id": "air", "client_secret": "wrong"},
+        f"{h.world.base}/otdstenant/air/oauth2/token",
+        data={"grant_type": "client_credentials", "client_id": "air", "client_secret": "no"},
     ) as r:
         assert r.status == 401
+        assert (await r.json())["error"] == "invalid_client"
     async with h.session.post(
-        f"{h.base}/oauth2/token", data={"grant_type": "password", "client_id": "air"}
+        f"{h.world.base}/otdstenant/other/oauth2/token",
+        data={"grant_type": "client_credentials", "client_id": "air", "client_secret": SECRET},
+    ) as r:
+        assert r.status == 404
+    async with h.session.post(
+        f"{h.world.base}/otdstenant/air/oauth2/token", data={"grant_type": "password"}
     ) as r:
         assert r.status == 400
+        assert (await r.json())["error"] == "unsupported_grant_type"
 
 
-async def test_an_expired_token_is_refused(harness_factory: Factory) -> None:
-    h = await harness_factory(token_ttl_s=0.05)
+async def test_an_unknown_domain_is_404(make: Make) -> None:
+    h = await make()
     token = await h.token()
-    status, _, _ = await h.call("GET", "/v1/jobs?correlationId=c", token)
-    assert status == 200
-    await asyncio.sleep(0.1)
-    status, body, _ = await h.call("GET", "/v1/jobs?correlationId=c", token)
-    assert status == 401
-    assert "expired" in body["detail"]
+    status, body, _ = await h.call("GET", f"{ORC}/runtime/elsewhere/jobs", token)
+    assert status == 404
+    assert "elsewhere" in body["message"]
 
 
-async def test_basic_auth_client_credentials(harness_factory: Factory) -> None:
-    h = await harness_factory()
-    basic = base64.b64encode(f"air:{SECRET}".encode()).decode()
-    async with h.session.post(
-        f"{h.base}/oauth2/token",
-        data={"grant_type": "client_credentials"},
-        headers={"Authorization": f"Basic {basic}"},
-    ) as r:
-        assert r.status == 200
-
-
-# --------------------------------------------------------------------------- on demand
-
-
-async def test_ondemand_returns_a_pdf_or_base64_json(harness_factory: Factory) -> None:
-    h = await harness_factory()
+async def test_ondemand_needs_both_headers_and_reports_errors_in_the_envelope(make: Make) -> None:
+    h = await make()
     token = await h.token()
-    req = {k: v for k, v in item("x").items() if k != "communicationId"}
-    req["correlationId"] = "portal-1"
-    status, pdf, headers = await h.call("POST", "/v1/communications/ondemand", token, json=req)
-    assert status == 200, pdf
-    assert headers["Content-Type"] == "application/pdf"
-    assert pdf.startswith(b"%PDF-")
-    assert headers["X-Template-Id"] == TEMPLATE.template_id
-    assert headers["X-Template-Version"] == str(TEMPLATE.version)
+    url = f"{ORC}/inputs/ondemand/air/generate"
+    status, body, _ = await h.call("POST", url, token, data=b"{}")
+    assert status == 400
+    assert "driverDataSource" in body["message"]
     status, body, _ = await h.call(
         "POST",
-        "/v1/communications/ondemand",
+        url,
         token,
-        json=req,
-        headers={"Accept": "application/json"},
-    )
-    assert status == 200
-    assert body["contentType"] == "application/pdf"
-    assert base64.b64decode(body["content"]).startswith(b"%PDF-")
-    ledger = (await h.call("GET", "/_emulator/ledger"))[1]
-    assert ledger["ondemand_documents"] == 2
-    assert ledger["documents"] == 0
-
-
-async def test_ondemand_errors_are_problems(harness_factory: Factory) -> None:
-    h = await harness_factory()
-    token = await h.token()
-    base = {**item("x"), "correlationId": "c"}
-    cases = [
-        ({**base, "templateVersion": 99}, 422),
-        ({**base, "data": {}}, 422),
-        ({**base, "channel": "FAX"}, 400),
-        ({**base, "templateVersion": "2"}, 400),
-    ]
-    for body, expected in cases:
-        status, problem, headers = await h.call(
-            "POST", "/v1/communications/ondemand", token, json=body
-        )
-        assert status == expected, (body, problem)
-        assert headers["Content-Type"].startswith("application/problem+json")
-        assert problem["detail"]
-    status, problem, _ = await h.call(
-        "POST", "/v1/communications/ondemand", token, data=b"{not json"
+        data=b"{}",
+        headers={"communicationId": DESIGN, "driverDataSource": DRIVER_DATA_SOURCE},
     )
     assert status == 400
-    assert "not JSON" in problem["detail"]
-
-
-# --------------------------------------------------------------------------- batch jobs
-
-
-async def test_a_job_composes_every_item_and_reports_each_lifecycle(
-    harness_factory: Factory,
-) -> None:
-    h = await harness_factory()
-    token = await h.token()
-    items = [item("com-1", "PRINT"), item("com-2", "EMAIL"), item("com-3", "WEB")]
-    items.append(item("com-4", "SMS", templateVersion=99))  # unknown version: that item fails
-    status, accepted, _ = await h.call(
-        "POST", "/v1/jobs", token, json={"correlationId": "batch-1", "communications": items}
+    assert body["status"] == "error"
+    assert "required fields missing" in body["data"][0]["errorMessage"]
+    status, pdf, headers = await h.call(
+        "POST",
+        url,
+        token,
+        data=orjson.dumps({"data": DATA}),
+        headers={
+            "communicationId": DESIGN,
+            "driverDataSource": DRIVER_DATA_SOURCE,
+            "Accept": "application/pdf",
+        },
     )
-    assert status == 202
-    assert accepted["status"] == "accepted"
-    job = await h.wait_job(token, accepted["jobId"])
-    by_id = {i["communicationId"]: i for i in job["items"]}
-    assert by_id["com-4"]["status"] == "failed"
-    assert by_id["com-4"]["errorCode"] == "UNKNOWN_TEMPLATE"
-    assert job["status"] == "completed"
-    for cid in ("com-1", "com-2", "com-3"):
-        doc = by_id[cid]["documentId"]
-        status, pdf, headers = await h.call("GET", f"/v1/documents/{doc}", token)
-        assert status == 200
-        assert pdf.startswith(b"%PDF-")
-        assert headers["X-Template-Id"] == TEMPLATE.template_id
-    await h.wait_callbacks(4 + 4 + 3 + 2)
-    statuses: dict[str, list[str]] = {}
-    for e in h.receiver.events:
-        statuses.setdefault(e["communicationId"], []).append(e["status"])
-    assert statuses == {
-        "com-1": ["ACCEPTED", "COMPOSED", "PRINTED", "MAILED"],
-        "com-2": ["ACCEPTED", "COMPOSED", "EMAIL_SENT", "EMAIL_DELIVERED"],
-        "com-3": ["ACCEPTED", "COMPOSED", "WEB_POSTED"],
-        "com-4": ["ACCEPTED", "FAILED"],
-    }
-    assert h.receiver.bad_signatures == 0
-    failed = next(e for e in h.receiver.events if e["status"] == "FAILED")
-    assert failed["exceptionCode"] == "UNKNOWN_TEMPLATE"
-    assert failed["exceptionText"]
-    ledger = (await h.call("GET", "/_emulator/ledger"))[1]
-    assert ledger["documents"] == 3
-    assert ledger["communications_with_more_than_one_document"] == 0
+    assert status == 200
+    assert headers["Content-Type"] == "application/pdf"
+    assert pdf.startswith(b"%PDF-")
 
 
-async def test_resubmission_never_makes_a_second_document(harness_factory: Factory) -> None:
-    h = await harness_factory()
+async def test_a_job_sends_its_events_in_batches(make: Make) -> None:
+    h = await make(outcomes=Outcomes(open_rate=0.0))
     token = await h.token()
-    job = {"correlationId": "batch-7", "communications": [item("a"), item("b")]}
-    status, first, _ = await h.call("POST", "/v1/jobs", token, json=job)
-    assert status == 202
-    await h.wait_job(token, first["jobId"])
-    status, problem, _ = await h.call("POST", "/v1/jobs", token, json=job)
-    assert status == 409
-    assert problem["jobs"] == [first["jobId"]]
-    mixed = {"correlationId": "batch-8", "communications": [item("b"), item("c")]}
-    status, second, _ = await h.call("POST", "/v1/jobs", token, json=mixed)
-    assert status == 202
-    done = await h.wait_job(token, second["jobId"])
-    by_id = {i["communicationId"]: i for i in done["items"]}
-    assert by_id["b"]["status"] == "duplicate"
-    assert by_id["b"]["duplicateOfJob"] == first["jobId"]
-    assert by_id["c"]["status"] == "dispatched"
-    ledger = (await h.call("GET", "/_emulator/ledger"))[1]
-    assert ledger["documents"] == 3
-    assert ledger["communications_with_more_than_one_document"] == 0
-    assert ledger["duplicate_submissions"] == 3
-    status, found, _ = await h.call("GET", "/v1/jobs?correlationId=batch-7", token)
-    assert [j["jobId"] for j in found["jobs"]] == [first["jobId"]]
-
-
-async def test_invalid_jobs_are_refused_whole(harness_factory: Factory) -> None:
-    h = await harness_factory(max_body_bytes=64 * 1024)
-    token = await h.token()
-    cases: list[tuple[Any, int]] = [
-        ({"communications": []}, 400),
-        ({"communications": [item("a"), item("a")]}, 400),
-        ({"communications": [{"communicationId": "a"}]}, 400),
-        ({"communications": [item(f"i{n}") for n in range(1001)]}, 413),
-        ([1, 2], 400),
+    await h.submit(token, record("p1"), record("e1", "EMAIL"), record("w1", "WEB"))
+    await h.world.sink.until(3 + 2 + 2 + 1)
+    types = [
+        (e["user"]["AirCommunicationId"], e["expctr"]["schemaType"]) for e in h.world.sink.events
     ]
-    for body, expected in cases:
-        status, problem, _ = await h.call("POST", "/v1/jobs", token, json=body)
-        assert status == expected, problem
-    ledger = (await h.call("GET", "/_emulator/ledger"))[1]
-    assert ledger["documents"] == 0
-
-
-async def test_cancel_before_composition(harness_factory: Factory) -> None:
-    h = await harness_factory()
-    h.emulator.config.stage_delay_s = 0.5
-    token = await h.token()
-    status, accepted, _ = await h.call(
-        "POST", "/v1/jobs", token, json={"communications": [item("z")]}
+    assert [t for c, t in types if c == "p1"] == [
+        "Exstream-Generated",
+        "Exstream-PrintFile",
+        "Exstream-PrintMail",
+    ]
+    assert [t for c, t in types if c == "e1"] == [
+        "Exstream-Generated",
+        "Exstream-Email-Submit",
+        "Exstream-Email-POST",
+    ]
+    assert [t for c, t in types if c == "w1"] == ["Exstream-Generated", "Exstream-Portal"]
+    assert h.world.sink.batches < 8  # batched, not one request per event
+    email = next(
+        e for e in h.world.sink.events if e["expctr"]["schemaType"] == "Exstream-Email-POST"
     )
-    assert status == 202
-    status, job, _ = await h.call("DELETE", f"/v1/jobs/{accepted['jobId']}", token)
+    assert email["exstreamEmailStatistics"]["eventType"] == "POST"
+    generated = h.world.sink.events[0]
+    assert generated["exstreamJob"]["status"] == "success"
+    assert generated["user"]["CustomerId"] == "cust-1"
+    assert generated["user"]["DocumentId"].startswith("doc-")
+
+
+async def test_a_customer_that_cannot_be_composed_reports_a_failed_event(make: Make) -> None:
+    h = await make()
+    token = await h.token()
+    job_id = await h.submit(token, record("f1", data={}))
+    await h.world.sink.until(1)
+    (event,) = h.world.sink.events
+    assert event["expctr"]["schemaType"] == "Exstream-PrintFile-Failed"
+    assert event["exstreamJob"]["status"] == "error"
+    assert event["exstreamJob"]["msg"].startswith("MISSING_DATA")
+    status, body, _ = await h.call("GET", f"{ORC}/runtime/air/jobs/{job_id}", token)
     assert status == 200
-    assert job["status"] == "cancelled"
-    await asyncio.sleep(0.6)
-    ledger = (await h.call("GET", "/_emulator/ledger"))[1]
-    assert ledger["documents"] == 0
-    status, _, _ = await h.call("GET", "/v1/jobs/nope", token)
-    assert status == 404
+    assert body["data"]["status"] == "error"
 
 
-# --------------------------------------------------------------------------- faults
+async def test_events_are_retried_until_accepted(make: Make) -> None:
+    h = await make()
+    h.world.sink.fail_first = 3
+    token = await h.token()
+    await h.submit(token, record("r1", "WEB"))
+    await h.world.sink.until(2)
+    await h.world.emulator.drain_events()
+    stats = (await h.call("GET", "/_emulator/stats"))[1]
+    assert stats["event_batch_status_503"] == 3
+    assert stats["events_delivered"] == 2
 
 
-async def test_rate_limit_answers_429_with_retry_after(harness_factory: Factory) -> None:
-    h = await harness_factory(
-        FaultConfig(latency_median_ms=0, latency_p99_ms=0, rate_limit_per_s=1, rate_limit_burst=3)
+async def test_duplicate_and_reordered_events(make: Make) -> None:
+    faults = FaultConfig(
+        latency_median_ms=0,
+        latency_p99_ms=0,
+        duplicate_callback_rate=1.0,
+        out_of_order_callback_rate=1.0,
+    )
+    h = await make(faults=faults)
+    token = await h.token()
+    await h.submit(token, record("d1"))
+    await h.world.sink.until(6)
+    ids = [e["expctr"]["eventId"] for e in h.world.sink.events]
+    assert len(ids) == 6
+    assert len(set(ids)) == 3
+    order = list(dict.fromkeys(e["expctr"]["schemaType"] for e in h.world.sink.events))
+    assert order != ["Exstream-Generated", "Exstream-PrintFile", "Exstream-PrintMail"]
+
+
+async def test_rate_limit_outage_errors_and_timeouts_do_no_work(make: Make) -> None:
+    h = await make(
+        faults=FaultConfig(
+            latency_median_ms=0, latency_p99_ms=0, rate_limit_per_s=1, rate_limit_burst=2
+        )
     )
     token = await h.token()
-    results = [await h.call("GET", "/v1/jobs?correlationId=x", token) for _ in range(6)]
-    codes = [r[0] for r in results]
-    assert codes[:3] == [200, 200, 200]
-    assert 429 in codes[3:]
-    limited = next(r for r in results if r[0] == 429)
-    assert int(limited[2]["Retry-After"]) >= 1
-
-
-async def test_outage_window_answers_503_and_does_no_work(harness_factory: Factory) -> None:
-    h = await harness_factory()
-    token = await h.token()
-    status, _, _ = await h.call(
-        "PUT", "/_emulator/faults", json={"outages": [[0, 30]], "relative": True}
-    )
-    assert status == 200
-    status, problem, headers = await h.call(
-        "POST", "/v1/jobs", token, json={"communications": [item("o")]}
+    codes = [(await h.call("GET", f"{ORC}/runtime/air/jobs", token))[0] for _ in range(5)]
+    assert codes[:2] == [200, 200]
+    assert 429 in codes[2:]
+    await h.call("PUT", "/_emulator/faults", json={"rate_limit_per_s": None})
+    await h.call("PUT", "/_emulator/faults", json={"outages": [[0, 30]], "relative": True})
+    batch = f"{ORC}/inputs/batch/air/air-batch"
+    status, body, headers = await h.call(
+        "POST", batch, token, data=orjson.dumps({"customers": [record("o")]})
     )
     assert status == 503
     assert 25 <= int(headers["Retry-After"]) <= 30
-    assert problem["title"] == "Service unavailable"
-    assert (await h.call("GET", "/_emulator/ledger"))[1]["documents"] == 0
-
-
-async def test_injected_errors_and_timeouts_do_no_work(harness_factory: Factory) -> None:
-    h = await harness_factory(FaultConfig(latency_median_ms=0, latency_p99_ms=0, error_rate=1.0))
-    token = await h.token()
-    status, _, _ = await h.call("POST", "/v1/jobs", token, json={"communications": [item("e")]})
-    assert status in (500, 502, 503)
+    assert body["status"] == 503
     await h.call(
         "PUT",
         "/_emulator/faults",
-        json={"error_rate": 0.0, "timeout_rate": 1.0, "timeout_hold_s": 0.05},
+        json={"outages": [], "timeout_rate": 1.0, "timeout_hold_s": 0.05},
     )
-    status, problem, _ = await h.call(
-        "POST", "/v1/jobs", token, json={"communications": [item("e")]}
+    status, _, _ = await h.call(
+        "POST", batch, token, data=orjson.dumps({"customers": [record("t")]})
     )
     assert status == 504
-    assert problem["status"] == 504
     assert (await h.call("GET", "/_emulator/ledger"))[1]["documents"] == 0
+    assert h.world.runtime.jobs == {}
     status, body, _ = await h.call("PUT", "/_emulator/faults", json={"error_rate": 2.0})
     assert status == 400
-    assert "error_rate" in body["detail"]
+    assert "error_rate" in body["message"]
 
 
-async def test_duplicate_and_reordered_callbacks(harness_factory: Factory) -> None:
-    h = await harness_factory(
-        FaultConfig(
-            latency_median_ms=0,
-            latency_p99_ms=0,
-            duplicate_callback_rate=1.0,
-            out_of_order_callback_rate=1.0,
-        )
-    )
+async def test_design_state_change_moves_what_runs(make: Make) -> None:
+    h = await make()
     token = await h.token()
-    status, accepted, _ = await h.call(
-        "POST", "/v1/jobs", token, json={"communications": [item("d")]}
+    des = "/design/api/v1"
+    status, body, _ = await h.call(
+        "GET",
+        f"{des}/resources/air?filter.types=exstrapplication&filter.states=APPROVED&filter.latestVersion=false",
+        token,
     )
-    assert status == 202
-    await h.wait_job(token, accepted["jobId"])
-    await h.wait_callbacks(8)
-    ids = [e["eventId"] for e in h.receiver.events]
-    assert len(ids) == 8
-    assert len(set(ids)) == 4
-    order = list(dict.fromkeys(e["status"] for e in h.receiver.events))
-    assert sorted(order) == sorted(["ACCEPTED", "COMPOSED", "PRINTED", "MAILED"])
-    assert order != ["ACCEPTED", "COMPOSED", "PRINTED", "MAILED"]  # one adjacent pair swapped
-    assert (await h.call("GET", "/_emulator/stats"))[1]["callbacks_reordered"] == 1
-
-
-async def test_callbacks_are_retried_until_accepted(harness_factory: Factory) -> None:
-    h = await harness_factory()
-    h.receiver.fail_first = 3
-    token = await h.token()
-    status, accepted, _ = await h.call(
-        "POST", "/v1/jobs", token, json={"communications": [item("r", "WEB")]}
+    assert status == 200
+    assert all(v["state"] == "APPROVED" for v in body["data"])
+    status, body, _ = await h.call(
+        "PUT", f"{des}/resources/air/{DESIGN}/state?version=3", token, json={"state": "APPROVED"}
     )
-    assert status == 202
-    await h.wait_job(token, accepted["jobId"])
-    await h.wait_callbacks(3)
-    assert [e["status"] for e in h.receiver.events] == ["ACCEPTED", "COMPOSED", "WEB_POSTED"]
-    stats = (await h.call("GET", "/_emulator/stats"))[1]
-    assert stats["callback_status_503"] == 3
-    assert stats["callbacks_delivered"] == 3
-
-
-async def test_bounces_are_reported_with_their_type(harness_factory: Factory) -> None:
-    h = await harness_factory(outcomes=Outcomes(bounce_rate=1.0, open_rate=0.0))
-    token = await h.token()
-    status, accepted, _ = await h.call(
-        "POST", "/v1/jobs", token, json={"communications": [item("b", "EMAIL")]}
+    assert status == 200
+    assert body["data"]["state"] == "APPROVED"
+    assert h.world.runtime.design.latest_approved(DESIGN).version == 3  # type: ignore[union-attr]
+    status, body, _ = await h.call(
+        "PUT", f"{des}/resources/air/{DESIGN}/state?version=3", token, json={"state": "LIVE"}
     )
-    assert status == 202
-    await h.wait_job(token, accepted["jobId"])
-    await h.wait_callbacks(4)
-    last = h.receiver.events[-1]
-    assert last["status"] == "EMAIL_BOUNCED"
-    assert last["bounceType"] in ("HARD", "SOFT")
-
-
-# --------------------------------------------------------------------------- client disconnects
+    assert status == 400
 
 
 async def _until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
@@ -514,8 +332,9 @@ async def test_a_client_gone_during_injected_latency_is_quiet_and_the_emulator_k
         client_secret=SECRET,
         faults=FaultConfig(latency_median_ms=200.0, latency_p99_ms=200.0),
     )
-    world = World.with_templates(template_catalogue(), rng=random.Random(1))
-    emulator = Emulator(config, world, seed=1)
+    emulator = Emulator(
+        config, Runtime(design=seed(template_catalogue()), rng=random.Random(1)), seed=1
+    )
     runner = web.AppRunner(emulator.app())  # handler_cancellation=False, as in web.run_app
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -523,13 +342,14 @@ async def test_a_client_gone_during_injected_latency_is_quiet_and_the_emulator_k
     port = runner.addresses[0][1]
     session = aiohttp.ClientSession()
     try:
-        h = Harness(f"http://127.0.0.1:{port}", emulator, Receiver(), session)
+        world = Emulated(emulator, f"http://127.0.0.1:{port}", None)  # type: ignore[arg-type]
+        h = Http(world, session)
         token = await h.token()
-        body = orjson.dumps({**item("gone"), "correlationId": "portal-gone"})
+        body = orjson.dumps({"data": DATA})
         _reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(
-            b"POST /v1/communications/ondemand HTTP/1.1\r\nHost: emulator\r\n"
-            b"Content-Type: application/json\r\n"
+            f"POST {ORC}/inputs/ondemand/air/generate HTTP/1.1\r\nHost: emulator\r\n".encode()
+            + f"communicationId: {DESIGN}\r\ndriverDataSource: {DRIVER_DATA_SOURCE}\r\n".encode()
             + f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
             + body
         )
@@ -537,12 +357,16 @@ async def test_a_client_gone_during_injected_latency_is_quiet_and_the_emulator_k
         await _until(lambda: emulator.stats["verdict_ok"] == 1)  # held by the latency now
         writer.transport.abort()  # the client hangs up (a reset, not a polite close)
         await _until(lambda: emulator.stats["client_disconnected"] == 1)
-
         status, pdf, _ = await h.call(
             "POST",
-            "/v1/communications/ondemand",
+            f"{ORC}/inputs/ondemand/air/generate",
             token,
-            json={**item("stays"), "correlationId": "portal-stays"},
+            data=body,
+            headers={
+                "communicationId": DESIGN,
+                "driverDataSource": DRIVER_DATA_SOURCE,
+                "Accept": "application/pdf",
+            },
         )
         assert status == 200
         assert pdf.startswith(b"%PDF-")
@@ -556,17 +380,22 @@ async def test_a_client_gone_during_injected_latency_is_quiet_and_the_emulator_k
 
 
 async def test_a_connection_reset_while_the_client_is_still_there_is_a_real_error(
-    harness_factory: Factory, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    make: Make, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    h = await harness_factory()
+    h = await make()
     token = await h.token()
 
     def reset(*args: Any, **kwargs: Any) -> Any:
         raise ConnectionResetError("not the client's doing")
 
-    monkeypatch.setattr(World, "compose_ondemand", reset)
-    req = {**item("x"), "correlationId": "portal-1"}
-    status, _, _ = await h.call("POST", "/v1/communications/ondemand", token, json=req)
+    monkeypatch.setattr(Runtime, "ondemand", reset)
+    status, _, _ = await h.call(
+        "POST",
+        f"{ORC}/inputs/ondemand/air/generate",
+        token,
+        data=b"{}",
+        headers={"communicationId": DESIGN, "driverDataSource": DRIVER_DATA_SOURCE},
+    )
     assert status == 500
-    assert h.emulator.stats["client_disconnected"] == 0
+    assert h.world.emulator.stats["client_disconnected"] == 0
     assert any(r.levelno >= logging.ERROR and r.exc_info for r in caplog.records)
