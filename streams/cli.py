@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "dlq": "streams.deadletter.cli:dlq",
     "audit": "streams.audit.cli:audit",
     "exstream-emulator": "streams.emulator.cli:exstream_emulator",
+    "templates": "streams.templatesync.cli:templates",
     "sink": "streams.sink.cli:sink",
     "webhook": "streams.webhook.cli:webhook",
     "ondemand": "streams.ondemand.cli:ondemand",

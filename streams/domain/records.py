@@ -270,6 +270,11 @@ class TemplateVersion:
     regulatory_text_version: int | None = None
     body: str = ""
     """The template's text with ``{field}`` placeholders (rendered by Exstream)."""
+    exstream_communication_id: str | None = None
+    """Exstream's communication (design) id for this template in this language, set by the
+    template sync (schema release 3): what the Exstream client runs."""
+    driver_data_source: str | None = None
+    """The design's driver data source (``prodDsn``), set by the template sync (release 3)."""
     updated_at: int
 
 

@@ -1,4 +1,10 @@
-"""``air-exstream sink``: submit composition commands to Exstream in batch jobs."""
+"""``air-exstream sink``: submit composition commands to Exstream in batch jobs.
+
+Exstream settings from ``EXSTREAM_*`` (:mod:`streams.exstream.settings`; ``--exstream-url``
+overrides ``EXSTREAM_URL``), the secret from ``EXSTREAM_CLIENT_SECRET`` or ``_FILE``. Kafka
+settings from ``KAFKA_*`` or the local cluster. The sink reads ``exstream.templates.v1`` to find
+each template's Exstream communication.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +12,15 @@ import asyncio
 import logging
 import signal
 
-import aiohttp
 import click
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streams.config import resolve_kafka_settings
-from streams.secrets import read_secret
-from streams.sink.client import ExstreamClient
+from streams.config import KafkaSettings, resolve_kafka_settings
+from streams.exstream.client import ExstreamClient
+from streams.exstream.settings import ExstreamSettings, exstream_settings
 from streams.sink.runner import Sink, SinkSettings
+from streams.templatesync.view import templates_view
 from topology import names
 from topology.model import load_topology
 
@@ -23,8 +29,7 @@ from topology.model import load_topology
 @click.option("--bootstrap-servers", default=None, help="Default: env or the local cluster.")
 @click.option("--profile", default=None, help="Topology profile (local, production).")
 @click.option("--prefix", default="", help="Topic name prefix (isolated copies, e.g. in tests).")
-@click.option("--exstream-url", envvar="EXSTREAM_URL", default="http://127.0.0.1:8780")
-@click.option("--client-id", envvar="EXSTREAM_CLIENT_ID", default="air-exstream")
+@click.option("--exstream-url", default=None, help="Overrides EXSTREAM_URL.")
 @click.option("--group-id", default="air-exstream-sink", show_default=True)
 @click.option("--batch-size", default=200, show_default=True)
 @click.option("--initial-concurrency", default=4, show_default=True)
@@ -35,8 +40,7 @@ def sink(
     bootstrap_servers: str | None,
     profile: str | None,
     prefix: str,
-    exstream_url: str,
-    client_id: str,
+    exstream_url: str | None,
     group_id: str,
     batch_size: int,
     initial_concurrency: int,
@@ -44,50 +48,50 @@ def sink(
     metrics_port: int | None,
     loglevel: str,
 ) -> None:
-    """Consume composition commands and submit them to Exstream (secret: EXSTREAM_CLIENT_SECRET
-    or EXSTREAM_CLIENT_SECRET_FILE)."""
+    """Consume composition commands and submit them to Exstream (settings: EXSTREAM_*)."""
     logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] [%(levelname)s] %(message)s")
+    exstream = exstream_settings(url=exstream_url)
     kafka = resolve_kafka_settings(bootstrap_servers)
     topology = load_topology(profile, prefix=prefix)
     settings = SinkSettings(
         commands_topic=topology.name(names.COMMANDS),
         submissions_topic=topology.name(names.SUBMISSIONS),
+        batches_topic=topology.name(names.SINK_BATCHES),
         group_id=group_id,
         batch_size=batch_size,
         initial_limit=initial_concurrency,
         max_limit=max_concurrency,
     )
-    secret = read_secret("EXSTREAM_CLIENT_SECRET")
-    asyncio.run(
-        _run(kafka.aiokafka_kwargs(), settings, exstream_url, client_id, secret, metrics_port)
-    )
+    templates_topic = topology.name(names.TEMPLATES)
+    partitions = topology.topic(names.TEMPLATES).partitions
+    asyncio.run(_run(kafka, settings, exstream, templates_topic, partitions, metrics_port))
 
 
 async def _run(
-    kafka_kwargs: dict[str, object],
+    kafka: KafkaSettings,
     settings: SinkSettings,
-    url: str,
-    client_id: str,
-    secret: str,
+    exstream: ExstreamSettings,
+    templates_topic: str,
+    template_partitions: int,
     metrics_port: int | None,
 ) -> None:
+    kwargs = kafka.aiokafka_kwargs()
     consumer = AIOKafkaConsumer(
-        **kafka_kwargs,
+        **kwargs,
         group_id=settings.group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
         max_poll_interval_ms=600_000,
     )
-    producer = AIOKafkaProducer(**kafka_kwargs, acks="all", enable_idempotence=True)
-    connector = aiohttp.TCPConnector(limit=settings.max_limit * 2)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        client = ExstreamClient(
-            url, client_id, secret, session, timeout_s=settings.request_timeout_s
-        )
+    producer = AIOKafkaProducer(**kwargs, acks="all", enable_idempotence=True)
+    view = templates_view(kafka, templates_topic, partitions=template_partitions)
+    reader = asyncio.ensure_future(view.run())
+    async with ExstreamClient(exstream, max_connections=settings.max_limit * 2) as client:
+        await view.wait_ready(60.0)
         await consumer.start()
         await producer.start()
-        sink = Sink(settings, client, consumer, producer)
+        sink = Sink(settings, client, consumer, producer, templates=view, consumer_kwargs=kwargs)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, sink.stop)
@@ -109,3 +113,5 @@ async def _run(
                 await runner.cleanup()
             await producer.stop()
             await consumer.stop()
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)

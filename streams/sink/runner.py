@@ -2,22 +2,33 @@
 
 Guarantees:
 
-- **Nothing lost.** A command's offset is committed only after the batch holding it was accepted
-  by Exstream (202, or 409 "all already accepted") and its submission records were written
-  (``acks=all``), or after it was dead-lettered. A crash re-reads every uncommitted command.
-- **No second document.** A re-read command is submitted again with the same communication id;
-  Exstream refuses to compose an id twice (the emulator enforces and counts it), and after an
-  ambiguous failure (connection error, client timeout) the sink first asks Exstream whether the
-  batch's correlation id already made a job before resubmitting.
+- **Nothing lost.** A command's offset is committed only after the batch holding it is held by
+  an Exstream job (submitted, or found by its external id) and its submission records were
+  written (``acks=all``), or after it was dead-lettered. A crash re-reads every uncommitted
+  command.
+- **No second document, by the sink's own design** (Exstream composes whatever it is sent, twice
+  if it is sent twice). Each batch is a range of offsets of one partition; its id is a hash of
+  the group, topic, partition and range (:func:`streams.sink.batching.batch_id`), given to
+  Exstream as the job's external id. Before a batch is sent, its range is written to
+  ``exstream.sink-batches.v1`` (:mod:`streams.sink.intents`, awaited). After a restart or a
+  rebalance, the ranges still open are cut again exactly (same ids) and each is looked up by its
+  external id before it is sent: a job found means the batch is already at Exstream. After an
+  ambiguous failure (client timeout, connection lost after sending) the batch is looked up the
+  same way before it is sent again.
 - **Pacing.** At most ``limit`` batches are in flight (:class:`AdaptiveLimit`: grows while Exstream
   keeps up, halves on 429/503/timeouts). Throttling (429) is answered by waiting its Retry-After
   (with jitter); failures (5xx, timeouts, connection errors) open a circuit breaker after
   ``breaker_threshold`` in a row, and retries back off exponentially with jitter, never sooner
-  than a Retry-After.
+  than a Retry-After. Retry decisions read the typed error's ``retriable`` flag.
 - **Bad commands** (undecodable, or refused by Exstream as invalid: 400/413/422) go to
-  ``<commands topic>.dlq`` with the reason. Exstream refuses a whole job for one bad command, so a
-  refused batch is split in halves until each refused command is alone: only the commands Exstream
-  refuses on their own are dead-lettered, the others of their batch still go through.
+  ``<commands topic>.dlq`` with the reason. Exstream refuses a whole driver file for one bad
+  customer record, so a refused batch is split in halves until each refused command is alone:
+  only the commands Exstream refuses on their own are dead-lettered, the others still go through.
+
+What remains possible, and why: a request that reaches Exstream *after* the sink's lookup (held in
+a network for longer than the client timeout plus the lookup grace) could still make a second
+job; the grace (``lookup_grace_s``) bounds that window, it cannot close it without an idempotent
+submission in Exstream's API.
 """
 
 from __future__ import annotations
@@ -29,23 +40,29 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
-import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.structs import OffsetAndMetadata
 
 from streams.codec import CodecError, codec_for
 from streams.deadletter.letters import dead_letter_headers, make_dead_letter
-from streams.domain.records import CompositionCommand, DeadLetter, Submission
-from streams.sink.client import Accepted, ExstreamClient, Rejected, Retry
+from streams.domain.records import CompositionCommand, DeadLetter, Submission, TemplateVersion
+from streams.exstream.client import ExstreamClient
+from streams.exstream.driver import batch_file, customer_record
+from streams.exstream.errors import ExstreamError
+from streams.routing.reference import ReferenceView
+from streams.sink.batching import Batcher, Cut, batch_id
+from streams.sink.client import Accepted, Outcome, Rejected, Retry, classify
+from streams.sink.intents import IntentLog
 from streams.sink.offsets import OffsetTracker
 from streams.sink.policy import AdaptiveLimit, CircuitBreaker, backoff_s
 from topology import names
 
 log = logging.getLogger(__name__)
 
+Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 
 SPLIT_ON = frozenset({400, 413, 422})
 """Refusals of a whole batch that one of its commands (or its size) can cause: split and retry."""
@@ -59,13 +76,16 @@ class SinkFailed(RuntimeError):
 class SinkSettings:
     commands_topic: str
     submissions_topic: str
+    batches_topic: str
     group_id: str = "air-exstream-sink"
     batch_size: int = 200
     initial_limit: int = 4
     max_limit: int = 32
     breaker_threshold: int = 3
     breaker_open_s: float = 5.0
-    request_timeout_s: float = 30.0
+    lookup_grace_s: float = 1.0
+    """After an ambiguous failure, a lookup that finds nothing is repeated once after this
+    pause before the batch is sent again (a request still travelling may land meanwhile)."""
     max_attempts: int | None = None
     """None: retry retryable failures for ever (the work must not be dropped)."""
 
@@ -75,40 +95,12 @@ class Batch:
     partition: int
     first: int
     last: int
-    commands: list[tuple[ConsumerRecord[bytes, bytes], CompositionCommand]]
+    commands: list[tuple[Record, CompositionCommand]]
+    recovered: bool = False
+    """Intended before a restart: look it up before sending."""
 
-    def correlation_id(self, topic: str) -> str:
-        return f"{topic}/{self.partition}/{self.first}-{self.last}"
-
-
-def to_item(command: CompositionCommand) -> dict[str, Any]:
-    """A command as one communication of an Exstream batch job."""
-    recipient: dict[str, Any] = {}
-    if command.recipient.email:
-        recipient["email"] = command.recipient.email
-    if command.recipient.phone:
-        recipient["phone"] = command.recipient.phone
-    if command.recipient.postal_address is not None:
-        a = command.recipient.postal_address
-        recipient["postalAddress"] = {
-            "line1": a.line1,
-            "line2": a.line2,
-            "city": a.city,
-            "region": a.region,
-            "postalCode": a.postal_code,
-            "country": a.country,
-        }
-    return {
-        "communicationId": command.communication_id,
-        "customerId": command.customer_id,
-        "templateId": command.template_id,
-        "templateVersion": command.template_version,
-        "language": command.language,
-        "channel": command.channel,
-        "recipient": recipient,
-        "data": command.data,
-        "regulatory": command.regulatory,
-    }
+    def id(self, group: str, topic: str) -> str:
+        return batch_id(group, topic, self.partition, self.first, self.last)
 
 
 @dataclass
@@ -117,6 +109,9 @@ class Sink:
     client: ExstreamClient
     consumer: AIOKafkaConsumer
     producer: AIOKafkaProducer
+    templates: ReferenceView[TemplateVersion] | None = None
+    consumer_kwargs: dict[str, Any] = field(default_factory=dict)
+    """How to reach Kafka for reading the intents topic (no group)."""
     rng: random.Random = field(default_factory=random.Random)
     metrics: Counter[str] = field(default_factory=Counter)
 
@@ -128,11 +123,21 @@ class Sink:
             threshold=self.settings.breaker_threshold, open_s=self.settings.breaker_open_s
         )
         self.tracker = OffsetTracker()
+        self.intents = IntentLog(
+            self.producer,
+            topic=self.settings.batches_topic,
+            group=self.settings.group_id,
+            commands_topic=self.settings.commands_topic,
+        )
+        self._batchers: dict[int, Batcher[Record, CompositionCommand]] = {}
         self._inflight: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Event()
         self.failure: BaseException | None = None
         self._commit_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
+        self._assigned = asyncio.Event()
+        """Set once the batches intended on the current assignment are recovered: records are
+        cut only then (a fetch may complete while the rebalance listener still recovers)."""
         self._codec = codec_for(CompositionCommand)
         self._submission_codec = codec_for(Submission)
         self._letter_codec = codec_for(DeadLetter)
@@ -142,7 +147,7 @@ class Sink:
 
     async def run(self) -> None:
         topic = self.settings.commands_topic
-        self.consumer.subscribe([topic], listener=_Drain(self))
+        self.consumer.subscribe([topic], listener=_Rebalance(self))
         while not self._stopping.is_set():
             await self._wait_for_room()
             if self._stopping.is_set():
@@ -150,9 +155,11 @@ class Sink:
             fetched = await self.consumer.getmany(
                 timeout_ms=200, max_records=self.settings.batch_size * 4
             )
+            if fetched:
+                await self._assigned.wait()
             for tp, records in fetched.items():
-                for batch in self._batches(tp.partition, records):
-                    self._start(batch)
+                for cut in self._cuts(tp.partition, records):
+                    self._start(cut)
         await self.drain()
         if self.failure is not None:
             raise SinkFailed(str(self.failure)) from self.failure
@@ -172,34 +179,43 @@ class Sink:
             self._changed.clear()
             await self._changed.wait()
 
-    def _batches(
-        self, partition: int, records: Sequence[ConsumerRecord[bytes, bytes]]
-    ) -> list[Batch]:
-        batches: list[Batch] = []
-        current: list[tuple[ConsumerRecord[bytes, bytes], CompositionCommand]] = []
-        for record in records:
-            self.metrics["commands_read"] += 1
-            try:
-                command = self._codec.decode(record.value or b"", list(record.headers or ()))
-            except CodecError as exc:
-                # one-command batch so its offset is tracked like the others
-                self._start_dead_letter(partition, record, exc.code, str(exc))
-                continue
-            current.append((record, command))
-            if len(current) >= self.settings.batch_size:
-                batches.append(
-                    Batch(partition, current[0][0].offset, current[-1][0].offset, current)
-                )
-                current = []
-        if current:
-            batches.append(Batch(partition, current[0][0].offset, current[-1][0].offset, current))
-        return batches
+    async def recover(self, partitions: set[int]) -> None:
+        """Assigned ``partitions``: the batches intended there before are cut again exactly."""
+        topic = self.settings.commands_topic
+        committed: dict[int, int] = {}
+        for p in partitions:
+            offset = await self.consumer.committed(TopicPartition(topic, p))
+            committed[p] = offset if offset is not None else 0
+        recovered = await self.intents.load(self.consumer_kwargs, committed)
+        for p in partitions:
+            self._batchers[p] = Batcher(self.settings.batch_size, recovered.get(p, []))
+            self.metrics["batches_recovered"] += len(recovered.get(p, []))
+        self._assigned.set()
 
-    def _start(self, batch: Batch) -> None:
+    def _decode(self, record: Record) -> CompositionCommand:
+        self.metrics["commands_read"] += 1
+        return self._codec.decode(record.value or b"", list(record.headers or ()))
+
+    def _cuts(
+        self, partition: int, records: Sequence[Record]
+    ) -> list[Cut[Record, CompositionCommand]]:
+        batcher = self._batchers.setdefault(partition, Batcher(self.settings.batch_size))
+        return batcher.feed(records, lambda r: r.offset, self._decode)
+
+    def _start(self, cut: Cut[Record, CompositionCommand]) -> None:
+        if cut.bad is not None:
+            record, exc = cut.bad
+            code = exc.code if isinstance(exc, CodecError) else "DECODE_ERROR"
+            self._start_dead_letter(record.partition, record, code, str(exc))
+            return
+        partition = cut.items[0][0].partition
+        batch = Batch(partition, cut.first, cut.last, cut.items, recovered=cut.recovered)
         self.tracker.started(batch.partition, batch.first, batch.last)
         self._spawn(self._submit_tracked(batch))
 
     async def _submit_tracked(self, batch: Batch) -> None:
+        if not batch.recovered:
+            await self.intents.intend(batch.partition, batch.first, batch.last)
         await self._submit(batch)
         self.tracker.completed(batch.partition, batch.first)
         await self._commit()
@@ -234,32 +250,77 @@ class Sink:
 
     # ------------------------------------------------------------------ one batch
 
+    def _driver_file(self, batch: Batch) -> bytes:
+        records = []
+        for _, command in batch.commands:
+            template = None
+            if self.templates is not None:
+                key = f"{command.template_id}/{command.template_version}/{command.language}"
+                template = self.templates.get(key)
+            design = template.exstream_communication_id if template is not None else None
+            if design is None:
+                # Exstream will report the customer as failed; the sync may not have run yet
+                self.metrics["commands_without_exstream_communication"] += 1
+            records.append(customer_record(command, exstream_communication_id=design))
+        return batch_file(records)
+
+    async def _lookup(self, external_id: str) -> Accepted | Retry:
+        try:
+            jobs = await self.client.orchestration.jobs_by_external_id(external_id)
+        except ExstreamError as exc:
+            outcome = classify(exc)
+            if isinstance(outcome, Rejected):  # a refused lookup cannot say "not there"
+                return Retry(f"lookup refused: HTTP {outcome.status}")
+            return outcome
+        self.metrics["lookups"] += 1
+        if jobs:
+            self.metrics["batches_found_at_exstream"] += 1
+            return Accepted(jobs[0].id, recovered=True)
+        return Retry("not found")
+
+    async def _send(self, external_id: str, driver: bytes) -> Outcome:
+        try:
+            job_id = await self.client.orchestration.submit_batch(driver, external_id=external_id)
+        except ExstreamError as exc:
+            return classify(exc)
+        return Accepted(job_id)
+
     async def _submit(self, batch: Batch) -> None:
-        topic = self.settings.commands_topic
-        correlation = batch.correlation_id(topic)
-        items = [to_item(c) for _, c in batch.commands]
+        external_id = batch.id(self.settings.group_id, self.settings.commands_topic)
+        driver = self._driver_file(batch)
         attempt = 0
-        ambiguous = False
+        must_look = batch.recovered
+        grace = False
         while True:
             now = time.monotonic()
             if not self.breaker.allow(now):
                 await asyncio.sleep(max(0.05, self.breaker.wait_s(now)))
                 continue
-            if ambiguous:
-                found = await self._find(correlation)
-                if found is not None:
+            if must_look:
+                found = await self._lookup(external_id)
+                if isinstance(found, Accepted):
                     self.breaker.on_success()
-                    await self._accepted(batch, found, correlation)
+                    await self._accepted(batch, found, external_id)
                     return
-            attempt += 1
-            self.metrics["submissions"] += 1
-            started = time.monotonic()
-            outcome = await self.client.submit(correlation, items)
-            self.metrics["submit_seconds_total_ms"] += int((time.monotonic() - started) * 1000)
+                if found.reason != "not found":
+                    outcome: Outcome = found
+                elif grace:
+                    grace = False
+                    await asyncio.sleep(self.settings.lookup_grace_s)
+                    continue
+                else:
+                    must_look = False
+                    continue
+            else:
+                attempt += 1
+                self.metrics["submissions"] += 1
+                started = time.monotonic()
+                outcome = await self._send(external_id, driver)
+                self.metrics["submit_seconds_total_ms"] += int((time.monotonic() - started) * 1000)
             if isinstance(outcome, Accepted):
                 self.breaker.on_success()
                 self.limit.on_success()
-                await self._accepted(batch, outcome, correlation)
+                await self._accepted(batch, outcome, external_id)
                 return
             if isinstance(outcome, Rejected):
                 self.breaker.on_success()  # Exstream is up; the batch is the problem
@@ -267,11 +328,14 @@ class Sink:
                 return
             assert isinstance(outcome, Retry)
             self.metrics[f"retries_{outcome.reason.split(':')[0].replace(' ', '_')}"] += 1
-            ambiguous = outcome.ambiguous
+            if outcome.ambiguous:
+                must_look, grace = True, True
             if outcome.pushback:
                 self.limit.on_pushback()
                 self.metrics["pushbacks"] += 1
             if self.settings.max_attempts is not None and attempt >= self.settings.max_attempts:
+                if outcome.ambiguous:
+                    continue  # never give up on a batch that may be at Exstream: look it up
                 reason = f"gave up after {attempt} attempts: {outcome.reason}"
                 await self._rejected(batch, Rejected(0, reason))
                 return
@@ -282,26 +346,20 @@ class Sink:
                 await asyncio.sleep(wait)
                 continue
             self.breaker.on_failure(time.monotonic(), outcome.retry_after_s)
-            await asyncio.sleep(backoff_s(attempt, self.rng, retry_after_s=outcome.retry_after_s))
+            await asyncio.sleep(
+                backoff_s(max(1, attempt), self.rng, retry_after_s=outcome.retry_after_s)
+            )
 
-    async def _find(self, correlation: str) -> Accepted | None:
-        try:
-            return await self.client.find(correlation)
-        except (aiohttp.ClientError, TimeoutError):
-            return None
-
-    async def _accepted(self, batch: Batch, outcome: Accepted, correlation: str) -> None:
+    async def _accepted(self, batch: Batch, outcome: Accepted, external_id: str) -> None:
         now_ms = int(time.time() * 1000)
-        duplicate = bool(outcome.duplicate_jobs)
         sends = []
         for record, command in batch.commands:
-            status = outcome.items.get(command.communication_id)
             submission = Submission(
                 communication_id=command.communication_id,
                 customer_id=command.customer_id,
                 job_id=outcome.job_id,
-                correlation_id=correlation,
-                outcome="duplicate" if duplicate or status == "duplicate" else "accepted",
+                correlation_id=external_id,
+                outcome="recovered" if outcome.recovered else "accepted",
                 source_partition=record.partition,
                 source_offset=record.offset,
                 submitted_at=now_ms,
@@ -315,8 +373,8 @@ class Sink:
             )
         await asyncio.gather(*sends)
         self.metrics["commands_accepted"] += len(batch.commands)
-        if duplicate:
-            self.metrics["commands_already_accepted"] += len(batch.commands)
+        if outcome.recovered:
+            self.metrics["commands_already_at_exstream"] += len(batch.commands)
         self.metrics["batches_accepted"] += 1
 
     async def _rejected(self, batch: Batch, outcome: Rejected) -> None:
@@ -325,7 +383,13 @@ class Sink:
             self.metrics["batches_split"] += 1
             for part in (batch.commands[:half], batch.commands[half:]):
                 await self._submit(
-                    Batch(batch.partition, part[0][0].offset, part[-1][0].offset, part)
+                    Batch(
+                        batch.partition,
+                        part[0][0].offset,
+                        part[-1][0].offset,
+                        part,
+                        recovered=batch.recovered,
+                    )
                 )
             return
         for record, _ in batch.commands:
@@ -367,6 +431,8 @@ class Sink:
                 {TopicPartition(topic, p): OffsetAndMetadata(o, "") for p, o in ready.items()}
             )
             self.metrics["commits"] += 1
+            for p, o in ready.items():
+                await self.intents.committed(p, o)
 
     # ------------------------------------------------------------------ metrics
 
@@ -380,7 +446,7 @@ class Sink:
             "concurrency_limit": self.limit.limit,
             "circuit_open": int(self.breaker.state.value != "closed"),
             "circuit_opens": self.breaker.opens,
-            "token_refreshes": self.client.token_refreshes,
+            "token_refreshes": self.client.tokens.refreshes,
         }
         for name, value in gauges.items():
             metric = f"air_exstream_sink_{name}"
@@ -388,15 +454,21 @@ class Sink:
         return "\n".join(lines) + "\n"
 
 
-class _Drain(ConsumerRebalanceListener):  # type: ignore[misc]
-    """On revocation: finish the batches in flight and commit before letting partitions go."""
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Revocation: finish the batches in flight and commit before letting partitions go.
+    Assignment: recover the batches intended on the new partitions before fetching them."""
 
     def __init__(self, sink: Sink) -> None:
         self._sink = sink
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
+        self._sink._assigned.clear()
         await self._sink.drain()
-        self._sink.tracker.forget({tp.partition for tp in revoked})
+        partitions = {tp.partition for tp in revoked}
+        self._sink.tracker.forget(partitions)
+        self._sink.intents.forget(partitions)
+        for p in partitions:
+            self._sink._batchers.pop(p, None)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        return None
+        await self._sink.recover({tp.partition for tp in assigned})

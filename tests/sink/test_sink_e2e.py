@@ -1,5 +1,10 @@
 """The sink on the real broker against the emulator (both as processes), with injected 429s, 5xx
-and timeouts, and a SIGKILL of the sink mid-run: every command reaches Exstream exactly once."""
+and timeouts, and a SIGKILL of the sink mid-run: every command reaches Exstream exactly once.
+
+The emulator composes whatever it is sent (it does not refuse a communication id twice), so
+"exactly once" is the sink's own doing: deterministic batch ids as the jobs' external ids, the
+batches intended before the crash recorded on Kafka, and a lookup by external id before any of
+them is sent again."""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from streams.simulator.generator import template_catalogue
 from streams.topic_reader import read_topic
 from tests.conftest import KafkaCluster
 from tests.e2e.helpers import ledger_of
+from tests.exstream.templates import publish_synced_templates
 from topology import names
 from topology.apply import apply_topology
 from topology.model import load_topology
@@ -65,6 +71,15 @@ def make_commands(n: int, seed: int) -> list[CompositionCommand]:
     return out
 
 
+def _metrics_of(sink: ServiceProcess) -> str:
+    port = sink.args[sink.args.index("--metrics-port") + 1]
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            return str(r.read().decode())
+    except OSError as exc:
+        return f"(no metrics: {exc})"
+
+
 def _wait_documents(url: str, at_least: int, sink: ServiceProcess, timeout_s: float) -> int:
     deadline = time.monotonic() + timeout_s
     documents = 0
@@ -74,7 +89,9 @@ def _wait_documents(url: str, at_least: int, sink: ServiceProcess, timeout_s: fl
         if documents >= at_least:
             return documents
         time.sleep(0.2)
-    raise AssertionError(f"only {documents} documents after {timeout_s} s:\n{sink.tail()}")
+    raise AssertionError(
+        f"only {documents} documents after {timeout_s} s:\n{sink.tail()}\n{_metrics_of(sink)}"
+    )
 
 
 @pytest.mark.timeout(600)
@@ -92,6 +109,7 @@ def test_every_command_reaches_exstream_once_across_faults_and_a_sink_crash(
     for c in commands:
         producer.produce(commands_topic, key=c.customer_id.encode(), value=codec.encode(c))
     assert producer.flush(60) == 0
+    publish_synced_templates(template_catalogue(), topology, {"bootstrap.servers": bootstrap})
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -127,8 +145,6 @@ def test_every_command_reaches_exstream_once_across_faults_and_a_sink_crash(
             "sink",
             "--prefix",
             prefix,
-            "--exstream-url",
-            url,
             "--group-id",
             group,
             "--batch-size",
@@ -137,11 +153,15 @@ def test_every_command_reaches_exstream_once_across_faults_and_a_sink_crash(
             str(metrics_port),
         ],
         tmp_path,
-        {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "EXSTREAM_CLIENT_SECRET": SECRET},
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "EXSTREAM_CLIENT_SECRET": SECRET,
+            "EXSTREAM_URL": url,
+        },
     )
     emulator.start()
     try:
-        wait_http(f"{url}/healthz", emulator)
+        wait_http(f"{url}/_emulator/healthz", emulator)
         sink.start()
         _wait_documents(url, COMMANDS // 3, sink, timeout_s=180)
         sink.kill()  # mid-run: batches in flight, offsets behind the documents made
@@ -163,6 +183,9 @@ def test_every_command_reaches_exstream_once_across_faults_and_a_sink_crash(
     assert final["communications_with_more_than_one_document"] == 0
     # ---- faults were really exercised, and survived
     assert "air_exstream_sink_retries_HTTP_429" in metrics or "retries_HTTP_5" in metrics
+    # ---- the restarted sink rebuilt the batches intended before the kill and looked them up
+    assert _metric(metrics, "batches_recovered") > 0
+    assert _metric(metrics, "lookups") >= _metric(metrics, "batches_recovered")
     # ---- every communication has its submission record (communication id -> job id)
     subs = codec_for(Submission)
     submitted = {
@@ -170,3 +193,10 @@ def test_every_command_reaches_exstream_once_across_faults_and_a_sink_crash(
         for r in read_topic(bootstrap, topology.name(names.SUBMISSIONS))
     }
     assert submitted == {c.communication_id for c in commands}
+
+
+def _metric(text: str, name: str) -> int:
+    for line in text.splitlines():
+        if line.startswith(f"air_exstream_sink_{name} "):
+            return int(line.split()[1])
+    return 0

@@ -1,0 +1,33 @@
+"""The templates Exstream publishes, as a live view of ``exstream.templates.v1``.
+
+The same :class:`~streams.routing.reference.ReferenceView` the routing worker reads templates
+with; the sink (to find the Exstream communication of a command's template), the on-demand
+service (to resolve a document's template) and the sync (to publish only changes) use it.
+"""
+
+from __future__ import annotations
+
+from streams.codec import codec_for
+from streams.config import KafkaSettings
+from streams.domain.records import TemplateVersion
+from streams.routing.reference import ReferenceView
+
+
+def templates_view(
+    kafka: KafkaSettings, topic: str, *, partitions: int | None = None
+) -> ReferenceView[TemplateVersion]:
+    codec = codec_for(TemplateVersion, topic, registry_url=kafka.schema_registry_url)
+    client_kwargs = {k: v for k, v in kafka.aiokafka_kwargs().items() if k != "bootstrap_servers"}
+    return ReferenceView(
+        topic=topic,
+        bootstrap_servers=kafka.require_bootstrap(),
+        decode=codec.decode,
+        client_kwargs=client_kwargs,
+        partitions=partitions,
+    )
+
+
+def template_of(
+    view: ReferenceView[TemplateVersion], template_id: str, version: int, language: str
+) -> TemplateVersion | None:
+    return view.get(f"{template_id}/{version}/{language}")
