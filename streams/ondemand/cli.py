@@ -2,13 +2,16 @@
 
 Secrets come from the environment or files, never from options (they would show in ``ps``):
 
-- ``EXSTREAM_CLIENT_SECRET`` / ``_FILE``: the OAuth2 client of Exstream;
+- ``EXSTREAM_CLIENT_SECRET`` / ``_FILE``: the OTDS client of Exstream (the other Exstream
+  settings are the ``EXSTREAM_*`` variables of :mod:`streams.exstream.settings`);
 - ``ONDEMAND_URL_SECRET`` / ``_FILE`` signs document links, and while rotating
   ``ONDEMAND_URL_SECRET_PREVIOUS`` / ``_FILE`` still verifies the links signed before;
 - ``ONDEMAND_API_KEYS_FILE`` (or ``ONDEMAND_API_KEYS``, the same JSON inline): the portal's API
   keys, hashed, each bound to one customer (see :mod:`streams.ondemand.auth`).
 
 Kafka settings come from ``KAFKA_*`` (see :mod:`streams.config`) or the running local cluster.
+Templates come from ``exstream.templates.v1`` (what the template sync publishes), read with the
+same reference view as the routing worker's; the service answers once that view is loaded.
 """
 
 from __future__ import annotations
@@ -58,8 +61,7 @@ def load_keys() -> KeyStore:
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8782, show_default=True, type=int)
-@click.option("--exstream-url", default="http://127.0.0.1:8780", show_default=True)
-@click.option("--client-id", default="air-exstream", show_default=True)
+@click.option("--exstream-url", default=None, help="Overrides EXSTREAM_URL.")
 @kafka_options
 @click.option(
     "--budget-s",
@@ -77,8 +79,7 @@ def load_keys() -> KeyStore:
 def ondemand(
     host: str,
     port: int,
-    exstream_url: str,
-    client_id: str,
+    exstream_url: str | None,
     bootstrap_servers: str | None,
     profile: str | None,
     prefix: str,
@@ -92,15 +93,20 @@ def ondemand(
     loglevel: str,
 ) -> None:
     """Serve on-demand documents to the customer portal (see docs/ondemand-openapi.yaml)."""
+    import asyncio
+
     from aiohttp import web
 
+    from streams.exstream.settings import exstream_settings
     from streams.ondemand.kafka import KafkaWriter
     from streams.ondemand.server import OnDemandConfig, OnDemandService
+    from streams.templatesync.view import templates_view
     from topology import names
 
     keys = load_keys()
     secrets = link_secrets()
-    client_secret = read_secret("EXSTREAM_CLIENT_SECRET")
+    read_secret("EXSTREAM_CLIENT_SECRET")  # a clear error now rather than at the first document
+    exstream = exstream_settings(url=exstream_url)
     kafka, topology = start_service(
         loglevel=loglevel,
         bootstrap_servers=bootstrap_servers,
@@ -109,9 +115,7 @@ def ondemand(
         apply_topology=apply_topology,
     )
     config = OnDemandConfig(
-        exstream_url=exstream_url,
-        client_id=client_id,
-        client_secret=client_secret,
+        exstream=exstream,
         link_secrets=tuple(secrets),
         metadata_topic=topology.name(names.DOCUMENT_METADATA),
         audit_topic=topology.name(names.AUDIT_INTAKE),
@@ -124,7 +128,24 @@ def ondemand(
         cache_bytes=cache_mib * 1024 * 1024,
     )
     writer = KafkaWriter(kafka.confluent_config(), timeout_s=max(1.0, budget_s))
-    service = OnDemandService(config, keys, writer)
+    view = templates_view(
+        kafka, topology.name(names.TEMPLATES), partitions=topology.topic(names.TEMPLATES).partitions
+    )
+    service = OnDemandService(config, keys, writer, view)
+    app = service.app()
+    tasks: list[asyncio.Task[None]] = []
+
+    async def load_templates(_app: web.Application) -> None:
+        tasks.append(asyncio.ensure_future(view.run()))
+        await view.wait_ready(60.0)
+
+    async def stop_templates(_app: web.Application) -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    app.on_startup.append(load_templates)
+    app.on_cleanup.append(stop_templates)
     click.echo(f"on-demand documents on http://{host}:{port} ({len(keys)} API key(s))")
     # access_log=None: aiohttp's access log prints raw paths, and signed links carry tokens
-    web.run_app(service.app(), host=host, port=port, print=None, access_log=None)
+    web.run_app(app, host=host, port=port, print=None, access_log=None)

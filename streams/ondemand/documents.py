@@ -1,6 +1,6 @@
 """Document types the portal may ask for, and how one request is validated and resolved (pure).
 
-Mapping of document types onto the templates Exstream holds (``template_catalogue()``). The
+Mapping of document types onto the templates Exstream publishes (``exstream.templates.v1``). The
 catalogue has no template dedicated to on-demand copies, so each type uses the closest template
 that carries the data of that document:
 
@@ -17,8 +17,8 @@ Resolution is :func:`streams.domain.templates.resolve_template`, the very functi
 agents use: the highest APPROVED version in the customer's language, else in ``en``. The
 template's channel restriction is *not* applied: a portal download is a copy handed to the
 authenticated customer, not a dispatch over a channel (``tpl-renewal-notice`` is a regulatory,
-print-only template, and its copy must still be downloadable). Exstream is told ``channel=WEB``
-and the metadata record says ``WEB``.
+print-only template, and its copy must still be downloadable). The driver data says
+``channel=WEB`` and the metadata record says ``WEB``.
 
 The data the template needs comes from query parameters named after the template's
 ``required_fields``; ``customer_id`` always comes from the path. Parameters the resolved version
@@ -95,18 +95,6 @@ class DocumentOrder:
     language_asked: str | None
     delivery: Delivery
     data: dict[str, str] = field(default_factory=dict)
-
-    def exstream_body(self, correlation_id: str) -> dict[str, object]:
-        """The body of ``POST /v1/communications/ondemand``."""
-        return {
-            "correlationId": correlation_id,
-            "customerId": self.customer_id,
-            "templateId": self.template.template_id,
-            "templateVersion": self.template.version,
-            "language": self.template.language,
-            "channel": ONDEMAND_CHANNEL,
-            "data": dict(self.data),
-        }
 
 
 def parse_delivery(value: str | None) -> Delivery:

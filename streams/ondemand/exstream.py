@@ -1,24 +1,33 @@
-"""Exstream's synchronous composition as the on-demand service uses it.
+"""Exstream's synchronous generation as the on-demand service uses it (through
+:mod:`streams.exstream`, the project's one Exstream client).
 
-``compose`` posts to ``/v1/communications/ondemand`` and returns the PDF with its headers;
-``fetch`` reads an existing document (``GET /v1/documents/{id}``, for signed links whose bytes
-left the cache). OAuth2 client-credentials tokens are cached and refreshed (once, on a 401).
-Every failure is raised as one :class:`ExstreamFailure` whose ``kind`` says what the portal is
-told: ``unavailable`` (429, 503, connection refused: 503 with ``Retry-After``), ``timeout``
-(504 from Exstream; the caller's own deadline is enforced by the server), ``error`` (other 5xx,
-token failures: 502), ``not_found`` (404) and ``rejected`` (other 4xx: 502, the local template
-view and Exstream disagree).
+``compose`` runs the template's Exstream communication on the customer's driver data
+(``communicationId`` and ``driverDataSource`` from the template record, ``Accept:
+application/pdf``) and returns the PDF with what the service records about it. Exstream's public
+on-demand answer is the document alone: the document id is the service's own
+(``ondemand-<request id>``), the template version the one the service resolved (Exstream runs
+the communication's latest approved version, which the template sync publishes as the only
+usable one).
+
+Every failure is one :class:`ExstreamFailure` whose ``kind`` says what the portal is told:
+``unavailable`` (429, 503, connection refused: 503 with ``Retry-After``), ``timeout`` (504 or a
+client timeout: 504), ``error`` (other 5xx, token failures: 502) and ``rejected`` (other 4xx, or
+a template with no Exstream communication: 502, the local template view and Exstream disagree).
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass
-from typing import Any
 
-import aiohttp
-import orjson
+from streams.domain.records import TemplateVersion
+from streams.exstream.client import ExstreamClient
+from streams.exstream.driver import ondemand_record
+from streams.exstream.errors import (
+    ExstreamError,
+    ExstreamThrottled,
+    ExstreamTimeout,
+    ExstreamUnavailable,
+)
 
 DEFAULT_RETRY_AFTER_S = 5
 
@@ -43,130 +52,61 @@ class ExstreamFailure(Exception):
         self.retry_after_s = retry_after_s
 
 
-def _retry_after(value: str | None) -> int:
-    try:
-        return max(1, int(float(value))) if value else DEFAULT_RETRY_AFTER_S
-    except ValueError:
-        return DEFAULT_RETRY_AFTER_S
+def failure_of(error: ExstreamError) -> ExstreamFailure:
+    after = int(error.retry_after_s) if error.retry_after_s else DEFAULT_RETRY_AFTER_S
+    if isinstance(error, ExstreamThrottled) or (
+        isinstance(error, ExstreamUnavailable) and (error.status in (None, 503))
+    ):
+        return ExstreamFailure("unavailable", str(error), status=error.status, retry_after_s=after)
+    if isinstance(error, ExstreamTimeout):
+        return ExstreamFailure("timeout", str(error), status=error.status)
+    if error.retriable or error.status is None:
+        return ExstreamFailure("error", str(error), status=error.status)
+    return ExstreamFailure("rejected", str(error), status=error.status)
 
 
 class OnDemandClient:
-    def __init__(
-        self, base_url: str, client_id: str, client_secret: str, session: aiohttp.ClientSession
-    ) -> None:
-        self._base = base_url.rstrip("/")
-        self._client_id = client_id
-        self._secret = client_secret
-        self._session = session
-        self._token: str | None = None
-        self._token_expires = 0.0
-        self._token_lock = asyncio.Lock()
+    def __init__(self, client: ExstreamClient) -> None:
+        self.client = client
 
-    async def _bearer(self, *, force: bool = False) -> str:
-        async with self._token_lock:
-            if force or self._token is None or time.monotonic() > self._token_expires - 30:
-                try:
-                    async with self._session.post(
-                        f"{self._base}/oauth2/token",
-                        data={
-                            "grant_type": "client_credentials",
-                            "client_id": self._client_id,
-                            "client_secret": self._secret,
-                        },
-                    ) as response:
-                        if response.status in (429, 503):
-                            raise ExstreamFailure(
-                                "unavailable",
-                                f"token endpoint answered {response.status}",
-                                status=response.status,
-                                retry_after_s=_retry_after(response.headers.get("Retry-After")),
-                            )
-                        if response.status != 200:
-                            raise ExstreamFailure(
-                                "error",
-                                f"token endpoint answered {response.status}",
-                                status=response.status,
-                            )
-                        body = await response.json()
-                except aiohttp.ClientError as exc:
-                    raise ExstreamFailure(
-                        "unavailable",
-                        f"cannot reach Exstream: {type(exc).__name__}",
-                        retry_after_s=DEFAULT_RETRY_AFTER_S,
-                    ) from exc
-                self._token = str(body["access_token"])
-                self._token_expires = time.monotonic() + float(body.get("expires_in", 300))
-            return self._token
-
-    async def _call(
-        self, method: str, path: str, **kwargs: Any
-    ) -> tuple[int, bytes, dict[str, str]]:
-        for attempt in (1, 2):
-            token = await self._bearer(force=attempt == 2)
-            headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
-            try:
-                async with self._session.request(
-                    method, f"{self._base}{path}", headers=headers, **kwargs
-                ) as response:
-                    raw = await response.read()
-                    if response.status == 401 and attempt == 1:
-                        continue
-                    return response.status, raw, dict(response.headers)
-            except aiohttp.ClientError as exc:
-                raise ExstreamFailure(
-                    "unavailable",
-                    f"cannot reach Exstream: {type(exc).__name__}",
-                    retry_after_s=DEFAULT_RETRY_AFTER_S,
-                ) from exc
-        raise AssertionError("unreachable")
-
-    async def compose(self, body: dict[str, object]) -> Rendered:
-        status, raw, headers = await self._call(
-            "POST",
-            "/v1/communications/ondemand",
-            data=orjson.dumps(body),
-            headers={"Content-Type": "application/json", "Accept": "application/pdf"},
-        )
-        return _rendered(status, raw, headers)
-
-    async def fetch(self, document_id: str) -> Rendered:
-        status, raw, headers = await self._call("GET", f"/v1/documents/{document_id}")
-        return _rendered(status, raw, headers)
-
-
-def _detail(raw: bytes) -> str:
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return ""
-    return str(body.get("detail", "")) if isinstance(body, dict) else ""
-
-
-def _rendered(status: int, raw: bytes, headers: dict[str, str]) -> Rendered:
-    if status == 200:
-        try:
-            return Rendered(
-                document_id=headers["X-Document-Id"],
-                template_id=headers["X-Template-Id"],
-                template_version=int(headers["X-Template-Version"]),
-                produced_at=int(headers["X-Produced-At"]),
-                pdf=raw,
+    async def compose(
+        self,
+        *,
+        request_id: str,
+        customer_id: str,
+        template: TemplateVersion,
+        channel: str,
+        data: dict[str, str],
+        now_ms: int,
+    ) -> Rendered:
+        if not template.exstream_communication_id or not template.driver_data_source:
+            raise ExstreamFailure(
+                "rejected",
+                f"template {template.template_id} v{template.version} ({template.language}) has "
+                "no Exstream communication on exstream.templates.v1 (is the template sync "
+                "running?)",
             )
-        except (KeyError, ValueError) as exc:
-            raise ExstreamFailure("error", "Exstream's answer lacks document headers") from exc
-    if status in (429, 503):
-        raise ExstreamFailure(
-            "unavailable",
-            f"Exstream answered {status}",
-            status=status,
-            retry_after_s=_retry_after(headers.get("Retry-After")),
+        driver = ondemand_record(
+            request_id=request_id,
+            customer_id=customer_id,
+            template_id=template.template_id,
+            version=template.version,
+            language=template.language,
+            channel=channel,
+            data=data,
         )
-    if status == 504:
-        raise ExstreamFailure("timeout", "Exstream did not compose in time", status=status)
-    if status == 404:
-        raise ExstreamFailure("not_found", "Exstream has no such document", status=status)
-    if status >= 500:
-        raise ExstreamFailure("error", f"Exstream answered {status}", status=status)
-    raise ExstreamFailure(
-        "rejected", f"Exstream refused the composition ({status}): {_detail(raw)}", status=status
-    )
+        try:
+            pdf = await self.client.orchestration.generate_pdf(
+                communication_id=template.exstream_communication_id,
+                driver_data_source=template.driver_data_source,
+                driver_data=driver,
+            )
+        except ExstreamError as exc:
+            raise failure_of(exc) from exc
+        return Rendered(
+            document_id=f"ondemand-{request_id}",
+            template_id=template.template_id,
+            template_version=template.version,
+            produced_at=now_ms,
+            pdf=pdf,
+        )

@@ -5,7 +5,9 @@ Routes:
 - ``GET /v1/customers/{customerId}/documents/{documentType}``: compose one document now
   (``policy-copy``, ``invoice``, ``confirmation-letter``, ``account-summary``); the data the
   template needs as query parameters; the PDF, or with ``?delivery=url`` a signed, expiring link;
-- ``GET /v1/documents/{token}``: the PDF behind a signed link (the link is the credential);
+- ``GET /v1/documents/{token}``: the PDF behind a signed link (the link is the credential),
+  served from the service's document cache (Exstream publishes no store to read a generated
+  document back from: a link whose document left the cache answers 410, ask again);
 - ``GET /healthz``, ``GET /metrics`` (Prometheus text), ``GET /openapi.yaml``.
 
 A document request goes through, in order: API key (401), customer binding (403), validation and
@@ -27,16 +29,18 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
-import aiohttp
 import orjson
 from aiohttp import web
 
 from streams.codec import codec_for
 from streams.domain.records import AuditRecord, DocumentMetadata, DocumentType, TemplateVersion
+from streams.exstream.client import ExstreamClient
+from streams.exstream.settings import ExstreamSettings
 from streams.ondemand.auth import Denial, KeyStore, Principal, may_access
 from streams.ondemand.cache import CachedDocument, DocumentCache
 from streams.ondemand.documents import (
@@ -107,11 +111,24 @@ def pdf_response(
     return web.Response(body=pdf, content_type="application/pdf", headers=headers)
 
 
+class TemplateSource(Protocol):
+    """Where templates come from: the live view of ``exstream.templates.v1``
+    (:class:`~streams.routing.reference.ReferenceView`) or, in tests, a fixed list."""
+
+    def values(self) -> list[TemplateVersion]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FixedTemplates:
+    templates: tuple[TemplateVersion, ...]
+
+    def values(self) -> list[TemplateVersion]:
+        return list(self.templates)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OnDemandConfig:
-    exstream_url: str
-    client_id: str
-    client_secret: str
+    exstream: ExstreamSettings
     link_secrets: tuple[bytes, ...]
     """The current link secret first (signs), then the previous one (still verifies)."""
     metadata_topic: str
@@ -153,23 +170,19 @@ class OnDemandService:
         config: OnDemandConfig,
         keys: KeyStore,
         writer: RecordWriter,
+        templates: TemplateSource,
         *,
-        templates: Sequence[TemplateVersion] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if templates is None:
-            from streams.simulator.generator import template_catalogue
-
-            templates = template_catalogue()
         self.config = config
         self.keys = keys
         self.writer = writer
-        self.templates = list(templates)
+        self.templates = templates
         self.clock = clock
         self.metrics = OnDemandMetrics()
         self.cache = DocumentCache(config.cache_entries, config.cache_bytes)
         self._slots = asyncio.Semaphore(config.max_concurrency)
-        self._session: aiohttp.ClientSession | None = None
+        self._exstream: ExstreamClient | None = None
         self._client: OnDemandClient | None = None
         self._metadata_codec = codec_for(
             DocumentMetadata, config.metadata_topic, registry_url=config.registry_url
@@ -196,20 +209,15 @@ class OnDemandService:
         return app
 
     async def _start(self, app: web.Application) -> None:
-        # a safety net only: the budget (asyncio.timeout) is what bounds a request
-        timeout = aiohttp.ClientTimeout(total=self.config.budget_s + 5.0)
-        connector = aiohttp.TCPConnector(limit=self.config.max_concurrency)
-        self._session = aiohttp.ClientSession(timeout=timeout, connector=connector)
-        self._client = OnDemandClient(
-            self.config.exstream_url,
-            self.config.client_id,
-            self.config.client_secret,
-            self._session,
+        # the client's own timeout is a safety net: the budget (asyncio.timeout) bounds a request
+        self._exstream = ExstreamClient(
+            self.config.exstream, max_connections=self.config.max_concurrency
         )
+        self._client = OnDemandClient(self._exstream)
 
     async def _stop(self, app: web.Application) -> None:
-        if self._session is not None:
-            await self._session.close()
+        if self._exstream is not None:
+            await self._exstream.close()
         await asyncio.get_running_loop().run_in_executor(None, self.writer.close)
 
     @property
@@ -286,7 +294,7 @@ class OnDemandService:
             return problem(400, "Invalid query", "each query parameter may be given once")
         try:
             order = order_document(
-                self.templates,
+                self.templates.values(),
                 customer_id=customer_id,
                 document_slug=request.match_info["document_type"],
                 params=dict(request.query),
@@ -300,8 +308,15 @@ class OnDemandService:
             self.metrics.in_flight += 1
             try:
                 async with asyncio.timeout(self.config.budget_s):
-                    rendered = await self._exstream(
-                        self.client.compose(order.exstream_body(ctx.request_id))
+                    rendered = await self._exstream_call(
+                        self.client.compose(
+                            request_id=ctx.request_id,
+                            customer_id=customer_id,
+                            template=order.template,
+                            channel=ONDEMAND_CHANNEL,
+                            data=dict(order.data),
+                            now_ms=int(self.clock() * 1000),
+                        )
                     )
                     if isinstance(rendered, web.Response):
                         return rendered
@@ -339,7 +354,7 @@ class OnDemandService:
             return self._link_answer(request, order.document_type, produced, rendered, filename)
         return self._pdf(rendered, filename)
 
-    async def _exstream(self, call: Awaitable[Rendered]) -> Rendered | web.Response:
+    async def _exstream_call(self, call: Awaitable[Rendered]) -> Rendered | web.Response:
         try:
             rendered = await call
         except ExstreamFailure as exc:
@@ -442,24 +457,11 @@ class OnDemandService:
             self.metrics.link_cache["hit"] += 1
             return self._cached_pdf(cached)
         self.metrics.link_cache["miss"] += 1
-        if self._slots.locked():
-            return self._busy()
-        async with self._slots:
-            self.metrics.in_flight += 1
-            try:
-                async with asyncio.timeout(self.config.budget_s):
-                    rendered = await self._exstream(self.client.fetch(grant.document_id))
-            except TimeoutError:
-                self.metrics.exstream["timeout"] += 1
-                return self._timeout()
-            finally:
-                self.metrics.in_flight -= 1
-        if isinstance(rendered, web.Response):
-            return rendered
-        filename = safe_filename(DocumentType.POLICY_COPY, rendered.document_id).replace(
-            "policy-copy", "document", 1
+        return problem(
+            410,
+            "Document no longer available",
+            "this document is no longer held; ask for it again",
         )
-        return self._pdf(rendered, filename)
 
     @staticmethod
     def _cached_pdf(cached: CachedDocument) -> web.Response:

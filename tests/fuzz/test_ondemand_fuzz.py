@@ -26,14 +26,17 @@ from yarl import URL
 
 from streams.codec import codec_for
 from streams.domain.records import AuditRecord, DocumentMetadata, DocumentType
+from streams.emulator.design import seed
 from streams.emulator.faults import FaultConfig
+from streams.emulator.runtime import Runtime
 from streams.emulator.server import Emulator, EmulatorConfig
-from streams.emulator.state import World
+from streams.exstream.settings import ExstreamSettings
 from streams.ondemand.auth import ApiKey, KeyStore, hash_secret, new_key
 from streams.ondemand.documents import InvalidRequest, order_document, slug_of
 from streams.ondemand.links import _b64, _unb64, sign_link
-from streams.ondemand.server import OnDemandConfig, OnDemandService
+from streams.ondemand.server import FixedTemplates, OnDemandConfig, OnDemandService
 from streams.simulator.generator import template_catalogue
+from tests.exstream.templates import synced
 from tests.fuzz.strategies import (
     HEADER_JUNK,
     HTTP_FUZZ,
@@ -78,22 +81,26 @@ def portal() -> Iterator[Portal]:
             client_secret=CLIENT_SECRET,
             faults=FaultConfig(latency_median_ms=0.0, latency_p99_ms=0.0),
         ),
-        World.with_templates(template_catalogue(), rng=random.Random(1)),
+        Runtime(design=seed(template_catalogue()), rng=random.Random(1)),
         seed=1,
     )
     writer = FakeWriter()
     with Served() as served:
         exstream = served.start(emulator.app())
         config = OnDemandConfig(
-            exstream_url=exstream,
-            client_id="air",
-            client_secret=CLIENT_SECRET,
+            exstream=ExstreamSettings(
+                url=exstream.rstrip("/"), client_id="air", client_secret=CLIENT_SECRET
+            ),
             link_secrets=(LINK_SECRET,),
             metadata_topic="air.document-metadata.v1",
             audit_topic="audit.intake.v1",
         )
         service = OnDemandService(
-            config, KeyStore([own_key, other_key, expired_key]), writer, clock=lambda: NOW
+            config,
+            KeyStore([own_key, other_key, expired_key]),
+            writer,
+            FixedTemplates(tuple(synced(template_catalogue()))),
+            clock=lambda: NOW,
         )
         base = served.start(service.app())
         bearers = {
@@ -348,7 +355,7 @@ def tokens(draw_: st.DrawFn, genuine: str, document_id: str) -> tuple[str, str]:
 LINK_STATUS = {
     "genuine": {200},
     "expired": {410},
-    "unknown_doc": {404},
+    "unknown_doc": {410},  # not in the cache: Exstream has no store to read it back from
 }
 
 

@@ -1,7 +1,9 @@
-"""One on-demand document end to end: emulator in-process, records on the real broker."""
+"""One on-demand document end to end: emulator in-process, templates read from
+``exstream.templates.v1`` (as the template sync publishes them), records on the real broker."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 
@@ -10,16 +12,21 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from streams.codec import codec_for
+from streams.config import KafkaSettings
 from streams.domain.records import AuditRecord, DocumentMetadata
+from streams.emulator.design import seed
 from streams.emulator.faults import FaultConfig
+from streams.emulator.runtime import Runtime
 from streams.emulator.server import Emulator, EmulatorConfig
-from streams.emulator.state import World
+from streams.exstream.settings import ExstreamSettings
 from streams.ondemand.auth import KeyStore, new_key
 from streams.ondemand.kafka import KafkaWriter
 from streams.ondemand.server import OnDemandConfig, OnDemandService
 from streams.simulator.generator import template_catalogue
+from streams.templatesync.view import templates_view
 from streams.topic_reader import read_topic
 from tests.conftest import KafkaCluster
+from tests.exstream.templates import publish_synced_templates
 from topology import names
 from topology.apply import apply_topology
 from topology.model import load_topology
@@ -40,22 +47,33 @@ async def test_document_writes_metadata_and_audit_records(kafka: KafkaCluster) -
             client_secret="emulator-secret",
             faults=FaultConfig(latency_median_ms=0.0, latency_p99_ms=0.0),
         ),
-        World.with_templates(template_catalogue(), rng=random.Random(1)),
+        Runtime(design=seed(template_catalogue()), rng=random.Random(1)),
     )
     exstream = TestServer(emulator.app(), host="127.0.0.1")
     await exstream.start_server()
+    publish_synced_templates(template_catalogue(), topology, kafka.client_config())
+    view = templates_view(
+        KafkaSettings(bootstrap_servers=kafka.bootstrap_servers),
+        topology.name(names.TEMPLATES),
+        partitions=topology.topic(names.TEMPLATES).partitions,
+    )
+    reader = asyncio.ensure_future(view.run())
+    await view.wait_ready(30.0)
     bearer, key = new_key("portal-e2e", CUSTOMER)
     service = OnDemandService(
         OnDemandConfig(
-            exstream_url=str(exstream.make_url("")),
-            client_id="air",
-            client_secret="emulator-secret",
+            exstream=ExstreamSettings(
+                url=str(exstream.make_url("")).rstrip("/"),
+                client_id="air",
+                client_secret="emulator-secret",
+            ),
             link_secrets=(b"link-secret",),
             metadata_topic=metadata_topic,
             audit_topic=audit_topic,
         ),
         KeyStore([key]),
         KafkaWriter(kafka.client_config(), timeout_s=10.0),
+        view,
     )
     server = TestServer(service.app(), host="127.0.0.1")
     await server.start_server()
@@ -80,6 +98,8 @@ async def test_document_writes_metadata_and_audit_records(kafka: KafkaCluster) -
     finally:
         await server.close()
         await exstream.close()
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
 
     metadata_records = list(read_topic(kafka.bootstrap_servers, metadata_topic))
     audit_records = list(read_topic(kafka.bootstrap_servers, audit_topic))

@@ -16,14 +16,17 @@ from aiohttp.test_utils import TestServer
 
 from streams.codec import codec_for
 from streams.domain.records import AuditRecord, DocumentMetadata
+from streams.emulator.design import seed
 from streams.emulator.faults import FaultConfig
+from streams.emulator.runtime import Runtime
 from streams.emulator.server import Emulator, EmulatorConfig
-from streams.emulator.state import World
+from streams.exstream.settings import ExstreamSettings
 from streams.ondemand.auth import KeyStore, new_key
 from streams.ondemand.kafka import WriteError
 from streams.ondemand.links import _b64, _unb64
-from streams.ondemand.server import OnDemandConfig, OnDemandService, pdf_response
+from streams.ondemand.server import FixedTemplates, OnDemandConfig, OnDemandService, pdf_response
 from streams.simulator.generator import template_catalogue
+from tests.exstream.templates import synced
 
 pytestmark = pytest.mark.component
 
@@ -133,7 +136,7 @@ async def harness_factory() -> AsyncIterator[Factory]:
                 client_secret=CLIENT_SECRET,
                 faults=faults or FaultConfig(latency_median_ms=0.0, latency_p99_ms=0.0),
             ),
-            World.with_templates(template_catalogue(), rng=random.Random(1)),
+            Runtime(design=seed(template_catalogue()), rng=random.Random(1)),
             seed=1,
         )
         exstream = TestServer(emulator.app(), host="127.0.0.1")
@@ -144,15 +147,23 @@ async def harness_factory() -> AsyncIterator[Factory]:
         now = [time.time()]
         writer = writer or FakeWriter()
         config = OnDemandConfig(
-            exstream_url=str(exstream.make_url("")),
-            client_id="air",
-            client_secret=CLIENT_SECRET,
+            exstream=ExstreamSettings(
+                url=str(exstream.make_url("")).rstrip("/"),
+                client_id="air",
+                client_secret=CLIENT_SECRET,
+            ),
             link_secrets=(LINK_SECRET,),
             metadata_topic=METADATA_TOPIC,
             audit_topic=AUDIT_TOPIC,
             **options,
         )
-        service = OnDemandService(config, KeyStore([key, other_key]), writer, clock=lambda: now[0])
+        service = OnDemandService(
+            config,
+            KeyStore([key, other_key]),
+            writer,
+            FixedTemplates(tuple(synced(template_catalogue()))),
+            clock=lambda: now[0],
+        )
         server = TestServer(service.app(), host="127.0.0.1")
         await server.start_server()
         servers.append(server)
@@ -308,12 +319,12 @@ async def test_tampered_links_are_refused(harness_factory: Factory) -> None:
     _problem(await h.get("/v1/documents/garbage"), 403)
 
 
-async def test_link_refetches_from_exstream_when_not_cached(harness_factory: Factory) -> None:
+async def test_a_link_whose_document_left_the_cache_is_gone(harness_factory: Factory) -> None:
+    """Exstream publishes no store to read a generated document back from: a valid link whose
+    bytes left the cache answers 410 (ask again), never another document."""
     h: Harness = await harness_factory(cache_entries=0)
     link = (await h.document("account-summary", delivery="url")).body
-    pdf = await h.get(link["url"])
-    assert pdf.status == 200
-    assert pdf.body.startswith(b"%PDF")
+    _problem(await h.get(link["url"]), 410)
     assert h.service.metrics.link_cache["miss"] == 1
 
 
