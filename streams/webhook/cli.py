@@ -1,10 +1,13 @@
-"""``air-exstream webhook``: receive Exstream delivery callbacks and write them to Kafka.
+"""``air-exstream webhook``: receive Exstream's delivery and engagement events (batches of
+Experience-Insights-shaped events) and write them to Kafka.
 
 Secrets come from the environment or files, never from options (they would show in ``ps``):
 ``EXSTREAM_WEBHOOK_SECRET`` / ``EXSTREAM_WEBHOOK_SECRET_FILE``, plus, while rotating,
-``EXSTREAM_WEBHOOK_SECRET_PREVIOUS`` / ``EXSTREAM_WEBHOOK_SECRET_PREVIOUS_FILE`` (callbacks
-signed with either are accepted). Kafka settings come from ``KAFKA_*`` (see
-:mod:`streams.config`) or the running local cluster.
+``EXSTREAM_WEBHOOK_SECRET_PREVIOUS`` / ``EXSTREAM_WEBHOOK_SECRET_PREVIOUS_FILE`` (either is
+accepted). With ``--auth hmac`` (default) the secret is the HMAC key of
+``X-Exstream-Signature``; with ``--auth bearer`` the sender presents it as
+``Authorization: Bearer <secret>`` (e.g. a relay that forwards Exstream's events). Kafka
+settings come from ``KAFKA_*`` (see :mod:`streams.config`) or the running local cluster.
 """
 
 from __future__ import annotations
@@ -32,6 +35,13 @@ def webhook_secrets() -> list[bytes]:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8781, show_default=True, type=int)
 @kafka_options
+@click.option(
+    "--auth",
+    type=click.Choice(["hmac", "bearer"]),
+    default="hmac",
+    show_default=True,
+    help="How the sender is authenticated.",
+)
 @click.option("--tolerance-s", default=300, show_default=True, type=click.IntRange(min=1))
 @click.option(
     "--kafka-timeout-s",
@@ -40,7 +50,10 @@ def webhook_secrets() -> list[bytes]:
     type=click.FloatRange(min=1.0),
     help="How long a write may wait for Kafka's confirmation before answering 503.",
 )
-@click.option("--max-body-bytes", default=64 * 1024, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--max-body-bytes", default=1024 * 1024, show_default=True, type=click.IntRange(min=1)
+)
+@click.option("--max-events", default=1000, show_default=True, type=click.IntRange(min=1))
 @click.option("--retry-after-s", default=5, show_default=True, type=click.IntRange(min=1))
 @click.option("--loglevel", default="info", show_default=True)
 def webhook(
@@ -50,13 +63,15 @@ def webhook(
     profile: str | None,
     prefix: str,
     apply_topology: bool,
+    auth: str,
     tolerance_s: int,
     kafka_timeout_s: float,
     max_body_bytes: int,
+    max_events: int,
     retry_after_s: int,
     loglevel: str,
 ) -> None:
-    """Receive Exstream delivery callbacks (POST /hooks/exstream) into Kafka."""
+    """Receive Exstream's event batches (POST /hooks/exstream) into Kafka."""
     from aiohttp import web
 
     from streams.webhook.server import HOOK_PATH, build_receiver
@@ -79,8 +94,10 @@ def webhook(
         dlq_topic=dlq_topic,
         registry_url=kafka.schema_registry_url,
         kafka_timeout_s=kafka_timeout_s,
+        auth=auth,
         tolerance_s=tolerance_s,
         max_body_bytes=max_body_bytes,
+        max_events=max_events,
         retry_after_s=retry_after_s,
     )
     click.echo(f"webhook receiver on http://{host}:{port}{HOOK_PATH} -> {topic} (DLQ {dlq_topic})")

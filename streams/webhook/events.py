@@ -1,40 +1,37 @@
-"""Delivery callbacks as data: validation, conversion to ``DeliveryEvent``, and the replay rule.
+"""Event batches as data: validation, conversion to ``DeliveryEvent``, and the replay rule.
 
 Pure: no aiohttp, no Kafka, no clock (the caller passes ``now``).
 
 Validation
-    The body must be a JSON object with the fields of the contract (docs/exstream-emulator.md,
-    "Delivery callbacks"): ``eventId``, ``communicationId``, ``customerId`` non-empty strings;
-    ``channel`` one of PRINT/EMAIL/WEB/SMS/PUSH; ``status`` a :class:`DeliveryStatus`;
-    ``occurredAt`` a non-negative integer (ms since the epoch); ``jobId``, ``documentId``,
-    ``exceptionCode``, ``exceptionText`` strings or null; ``bounceType`` HARD/SOFT or null, and
-    required for ``EMAIL_BOUNCED``. Unknown extra fields are ignored (forward compatibility).
-    When the ``X-Exstream-Event-Id`` header is present it must equal ``eventId``. Every failure
-    raises :class:`PayloadError` with a stable ``code`` and a message naming the field, never
-    quoting its value.
+    A body is a JSON array of 1..``max_events`` Experience-Insights-shaped events (how such
+    batches reach a system other than Experience Insights is not public: this is the receiver's
+    contract, ``docs/exstream-emulator.md``). Each event is mapped by
+    :func:`streams.webhook.mapping.to_delivery_event`. A batch with any invalid event is refused
+    whole (nothing of it is written; the body is dead-lettered once): Exstream re-sends batches,
+    and a batch half written and half refused could not be retried as a unit. Every failure
+    raises :class:`PayloadError` with a stable ``code`` and a message naming the field (and the
+    event's position), never quoting a value.
 
 Replay rule (:class:`ReplayGuard`)
-    The signature check already refuses anything signed more than the tolerance ago, so a
-    captured callback can only be replayed within that window. On top of it, per event id:
+    With HMAC authentication the signature check already refuses anything signed more than the
+    tolerance ago. On top of it, per event id:
 
-    - first time seen: write it (``NEW``); the id is remembered with the SHA-256 of the body once
-      Kafka confirmed the write;
-    - seen again with a byte-identical body (an Exstream retry, whatever its new signature):
-      answer 200 without writing again (``DUPLICATE``);
-    - seen again with a different body: refuse with 409 (``CONFLICT``) — the same event id
-      cannot describe two different things;
+    - first time seen: write it (``NEW``); the id is remembered with the SHA-256 of the event's
+      canonical JSON once Kafka confirmed the write;
+    - seen again with the same content (Exstream re-sending a batch, or a copy in another
+      batch): not written again (``DUPLICATE``);
+    - seen again with different content: the batch is refused with 409 (``CONFLICT``) before
+      anything of it is written: one event id cannot describe two different things;
     - seen again while the first copy is still being written: wait for that write and answer
       like it (``IN_FLIGHT``).
 
-    Ids are remembered for ``retention_s`` (default twice the signature tolerance) and at most
-    ``max_entries`` of them (oldest forgotten first), so memory stays bounded. The guard is
-    per process: a duplicate arriving after the retention, or at another instance, is written
-    again. Delivery-event consumers must therefore stay idempotent on ``event_id`` (the
-    pipeline is at-least-once in any case: a write Kafka confirms after the receiver answered
-    503 is written again on Exstream's retry).
+    Ids are remembered for ``retention_s`` and at most ``max_entries`` of them (oldest forgotten
+    first), so memory stays bounded. The guard is per process: a duplicate arriving after the
+    retention, or at another instance, is written again. Delivery-event consumers stay
+    idempotent on ``event_id`` (tracking does).
 
-    Invalid bodies are remembered the same way (by body digest) so that Exstream's retries of
-    one invalid callback produce a single dead letter, not one per attempt.
+    Invalid batches are remembered the same way (by body digest) so that Exstream's retries of
+    one invalid batch produce a single dead letter, not one per attempt.
 """
 
 from __future__ import annotations
@@ -43,120 +40,59 @@ import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 import orjson
 
-from streams.domain.records import Channel, DeliveryEvent, DeliveryStatus
+from streams.domain.records import DeliveryEvent
+from streams.webhook.mapping import ChannelNames, PayloadError, digest, to_delivery_event
 
-CHANNELS = frozenset(c.value for c in Channel)
-STATUSES = frozenset(s.value for s in DeliveryStatus)
-BOUNCE_TYPES = frozenset({"HARD", "SOFT"})
-MAX_LONG = 2**63 - 1
+DEFAULT_MAX_EVENTS = 1000
 
-REQUIRED_TEXT = ("eventId", "communicationId", "customerId")
-OPTIONAL_TEXT = ("jobId", "documentId", "exceptionCode", "exceptionText")
+__all__ = ["ParsedEvent", "PayloadError", "parse_batch"]
 
 
-class PayloadError(ValueError):
-    """A callback body that is not a valid delivery event. ``code`` is stable for machines."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _required_text(payload: dict[str, Any], key: str) -> str:
-    if key not in payload or payload[key] is None:
-        raise PayloadError("MISSING_FIELD", f"{key} is required")
-    value = payload[key]
-    if not isinstance(value, str):
-        raise PayloadError("BAD_TYPE", f"{key} must be a string, got {type(value).__name__}")
-    if not value.strip():
-        raise PayloadError("BAD_VALUE", f"{key} must not be empty")
-    return value
+@dataclass(frozen=True, slots=True)
+class ParsedEvent:
+    event: DeliveryEvent
+    digest: str
+    """SHA-256 of the event's canonical JSON: what a re-sent copy must match."""
 
 
-def _optional_text(payload: dict[str, Any], key: str) -> str | None:
-    value = payload.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise PayloadError(
-            "BAD_TYPE", f"{key} must be a string or null, got {type(value).__name__}"
-        )
-    return value or None  # the domain's convention: missing is None, never ""
-
-
-def _enum(payload: dict[str, Any], key: str, allowed: frozenset[str], code: str) -> str:
-    value = _required_text(payload, key)
-    if value not in allowed:
-        raise PayloadError(code, f"{key} must be one of {', '.join(sorted(allowed))}")
-    return value
-
-
-def _timestamp(payload: dict[str, Any], key: str) -> int:
-    if key not in payload or payload[key] is None:
-        raise PayloadError("MISSING_FIELD", f"{key} is required")
-    value = payload[key]
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise PayloadError(
-            "BAD_TYPE", f"{key} must be an integer (ms since the epoch), got {type(value).__name__}"
-        )
-    if not 0 <= value <= MAX_LONG:
-        raise PayloadError("BAD_VALUE", f"{key} must be between 0 and 2^63-1")
-    return value
-
-
-def parse_callback(body: bytes, header_event_id: str | None = None) -> DeliveryEvent:
-    """The :class:`DeliveryEvent` of a callback body; :class:`PayloadError` when it is invalid.
-
-    No other exception escapes, whatever ``body`` holds."""
+def parse_batch(
+    body: bytes, *, max_events: int = DEFAULT_MAX_EVENTS, names: ChannelNames | None = None
+) -> list[ParsedEvent]:
+    """Every event of a batch body; :class:`PayloadError` when the body or any event is
+    invalid. No other exception escapes, whatever ``body`` holds."""
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise PayloadError("NOT_JSON", "the body is not valid UTF-8 JSON") from None
-    if not isinstance(payload, dict):
-        raise PayloadError("NOT_OBJECT", "the body must be a JSON object")
-    event_id = _required_text(payload, "eventId")
-    status = _enum(payload, "status", STATUSES, "UNKNOWN_STATUS")
-    channel = _enum(payload, "channel", CHANNELS, "UNKNOWN_CHANNEL")
-    bounce_type = _optional_text(payload, "bounceType")
-    if bounce_type is not None and bounce_type not in BOUNCE_TYPES:
-        raise PayloadError("BAD_VALUE", "bounceType must be HARD, SOFT or null")
-    if status == DeliveryStatus.EMAIL_BOUNCED and bounce_type is None:
-        raise PayloadError("MISSING_FIELD", "bounceType is required when status is EMAIL_BOUNCED")
-    if header_event_id is not None and header_event_id != event_id:
-        raise PayloadError(
-            "EVENT_ID_MISMATCH", "the X-Exstream-Event-Id header does not match eventId"
-        )
-    return DeliveryEvent(
-        event_id=event_id,
-        communication_id=_required_text(payload, "communicationId"),
-        customer_id=_required_text(payload, "customerId"),
-        job_id=_optional_text(payload, "jobId"),
-        document_id=_optional_text(payload, "documentId"),
-        channel=channel,
-        status=status,
-        occurred_at=_timestamp(payload, "occurredAt"),
-        bounce_type=bounce_type,
-        exception_code=_optional_text(payload, "exceptionCode"),
-        exception_text=_optional_text(payload, "exceptionText"),
-    )
+    if not isinstance(payload, list):
+        raise PayloadError("NOT_ARRAY", "the body must be a JSON array of events")
+    if not payload:
+        raise PayloadError("EMPTY_BATCH", "the batch holds no event")
+    if len(payload) > max_events:
+        raise PayloadError("TOO_MANY_EVENTS", f"a batch holds at most {max_events} events")
+    out = []
+    for i, raw in enumerate(payload):
+        try:
+            out.append(ParsedEvent(to_delivery_event(raw, names), digest(raw)))
+        except PayloadError as exc:
+            raise PayloadError(exc.code, f"event {i}: {exc}") from None
+    return out
 
 
 def customer_key(body: bytes) -> bytes | None:
-    """The record key for a (possibly invalid) body: its customer id when one can be read, so
-    that a dead letter lands where the valid event would have; None otherwise."""
+    """The record key for a (possibly invalid) batch: the customer id of its first event when one
+    can be read, so that a dead letter lands where the valid events would have; None otherwise."""
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
-    if isinstance(payload, dict):
-        customer = payload.get("customerId")
-        if isinstance(customer, str) and customer:
-            return customer.encode()
-    return None
+    first = payload[0] if isinstance(payload, list) and payload else None
+    user = first.get("user") if isinstance(first, dict) else None
+    customer = user.get("CustomerId") if isinstance(user, dict) else None
+    return customer.encode() if isinstance(customer, str) and customer else None
 
 
 def body_digest(body: bytes) -> str:
@@ -226,6 +162,15 @@ class ReplayGuard:
             entry.done = True
             entry.seen_at = now
             self._entries[key] = entry  # most recent last, for expiry in insertion order
+
+    def peek(self, key: str, digest: str, now: float) -> Decision:
+        """What :meth:`begin` would decide, without registering anything."""
+        entry = self._entries.get(key)
+        if entry is None or now - entry.seen_at > self.retention_s:
+            return Decision.NEW
+        if entry.digest != digest:
+            return Decision.CONFLICT
+        return Decision.DUPLICATE if entry.done else Decision.IN_FLIGHT
 
     def committed(self, key: str) -> bool:
         entry = self._entries.get(key)

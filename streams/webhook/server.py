@@ -1,17 +1,21 @@
-"""The webhook receiver over HTTP: ``POST /hooks/exstream``, ``GET /healthz``, ``GET /metrics``.
+"""The event receiver over HTTP: ``POST /hooks/exstream``, ``GET /healthz``, ``GET /metrics``.
 
-A callback goes through, in order:
+A batch of Experience-Insights-shaped events goes through, in order:
 
-1. size: over ``max_body_bytes`` (64 KiB) -> 413;
-2. signature (:func:`streams.signing.verify`, current and previous secret) -> 401 when
-   missing, malformed, stale or forged; nothing is written for an unauthenticated request;
-3. payload (:func:`streams.webhook.events.parse_callback`) -> 400, and the raw body is written
-   to the dead-letter topic (``<delivery topic>.dlq``) so that nothing is lost;
-4. replay rule (:class:`streams.webhook.events.ReplayGuard`) -> 200 for an identical duplicate,
-   409 for the same event id with another body;
-5. the ``DeliveryEvent`` is produced (keyed by customer id, ``acks=all``, idempotent producer)
-   and the answer (204) waits for Kafka's delivery report; no confirmation within the timeout
-   -> 503 with ``Retry-After``, so that Exstream retries and nothing is lost.
+1. size: over ``max_body_bytes`` (1 MiB) -> 413;
+2. the sender (``auth``): ``hmac`` checks ``X-Exstream-Signature`` (:func:`streams.signing.verify`,
+   current and previous secret, time tolerance); ``bearer`` checks ``Authorization: Bearer
+   <shared secret>`` (current or previous, constant time). Refused -> 401, nothing written;
+3. payload (:func:`streams.webhook.events.parse_batch`) -> 400, and the raw body is written to the
+   dead-letter topic (``<delivery topic>.dlq``) once, so that nothing is lost; nothing of an
+   invalid batch reaches the delivery-events topic;
+4. replay rule (:class:`streams.webhook.events.ReplayGuard`): an event id already seen with other
+   content -> 409 for the whole batch, nothing written; copies already written are not written
+   again;
+5. each new ``DeliveryEvent`` is produced (keyed by customer id, ``acks=all``, idempotent
+   producer) and the answer (200, ``{"accepted", "duplicates"}``) waits for Kafka's delivery
+   reports; any not confirmed within the timeout -> 503 with ``Retry-After``, so that Exstream
+   re-sends the batch and nothing is lost (the copies already written are then duplicates).
 
 Every error is ``application/problem+json``. Logs name event ids and reasons, never bodies.
 """
@@ -19,10 +23,11 @@ Every error is ``application/problem+json``. Logs name event ids and reasons, ne
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -32,15 +37,18 @@ from streams.codec import codec_for
 from streams.deadletter.letters import dead_letter_headers, make_dead_letter
 from streams.domain.records import DeadLetter, DeliveryEvent
 from streams.kafka_writer import KafkaWriteError, KafkaWriter
-from streams.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, SignatureError, verify
+from streams.signing import SIGNATURE_HEADER, SignatureError, verify
 from streams.webhook.events import (
+    DEFAULT_MAX_EVENTS,
     Decision,
+    ParsedEvent,
     PayloadError,
     ReplayGuard,
     body_digest,
     customer_key,
-    parse_callback,
+    parse_batch,
 )
+from streams.webhook.mapping import ChannelNames
 from streams.webhook.metrics import Reason, WebhookMetrics
 
 log = logging.getLogger(__name__)
@@ -127,16 +135,23 @@ class KafkaSink(KafkaWriter):
 # --------------------------------------------------------------------------- the receiver
 
 
+AUTH_MODES = ("hmac", "bearer")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WebhookConfig:
     secrets: tuple[bytes, ...]
     """The current webhook secret first, then the one being rotated out (if any)."""
+    auth: str = "hmac"
+    """``hmac`` (signed bodies, with a time tolerance) or ``bearer`` (a shared secret)."""
     topic: str
     """The delivery-events topic (prefixed as the topology says)."""
     dlq_topic: str
     registry_url: str | None = None
     tolerance_s: int = 300
-    max_body_bytes: int = 64 * 1024
+    max_body_bytes: int = 1024 * 1024
+    max_events: int = DEFAULT_MAX_EVENTS
+    channel_names: ChannelNames = field(default_factory=ChannelNames)
     retry_after_s: int = 5
     replay_retention_s: float | None = None
     """How long event ids are remembered; default twice ``tolerance_s``."""
@@ -145,8 +160,10 @@ class WebhookConfig:
     def __post_init__(self) -> None:
         if not self.secrets or not all(self.secrets):
             raise ValueError("at least one non-empty webhook secret is required")
-        if self.tolerance_s <= 0 or self.max_body_bytes <= 0:
-            raise ValueError("tolerance_s and max_body_bytes must be positive")
+        if self.tolerance_s <= 0 or self.max_body_bytes <= 0 or self.max_events <= 0:
+            raise ValueError("tolerance_s, max_body_bytes and max_events must be positive")
+        if self.auth not in AUTH_MODES:
+            raise ValueError(f"auth must be one of {', '.join(AUTH_MODES)}")
 
 
 class WebhookReceiver:
@@ -204,18 +221,18 @@ class WebhookReceiver:
     def _reject(self, reason: str) -> None:
         self.metrics.rejected[reason] += 1
 
-    async def _handle(self, request: web.Request) -> web.Response:
-        header_event_id = request.headers.get(EVENT_ID_HEADER)
-        limit = self.config.max_body_bytes
-        try:
-            if request.content_length is not None and request.content_length > limit:
-                raise web.HTTPRequestEntityTooLarge(limit, request.content_length)
-            body = await request.read()  # the app's client_max_size also stops chunked bodies
-        except web.HTTPRequestEntityTooLarge:
-            self._reject(Reason.TOO_LARGE)
-            log.warning("callback %s refused: body too large", _safe(header_event_id))
-            return problem(413, "Payload too large", f"the body exceeds {limit} bytes")
-
+    def _authenticate(self, request: web.Request, body: bytes) -> web.Response | None:
+        if self.config.auth == "bearer":
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            given = _raw(token.strip())
+            if scheme.lower() == "bearer" and any(
+                hmac.compare_digest(given, secret) for secret in self.config.secrets
+            ):
+                return None
+            code = "MISSING" if not token else "MISMATCH"
+            self._reject(Reason.signature(code))
+            log.warning("event batch refused: bearer %s", code)
+            return problem(401, "Unauthorized", "a valid bearer secret is required", code=code)
         try:
             _verify_signature(
                 list(self.config.secrets),
@@ -226,14 +243,30 @@ class WebhookReceiver:
             )
         except SignatureError as exc:
             self._reject(Reason.signature(exc.code))
-            log.warning("callback %s refused: signature %s", _safe(header_event_id), exc.code)
+            log.warning("event batch refused: signature %s", exc.code)
             return problem(401, "Unauthorized", str(exc), code=exc.code)
+        return None
 
+    async def _handle(self, request: web.Request) -> web.Response:
+        limit = self.config.max_body_bytes
         try:
-            event = parse_callback(body, header_event_id)
+            if request.content_length is not None and request.content_length > limit:
+                raise web.HTTPRequestEntityTooLarge(limit, request.content_length)
+            body = await request.read()  # the app's client_max_size also stops chunked bodies
+        except web.HTTPRequestEntityTooLarge:
+            self._reject(Reason.TOO_LARGE)
+            log.warning("event batch refused: body too large")
+            return problem(413, "Payload too large", f"the body exceeds {limit} bytes")
+        refused = self._authenticate(request, body)
+        if refused is not None:
+            return refused
+        try:
+            events = parse_batch(
+                body, max_events=self.config.max_events, names=self.config.channel_names
+            )
         except PayloadError as exc:
-            return await self._invalid(request, body, header_event_id, exc)
-        return await self._accept(event, body)
+            return await self._invalid(request, body, exc)
+        return await self._accept(events)
 
     async def _once(
         self, guard: ReplayGuard, key: str, digest: str, write: Callable[[], Awaitable[None]]
@@ -244,7 +277,7 @@ class WebhookReceiver:
         slot = (id(guard), key)
         if decision is Decision.IN_FLIGHT:
             if not await asyncio.shield(self._inflight[slot]):
-                raise SinkError("the identical callback in flight was not written")
+                raise SinkError("the identical event in flight was not written")
             return Decision.DUPLICATE
         if decision is not Decision.NEW:
             return decision
@@ -263,46 +296,61 @@ class WebhookReceiver:
             del self._inflight[slot]
         return Decision.NEW
 
-    async def _accept(self, event: DeliveryEvent, body: bytes) -> web.Response:
-        async def write() -> None:
-            await self.sink.send(
-                self.config.topic,
-                event.customer_id.encode(),
-                self._event_codec.encode(event),
-                [(EVENT_ID_RECORD_HEADER, event.event_id.encode())],
-            )
+    def _conflict(self, events: list[ParsedEvent]) -> str | None:
+        """The first event id that names other content than before (or elsewhere in the batch)."""
+        now = self._monotonic()
+        seen: dict[str, str] = {}
+        for p in events:
+            event_id = p.event.event_id
+            if seen.setdefault(event_id, p.digest) != p.digest:
+                return event_id
+            if self.events.peek(event_id, p.digest, now) is Decision.CONFLICT:
+                return event_id
+        return None
 
-        try:
-            decision = await self._once(self.events, event.event_id, body_digest(body), write)
-        except SinkError as exc:
-            self.metrics.kafka_errors += 1
-            log.error("callback %s not written: %s", _safe(event.event_id), exc)
-            return self._unavailable()
-        if decision is Decision.CONFLICT:
+    async def _accept(self, events: list[ParsedEvent]) -> web.Response:
+        conflict = self._conflict(events)
+        if conflict is not None:
             self._reject(Reason.CONFLICT)
-            log.warning("callback %s refused: event id reused with another body", event.event_id)
+            log.warning("event batch refused: event %s reused with other content", _safe(conflict))
             return problem(
                 409,
                 "Conflict",
-                "this event id was already received with a different body",
-                eventId=event.event_id,
+                "an event id of this batch was already received with different content",
+                eventId=conflict,
             )
-        if decision is Decision.DUPLICATE:
-            self.metrics.duplicates += 1
-            log.info("callback %s is a duplicate: not written again", event.event_id)
-            return web.json_response({"eventId": event.event_id, "status": "duplicate"})
-        self.metrics.accepted += 1
-        log.info("callback %s written (%s)", event.event_id, event.status)
-        return web.Response(status=204)
 
-    async def _invalid(
-        self, request: web.Request, body: bytes, header_event_id: str | None, exc: PayloadError
-    ) -> web.Response:
+        def writer(event: DeliveryEvent) -> Callable[[], Awaitable[None]]:
+            async def write() -> None:
+                await self.sink.send(
+                    self.config.topic,
+                    event.customer_id.encode(),
+                    self._event_codec.encode(event),
+                    [(EVENT_ID_RECORD_HEADER, event.event_id.encode())],
+                )
+
+            return write
+
+        outcomes = await asyncio.gather(
+            *(self._once(self.events, p.event.event_id, p.digest, writer(p.event)) for p in events),
+            return_exceptions=True,
+        )
+        failed = [o for o in outcomes if isinstance(o, BaseException)]
+        if failed:
+            self.metrics.kafka_errors += 1
+            log.error("%d event(s) of a batch not written: %s", len(failed), failed[0])
+            return self._unavailable()
+        new = sum(1 for o in outcomes if o is Decision.NEW)
+        duplicates = len(outcomes) - new
+        self.metrics.accepted += new
+        self.metrics.duplicates += duplicates
+        log.info("event batch: %d written, %d duplicate(s)", new, duplicates)
+        return web.json_response({"accepted": new, "duplicates": duplicates})
+
+    async def _invalid(self, request: web.Request, body: bytes, exc: PayloadError) -> web.Response:
         self._reject(Reason.INVALID_PAYLOAD)
-        log.warning("callback %s invalid: %s", _safe(header_event_id), exc.code)
+        log.warning("event batch invalid: %s", exc.code)
         headers: list[tuple[str, bytes | None]] = []
-        if header_event_id is not None:
-            headers.append((EVENT_ID_RECORD_HEADER, _raw(header_event_id)))
         if request.content_type:
             headers.append(("content-type", _raw(request.content_type)))
         letter = make_dead_letter(
@@ -313,7 +361,7 @@ class WebhookReceiver:
             value=body,
             headers=headers,
             error_type=exc.code,
-            reason=f"invalid delivery callback: {exc}",
+            reason=f"invalid delivery event batch: {exc}",
             failed_at=int(self._clock() * 1000),
         )
 
@@ -330,7 +378,7 @@ class WebhookReceiver:
             decision = await self._once(self.invalid, digest, digest, write)
         except SinkError as err:
             self.metrics.kafka_errors += 1
-            log.error("invalid callback %s not dead-lettered: %s", _safe(header_event_id), err)
+            log.error("invalid event batch not dead-lettered: %s", err)
             return self._unavailable()
         if decision is Decision.NEW:
             self.metrics.dead_letters += 1

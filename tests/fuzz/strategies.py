@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import random
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
@@ -390,24 +391,46 @@ def event_domain_attacks(draw_: st.DrawFn, events: Sequence[AccountEvent | CaseE
 
 
 def callback(event_id: str, **overrides: Any) -> dict[str, Any]:
-    """A valid delivery callback body (the contract in docs/exstream-emulator.md)."""
+    """A valid Experience-Insights-shaped delivery event (docs/exstream-emulator.md); overrides
+    replace top-level parts (``expctr``, ``user``, ``exstreamJob``, ...)."""
     base: dict[str, Any] = {
-        "eventId": event_id,
-        "communicationId": "com-fuzz-1",
-        "customerId": "cust-000042",
-        "jobId": "job-1",
-        "documentId": "doc-1",
-        "channel": "EMAIL",
-        "status": "EMAIL_DELIVERED",
-        "occurredAt": 1_800_000_000_000,
-        "bounceType": None,
-        "exceptionCode": None,
-        "exceptionText": None,
+        "expctr": {
+            "schemaVersion": "1.0",
+            "schemaType": "Exstream-Email-POST",
+            "schemaSource": "air-exstream",
+            "tenant": "air",
+            "eventId": event_id,
+            "eventDate": "2027-01-15T08:00:00.000Z",
+        },
+        "user": {
+            "AirCommunicationId": "com-fuzz-1",
+            "CustomerId": "cust-000042",
+            "AirChannel": "EMAIL",
+            "DocumentId": "doc-1",
+            "ExstreamJobId": "job-1",
+        },
+        "exstreamEmailStatistics": {
+            "creationTime": "2027-01-15T08:00:00.000Z",
+            "emailProvider": "OpenText Notifications",
+            "customerEmailId": "someone@example.com",
+            "campaignId": "c",
+            "domain": "air",
+            "communicationId": "design-1",
+            "eventType": "POST",
+        },
     }
     return base | overrides
 
 
-CALLBACK_FIELDS = tuple(callback("x"))
+CALLBACK_FIELDS = (
+    "schemaType",
+    "eventId",
+    "eventDate",
+    "AirCommunicationId",
+    "CustomerId",
+    "AirChannel",
+)
+_PART_OF = {"schemaType": "expctr", "eventId": "expctr", "eventDate": "expctr"}
 HEADER_JUNK = st.text(
     st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]), min_size=0, max_size=60
 ).map(lambda text: text.strip(" \t"))
@@ -424,16 +447,52 @@ def _nest(depth: int, kind: str) -> bytes:
     return b'{"a":' * depth + b"1" + b"}" * depth
 
 
+def _with(event: dict[str, Any], field: str, value: Any) -> dict[str, Any]:
+    part = _PART_OF.get(field, "user")
+    return event | {part: {**event[part], field: value}}
+
+
+def _without(event: dict[str, Any], field: str) -> dict[str, Any]:
+    part = _PART_OF.get(field, "user")
+    return event | {part: {k: v for k, v in event[part].items() if k != field}}
+
+
+_EVENT_NUMBERS = itertools.count()
+VALID_TYPES = (
+    ("EMAIL", "Exstream-Email-POST"),
+    ("EMAIL", "Exstream-Email-NDLV"),
+    ("EMAIL", "Exstream-Email-OPEN"),
+    ("PRINT", "Exstream-PrintMail"),
+    ("PRINT", "Exstream-Generated"),
+    ("SMS", "Exstream-SMS"),
+    ("WEB", "Exstream-Portal"),
+    ("PUSH", "Exstream-Push"),
+    ("EMAIL", "Exstream-Email-Failed"),
+)
+
+
+@st.composite
+def _valid_event(draw_: st.DrawFn) -> dict[str, Any]:
+    # mostly fresh ids; now and then one seen before (a re-sent batch, or a conflicting reuse)
+    fresh = st.builds(lambda: f"{next(_EVENT_NUMBERS):08x}")  # hypothesis would reuse drawn ids
+    event_id = f"ev-{draw_(st.one_of(fresh, fresh, fresh, fresh, st.sampled_from('abc')))}"
+    channel, schema_type = draw_(st.sampled_from(VALID_TYPES))
+    event = _with(_with(callback(event_id), "schemaType", schema_type), "AirChannel", channel)
+    extra = draw_(st.dictionaries(st.sampled_from(["x", "meta", "tag"]), JSON_JUNK, max_size=2))
+    return event | extra
+
+
 @st.composite
 def callback_bodies(draw_: st.DrawFn) -> tuple[str, bytes]:
-    """(kind, body): valid callbacks and every way a callback body can be wrong."""
+    """(kind, body): batches of valid events, and every way a batch body can be wrong."""
     kind = draw_(
         st.sampled_from(
             [
                 *["valid"] * 6,
                 "bytes",
                 "cut_json",
-                "not_object",
+                "not_array",
+                "empty_array",
                 "missing",
                 "wrong_type",
                 "bad_enum",
@@ -441,65 +500,46 @@ def callback_bodies(draw_: st.DrawFn) -> tuple[str, bytes]:
                 "depth",
                 "huge",
                 "empty",
-                "bounce_no_type",
+                "bad_time",
             ]
         )
     )
-    # mostly fresh ids; now and then one seen before (a retry, or a conflicting reuse)
-    fresh = st.binary(min_size=8, max_size=8).map(bytes.hex)
-    event_id = f"dev-{draw_(st.one_of(fresh, st.sampled_from('abc')))}"
-    body = callback(event_id)
+    events = draw_(st.lists(_valid_event(), min_size=1, max_size=4))
     if kind == "valid":
-        channel, status = draw_(
-            st.sampled_from(
-                [
-                    ("EMAIL", "EMAIL_DELIVERED"),
-                    ("PRINT", "MAILED"),
-                    ("SMS", "SMS_DELIVERED"),
-                    ("WEB", "WEB_POSTED"),
-                    ("PUSH", "PUSH_DELIVERED"),
-                    ("EMAIL", "FAILED"),
-                ]
-            )
-        )
-        extra = draw_(st.dictionaries(st.sampled_from(["x", "meta", "tag"]), JSON_JUNK, max_size=2))
-        return kind, orjson.dumps(body | {"channel": channel, "status": status} | extra)
+        return kind, orjson.dumps(events)
     if kind == "bytes":
         return kind, draw_(st.binary(max_size=300))
     if kind == "empty":
         return kind, b""
+    if kind == "empty_array":
+        return kind, b"[]"
     if kind == "cut_json":
-        text = orjson.dumps(body)
+        text = orjson.dumps(events)
         return kind, text[: draw_(st.integers(min_value=1, max_value=len(text) - 1))]
-    if kind == "not_object":
-        return kind, orjson.dumps(draw_(JSON_JUNK.filter(lambda v: not isinstance(v, dict))))
-    if kind == "missing":
-        field = draw_(
-            st.sampled_from(
-                ["eventId", "communicationId", "customerId", "channel", "status", "occurredAt"]
-            )
-        )
-        return kind, orjson.dumps({k: v for k, v in body.items() if k != field})
-    if kind == "wrong_type":
-        field = draw_(st.sampled_from(CALLBACK_FIELDS))
-        junk = draw_(JSON_JUNK)
-        assume(type(junk) is not type(body[field]) and junk is not None)
-        return kind, orjson.dumps(body | {field: junk})
-    if kind == "bad_enum":
-        field = draw_(st.sampled_from(["channel", "status", "bounceType"]))
-        return kind, orjson.dumps(body | {field: draw_(UNICODE_JUNK.filter(str.strip))})
-    if kind == "unicode":
-        field = draw_(
-            st.sampled_from(["eventId", "communicationId", "customerId", "jobId", "exceptionText"])
-        )
-        return kind, orjson.dumps(body | {field: draw_(UNICODE_JUNK)})
+    if kind == "not_array":
+        return kind, orjson.dumps(draw_(JSON_JUNK.filter(lambda v: not isinstance(v, list))))
     if kind == "depth":
         depth = draw_(st.integers(min_value=50, max_value=3000))
         return kind, _nest(depth, draw_(st.sampled_from(["array", "object"])))
     if kind == "huge":
         size = draw_(st.integers(min_value=64 * 1024 + 1, max_value=300 * 1024))
-        return kind, orjson.dumps(body | {"exceptionText": "x" * size})
-    return kind, orjson.dumps(body | {"status": "EMAIL_BOUNCED", "bounceType": None})
+        return kind, orjson.dumps([_with(events[0], "padding", "x" * size)])
+    i = draw_(st.integers(min_value=0, max_value=len(events) - 1))
+    field = draw_(st.sampled_from(CALLBACK_FIELDS))
+    if kind == "missing":
+        events[i] = _without(events[i], field)
+    elif kind == "wrong_type":
+        junk = draw_(JSON_JUNK)
+        assume(not isinstance(junk, str) and junk is not None)
+        events[i] = _with(events[i], field, junk)
+    elif kind == "bad_enum":
+        enum_field = draw_(st.sampled_from(["schemaType", "AirChannel"]))
+        events[i] = _with(events[i], enum_field, draw_(UNICODE_JUNK.filter(str.strip)))
+    elif kind == "unicode":
+        events[i] = _with(events[i], field, draw_(UNICODE_JUNK))
+    else:  # bad_time
+        events[i] = _with(events[i], "eventDate", draw_(UNICODE_JUNK))
+    return kind, orjson.dumps(events)
 
 
 SIGNATURE_KINDS = (

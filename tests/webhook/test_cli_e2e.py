@@ -12,14 +12,14 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-import orjson
 import pytest
 
 from streams.codec import codec_for
 from streams.domain.records import DeliveryEvent
-from streams.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, sign
+from streams.signing import SIGNATURE_HEADER, sign
 from streams.topic_reader import read_topic
 from tests.conftest import KafkaCluster
+from tests.webhook.ei import batch, ei_event
 from topology import names
 
 pytestmark = pytest.mark.e2e
@@ -70,15 +70,14 @@ def test_the_command_writes_a_callback_to_the_prefixed_topic(
     try:
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url, proc)
-        body = orjson.dumps(
-            {
-                "eventId": "dev-cli",
-                "communicationId": "com-cli",
-                "customerId": "cust-cli",
-                "channel": "WEB",
-                "status": "WEB_POSTED",
-                "occurredAt": 1_800_000_000_000,
-            }
+        body = batch(
+            ei_event(
+                "dev-cli",
+                "Exstream-Portal",
+                communication_id="com-cli",
+                customer_id="cust-cli",
+                channel="WEB",
+            )
         )
         request = urllib.request.Request(  # noqa: S310
             f"{url}/hooks/exstream",
@@ -87,11 +86,10 @@ def test_the_command_writes_a_callback_to_the_prefixed_topic(
             headers={
                 "Content-Type": "application/json",
                 SIGNATURE_HEADER: sign(SECRET.encode(), body, int(time.time())),
-                EVENT_ID_HEADER: "dev-cli",
             },
         )
         with urllib.request.urlopen(request, timeout=30) as r:  # noqa: S310
-            assert r.status == 204
+            assert r.status == 200
     finally:
         proc.terminate()
         output, _ = proc.communicate(timeout=30)

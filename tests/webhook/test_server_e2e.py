@@ -1,9 +1,8 @@
-"""The webhook receiver over loopback HTTP, writing to the real local broker."""
+"""The event receiver over loopback HTTP, writing to the real local broker."""
 
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -19,35 +18,16 @@ from streams.deadletter.letters import H_ERROR_TYPE, H_REASON
 from streams.domain.records import DeadLetter, DeliveryEvent
 from streams.emulator.faults import FaultConfig
 from streams.emulator.lifecycle import Outcomes
-from streams.emulator.server import Emulator, EmulatorConfig
-from streams.emulator.state import World
-from streams.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, sign
-from streams.simulator.generator import template_catalogue
+from streams.signing import SIGNATURE_HEADER, sign
 from streams.topic_reader import RawRecord, read_topic
 from streams.webhook.server import HOOK_PATH, PROBLEM, WebhookReceiver, build_receiver
 from tests.conftest import KafkaCluster
+from tests.webhook.ei import batch, ei_event
 
 pytestmark = pytest.mark.e2e
 
 SECRET = b"current-webhook-secret"
 PREVIOUS = b"previous-webhook-secret"
-
-
-def payload(event_id: str = "dev-1", **overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "eventId": event_id,
-        "communicationId": "com-1",
-        "customerId": "cust-000042",
-        "jobId": "job-7",
-        "documentId": "doc-9",
-        "channel": "EMAIL",
-        "status": "EMAIL_DELIVERED",
-        "occurredAt": 1_800_000_000_123,
-        "bounceType": None,
-        "exceptionCode": None,
-        "exceptionText": None,
-    }
-    return base | overrides
 
 
 @dataclass
@@ -73,17 +53,17 @@ class Hook:
         secret: bytes = SECRET,
         timestamp: int | None = None,
         signature: str | None = None,
-        event_id: str | None = None,
         signed_body: bytes | None = None,
         sign_it: bool = True,
+        bearer: str | None = None,
     ) -> Reply:
         headers = {"Content-Type": "application/json"}
-        if sign_it:
+        if bearer is not None:
+            headers["Authorization"] = f"Bearer {bearer}"
+        elif sign_it:
             headers[SIGNATURE_HEADER] = signature or sign(
                 secret, raw if signed_body is None else signed_body, timestamp or int(time.time())
             )
-        if event_id is not None:
-            headers[EVENT_ID_HEADER] = event_id
         async with self.session.post(f"{self.url}{HOOK_PATH}", data=raw, headers=headers) as r:
             content = await r.read()
             ctype = r.headers.get("Content-Type", "")
@@ -105,8 +85,9 @@ class Hook:
         return await asyncio.to_thread(read)
 
 
-@pytest.fixture
-async def hook(kafka: KafkaCluster, topic_factory: Callable[..., str]) -> AsyncIterator[Hook]:
+async def _hook(
+    kafka: KafkaCluster, topic_factory: Callable[..., str], **options: Any
+) -> AsyncIterator[Hook]:
     topic = topic_factory("webhook-delivery-events", partitions=3)
     dlq = topic_factory("webhook-delivery-events-dlq")
     receiver = build_receiver(
@@ -115,6 +96,7 @@ async def hook(kafka: KafkaCluster, topic_factory: Callable[..., str]) -> AsyncI
         topic=topic,
         dlq_topic=dlq,
         kafka_timeout_s=15.0,
+        **options,
     )
     server = TestServer(receiver.app(), host="127.0.0.1")
     await server.start_server()
@@ -126,6 +108,20 @@ async def hook(kafka: KafkaCluster, topic_factory: Callable[..., str]) -> AsyncI
         await server.close()  # runs the app's cleanup: the producer is flushed and closed
 
 
+@pytest.fixture
+async def hook(kafka: KafkaCluster, topic_factory: Callable[..., str]) -> AsyncIterator[Hook]:
+    async for h in _hook(kafka, topic_factory, max_body_bytes=64 * 1024):
+        yield h
+
+
+@pytest.fixture
+async def bearer_hook(
+    kafka: KafkaCluster, topic_factory: Callable[..., str]
+) -> AsyncIterator[Hook]:
+    async for h in _hook(kafka, topic_factory, auth="bearer"):
+        yield h
+
+
 def metric(text: str, name: str) -> float:
     for line in text.splitlines():
         if line.startswith(f"air_exstream_webhook_{name} "):
@@ -133,37 +129,45 @@ def metric(text: str, name: str) -> float:
     raise AssertionError(f"metric {name} not in /metrics")
 
 
-async def test_a_signed_callback_is_written_as_a_delivery_event(hook: Hook) -> None:
-    raw = orjson.dumps(payload())
-    reply = await hook.post(raw, event_id="dev-1")
-    assert reply.status == 204, reply.body
+def ids(records: list[RawRecord]) -> list[str]:
+    return [codec_for(DeliveryEvent).decode(r.value).event_id for r in records]
 
-    records = await hook.records(hook.topic)
-    assert len(records) == 1
-    record = records[0]
-    assert record.key == b"cust-000042"
-    assert ("x-exstream-event-id", b"dev-1") in record.headers
-    assert codec_for(DeliveryEvent).decode(record.value) == DeliveryEvent(
-        event_id="dev-1",
+
+async def test_a_signed_batch_is_written_as_delivery_events(hook: Hook) -> None:
+    raw = batch(
+        ei_event("ev-1"),
+        ei_event("ev-2", "Exstream-Generated", customer_id="cust-000043", channel="PRINT"),
+    )
+    reply = await hook.post(raw)
+    assert reply.status == 200, reply.body
+    assert reply.body == {"accepted": 2, "duplicates": 0}
+
+    records = sorted(await hook.records(hook.topic), key=lambda r: r.key)
+    assert [r.key for r in records] == [b"cust-000042", b"cust-000043"]
+    assert ("x-exstream-event-id", b"ev-1") in records[0].headers
+    first = codec_for(DeliveryEvent).decode(records[0].value)
+    assert first == DeliveryEvent(
+        event_id="ev-1",
         communication_id="com-1",
         customer_id="cust-000042",
         job_id="job-7",
         document_id="doc-9",
         channel="EMAIL",
         status="EMAIL_DELIVERED",
-        occurred_at=1_800_000_000_123,
+        occurred_at=first.occurred_at,
     )
+    assert codec_for(DeliveryEvent).decode(records[1].value).status == "COMPOSED"
     assert await hook.records(hook.dlq) == []
 
 
-async def test_a_callback_signed_with_the_previous_secret_is_accepted(hook: Hook) -> None:
-    reply = await hook.post(orjson.dumps(payload("dev-rotated")), secret=PREVIOUS)
-    assert reply.status == 204, reply.body
+async def test_a_batch_signed_with_the_previous_secret_is_accepted(hook: Hook) -> None:
+    reply = await hook.post(batch(ei_event("ev-rotated")), secret=PREVIOUS)
+    assert reply.status == 200, reply.body
     assert len(await hook.records(hook.topic)) == 1
 
 
-async def test_unauthenticated_callbacks_get_401_and_nothing_is_written(hook: Hook) -> None:
-    raw = orjson.dumps(payload("dev-bad"))
+async def test_unauthenticated_batches_get_401_and_nothing_is_written(hook: Hook) -> None:
+    raw = batch(ei_event("ev-bad"))
     now = int(time.time())
     cases = {
         "signature_mismatch": await hook.post(raw, secret=b"forged-secret"),
@@ -172,22 +176,17 @@ async def test_unauthenticated_callbacks_get_401_and_nothing_is_written(hook: Ho
         "signature_malformed": await hook.post(raw, signature="v1=deadbeef"),
     }
     # the body altered after signing: the signature no longer matches
-    altered = await hook.post(
-        orjson.dumps(payload("dev-bad", status="FAILED")), signed_body=raw, event_id="dev-bad"
-    )
+    altered = await hook.post(batch(ei_event("ev-bad", "Exstream-Email-NDLV")), signed_body=raw)
     for reason, reply in [*cases.items(), ("signature_mismatch", altered)]:
         assert reply.status == 401, reason
         assert reply.headers["Content-Type"].startswith(PROBLEM)
         assert reply.body["status"] == 401
         assert reply.body["title"] == "Unauthorized"
-        assert reply.body["type"]
-        assert reply.body["detail"]
         assert reply.body["code"] == reason.removeprefix("signature_").upper()
 
-    # a later valid callback is the only record on either topic
-    assert (await hook.post(orjson.dumps(payload("dev-good")))).status == 204
-    records = await hook.records(hook.topic)
-    assert [codec_for(DeliveryEvent).decode(r.value).event_id for r in records] == ["dev-good"]
+    # a later valid batch is the only record on either topic
+    assert (await hook.post(batch(ei_event("ev-good")))).status == 200
+    assert ids(await hook.records(hook.topic)) == ["ev-good"]
     assert await hook.records(hook.dlq) == []
 
     metrics = (await hook.get("/metrics")).body
@@ -195,49 +194,59 @@ async def test_unauthenticated_callbacks_get_401_and_nothing_is_written(hook: Ho
     assert metric(metrics, "accepted_total") == 1
     assert 'rejected_total{reason="signature_mismatch"} 2' in metrics
     assert 'rejected_total{reason="signature_stale"} 1' in metrics
-    assert 'rejected_total{reason="signature_missing"} 1' in metrics
-    assert 'rejected_total{reason="signature_malformed"} 1' in metrics
 
 
-async def test_an_identical_duplicate_is_acknowledged_and_written_once(hook: Hook) -> None:
-    raw = orjson.dumps(payload("dev-dup"))
-    first = await hook.post(raw, event_id="dev-dup")
-    # Exstream's retry: same bytes, new signature (a later timestamp)
-    second = await hook.post(raw, event_id="dev-dup", timestamp=int(time.time()) + 2)
-    assert first.status == 204
-    assert second.status == 200
-    assert second.body == {"eventId": "dev-dup", "status": "duplicate"}
-    assert len(await hook.records(hook.topic)) == 1
+async def test_bearer_authentication_is_a_configurable_choice(bearer_hook: Hook) -> None:
+    hook = bearer_hook
+    raw = batch(ei_event("ev-b"))
+    assert (await hook.post(raw, bearer="forged")).status == 401
+    assert (await hook.post(raw)).status == 401  # an HMAC signature is not a bearer secret
+    assert (await hook.post(raw, bearer=PREVIOUS.decode())).status == 200
+    assert (await hook.post(raw, bearer=SECRET.decode())).body == {"accepted": 0, "duplicates": 1}
+    assert ids(await hook.records(hook.topic)) == ["ev-b"]
+
+
+async def test_a_resent_batch_is_acknowledged_and_written_once(hook: Hook) -> None:
+    raw = batch(ei_event("ev-d1"), ei_event("ev-d2", "Exstream-Email-OPEN"))
+    first = await hook.post(raw)
+    # Exstream's retry: same events, new signature (a later timestamp), one more event
+    second = await hook.post(
+        batch(ei_event("ev-d1"), ei_event("ev-d3", "Exstream-Email-Submit")),
+        timestamp=int(time.time()) + 2,
+    )
+    assert first.body == {"accepted": 2, "duplicates": 0}
+    assert second.body == {"accepted": 1, "duplicates": 1}
+    assert sorted(ids(await hook.records(hook.topic))) == ["ev-d1", "ev-d2", "ev-d3"]
     assert metric((await hook.get("/metrics")).body, "duplicates_total") == 1
 
 
-async def test_concurrent_identical_copies_are_written_once(hook: Hook) -> None:
-    raw = orjson.dumps(payload("dev-burst"))
+async def test_concurrent_identical_batches_are_written_once(hook: Hook) -> None:
+    raw = batch(ei_event("ev-burst"), ei_event("ev-burst"))  # a copy inside the batch too
     replies = await asyncio.gather(*(hook.post(raw) for _ in range(6)))
-    assert sorted(r.status for r in replies) == [200] * 5 + [204]
-    assert len(await hook.records(hook.topic)) == 1
+    assert all(r.status == 200 for r in replies)
+    assert sum(r.body["accepted"] for r in replies) == 1
+    assert ids(await hook.records(hook.topic)) == ["ev-burst"]
 
 
-async def test_the_same_event_id_with_another_body_is_refused_409(hook: Hook) -> None:
-    assert (await hook.post(orjson.dumps(payload("dev-x")))).status == 204
-    reply = await hook.post(orjson.dumps(payload("dev-x", status="EMAIL_OPENED")))
+async def test_an_event_id_reused_with_other_content_refuses_the_batch_409(hook: Hook) -> None:
+    assert (await hook.post(batch(ei_event("ev-x")))).status == 200
+    reply = await hook.post(batch(ei_event("ev-new"), ei_event("ev-x", "Exstream-Email-OPEN")))
     assert reply.status == 409
     assert reply.headers["Content-Type"].startswith(PROBLEM)
-    assert reply.body["eventId"] == "dev-x"
-    records = await hook.records(hook.topic)
-    assert [codec_for(DeliveryEvent).decode(r.value).status for r in records] == ["EMAIL_DELIVERED"]
+    assert reply.body["eventId"] == "ev-x"
+    assert ids(await hook.records(hook.topic)) == ["ev-x"]  # nothing of the refused batch
     assert 'rejected_total{reason="conflict"} 1' in (await hook.get("/metrics")).body
 
 
-async def test_an_invalid_body_gets_400_and_a_dead_letter(hook: Hook) -> None:
-    raw = orjson.dumps(payload("dev-invalid", status="TELEPORTED"))
-    reply = await hook.post(raw, event_id="dev-invalid")
+async def test_an_invalid_batch_gets_400_one_dead_letter_and_nothing_written(hook: Hook) -> None:
+    raw = batch(ei_event("ev-ok"), ei_event("ev-invalid", "Exstream-Teleported"))
+    reply = await hook.post(raw)
     assert reply.status == 400
     assert reply.headers["Content-Type"].startswith(PROBLEM)
     assert reply.body["code"] == "UNKNOWN_STATUS"
-    assert "status" in reply.body["detail"]
-    # Exstream retries until a 2xx: the retry is refused again but not dead-lettered twice
-    assert (await hook.post(raw, event_id="dev-invalid")).status == 400
+    assert reply.body["detail"].startswith("event 1:")
+    # Exstream re-sends until a 2xx: refused again but not dead-lettered twice
+    assert (await hook.post(raw)).status == 400
 
     assert await hook.records(hook.topic) == []
     letters = await hook.records(hook.dlq)
@@ -245,13 +254,11 @@ async def test_an_invalid_body_gets_400_and_a_dead_letter(hook: Hook) -> None:
     record = letters[0]
     assert record.key == b"cust-000042"
     assert dict(record.headers)[H_ERROR_TYPE] == b"UNKNOWN_STATUS"
-    assert b"status" in dict(record.headers)[H_REASON]
+    assert b"schemaType" in dict(record.headers)[H_REASON]
     letter = codec_for(DeadLetter).decode(record.value)
     assert letter.original_value == raw  # byte for byte: nothing is lost
     assert letter.source_topic == hook.topic
     assert letter.error_type == "UNKNOWN_STATUS"
-    assert "status" in letter.reason
-    assert letter.original_headers["x-exstream-event-id"] == "dev-invalid"
 
     metrics = (await hook.get("/metrics")).body
     assert 'rejected_total{reason="invalid_payload"} 2' in metrics
@@ -270,8 +277,9 @@ async def test_garbage_with_a_valid_signature_is_dead_lettered_without_a_key(hoo
     assert codec_for(DeadLetter).decode(letters[0].value).original_value == raw
 
 
-async def test_a_body_over_64_kib_gets_413_and_nothing_is_written(hook: Hook) -> None:
-    raw = orjson.dumps(payload("dev-big", exceptionText="x" * (64 * 1024)))
+async def test_a_body_over_the_limit_gets_413_and_nothing_is_written(hook: Hook) -> None:
+    raw = batch(*(ei_event(f"ev-{i}", padding="x" * 1024) for i in range(80)))
+    assert len(raw) > 64 * 1024
     reply = await hook.post(raw)
     assert reply.status == 413
     assert reply.headers["Content-Type"].startswith(PROBLEM)
@@ -292,7 +300,7 @@ async def test_health_and_metrics(hook: Hook) -> None:
     health = await hook.get("/healthz")
     assert health.status == 200
     assert orjson.loads(health.body) == {"status": "ok"}
-    assert (await hook.post(orjson.dumps(payload("dev-m")))).status == 204
+    assert (await hook.post(batch(ei_event("ev-m")))).status == 200
     metrics = await hook.get("/metrics")
     assert metrics.status == 200
     assert metrics.headers["Content-Type"].startswith("text/plain; version=0.0.4")
@@ -306,72 +314,59 @@ async def test_health_and_metrics(hook: Hook) -> None:
 # --------------------------------------------------------------------------- with the emulator
 
 
-async def test_the_emulators_callbacks_land_on_the_topic_once_each(hook: Hook) -> None:
-    """The Exstream emulator (every callback sent twice, some bounces and failures) posting to
-    the receiver: each delivery event is on the topic exactly once, decodable."""
+async def test_the_emulators_events_land_on_the_topic_once_each(hook: Hook) -> None:
+    """The Exstream emulator (every event sent twice, some bounces and failures) posting its
+    batches to the receiver: each delivery event is on the topic exactly once, decodable."""
+    from streams.domain.records import CompositionCommand, Recipient
+    from streams.emulator.design import communication_id
+    from streams.exstream.driver import batch_file, customer_record
+    from streams.simulator.generator import template_catalogue
+    from tests.exstream.emulated import emulated
+
     template = next(
         t for t in template_catalogue() if t.status == "APPROVED" and t.language == "en"
     )
     data = {f: f"value-{i}" for i, f in enumerate(template.required_fields)}
-    config = EmulatorConfig(
-        client_id="air",
-        client_secret="emulator-client-secret",
-        webhook_url=f"{hook.url}{HOOK_PATH}",
-        webhook_secret=SECRET,
-        stage_delay_s=0.0,
-        faults=FaultConfig(latency_median_ms=0.0, latency_p99_ms=0.0, duplicate_callback_rate=1.0),
-    )
-    world = World.with_templates(
-        template_catalogue(),
-        outcomes=Outcomes(bounce_rate=0.3, failure_rate=0.2, open_rate=0.5),
-        rng=random.Random(7),
-    )
-    emulator = Emulator(config, world, seed=7)
-    server = TestServer(emulator.app(), host="127.0.0.1")
-    await server.start_server()
-    try:
-        base = str(server.make_url("")).rstrip("/")
-        async with hook.session.post(
-            f"{base}/oauth2/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": "air",
-                "client_secret": "emulator-client-secret",
-            },
-        ) as r:
-            token = (await r.json())["access_token"]
-        channels = ["PRINT", "EMAIL", "WEB", "SMS", "PUSH"]
-        job = {
-            "correlationId": "webhook-e2e",
-            "communications": [
-                {
-                    "communicationId": f"com-{i}",
-                    "customerId": f"cust-{i % 4}",
-                    "templateId": template.template_id,
-                    "templateVersion": template.version,
-                    "language": template.language,
-                    "channel": channels[i % len(channels)],
-                    "data": data,
-                }
-                for i in range(10)
-            ],
-        }
-        auth = {"Authorization": f"Bearer {token}"}
-        async with hook.session.post(f"{base}/v1/jobs", json=job, headers=auth) as r:
-            assert r.status == 202, await r.text()
-            job_id = (await r.json())["jobId"]
+    channels = ["PRINT", "EMAIL", "WEB", "SMS", "PUSH"]
+    commands = [
+        CompositionCommand(
+            communication_id=f"com-{i}",
+            source_event_id=f"e-{i}",
+            source_topic="t",
+            event_type="BILLING_CYCLE_CLOSED",
+            rule_id="r",
+            rule_version=1,
+            customer_id=f"cust-{i % 4}",
+            communication_type=template.communication_type,
+            template_id=template.template_id,
+            template_version=template.version,
+            language="en",
+            channel=channels[i % len(channels)],
+            recipient=Recipient(email="a@example.com"),
+            data=data,
+            created_at=1,
+        )
+        for i in range(10)
+    ]
+    design = communication_id(template.template_id, "en")
+    faults = FaultConfig(latency_median_ms=0.0, latency_p99_ms=0.0, duplicate_callback_rate=1.0)
+    async for world in emulated(
+        faults=faults, outcomes=Outcomes(bounce_rate=0.3, failure_rate=0.2, open_rate=0.5)
+    ):
+        world.emulator.events.url = f"{hook.url}{HOOK_PATH}"
+        world.emulator.events.secret = SECRET
+        async with world.client() as client:
+            await client.orchestration.submit_batch(
+                batch_file(customer_record(c, exstream_communication_id=design) for c in commands),
+                external_id="webhook-e2e",
+            )
         deadline = time.monotonic() + 20
-        while True:  # every item's callbacks are queued once the job has finished
-            async with hook.session.get(f"{base}/v1/jobs/{job_id}", headers=auth) as r:
-                if (await r.json())["status"] in ("completed", "failed"):
-                    break
-            assert time.monotonic() < deadline, "the emulator's job did not finish"
+        while world.emulator.stats["events_enqueued"] == 0:
+            assert time.monotonic() < deadline, "the emulator's job did not run"
             await asyncio.sleep(0.05)
-        await asyncio.wait_for(emulator.drain_callbacks(), 30)
-        sent = emulator.stats["callbacks_enqueued"]
-        assert emulator.stats["callbacks_abandoned"] == 0
-    finally:
-        await server.close()
+        await asyncio.wait_for(world.emulator.drain_events(), 30)
+        sent = world.emulator.stats["events_enqueued"]
+        assert world.emulator.stats["events_abandoned"] == 0
 
     records = await hook.records(hook.topic)
     codec = codec_for(DeliveryEvent)
