@@ -172,8 +172,12 @@ def _events_or_error(body: bytes) -> None:
     try:
         events = parse_batch(body)
     except PayloadError as exc:
-        assert exc.code.isupper()
-        assert str(exc)
+        error: PayloadError | None = exc
+    else:
+        error = None
+    if error is not None:
+        assert error.code.isupper()
+        assert str(error)
         return
     assert len(events) == len(orjson.loads(body))
     assert all(isinstance(p.event, DeliveryEvent) for p in events)
