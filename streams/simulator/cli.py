@@ -35,8 +35,9 @@ def simulate(
     bootstrap_servers: str | None,
     profile: str | None,
 ) -> None:
-    """Publish templates, rules, preferences, then account and case events and document
-    requests (seeded)."""
+    """Publish rules, preferences, then account and case events and document requests (seeded).
+    Templates come from Exstream: run ``air-exstream templates sync`` against its Design API
+    (the emulator's holds the simulated world's catalogue)."""
     settings = resolve_kafka_settings(bootstrap_servers)
     conf = settings.confluent_config()
     topology = load_topology(profile)
@@ -53,8 +54,8 @@ def simulate(
     )
     ref = publish_reference(dataset, topology, conf)
     click.echo(
-        f"reference data: {ref.templates} template versions, {ref.rules} rules, "
-        f"{ref.preferences} preferences"
+        f"reference data: {ref.rules} rules, {ref.preferences} preferences "
+        "(templates: air-exstream templates sync)"
     )
     with click.progressbar(length=len(dataset.events), label="events") as bar:
         report = publish_events(dataset.events, topology, conf, seed=seed, progress=bar.update)

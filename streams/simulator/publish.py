@@ -24,10 +24,9 @@ from streams.domain.records import (
     CommRule,
     DocumentRequest,
     Preference,
-    TemplateVersion,
 )
 from streams.errors import AirExstreamError
-from streams.simulator.generator import Dataset, SimEvent, SimRequest, template_key
+from streams.simulator.generator import Dataset, SimEvent, SimRequest
 from topology import names
 from topology.model import Topology
 
@@ -43,7 +42,6 @@ class PublishError(AirExstreamError):
 
 @dataclass(slots=True)
 class PublishReport:
-    templates: int = 0
     rules: int = 0
     preferences: int = 0
     events: int = 0
@@ -139,18 +137,13 @@ def publish_requests(
 def publish_reference(
     dataset: Dataset, topology: Topology, producer_config: Mapping[str, str]
 ) -> PublishReport:
-    """Templates, rules and preferences: what the routing worker must know before events."""
+    """Rules and preferences: Air Inc.'s reference data the routing worker must know before
+    events. Templates are Exstream's: ``air-exstream templates sync`` publishes them from the
+    Design API (the emulator's holds ``dataset.templates``); the simulator does not."""
     producer = _producer(producer_config)
     send = _Sender(producer)
     report = PublishReport()
-    tcodec, rcodec, pcodec = (
-        codec_for(TemplateVersion),
-        codec_for(CommRule),
-        codec_for(Preference),
-    )
-    for t in dataset.templates:
-        send(topology.name(names.TEMPLATES), template_key(t), tcodec.encode(t), None)
-        report.templates += 1
+    rcodec, pcodec = codec_for(CommRule), codec_for(Preference)
     for r in dataset.rules:
         send(topology.name(names.COMM_RULES), r.rule_id, rcodec.encode(r), None)
         report.rules += 1

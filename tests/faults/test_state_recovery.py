@@ -40,6 +40,7 @@ from streams.simulator.publish import publish_events, publish_reference
 from streams.topic_reader import read_topic
 from tests.conftest import KafkaCluster
 from tests.e2e.reference import Expected, expected_outcome
+from tests.exstream.templates import publish_synced_templates
 from topology import names
 from topology.apply import apply_topology
 from topology.model import Topology, load_topology
@@ -141,6 +142,7 @@ def test_rocksdb_preferences_survive_worker_crashes(kafka: KafkaCluster, tmp_pat
     second = [e for e in world.dataset.events if _customer(e) % 2 == 1]
     inputs = [world.account_topic, world.case_topic]
     publish_reference(world.dataset, topology, world.conf)
+    publish_synced_templates(world.dataset.templates, topology, world.conf)
     app_id = f"state-{uuid.uuid4().hex[:6]}"
 
     def worker_in(workdir: Path) -> WorkerProcess:

@@ -34,6 +34,7 @@ from streams.simulator.publish import publish_reference, publish_requests
 from streams.topic_reader import read_topic
 from tests.conftest import KafkaCluster
 from tests.e2e.reference import expected_outcome
+from tests.exstream.templates import publish_synced_templates
 from topology import names
 from topology.apply import apply_topology
 from topology.model import load_topology
@@ -63,6 +64,7 @@ def test_document_requests_become_commands_dead_letters_and_tracked_documents(
     t = topology.name
     dataset = generate(SCENARIO)
     publish_reference(dataset, topology, conf)
+    publish_synced_templates(dataset.templates, topology, conf)
     request_codec = codec_for(DocumentRequest)
     valid = [r.record for r in dataset.document_requests if r.invalid is None and not r.retry]
 

@@ -40,6 +40,7 @@ from streams.simulator.generator import Scenario, generate
 from streams.simulator.publish import JSON_HEADER, publish_reference
 from streams.topic_reader import read_topic
 from tests.conftest import KafkaCluster
+from tests.exstream.templates import publish_synced_templates
 from topology import names
 from topology.apply import apply_topology
 from topology.model import load_topology
@@ -315,6 +316,7 @@ def test_a_flood_for_an_unknown_communication_is_bounded_and_applied_when_its_co
         )
     )
     publish_reference(dataset, topology, conf)
+    publish_synced_templates(dataset.templates, topology, conf)
     (sim_request,) = dataset.document_requests
     assert sim_request.invalid is None
     request = sim_request.record
