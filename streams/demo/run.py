@@ -2,15 +2,17 @@
 
 1. start a real Kafka broker (or use ``KAFKA_BOOTSTRAP_SERVERS``) and apply the topology;
 2. round-trip one sample record of every schema through Kafka;
-3. publish a seeded Air Inc. workload (templates, rules, preferences, then account and case
-   events and the portal's document requests, each with a share of invalid records);
-4. run the routing worker, the Exstream emulator (with some throttling, errors, bounces and
-   duplicate/out-of-order callbacks), the webhook receiver and the bulk sink as separate
-   processes until every command became a document and every callback came back as a status;
-5. read back what came out (commands by channel, suppressions, alignment alerts, dead letters,
+3. publish a seeded Air Inc. workload (rules, preferences, then account and case events and the
+   portal's document requests, each with a share of invalid records);
+4. start the Exstream emulator (with some throttling, errors, bounces and duplicate/out-of-order
+   events) and the event receiver, and sync the templates from the emulator's Design API onto
+   ``exstream.templates.v1`` (``air-exstream templates sync``);
+5. run the routing worker and the bulk sink as separate processes until every command became a
+   document and every delivery event came back as a status;
+6. read back what came out (commands by channel, suppressions, alignment alerts, dead letters,
    documents, deliveries by channel, fallbacks, exceptions), verify the audit chain, print a
    summary and write it as JSON;
-6. stop everything it started.
+7. stop everything it started.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import dataclasses
 import os
 import platform
 import secrets
+import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -136,11 +140,20 @@ def run_demo(options: DemoOptions, echo: Echo, progress: ProgressFactory) -> dic
         )
         ref = publish_reference(dataset, topology, conf)
         echo(
-            f"Air Inc. simulator: {ref.templates} template versions, {ref.rules} rules, "
-            f"{ref.preferences} customer preferences published"
+            f"Air Inc. simulator: {ref.rules} rules, {ref.preferences} customer preferences "
+            "published"
         )
         workdir = options.state_dir.parent / "demo-worker"
         workdir.mkdir(parents=True, exist_ok=True)
+        exstream = _start_exstream_side(
+            bootstrap, prefix, workdir, services, echo, options.emulator_faults
+        )
+        synced = _sync_templates(bootstrap, prefix, exstream)
+        echo(
+            f"Template sync: {synced['versions']} communication versions read from Exstream's "
+            f"Design API, {synced['usable']} usable (APPROVED), {synced['published']} published "
+            f"on {topology.name(names.TEMPLATES)}"
+        )
         app_id = f"air-exstream-demo-{uuid.uuid4().hex[:6]}"
         worker = WorkerProcess(bootstrap, prefix, app_id, workdir)
         worker.start()
@@ -163,9 +176,7 @@ def run_demo(options: DemoOptions, echo: Echo, progress: ProgressFactory) -> dic
             f"({requests.invalid} of them invalid)"
         )
 
-        exstream = _start_exstream_side(
-            bootstrap, prefix, workdir, services, echo, options.emulator_faults
-        )
+        _start_sink(bootstrap, prefix, workdir, services, echo, exstream)
         t1 = time.monotonic()
         documents = _wait_exstream_side(bootstrap, topology, exstream, services, worker, progress)
         exstream_s = time.monotonic() - t1
@@ -174,6 +185,7 @@ def run_demo(options: DemoOptions, echo: Echo, progress: ProgressFactory) -> dic
         summary = _summarise(bootstrap, topology, report.events, report.invalid, report.json)
         summary.update(_summarise_requests(bootstrap, topology, requests, dataset))
         summary.update(_summarise_exstream(bootstrap, topology, exstream))
+        summary["templates_synced"] = {**synced, "source": "Exstream Design API (emulator)"}
         summary["routing_seconds"] = round(routed_s, 2)
         summary["events_per_second"] = round(report.events / routed_s, 1) if routed_s else None
         summary["exstream_side_seconds"] = round(exstream_s, 2)
@@ -300,11 +312,12 @@ def _summarise_requests(
     }
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class ExstreamSide:
     emulator_url: str
     webhook_metrics_url: str
-    sink_metrics_url: str
+    client_secret: str
+    sink_metrics_url: str = ""
 
 
 def _start_exstream_side(
@@ -315,10 +328,10 @@ def _start_exstream_side(
     echo: Echo,
     faults: tuple[str, ...],
 ) -> ExstreamSide:
-    """The emulator, the webhook receiver and the sink, with per-run secrets (never printed)."""
+    """The emulator and the event receiver, with per-run secrets (never printed)."""
     client_secret = secrets.token_urlsafe(24)
     hook_secret = secrets.token_urlsafe(24)
-    emulator_port, hook_port, sink_metrics = free_port(), free_port(), free_port()
+    emulator_port, hook_port = free_port(), free_port()
     url = f"http://127.0.0.1:{emulator_port}"
     hook = f"http://127.0.0.1:{hook_port}"
     emulator = ServiceProcess(
@@ -327,7 +340,7 @@ def _start_exstream_side(
             "exstream-emulator",
             "--port",
             str(emulator_port),
-            "--webhook-url",
+            "--events-url",
             f"{hook}/hooks/exstream",
             *faults,
         ],
@@ -340,31 +353,67 @@ def _start_exstream_side(
         workdir,
         {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "EXSTREAM_WEBHOOK_SECRET": hook_secret},
     )
+    for service, health in ((emulator, f"{url}/_emulator/healthz"), (receiver, f"{hook}/healthz")):
+        services.append(service)
+        service.start()
+        wait_http(health, service)
+        echo(f"{service.name}: started (log: {service.log})")
+    return ExstreamSide(url, f"{hook}/metrics", client_secret)
+
+
+def _sync_templates(bootstrap: str, prefix: str, side: ExstreamSide) -> dict[str, Any]:
+    """``air-exstream templates sync`` once, against the emulator's Design API."""
+    done = subprocess.run(  # fixed argument list, no shell
+        [sys.executable, "-m", "streams", "templates", "sync", "--prefix", prefix,
+         "--no-apply-topology", "--loglevel", "warning"],
+        capture_output=True,
+        timeout=180,
+        check=False,
+        env={
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "EXSTREAM_URL": side.emulator_url,
+            "EXSTREAM_CLIENT_SECRET": side.client_secret,
+        },
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise ProcessFailed(f"templates sync failed:\n{done.stdout.decode()}{done.stderr.decode()}")
+    report: dict[str, Any] = orjson.loads(done.stdout.strip().splitlines()[-1])
+    return report
+
+
+def _start_sink(
+    bootstrap: str,
+    prefix: str,
+    workdir: Path,
+    services: list[ServiceProcess],
+    echo: Echo,
+    side: ExstreamSide,
+) -> ExstreamSide:
+    sink_metrics = free_port()
     sink = ServiceProcess(
         "Bulk sink",
         [
             "sink",
             "--prefix",
             prefix,
-            "--exstream-url",
-            url,
             "--group-id",
             f"air-exstream-demo-sink-{uuid.uuid4().hex[:6]}",
             "--metrics-port",
             str(sink_metrics),
         ],
         workdir,
-        {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "EXSTREAM_CLIENT_SECRET": client_secret},
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "EXSTREAM_URL": side.emulator_url,
+            "EXSTREAM_CLIENT_SECRET": side.client_secret,
+        },
     )
-    for service, health in ((emulator, f"{url}/healthz"), (receiver, f"{hook}/healthz")):
-        services.append(service)
-        service.start()
-        wait_http(health, service)
-        echo(f"{service.name}: started (log: {service.log})")
     services.append(sink)
     sink.start()
     echo(f"{sink.name}: started (log: {sink.log})")
-    return ExstreamSide(url, f"{hook}/metrics", f"http://127.0.0.1:{sink_metrics}/metrics")
+    side.sink_metrics_url = f"http://127.0.0.1:{sink_metrics}/metrics"
+    return side
 
 
 def _get_json(url: str) -> dict[str, Any]:

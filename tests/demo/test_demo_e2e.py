@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from streams.demo.run import DemoOptions, run_demo
-from streams.simulator.generator import Scenario, generate
+from streams.simulator.generator import Scenario, generate, template_catalogue
 from tests.conftest import KafkaCluster
 
 pytestmark = pytest.mark.e2e
@@ -61,6 +61,12 @@ def test_demo_runs_every_stage_and_writes_a_consistent_summary(
     assert summary["document_request_commands"] > 100
     assert summary["commands_by_channel"]["WEB"] >= summary["document_request_commands"]
     assert summary["audit_chain_verified"] is True
+    synced = summary["templates_synced"]
+    assert synced["source"] == "Exstream Design API (emulator)"
+    catalogue = template_catalogue()
+    assert synced["versions"] == synced["published"] == len(catalogue)
+    assert synced["usable"] == sum(1 for t in catalogue if t.status == "APPROVED")
+    assert synced["skipped"] == 0
     assert len(summary["schemas_round_tripped"]) == 13
     assert any("Routing worker: stopped" in line for line in lines)
     # the Exstream side: every command (fallbacks included) composed exactly once, and delivered
