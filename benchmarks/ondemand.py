@@ -7,8 +7,8 @@ render latency), driven open-loop with aiohttp at several request rates (one req
 and achieved throughput (answers 200 per second) per rate.
 
 Baseline, same run, same emulator, same rates: direct calls to the emulator's
-``POST /v1/communications/ondemand`` with the same template, version and data (no API key, no
-validation, no Kafka).
+``POST /orchestration/api/v1/inputs/ondemand/{domain}/generate`` with the same communication
+and data (no API key, no validation, no Kafka).
 
 Headline: p50 latency at the middle rate (measured vs baseline, in ms).
 """
@@ -30,7 +30,13 @@ import orjson
 
 from benchmarks.common import broker, machine
 from streams.demo.processes import ServiceProcess, free_port, wait_http
+from streams.emulator.design import DRIVER_DATA_SOURCE, communication_id
+from streams.emulator.synced import publish_synced_templates
+from streams.exstream.driver import ondemand_record
 from streams.ondemand.auth import new_key
+from streams.simulator.generator import template_catalogue
+from topology.apply import apply_topology
+from topology.model import load_topology
 
 RATES = tuple(int(r) for r in os.environ.get("BENCH_ONDEMAND_RATES", "10,25,50").split(","))
 SECONDS = float(os.environ.get("BENCH_ONDEMAND_SECONDS", "10"))
@@ -98,7 +104,7 @@ async def _drive(service_url: str, emulator_url: str, bearer: str) -> list[dict[
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         async with session.post(
-            f"{emulator_url}/oauth2/token",
+            f"{emulator_url}/otdsws/otdstenant/air/oauth2/token",
             data={
                 "grant_type": "client_credentials",
                 "client_id": "air-exstream",
@@ -106,24 +112,30 @@ async def _drive(service_url: str, emulator_url: str, bearer: str) -> list[dict[
             },
         ) as r:
             token = (await r.json())["access_token"]
-        direct_headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        direct_headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Accept": "application/pdf",
+            "communicationId": communication_id("tpl-billing-statement", "en"),
+            "driverDataSource": DRIVER_DATA_SOURCE,
+        }
         service_headers = {"Authorization": f"Bearer {bearer}"}
         document_url = f"{service_url}/v1/customers/{CUSTOMER}/documents/invoice"
 
         async def direct(s: aiohttp.ClientSession) -> int:
-            body = orjson.dumps(
-                {
-                    "correlationId": uuid.uuid4().hex,
-                    "customerId": CUSTOMER,
-                    "templateId": "tpl-billing-statement",
-                    "templateVersion": 2,
-                    "language": "en",
-                    "channel": "WEB",
-                    "data": {**DATA, "customer_id": CUSTOMER},
-                }
+            body = ondemand_record(
+                request_id=uuid.uuid4().hex,
+                customer_id=CUSTOMER,
+                template_id="tpl-billing-statement",
+                version=2,
+                language="en",
+                channel="WEB",
+                data={**DATA, "customer_id": CUSTOMER},
             )
             async with s.post(
-                f"{emulator_url}/v1/communications/ondemand", data=body, headers=direct_headers
+                f"{emulator_url}/orchestration/api/v1/inputs/ondemand/air/generate",
+                data=body,
+                headers=direct_headers,
             ) as r:
                 await r.read()
                 return r.status
@@ -159,13 +171,17 @@ def run() -> dict[str, Any]:
             {"EXSTREAM_CLIENT_SECRET": SECRET},
         )
         emulator_url = f"http://127.0.0.1:{emulator_port}"
+        prefix = f"bench{uuid.uuid4().hex[:6]}."
+        topology = load_topology("local", prefix=prefix)
+        apply_topology({"bootstrap.servers": bootstrap}, topology)
+        publish_synced_templates(template_catalogue(), topology, {"bootstrap.servers": bootstrap})
         service = ServiceProcess(
             "ondemand",
             [
                 "ondemand",
                 "--port", str(service_port),
                 "--exstream-url", emulator_url,
-                "--prefix", f"bench{uuid.uuid4().hex[:6]}.",
+                "--prefix", prefix,
                 "--max-concurrency", "256",
                 "--loglevel", "warning",
             ],
@@ -180,7 +196,7 @@ def run() -> dict[str, Any]:
         service_url = f"http://127.0.0.1:{service_port}"
         try:
             emulator.start()
-            wait_http(f"{emulator_url}/healthz", emulator)
+            wait_http(f"{emulator_url}/_emulator/healthz", emulator)
             service.start()
             wait_http(f"{service_url}/healthz", service, timeout_s=60)
             rows = asyncio.run(_drive(service_url, emulator_url, bearer))

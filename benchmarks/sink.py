@@ -4,9 +4,10 @@ Measured: ``air-exstream sink`` (a process) consuming N commands from a fresh to
 them in batch jobs, counted by the emulator's ledger between 10 % and 100 % of the documents (the
 warm-up — process start, group join, first fetch — excluded).
 
-Baseline, same run, same emulator settings: a bare aiohttp client posting the same batches
-(same batch size, same fixed concurrency) with no Kafka, retries, idempotency or offset
-management, counted by the same ledger over the same 10 %..100 % window.
+Baseline, same run, same emulator settings: a bare aiohttp client posting the same batches as
+multi-customer driver files to the batch input channel (same batch size, same fixed
+concurrency) with no Kafka, retries, intents, lookups or offset management, counted by the same
+ledger over the same 10 %..100 % window.
 
 Each side runs ``REPETITIONS`` times against a fresh emulator; medians are reported.
 """
@@ -33,8 +34,10 @@ from benchmarks.common import broker, machine, median
 from streams.codec import codec_for
 from streams.demo.processes import ServiceProcess, free_port, wait_http
 from streams.domain.records import CompositionCommand, PostalAddress, Recipient
+from streams.emulator.design import communication_id
+from streams.emulator.synced import publish_synced_templates
+from streams.exstream.driver import batch_file, customer_record
 from streams.simulator.generator import template_catalogue
-from streams.sink.runner import to_item
 from topology import names
 from topology.apply import apply_topology
 from topology.model import load_topology
@@ -89,7 +92,7 @@ def _emulator(workdir: Path) -> tuple[ServiceProcess, str]:
     )
     process.start()
     url = f"http://127.0.0.1:{port}"
-    wait_http(f"{url}/healthz", process)
+    wait_http(f"{url}/_emulator/healthz", process)
     return process, url
 
 
@@ -126,13 +129,13 @@ def measured_once(bootstrap: str, workdir: Path, rep: int) -> float:
             topology.name(names.COMMANDS), key=c.customer_id.encode(), value=codec.encode(c)
         )
     producer.flush(120)
+    publish_synced_templates(template_catalogue(), topology, {"bootstrap.servers": bootstrap})
     emulator, url = _emulator(workdir)
     sink = ServiceProcess(
         "sink",
         [
             "sink",
             "--prefix", prefix,
-            "--exstream-url", url,
             "--group-id", f"bench-{uuid.uuid4().hex[:6]}",
             "--batch-size", str(BATCH),
             "--initial-concurrency", str(CONCURRENCY),
@@ -140,7 +143,8 @@ def measured_once(bootstrap: str, workdir: Path, rep: int) -> float:
             "--loglevel", "warning",
         ],
         workdir,
-        {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "EXSTREAM_CLIENT_SECRET": SECRET},
+        {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "EXSTREAM_CLIENT_SECRET": SECRET,
+         "EXSTREAM_URL": url},
     )  # fmt: skip
     try:
         sink.start()
@@ -151,11 +155,12 @@ def measured_once(bootstrap: str, workdir: Path, rep: int) -> float:
 
 
 async def _bare_client(url: str, items: list[dict[str, Any]]) -> float:
+    # the same paths and bodies the sink's client sends (token, batch input channel)
     batches = [items[i : i + BATCH] for i in range(0, len(items), BATCH)]
     warmup = max(1, len(batches) // 10)
     async with aiohttp.ClientSession() as session:
         async with session.post(
-            f"{url}/oauth2/token",
+            f"{url}/otdsws/otdstenant/air/oauth2/token",
             data={
                 "grant_type": "client_credentials",
                 "client_id": "air-exstream",
@@ -174,9 +179,10 @@ async def _bare_client(url: str, items: list[dict[str, Any]]) -> float:
                 i, batch = queue.get_nowait()
                 if i == warmup:
                     marks.setdefault("start", time.monotonic())
-                body = orjson.dumps({"correlationId": f"bare-{i}", "communications": batch})
-                async with session.post(f"{url}/v1/jobs", data=body, headers=headers) as r:
-                    if r.status != 202:
+                body = batch_file(batch)
+                channel = f"{url}/orchestration/api/v1/inputs/batch/air/air-batch"
+                async with session.post(channel, data=body, headers=headers) as r:
+                    if r.status != 200:
                         raise RuntimeError(f"baseline batch refused: {r.status}")
                     await r.read()
 
@@ -191,7 +197,12 @@ def baseline_once(workdir: Path, rep: int) -> float:
     sink (documents composed, not just jobs accepted)."""
     emulator, url = _emulator(workdir)
     try:
-        items = [to_item(c) for c in commands(COMMANDS, f"b{rep}")]
+        items = [
+            customer_record(
+                c, exstream_communication_id=communication_id(c.template_id, c.language)
+            )
+            for c in commands(COMMANDS, f"b{rep}")
+        ]
         client = threading.Thread(target=lambda: asyncio.run(_bare_client(url, items)))
         client.start()
         try:
