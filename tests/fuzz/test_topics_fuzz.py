@@ -680,7 +680,7 @@ def run(kafka: KafkaCluster, tmp_path_factory: pytest.TempPathFactory) -> Run:
     worker.start()
     emulator.start()
     try:
-        wait_http(f"{url}/healthz", emulator)
+        wait_http(f"{url}/_emulator/healthz", emulator)
         sink.start()
         wait_consumed(bootstrap, app_id, [t(names.PREFERENCES)], worker=worker, timeout_s=180)
         seconds["worker_ready"] = time.monotonic() - started
