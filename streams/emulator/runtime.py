@@ -163,8 +163,11 @@ def validate_record(raw: Any, where: str) -> dict[str, Any]:
     """One customer's driver record (the project's driver data source definition)."""
     if not isinstance(raw, dict):
         raise RequestError(400, f"{where} must be an object")
-    for key in ("communicationId", "customerId", "channel"):
+    for key in ("communicationId", "customerId", "channel", "language"):
         _text(raw, key, where)
+    version = raw.get("templateVersion")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise RequestError(400, f"{where}: templateVersion must be a positive integer")
     if raw["channel"] not in CHANNELS:
         raise RequestError(400, f"{where}: channel must be one of {sorted(CHANNELS)}")
     data = raw.get("data", {})

@@ -138,6 +138,8 @@ async def test_every_call_the_client_makes_answers_as_the_document_says(
             "communicationId": "com-1",
             "customerId": "cust-1",
             "exstreamCommunicationId": DESIGN,
+            "templateVersion": 2,
+            "language": "en",
             "channel": "PRINT",
             "data": DATA,
         }
