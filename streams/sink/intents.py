@@ -24,6 +24,7 @@ from collections.abc import Iterable
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from streams.errors import AirExstreamError
 from streams.sink.batching import Range
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,18 @@ def decode(value: bytes | None) -> list[Range]:
         return []
     body = orjson.loads(value)
     return [Range(int(a), int(b)) for a, b in body.get("open", [])]
+
+
+class IntentsUnavailable(AirExstreamError):
+    """The intents topic cannot be read: the sink stops rather than risk sending twice."""
+
+    retriable = True
+
+    def __init__(self, topic: str) -> None:
+        super().__init__(
+            f"the sink's intents topic {topic!r} has no partitions in the cluster's metadata; "
+            "create it (air-exstream topology apply) before starting the sink"
+        )
 
 
 class IntentLog:
@@ -101,13 +114,16 @@ class IntentLog:
         )
         await consumer.start()
         try:
-            parts = consumer.partitions_for_topic(self.topic) or set()
-            for _ in range(50):
+            parts: set[int] = set()
+            for _ in range(100):  # bounded: about 10 s for the topic's metadata to appear
+                cluster = await consumer._client.fetch_all_metadata()
+                parts = set(cluster.partitions_for_topic(self.topic) or ())
                 if parts:
                     break
                 await asyncio.sleep(0.1)
-                await consumer._client.force_metadata_update()
-                parts = consumer.partitions_for_topic(self.topic) or set()
+            if not parts:
+                # never guess "nothing intended": that could send a batch twice
+                raise IntentsUnavailable(self.topic)
             tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
             if tps:
                 consumer.assign(tps)

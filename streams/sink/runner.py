@@ -157,6 +157,8 @@ class Sink:
             )
             if fetched:
                 await self._assigned.wait()
+                if self._stopping.is_set():
+                    break  # nothing fetched is started: its offsets stay uncommitted
             for tp, records in fetched.items():
                 for cut in self._cuts(tp.partition, records):
                     self._start(cut)
@@ -471,4 +473,12 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             self._sink._batchers.pop(p, None)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        await self._sink.recover({tp.partition for tp in assigned})
+        sink = self._sink
+        try:
+            await sink.recover({tp.partition for tp in assigned})
+        except Exception as exc:  # noqa: BLE001 - any failure here must stop the sink
+            # without its intended batches the sink could send one twice: stop instead
+            log.error("sink could not recover its intended batches, stopping: %s", exc)
+            sink.failure = exc
+            sink.stop()
+            sink._assigned.set()
