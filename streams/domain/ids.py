@@ -19,12 +19,20 @@ alert id               ``alr-``    alert kind + what the alert is about (rule, t
 audit id               ``aud-``    audit kind + the subject (communication id or alert id)
 suppression key        ``sup-``    see :mod:`streams.domain.suppression`
 =====================  ==========  ===========================================================
+
+The canonical JSON is what ``json.dumps(parts, separators=(",", ":"), ensure_ascii=False)`` writes,
+UTF-8 encoded. orjson writes the same bytes for every string, integer and ``None`` it accepts, and
+does it several times faster; what it refuses (integers beyond 64 bits, strings with lone
+surrogates) goes through ``json.dumps`` as before, so every id stays what it always was
+(``tests/domain/test_ids.py`` compares the two on generated parts).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+
+import orjson
 
 ID_HEX_CHARS = 32
 """Hex digits kept from the SHA-256 digest: 128 bits, ample against accidental collisions."""
@@ -34,9 +42,16 @@ Part = str | int | None
 
 def digest_id(prefix: str, namespace: str, *parts: Part) -> str:
     """``<prefix>-<32 hex>`` over ``namespace`` and ``parts`` (order matters, ``None`` allowed)."""
-    canonical = json.dumps([namespace, *parts], separators=(",", ":"), ensure_ascii=False)
-    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(canonical_json(namespace, *parts)).hexdigest()
     return f"{prefix}-{digest[:ID_HEX_CHARS]}"
+
+
+def canonical_json(*parts: Part) -> bytes:
+    """The UTF-8 bytes of ``json.dumps(list(parts), separators=(",", ":"), ensure_ascii=False)``."""
+    try:
+        return orjson.dumps(parts)
+    except TypeError:  # orjson.JSONEncodeError: beyond orjson, not beyond json
+        return json.dumps(list(parts), separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def communication_id(source_event_id: str, rule_id: str) -> str:

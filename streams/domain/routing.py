@@ -37,16 +37,35 @@ Guarantees:
   type for one event produce one command (the higher priority's), the other is suppressed.
 - The recipient carries only the contact the chosen channel needs: the email address for EMAIL,
   the phone number for SMS, the postal address for PRINT, nothing for WEB and PUSH.
+
+Calling it from a worker that keeps its state decoded in memory
+----------------------------------------------------------------
+
+- Build a :class:`~streams.domain.reference_index.ReferenceIndex` from the rules and template
+  versions whenever the reference data changes (never per event), and call
+  :func:`route_indexed` per event with the customer's decoded :class:`Preference` (or None) and
+  their suppression entries as a plain mapping ``key -> SuppressionEntry`` (the customer's
+  suppression table value, kept as Python objects between events).
+- Apply the outcome to that mapping with :meth:`RoutingOutcome.apply_to` after emitting its
+  records; it returns whether the mapping changed, i.e. whether the customer's suppression
+  changelog record must be written (``streams.codec.state`` serialises it in the format the
+  worker has always stored).
+- :func:`route_event` is the same decision taking every rule and template per call; it builds a
+  throw-away index each time, so a worker routing many events should hold an index instead.
+
+Both give equal outcomes for equal inputs; ``tests/domain/test_routing_equivalence.py`` checks
+them against the decision as first written (``benchmarks/baseline``) on generated inputs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 
 from streams.domain.alignment import missing_fields_alert, template_miss_alert
 from streams.domain.catalogue import EventRejection, event_data, validate_event
 from streams.domain.channel import ChannelChoice, UndeliverableCode, choose_channel
+from streams.domain.fast_validation import surely_valid
 from streams.domain.ids import audit_id, communication_id
 from streams.domain.records import (
     AccountEvent,
@@ -61,14 +80,10 @@ from streams.domain.records import (
     Recipient,
     TemplateVersion,
 )
-from streams.domain.rules import matching_rules
-from streams.domain.suppression import (
-    SuppressionEntry,
-    decide,
-    expired_keys,
-    suppression_key,
-)
-from streams.domain.templates import TemplateMiss, resolve_template
+from streams.domain.reference_index import ReferenceIndex
+from streams.domain.rules import rule_fires
+from streams.domain.suppression import SuppressionEntry, decide, suppression_key
+from streams.domain.templates import TemplateMiss
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,6 +125,15 @@ class RoutingOutcome:
     expired_keys: tuple[str, ...] = ()
     """Entries of the given state that expired at ``now_ms`` and may be deleted."""
 
+    def apply_to(self, state: MutableMapping[str, SuppressionEntry]) -> bool:
+        """Store ``suppression_updates`` in, and delete ``expired_keys`` from, the customer's
+        suppression ``state`` (the mapping given to the routing call); True if it changed."""
+        state.update(self.suppression_updates)
+        removed = False
+        for key in self.expired_keys:
+            removed = state.pop(key, None) is not None or removed
+        return removed or bool(self.suppression_updates)
+
 
 def _recipient(preference: Preference | None, channel: Channel) -> Recipient:
     if preference is None:  # not reachable: channels are only chosen from a preference
@@ -128,8 +152,11 @@ def _present(data: Mapping[str, str], name: str) -> bool:
     return value is not None and bool(value.strip())
 
 
+_EMPTY: Mapping[str, str] = {}
+
+
 class _Router:
-    """The mutable scratchpad of one :func:`route_event` call (never escapes it)."""
+    """The mutable scratchpad of one routing call (never escapes it)."""
 
     def __init__(
         self,
@@ -138,13 +165,17 @@ class _Router:
         source_topic: str,
         preference: Preference | None,
         state: Mapping[str, SuppressionEntry],
+        index: ReferenceIndex,
     ) -> None:
         self.event = event
         self.source_topic = source_topic
         self.preference = preference
+        self.language = preference.language if preference is not None else None
         self.state = state
+        self.index = index
         self.emitted_here: dict[str, SuppressionEntry] = {}
-        self.data = dict(sorted(event_data(event).items()))
+        self.data: Mapping[str, str] = _EMPTY
+        """``event_data(event)``, once a rule is a candidate (insertion order unspecified)."""
         self.account_id = event.account_id if isinstance(event, AccountEvent) else None
         self.case_id = None if isinstance(event, AccountEvent) else event.case_id
         self.commands: list[CompositionCommand] = []
@@ -154,10 +185,15 @@ class _Router:
         self.audit: list[AuditRecord] = []
         self.updates: dict[str, SuppressionEntry] = {}
 
-    def _audit(
-        self, kind: AuditKind, com_id: str, rule: CommRule, summary: str, details: dict[str, str]
-    ) -> None:
-        base = {
+    def fired(self) -> list[CommRule]:
+        candidates = self.index.rules_for(self.event.event_type)
+        if not candidates:
+            return []
+        self.data = event_data(self.event)
+        return [rule for rule in candidates if rule_fires(rule, self.event, self.data)]
+
+    def _base(self, rule: CommRule) -> dict[str, str]:
+        return {
             "rule_id": rule.rule_id,
             "rule_version": str(rule.version),
             "event_type": self.event.event_type,
@@ -165,19 +201,28 @@ class _Router:
             "template_id": rule.template_id,
             "source_topic": self.source_topic,
         }
+
+    def _record(self, kind: AuditKind, com_id: str, summary: str, details: dict[str, str]) -> None:
+        event = self.event
         self.audit.append(
             AuditRecord(
                 audit_id=audit_id(kind, com_id),
                 kind=kind.value,
-                customer_id=self.event.customer_id,
+                customer_id=event.customer_id,
                 case_id=self.case_id,
                 communication_id=com_id,
-                source_event_id=self.event.event_id,
-                occurred_at=self.event.occurred_at,
+                source_event_id=event.event_id,
+                occurred_at=event.occurred_at,
                 summary=summary,
-                details=dict(sorted({**base, **details}.items())),
+                details=details,
             )
         )
+
+    def _audit(
+        self, kind: AuditKind, com_id: str, rule: CommRule, summary: str, details: dict[str, str]
+    ) -> None:
+        merged = dict(sorted({**self._base(rule), **details}.items()))
+        self._record(kind, com_id, summary, merged)
 
     def _alert(self, rule: CommRule, com_id: str, alert: AlignmentAlert) -> None:
         self.alerts.append(alert)
@@ -189,16 +234,16 @@ class _Router:
         summary = f"{alert.kind}: rule {rule.rule_id} produced no document"
         self._audit(AuditKind.ALIGNMENT_ALERT, com_id, rule, summary, details)
 
-    def route(self, rule: CommRule, versions: Sequence[TemplateVersion]) -> None:
+    def route(self, rule: CommRule) -> None:
         event = self.event
+        data = self.data
         com_id = communication_id(event.event_id, rule.rule_id)
-        language = self.preference.language if self.preference is not None else None
-        resolved = resolve_template(versions, template_id=rule.template_id, language=language)
+        resolved = self.index.resolve(rule.template_id, self.language)
         if isinstance(resolved, TemplateMiss):
             alert = template_miss_alert(rule, resolved, raised_at=event.occurred_at)
             self._alert(rule, com_id, alert)
             return
-        missing = [name for name in resolved.required_fields if not _present(self.data, name)]
+        missing = [name for name in resolved.required_fields if not _present(data, name)]
         if missing:
             alert = missing_fields_alert(
                 rule, resolved, missing, raised_at=event.occurred_at, never_supplied=False
@@ -229,9 +274,12 @@ class _Router:
             self._audit(AuditKind.SUPPRESSED, com_id, rule, summary, details)
             return
 
-        key = suppression_key(event, rule.communication_type)
+        key = suppression_key(event, rule.communication_type, data)
+        previous_entry = self.emitted_here.get(key)
+        if previous_entry is None:
+            previous_entry = self.state.get(key)
         decision = decide(
-            self.emitted_here.get(key, self.state.get(key)),
+            previous_entry,
             communication_id=com_id,
             source_event_id=event.event_id,
             occurred_at=event.occurred_at,
@@ -258,52 +306,120 @@ class _Router:
             self._audit(AuditKind.SUPPRESSED, com_id, rule, f"duplicate: {reason}", details)
             return
 
-        command = CompositionCommand(
-            communication_id=com_id,
-            source_event_id=event.event_id,
-            source_topic=self.source_topic,
-            event_type=event.event_type,
-            rule_id=rule.rule_id,
-            rule_version=rule.version,
-            customer_id=event.customer_id,
-            account_id=self.account_id,
-            case_id=self.case_id,
-            communication_type=rule.communication_type,
-            template_id=resolved.template_id,
-            template_version=resolved.version,
-            language=resolved.language,
-            channel=choice.channel.value,
-            recipient=_recipient(self.preference, choice.channel),
-            data=dict(self.data),
-            regulatory=rule.regulatory,
-            disclaimer_id=resolved.disclaimer_id,
-            disclaimer_version=resolved.disclaimer_version,
-            created_at=event.occurred_at,
+        channel = choice.channel.value
+        self.commands.append(
+            CompositionCommand(
+                communication_id=com_id,
+                source_event_id=event.event_id,
+                source_topic=self.source_topic,
+                event_type=event.event_type,
+                rule_id=rule.rule_id,
+                rule_version=rule.version,
+                customer_id=event.customer_id,
+                account_id=self.account_id,
+                case_id=self.case_id,
+                communication_type=rule.communication_type,
+                template_id=resolved.template_id,
+                template_version=resolved.version,
+                language=resolved.language,
+                channel=channel,
+                recipient=_recipient(self.preference, choice.channel),
+                data=dict(sorted(data.items())),
+                regulatory=rule.regulatory,
+                disclaimer_id=resolved.disclaimer_id,
+                disclaimer_version=resolved.disclaimer_version,
+                created_at=event.occurred_at,
+            )
         )
-        self.commands.append(command)
-        if decision.entry is not None:
-            self.updates[key] = decision.entry
+        emitted = decision.entry
+        if emitted is not None:
+            self.updates[key] = emitted
+        else:
+            emitted = SuppressionEntry(
+                communication_id=com_id,
+                source_event_id=event.event_id,
+                emitted_at=event.occurred_at,
+                expires_at=event.occurred_at + max(rule.suppression_window_ms, 0),
+            )
         # even when the stored entry stays (a late, older event), a sibling rule of this event
         # with the same key must see this emission
-        self.emitted_here[key] = SuppressionEntry(
-            communication_id=com_id,
-            source_event_id=event.event_id,
-            emitted_at=event.occurred_at,
-            expires_at=event.occurred_at + max(rule.suppression_window_ms, 0),
-        )
-        details = {
-            "template_version": str(resolved.version),
-            "language": resolved.language,
-            "channel": choice.channel.value,
-            "channel_reason": choice.reason,
-            "regulatory": "true" if rule.regulatory else "false",
-            "suppression_key": key,
-        }
+        self.emitted_here[key] = emitted
         summary = (
-            f"{rule.communication_type} via {choice.channel.value} from template "
+            f"{rule.communication_type} via {channel} from template "
             f"{resolved.template_id} v{resolved.version} ({resolved.language})"
         )
-        self._audit(AuditKind.COMMAND_EMITTED, com_id, rule, summary, details)
+        # the base and command details of route_event, literally in sorted key order
+        self._record(
+            AuditKind.COMMAND_EMITTED,
+            com_id,
+            summary,
+            {
+                "channel": channel,
+                "channel_reason": choice.reason,
+                "communication_type": rule.communication_type,
+                "event_type": event.event_type,
+                "language": resolved.language,
+                "regulatory": "true" if rule.regulatory else "false",
+                "rule_id": rule.rule_id,
+                "rule_version": str(rule.version),
+                "source_topic": self.source_topic,
+                "suppression_key": key,
+                "template_id": rule.template_id,
+                "template_version": str(resolved.version),
+            },
+        )
+
+
+def route_indexed(
+    event: BusinessEvent,
+    *,
+    source_topic: str,
+    preference: Preference | None,
+    index: ReferenceIndex,
+    suppression_state: Mapping[str, SuppressionEntry],
+    now_ms: int | None = None,
+) -> RoutingOutcome:
+    """Decide everything for one event (see the module docstring). Never raises on bad data.
+
+    ``preference`` is the customer's (None when unknown); ``index`` the rules and templates as
+    of this event (:class:`~streams.domain.reference_index.ReferenceIndex`);
+    ``suppression_state`` the customer's suppression entries (not modified: see
+    :meth:`RoutingOutcome.apply_to`). ``now_ms`` (optional, e.g. stream time) only selects
+    ``expired_keys`` for clean-up: it never changes a decision.
+    """
+    if not surely_valid(event):
+        rejection = validate_event(event)
+        if rejection is not None:
+            return RoutingOutcome(source_event_id=event.event_id, rejection=rejection)
+    router = _Router(
+        event,
+        source_topic=source_topic,
+        preference=preference,
+        state=suppression_state,
+        index=index,
+    )
+    for rule in router.fired():
+        router.route(rule)
+    expired: tuple[str, ...] = ()
+    if now_ms is not None and suppression_state:
+        updates = router.updates
+        expired = tuple(
+            sorted(
+                key
+                for key, entry in suppression_state.items()
+                if entry.expires_at <= now_ms and key not in updates
+            )
+        )
+    return RoutingOutcome(
+        source_event_id=event.event_id,
+        commands=tuple(router.commands),
+        suppressed=tuple(router.suppressed),
+        undeliverable=tuple(router.undeliverable),
+        alerts=tuple(router.alerts),
+        audit=tuple(router.audit),
+        suppression_updates=router.updates,
+        expired_keys=expired,
+    )
 
 
 def route_event(
@@ -322,26 +438,15 @@ def route_event(
     types); ``templates_by_id`` every known version per template id; ``suppression_state`` the
     customer's suppression entries. ``now_ms`` (optional, e.g. stream time) only selects
     ``expired_keys`` for clean-up: it never changes a decision.
+
+    The same as :func:`route_indexed` with ``ReferenceIndex(rules, templates_by_id)``, built
+    for this one call.
     """
-    rejection = validate_event(event)
-    if rejection is not None:
-        return RoutingOutcome(source_event_id=event.event_id, rejection=rejection)
-    router = _Router(
-        event, source_topic=source_topic, preference=preference, state=suppression_state
-    )
-    for rule in matching_rules(event, rules):
-        router.route(rule, templates_by_id.get(rule.template_id, ()))
-    expired: tuple[str, ...] = ()
-    if now_ms is not None:
-        stale = expired_keys(suppression_state, now_ms)
-        expired = tuple(key for key in stale if key not in router.updates)
-    return RoutingOutcome(
-        source_event_id=event.event_id,
-        commands=tuple(router.commands),
-        suppressed=tuple(router.suppressed),
-        undeliverable=tuple(router.undeliverable),
-        alerts=tuple(router.alerts),
-        audit=tuple(router.audit),
-        suppression_updates=router.updates,
-        expired_keys=expired,
+    return route_indexed(
+        event,
+        source_topic=source_topic,
+        preference=preference,
+        index=ReferenceIndex(rules, templates_by_id),
+        suppression_state=suppression_state,
+        now_ms=now_ms,
     )
