@@ -25,7 +25,7 @@ SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = 0
 CONTENT_TYPE = "content-type"
 JSON_CONTENT_TYPES = frozenset({"application/json", "application/json; charset=utf-8"})
-_FAST_PATH_ERRORS = (Fallback, AttributeError, TypeError, ValueError, IndexError)
+_FAST_PATH_ERRORS = (Fallback, AttributeError, TypeError, ValueError, IndexError, KeyError)
 """What the compiled fast path raises when it does not handle a value (see ``compiled.py``)."""
 
 Headers = Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | str | None] | None

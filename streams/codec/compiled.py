@@ -36,11 +36,16 @@ LONG_MAX = 2**63 - 1
 INT_MIN = -(2**31)
 INT_MAX = 2**31 - 1
 _BYTES = tuple(bytes((b,)) for b in range(128))
-_SMALL = 1024
-_SIZES = tuple(
+_SMALL = 4096
+SIZES = tuple(
     _BYTES[n << 1] if n < 64 else bytes(((n << 1) & 0x7F | 0x80, n >> 6)) for n in range(_SMALL)
 )
-"""Zigzag varints of 0..1023 (string lengths, counts), precomputed."""
+"""Zigzag varints of the lengths 0..4095, precomputed. A longer string raises IndexError in the
+generated code, and the codec then takes fastavro's path."""
+BOOLEAN: Mapping[object, bytes] = {True: b"\x01", False: b"\x00"}
+"""Booleans (and what fastavro writes for 1 and 0); any other value raises KeyError: fallback."""
+_LONG_MEMO: dict[int, bytes] = {}
+_LONG_MEMO_LIMIT = 4096
 
 
 class Fallback(Exception):
@@ -58,7 +63,7 @@ def long_bytes(n: int) -> bytes:
     z = (n << 1) ^ (n >> 63)
     if z < 0x80:
         return _BYTES[z]
-    out = bytearray()
+    out = []
     while z >= 0x80:
         out.append((z & 0x7F) | 0x80)
         z >>= 7
@@ -66,7 +71,18 @@ def long_bytes(n: int) -> bytes:
     return bytes(out)
 
 
-def int_bytes(n: int) -> bytes:
+def long_piece(n: int) -> bytes:
+    """:func:`long_bytes`, remembered: the timestamps of one event recur in its records."""
+    found = _LONG_MEMO.get(n)
+    if found is None or type(n) is not int:
+        found = long_bytes(n)
+        if len(_LONG_MEMO) >= _LONG_MEMO_LIMIT:
+            _LONG_MEMO.clear()
+        _LONG_MEMO[n] = found
+    return found
+
+
+def int_piece(n: int) -> bytes:
     if type(n) is not int or n < INT_MIN or n > INT_MAX:
         raise Fallback
     return long_bytes(n)
@@ -74,7 +90,42 @@ def int_bytes(n: int) -> bytes:
 
 def size_bytes(n: int) -> bytes:
     """The zigzag varint of a non-negative length or count."""
-    return _SIZES[n] if n < _SMALL else long_bytes(n)
+    return SIZES[n] if n < _SMALL else long_bytes(n)
+
+
+def bytes_value(value: bytes) -> bytes:
+    if type(value) is not bytes:
+        raise Fallback
+    return value
+
+
+def text_map(m: dict[str, str]) -> bytes:
+    """A map of strings: one block, then the end marker."""
+    if type(m) is not dict:
+        raise Fallback
+    if not m:
+        return b"\x00"
+    parts = [size_bytes(len(m))]
+    for k, v in m.items():
+        kb = k.encode()
+        vb = v.encode()
+        parts += (SIZES[len(kb)], kb, SIZES[len(vb)], vb)
+    parts.append(b"\x00")
+    return b"".join(parts)
+
+
+def text_list(items: list[str]) -> bytes:
+    """An array of strings: one block, then the end marker."""
+    if type(items) is not list:
+        raise Fallback
+    if not items:
+        return b"\x00"
+    parts = [size_bytes(len(items))]
+    for item in items:
+        b = item.encode()
+        parts += (SIZES[len(b)], b)
+    parts.append(b"\x00")
+    return b"".join(parts)
 
 
 def read_long(data: bytes, pos: int) -> tuple[int, int]:
@@ -143,9 +194,14 @@ def read_boolean(data: bytes, pos: int) -> tuple[bool, int]:
 
 _HELPERS: Mapping[str, object] = {
     "Fallback": Fallback,
-    "long_bytes": long_bytes,
-    "int_bytes": int_bytes,
+    "S": SIZES,
+    "BOOLEAN": BOOLEAN,
+    "long_piece": long_piece,
+    "int_piece": int_piece,
     "size_bytes": size_bytes,
+    "bytes_value": bytes_value,
+    "text_map": text_map,
+    "text_list": text_list,
     "read_long": read_long,
     "read_size": read_size,
     "read_text": read_text,
@@ -188,86 +244,97 @@ def _nested(cls: type, field: str) -> type:
 
 
 class _Writer:
-    """Generates the statements that append one value's encoding to ``parts``."""
+    """Generates one function per record type: ``b"".join`` of a tuple of the field encodings
+    (building the tuple in one go costs half of appending each piece to a list)."""
 
     def __init__(self, namespace: dict[str, Any]) -> None:
         self.namespace = namespace
         self.counter = itertools.count()
-        self.lines: list[str] = []
+        self.functions: list[str] = []
 
     def var(self) -> str:
         return f"v{next(self.counter)}"
 
-    def emit(self, indent: int, line: str) -> None:
-        self.lines.append("    " * indent + line)
-
-    def value(self, schema: Any, expr: str, indent: int, cls: type | None) -> None:
-        if isinstance(schema, list):
-            self.union(schema, expr, indent, cls)
-            return
+    def pieces(self, schema: Any, expr: str, cls: type | None) -> list[str]:
+        """Expressions whose bytes, concatenated, are the encoding of ``expr``."""
         kind = schema["type"] if isinstance(schema, dict) else schema
-        if kind == "string":
-            v = self.var()
-            self.emit(indent, f"{v} = {expr}.encode()")
-            self.emit(indent, f"a(size_bytes(len({v})))")
-            self.emit(indent, f"a({v})")
-        elif kind == "bytes":
-            v = self.var()
-            self.emit(indent, f"{v} = {expr}")
-            self.emit(indent, f"if type({v}) is not bytes: raise Fallback")
-            self.emit(indent, f"a(size_bytes(len({v})))")
-            self.emit(indent, f"a({v})")
-        elif kind == "long":
-            self.emit(indent, f"a(long_bytes({expr}))")
-        elif kind == "int":
-            self.emit(indent, f"a(int_bytes({expr}))")
-        elif kind == "boolean":
-            v = self.var()
-            self.emit(indent, f"{v} = {expr}")
-            self.emit(indent, f"if type({v}) is not bool: raise Fallback")
-            self.emit(indent, f'a(b"\\x01" if {v} else b"\\x00")')
-        elif kind == "map":
-            v, k, x = self.var(), self.var(), self.var()
-            self.emit(indent, f"{v} = {expr}")
-            self.emit(indent, f"if type({v}) is not dict: raise Fallback")
-            self.emit(indent, f"if {v}:")
-            self.emit(indent + 1, f"a(size_bytes(len({v})))")
-            self.emit(indent + 1, f"for {k}, {x} in {v}.items():")
-            self.value("string", k, indent + 2, None)
-            self.value(schema["values"], x, indent + 2, cls)
-            self.emit(indent, 'a(b"\\x00")')
-        elif kind == "array":
-            v, x = self.var(), self.var()
-            self.emit(indent, f"{v} = {expr}")
-            self.emit(indent, f"if type({v}) is not list: raise Fallback")
-            self.emit(indent, f"if {v}:")
-            self.emit(indent + 1, f"a(size_bytes(len({v})))")
-            self.emit(indent + 1, f"for {x} in {v}:")
-            self.value(schema["items"], x, indent + 2, cls)
-            self.emit(indent, 'a(b"\\x00")')
-        elif kind == "record":
-            if cls is None:
-                raise Unsupported("a record without its dataclass")
-            cname = _record_class(cls, schema, self.namespace)
-            v = self.var()
-            self.emit(indent, f"{v} = {expr}")
-            self.emit(indent, f"if type({v}) is not {cname}: raise Fallback")
-            for field in schema["fields"]:
-                inner = _nested(cls, field["name"]) if _holds_record(field["type"]) else None
-                self.value(field["type"], f"{v}.{field['name']}", indent, inner)
-        else:
-            raise Unsupported(f"Avro type {kind!r}")
-
-    def union(self, branches: list[Any], expr: str, indent: int, cls: type | None) -> None:
-        if len(branches) != 2 or branches[0] != "null" or branches[1] == "null":
-            raise Unsupported("a union other than [null, T]")
+        if isinstance(schema, list) or kind not in ("string", "bytes"):
+            return [self.single(schema, expr, cls)]
         v = self.var()
-        self.emit(indent, f"{v} = {expr}")
-        self.emit(indent, f"if {v} is None:")
-        self.emit(indent + 1, 'a(b"\\x00")')
-        self.emit(indent, "else:")
-        self.emit(indent + 1, 'a(b"\\x02")')
-        self.value(branches[1], v, indent + 1, cls)
+        value = f"({expr}).encode()" if kind == "string" else f"bytes_value({expr})"
+        return [f"S[len({v} := {value})]", v]
+
+    def single(self, schema: Any, expr: str, cls: type | None) -> str:
+        """One expression: the encoding of ``expr`` as bytes."""
+        if isinstance(schema, list):
+            if len(schema) != 2 or schema[0] != "null" or schema[1] == "null":
+                raise Unsupported("a union other than [null, T]")
+            v = self.var()
+            inner = " + ".join(self.pieces(schema[1], v, cls))
+            return f'(b"\\x00" if ({v} := {expr}) is None else b"\\x02" + {inner})'
+        kind = schema["type"] if isinstance(schema, dict) else schema
+        if kind in ("string", "bytes"):
+            return " + ".join(self.pieces(schema, expr, cls))
+        if kind == "long":
+            return f"long_piece({expr})"
+        if kind == "int":
+            return f"int_piece({expr})"
+        if kind == "boolean":
+            return f"BOOLEAN[{expr}]"
+        if kind == "map" and schema["values"] == "string":
+            return f"text_map({expr})"
+        if kind == "array" and schema["items"] == "string":
+            return f"text_list({expr})"
+        if kind in ("map", "array"):
+            return f"{self.block_function(schema, cls)}({expr})"
+        if kind == "record":
+            return f"{self.record_function(schema, cls)}({expr})"
+        raise Unsupported(f"Avro type {kind!r}")
+
+    def block_function(self, schema: Mapping[str, Any], cls: type | None) -> str:
+        name = f"blocks_{len(self.functions)}"
+        self.functions.append("")  # reserve the slot: nested functions come after
+        slot = len(self.functions) - 1
+        if schema["type"] == "map":
+            item = " + ".join(["S[len(kb := k.encode())]", "kb"])
+            value = self.single(schema["values"], "x", cls)
+            body = [
+                f"def {name}(m):",
+                "    if type(m) is not dict: raise Fallback",
+                '    if not m: return b"\\x00"',
+                f'    return b"".join((size_bytes(len(m)), *[{item} + {value} '
+                'for k, x in m.items()], b"\\x00"))',
+            ]
+        else:
+            value = self.single(schema["items"], "x", cls)
+            body = [
+                f"def {name}(m):",
+                "    if type(m) is not list: raise Fallback",
+                '    if not m: return b"\\x00"',
+                f'    return b"".join((size_bytes(len(m)), *[{value} for x in m], b"\\x00"))',
+            ]
+        self.functions[slot] = "\n".join(body)
+        return name
+
+    def record_function(self, schema: Mapping[str, Any], cls: type | None) -> str:
+        if cls is None:
+            raise Unsupported("a record without its dataclass")
+        cname = _record_class(cls, schema, self.namespace)
+        name = f"record_{len(self.functions)}"
+        self.functions.append("")
+        slot = len(self.functions) - 1
+        pieces: list[str] = []
+        for field in schema["fields"]:
+            inner = _nested(cls, field["name"]) if _holds_record(field["type"]) else None
+            pieces += self.pieces(field["type"], f"o.{field['name']}", inner)
+        self.functions[slot] = "\n".join(
+            [
+                f"def {name}(o):",
+                f"    if type(o) is not {cname}: raise Fallback",
+                f'    return b"".join(({", ".join(pieces)},))',
+            ]
+        )
+        return name
 
 
 def _holds_record(schema: Any) -> bool:
@@ -371,12 +438,10 @@ def compile_encoder(schema: Mapping[str, Any], cls: type) -> Encoder | None:
     namespace: dict[str, Any] = {}
     writer = _Writer(namespace)
     try:
-        writer.value(dict(schema), "o", 1, cls)
+        top = writer.record_function(dict(schema), cls)
     except Unsupported:
         return None
-    head = ["def encode(o):", "    parts = []", "    a = parts.append"]
-    source = "\n".join([*head, *writer.lines, '    return b"".join(parts)'])
-    encoder: Encoder = _build(source, namespace, "encode")
+    encoder: Encoder = _build("\n\n".join(writer.functions), namespace, top)
     return encoder
 
 

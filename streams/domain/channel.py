@@ -58,7 +58,7 @@ ordinary correspondence; a bounce does not override that choice.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -109,6 +109,12 @@ PAPERLESS_ORDER: Sequence[Channel] = (Channel.EMAIL, Channel.WEB, Channel.PUSH, 
 MOBILE_CHANNELS = frozenset({Channel.PUSH, Channel.SMS})
 
 
+def reachable_channels(preference: Preference) -> frozenset[Channel]:
+    """The channels consent and contact data allow (quiet hours and ``paperless`` not
+    considered): what :func:`choose_channel` checks first, computable once per preference."""
+    return frozenset(c for c in Channel if _reachable(preference, c))
+
+
 def _reachable(preference: Preference, channel: Channel) -> bool:
     """Consent and contact data allow ``channel`` (quiet hours and ``paperless`` not considered)."""
     if channel is Channel.PRINT:
@@ -126,24 +132,42 @@ def _permitted(channel: Channel, allowed: Collection[str] | None) -> bool:
     return allowed is None or not allowed or channel in allowed
 
 
+_REGULATORY_PRINT = ChannelChoice(channel=Channel.PRINT, reason="regulatory: always print")
+_FIRST_ELIGIBLE: Mapping[tuple[bool, Channel], ChannelChoice] = {
+    (paperless, channel): ChannelChoice(
+        channel=channel,
+        reason=(
+            f"{'paperless' if paperless else 'not paperless'}: first eligible channel of "
+            + ", ".join(c.value for c in (PAPERLESS_ORDER if paperless else PAPER_ORDER))
+        ),
+    )
+    for paperless in (False, True)
+    for channel in Channel
+}
+"""Every choice :func:`choose_channel` can make, made once (they are immutable)."""
+
+
 def choose_channel(
     preference: Preference | None,
     *,
     regulatory: bool,
     at_ms: int,
     allowed: Collection[str] | None = None,
+    reachable: frozenset[Channel] | None = None,
 ) -> ChannelChoice | Undeliverable:
     """The channel for a communication at event time ``at_ms`` (see the module docstring).
 
-    ``allowed`` is the template's channel list (None or empty: every channel).
+    ``allowed`` is the template's channel list (None or empty: every channel);
+    ``reachable`` is ``reachable_channels(preference)`` when precomputed.
     """
     if preference is None:
         return Undeliverable(
             code=UndeliverableCode.NO_PREFERENCE,
             reason="no preference record for the customer: no consent data and no address known",
         )
+    reach = reachable_channels(preference) if reachable is None else reachable
     if regulatory:
-        if not valid_postal_address(preference.postal_address):
+        if Channel.PRINT not in reach:
             return Undeliverable(
                 code=UndeliverableCode.NO_POSTAL_ADDRESS,
                 reason="regulatory communication needs print but no valid postal address is known",
@@ -153,14 +177,14 @@ def choose_channel(
                 code=UndeliverableCode.CHANNEL_UNSUPPORTED,
                 reason="regulatory communication needs print but the template does not render it",
             )
-        return ChannelChoice(channel=Channel.PRINT, reason="regulatory: always print")
+        return _REGULATORY_PRINT
 
     order = PAPERLESS_ORDER if preference.paperless else PAPER_ORDER
     quiet_until: int | None = None
     quiet_blocked = False
     unsupported = False
     for channel in order:
-        if not _reachable(preference, channel):
+        if channel not in reach:
             continue
         if not _permitted(channel, allowed):
             unsupported = True
@@ -170,10 +194,7 @@ def choose_channel(
             if preference.quiet_hours is not None:
                 quiet_until = quiet_hours_end(preference.quiet_hours, at_ms)
             continue
-        kind = "paperless" if preference.paperless else "not paperless"
-        return ChannelChoice(
-            channel=channel, reason=f"{kind}: first eligible channel of {_names(order)}"
-        )
+        return _FIRST_ELIGIBLE[(preference.paperless, channel)]
     if quiet_blocked:
         return Undeliverable(
             code=UndeliverableCode.QUIET_HOURS,

@@ -22,11 +22,36 @@ from streams.domain.catalogue import (
 )
 from streams.domain.records import AccountEvent, BusinessEvent, CaseEvent
 
+SHAPE_MEMO_LIMIT = 50_000
+"""Attribute values whose shape check is remembered, per kind, at most (dates, periods and
+currency codes recur across events; the memo is emptied when full)."""
+
+
+class _ShapeMemo(dict[str, bool]):
+    """``value -> value_has_kind(value, kind)`` for one kind, computed on a miss."""
+
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: FieldKind) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def __missing__(self, value: str) -> bool:
+        if len(self) >= SHAPE_MEMO_LIMIT:
+            self.clear()
+        ok = self[value] = value_has_kind(value, self.kind)
+        return ok
+
+
+_MEMOS: dict[FieldKind, _ShapeMemo] = {
+    kind: _ShapeMemo(kind) for kind in FieldKind if kind is not FieldKind.TEXT
+}
+
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
     required: tuple[str, ...]
-    typed: tuple[tuple[str, FieldKind], ...]
+    typed: tuple[tuple[str, _ShapeMemo], ...]
     """Catalogued attributes whose values must have a shape (text attributes need no check)."""
     outcome_required: bool
     case_types: frozenset[str]
@@ -37,7 +62,7 @@ def _plans(is_case: bool) -> Mapping[str, _Plan]:
         event_type: _Plan(
             required=tuple(sorted(spec.required)),
             typed=tuple(
-                (name, ATTRIBUTE_KINDS[name])
+                (name, _MEMOS[ATTRIBUTE_KINDS[name]])
                 for name in sorted(spec.required | spec.optional)
                 if ATTRIBUTE_KINDS.get(name, FieldKind.TEXT) is not FieldKind.TEXT
             ),
@@ -54,7 +79,8 @@ _CASE_PLANS = _plans(is_case=True)
 
 
 def _filled(value: str | None) -> bool:
-    return value is not None and bool(value.strip())
+    """Not blank: ``not value.strip()`` is ``not value or value.isspace()``, without a copy."""
+    return value is not None and bool(value) and not value.isspace()
 
 
 def surely_valid(event: BusinessEvent) -> bool:
@@ -79,10 +105,11 @@ def surely_valid(event: BusinessEvent) -> bool:
         return False
     attributes = event.attributes
     for name in plan.required:
-        if not _filled(attributes.get(name)):
-            return False
-    for name, kind in plan.typed:
         value = attributes.get(name)
-        if value is not None and not value_has_kind(value, kind):
+        if value is None or not value or value.isspace():
+            return False
+    for name, memo in plan.typed:
+        value = attributes.get(name)
+        if value is not None and not memo[value]:
             return False
     return True

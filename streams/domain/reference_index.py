@@ -49,7 +49,7 @@ class ReferenceIndex:
         latest = latest_versions(rules)
         by_type: dict[str, list[CommRule]] = {}
         for rule in latest:
-            if True:
+            if rule.enabled:
                 by_type.setdefault(rule.event_type, []).append(rule)
         self._rules = tuple(latest)
         self._by_type = {

@@ -59,315 +59,28 @@ them against the decision as first written (``benchmarks/baseline``) on generate
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
 
-from streams.domain.alignment import missing_fields_alert, template_miss_alert
-from streams.domain.catalogue import EventRejection, event_data, validate_event
-from streams.domain.channel import ChannelChoice, UndeliverableCode, choose_channel
+from streams.domain.catalogue import validate_event
 from streams.domain.fast_validation import surely_valid
-from streams.domain.ids import audit_id, communication_id
-from streams.domain.records import (
-    AccountEvent,
-    AlignmentAlert,
-    AuditKind,
-    AuditRecord,
-    BusinessEvent,
-    Channel,
-    CommRule,
-    CompositionCommand,
-    Preference,
-    Recipient,
-    TemplateVersion,
+from streams.domain.outcome import (
+    RoutingOutcome,
+    SuppressedCommunication,
+    UndeliverableCommunication,
 )
+from streams.domain.records import BusinessEvent, CommRule, Preference, TemplateVersion
 from streams.domain.reference_index import ReferenceIndex
-from streams.domain.rules import rule_fires
-from streams.domain.suppression import SuppressionEntry, decide, suppression_key
-from streams.domain.templates import TemplateMiss
+from streams.domain.router import Router
+from streams.domain.suppression import SuppressionEntry
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SuppressedCommunication:
-    """A communication not emitted because the same one was emitted within the window."""
-
-    rule_id: str
-    communication_id: str
-    suppression_key: str
-    previous_communication_id: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UndeliverableCommunication:
-    """A communication not emitted because no channel may be used (see ``channel.py``)."""
-
-    rule_id: str
-    communication_id: str
-    code: UndeliverableCode
-    reason: str
-    retry_at: int | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RoutingOutcome:
-    """Everything :func:`route_event` decided for one event. Tuples are in rule order."""
-
-    source_event_id: str
-    rejection: EventRejection | None = None
-    """Set when the event is invalid: dead-letter it with ``rejection.code`` and ``.reason``."""
-    commands: tuple[CompositionCommand, ...] = ()
-    suppressed: tuple[SuppressedCommunication, ...] = ()
-    undeliverable: tuple[UndeliverableCommunication, ...] = ()
-    alerts: tuple[AlignmentAlert, ...] = ()
-    audit: tuple[AuditRecord, ...] = ()
-    suppression_updates: dict[str, SuppressionEntry] = field(default_factory=dict)
-    """Entries to store in the suppression state (key -> entry)."""
-    expired_keys: tuple[str, ...] = ()
-    """Entries of the given state that expired at ``now_ms`` and may be deleted."""
-
-    def apply_to(self, state: MutableMapping[str, SuppressionEntry]) -> bool:
-        """Store ``suppression_updates`` in, and delete ``expired_keys`` from, the customer's
-        suppression ``state`` (the mapping given to the routing call); True if it changed."""
-        state.update(self.suppression_updates)
-        removed = False
-        for key in self.expired_keys:
-            removed = state.pop(key, None) is not None or removed
-        return removed or bool(self.suppression_updates)
-
-
-def _recipient(preference: Preference | None, channel: Channel) -> Recipient:
-    if preference is None:  # not reachable: channels are only chosen from a preference
-        return Recipient()
-    if channel is Channel.EMAIL:
-        return Recipient(email=preference.email)
-    if channel is Channel.SMS:
-        return Recipient(phone=preference.phone)
-    if channel is Channel.PRINT:
-        return Recipient(postal_address=preference.postal_address)
-    return Recipient()
-
-
-def _present(data: Mapping[str, str], name: str) -> bool:
-    value = data.get(name)
-    return value is not None and bool(value.strip())
-
-
-_EMPTY: Mapping[str, str] = {}
-
-
-class _Router:
-    """The mutable scratchpad of one routing call (never escapes it)."""
-
-    def __init__(
-        self,
-        event: BusinessEvent,
-        *,
-        source_topic: str,
-        preference: Preference | None,
-        state: Mapping[str, SuppressionEntry],
-        index: ReferenceIndex,
-    ) -> None:
-        self.event = event
-        self.source_topic = source_topic
-        self.preference = preference
-        self.language = preference.language if preference is not None else None
-        self.state = state
-        self.index = index
-        self.emitted_here: dict[str, SuppressionEntry] = {}
-        self.data: Mapping[str, str] = _EMPTY
-        """``event_data(event)``, once a rule is a candidate (insertion order unspecified)."""
-        self.account_id = event.account_id if isinstance(event, AccountEvent) else None
-        self.case_id = None if isinstance(event, AccountEvent) else event.case_id
-        self.commands: list[CompositionCommand] = []
-        self.suppressed: list[SuppressedCommunication] = []
-        self.undeliverable: list[UndeliverableCommunication] = []
-        self.alerts: list[AlignmentAlert] = []
-        self.audit: list[AuditRecord] = []
-        self.updates: dict[str, SuppressionEntry] = {}
-
-    def fired(self) -> list[CommRule]:
-        candidates = self.index.rules_for(self.event.event_type)
-        if not candidates:
-            return []
-        self.data = event_data(self.event)
-        return [rule for rule in candidates if rule_fires(rule, self.event, self.data)]
-
-    def _base(self, rule: CommRule) -> dict[str, str]:
-        return {
-            "rule_id": rule.rule_id,
-            "rule_version": str(rule.version),
-            "event_type": self.event.event_type,
-            "communication_type": rule.communication_type,
-            "template_id": rule.template_id,
-            "source_topic": self.source_topic,
-        }
-
-    def _record(self, kind: AuditKind, com_id: str, summary: str, details: dict[str, str]) -> None:
-        event = self.event
-        self.audit.append(
-            AuditRecord(
-                audit_id=audit_id(kind, com_id),
-                kind=kind.value,
-                customer_id=event.customer_id,
-                case_id=self.case_id,
-                communication_id=com_id,
-                source_event_id=event.event_id,
-                occurred_at=event.occurred_at,
-                summary=summary,
-                details=details,
-            )
-        )
-
-    def _audit(
-        self, kind: AuditKind, com_id: str, rule: CommRule, summary: str, details: dict[str, str]
-    ) -> None:
-        merged = dict(sorted({**self._base(rule), **details}.items()))
-        self._record(kind, com_id, summary, merged)
-
-    def _alert(self, rule: CommRule, com_id: str, alert: AlignmentAlert) -> None:
-        self.alerts.append(alert)
-        details = {"alert_id": alert.alert_id, "alert_kind": alert.kind}
-        if alert.template_version is not None:
-            details["template_version"] = str(alert.template_version)
-        if alert.missing_fields:
-            details["missing_fields"] = ",".join(alert.missing_fields)
-        summary = f"{alert.kind}: rule {rule.rule_id} produced no document"
-        self._audit(AuditKind.ALIGNMENT_ALERT, com_id, rule, summary, details)
-
-    def route(self, rule: CommRule) -> None:
-        event = self.event
-        data = self.data
-        com_id = communication_id(event.event_id, rule.rule_id)
-        resolved = self.index.resolve(rule.template_id, self.language)
-        if isinstance(resolved, TemplateMiss):
-            alert = template_miss_alert(rule, resolved, raised_at=event.occurred_at)
-            self._alert(rule, com_id, alert)
-            return
-        missing = [name for name in resolved.required_fields if not _present(data, name)]
-        if missing:
-            alert = missing_fields_alert(
-                rule, resolved, missing, raised_at=event.occurred_at, never_supplied=False
-            )
-            self._alert(rule, com_id, alert)
-            return
-
-        choice = choose_channel(
-            self.preference,
-            regulatory=rule.regulatory,
-            at_ms=event.occurred_at,
-            allowed=resolved.channels,
-        )
-        if not isinstance(choice, ChannelChoice):
-            self.undeliverable.append(
-                UndeliverableCommunication(
-                    rule_id=rule.rule_id,
-                    communication_id=com_id,
-                    code=choice.code,
-                    reason=choice.reason,
-                    retry_at=choice.retry_at,
-                )
-            )
-            details = {"cause": "UNDELIVERABLE", "code": choice.code.value}
-            if choice.retry_at is not None:
-                details["retry_at"] = str(choice.retry_at)
-            summary = f"undeliverable ({choice.code.value}): {choice.reason}"
-            self._audit(AuditKind.SUPPRESSED, com_id, rule, summary, details)
-            return
-
-        key = suppression_key(event, rule.communication_type, data)
-        previous_entry = self.emitted_here.get(key)
-        if previous_entry is None:
-            previous_entry = self.state.get(key)
-        decision = decide(
-            previous_entry,
-            communication_id=com_id,
-            source_event_id=event.event_id,
-            occurred_at=event.occurred_at,
-            window_ms=rule.suppression_window_ms,
-        )
-        if not decision.emit:
-            reason = decision.reason or "duplicate"
-            previous = decision.previous.communication_id if decision.previous else ""
-            self.suppressed.append(
-                SuppressedCommunication(
-                    rule_id=rule.rule_id,
-                    communication_id=com_id,
-                    suppression_key=key,
-                    previous_communication_id=previous,
-                    reason=reason,
-                )
-            )
-            details = {
-                "cause": "DUPLICATE",
-                "suppression_key": key,
-                "previous_communication_id": previous,
-                "suppression_window_ms": str(rule.suppression_window_ms),
-            }
-            self._audit(AuditKind.SUPPRESSED, com_id, rule, f"duplicate: {reason}", details)
-            return
-
-        channel = choice.channel.value
-        self.commands.append(
-            CompositionCommand(
-                communication_id=com_id,
-                source_event_id=event.event_id,
-                source_topic=self.source_topic,
-                event_type=event.event_type,
-                rule_id=rule.rule_id,
-                rule_version=rule.version,
-                customer_id=event.customer_id,
-                account_id=self.account_id,
-                case_id=self.case_id,
-                communication_type=rule.communication_type,
-                template_id=resolved.template_id,
-                template_version=resolved.version,
-                language=resolved.language,
-                channel=channel,
-                recipient=_recipient(self.preference, choice.channel),
-                data=dict(sorted(data.items())),
-                regulatory=rule.regulatory,
-                disclaimer_id=resolved.disclaimer_id,
-                disclaimer_version=resolved.disclaimer_version,
-                created_at=event.occurred_at,
-            )
-        )
-        emitted = decision.entry
-        if emitted is not None:
-            self.updates[key] = emitted
-        else:
-            emitted = SuppressionEntry(
-                communication_id=com_id,
-                source_event_id=event.event_id,
-                emitted_at=event.occurred_at,
-                expires_at=event.occurred_at + max(rule.suppression_window_ms, 0),
-            )
-        # even when the stored entry stays (a late, older event), a sibling rule of this event
-        # with the same key must see this emission
-        self.emitted_here[key] = emitted
-        summary = (
-            f"{rule.communication_type} via {channel} from template "
-            f"{resolved.template_id} v{resolved.version} ({resolved.language})"
-        )
-        # the base and command details of route_event, literally in sorted key order
-        self._record(
-            AuditKind.COMMAND_EMITTED,
-            com_id,
-            summary,
-            {
-                "channel": channel,
-                "channel_reason": choice.reason,
-                "communication_type": rule.communication_type,
-                "event_type": event.event_type,
-                "language": resolved.language,
-                "regulatory": "true" if rule.regulatory else "false",
-                "rule_id": rule.rule_id,
-                "rule_version": str(rule.version),
-                "source_topic": self.source_topic,
-                "suppression_key": key,
-                "template_id": rule.template_id,
-                "template_version": str(resolved.version),
-            },
-        )
+__all__ = [
+    "ReferenceIndex",
+    "RoutingOutcome",
+    "SuppressedCommunication",
+    "UndeliverableCommunication",
+    "route_event",
+    "route_indexed",
+]
 
 
 def route_indexed(
@@ -391,7 +104,7 @@ def route_indexed(
         rejection = validate_event(event)
         if rejection is not None:
             return RoutingOutcome(source_event_id=event.event_id, rejection=rejection)
-    router = _Router(
+    router = Router(
         event,
         source_topic=source_topic,
         preference=preference,
@@ -403,13 +116,13 @@ def route_indexed(
     expired: tuple[str, ...] = ()
     if now_ms is not None and suppression_state:
         updates = router.updates
-        expired = tuple(
-            sorted(
-                key
-                for key, entry in suppression_state.items()
-                if entry.expires_at <= now_ms and key not in updates
-            )
-        )
+        stale = [
+            key
+            for key, entry in suppression_state.items()
+            if entry.expires_at <= now_ms and key not in updates
+        ]
+        if stale:
+            expired = tuple(sorted(stale))
     return RoutingOutcome(
         source_event_id=event.event_id,
         commands=tuple(router.commands),
