@@ -99,12 +99,21 @@ def bytes_value(value: bytes) -> bytes:
     return value
 
 
+_SIZE_TEXT = tuple(b.decode("latin-1") for b in SIZES)
+""":data:`SIZES` as text, one character per byte (latin-1)."""
+
+
 def text_map(m: dict[str, str]) -> bytes:
     """A map of strings: one block, then the end marker."""
     if type(m) is not dict:
         raise Fallback
     if not m:
         return b"\x00"
+    # ASCII keys and values (the usual case) have as many bytes as characters: the block can
+    # be built as text, one character per byte, and encoded once (the joins also insist on str)
+    if ("".join(m) + "".join(m.values())).isascii():
+        text = "".join([f"{_SIZE_TEXT[len(k)]}{k}{_SIZE_TEXT[len(v)]}{v}" for k, v in m.items()])
+        return size_bytes(len(m)) + text.encode("latin-1") + b"\x00"
     parts = [size_bytes(len(m))]
     for k, v in m.items():
         kb = k.encode()
