@@ -109,12 +109,6 @@ PAPERLESS_ORDER: Sequence[Channel] = (Channel.EMAIL, Channel.WEB, Channel.PUSH, 
 MOBILE_CHANNELS = frozenset({Channel.PUSH, Channel.SMS})
 
 
-def reachable_channels(preference: Preference) -> frozenset[Channel]:
-    """The channels consent and contact data allow (quiet hours and ``paperless`` not
-    considered): what :func:`choose_channel` checks first, computable once per preference."""
-    return frozenset(c for c in Channel if _reachable(preference, c))
-
-
 def _reachable(preference: Preference, channel: Channel) -> bool:
     """Consent and contact data allow ``channel`` (quiet hours and ``paperless`` not considered)."""
     if channel is Channel.PRINT:
@@ -153,21 +147,18 @@ def choose_channel(
     regulatory: bool,
     at_ms: int,
     allowed: Collection[str] | None = None,
-    reachable: frozenset[Channel] | None = None,
 ) -> ChannelChoice | Undeliverable:
     """The channel for a communication at event time ``at_ms`` (see the module docstring).
 
-    ``allowed`` is the template's channel list (None or empty: every channel);
-    ``reachable`` is ``reachable_channels(preference)`` when precomputed.
+    ``allowed`` is the template's channel list (None or empty: every channel).
     """
     if preference is None:
         return Undeliverable(
             code=UndeliverableCode.NO_PREFERENCE,
             reason="no preference record for the customer: no consent data and no address known",
         )
-    reach = reachable_channels(preference) if reachable is None else reachable
     if regulatory:
-        if Channel.PRINT not in reach:
+        if not valid_postal_address(preference.postal_address):
             return Undeliverable(
                 code=UndeliverableCode.NO_POSTAL_ADDRESS,
                 reason="regulatory communication needs print but no valid postal address is known",
@@ -184,7 +175,7 @@ def choose_channel(
     quiet_blocked = False
     unsupported = False
     for channel in order:
-        if channel not in reach:
+        if not _reachable(preference, channel):
             continue
         if not _permitted(channel, allowed):
             unsupported = True
@@ -194,7 +185,7 @@ def choose_channel(
             if preference.quiet_hours is not None:
                 quiet_until = quiet_hours_end(preference.quiet_hours, at_ms)
             continue
-        return _FIRST_ELIGIBLE[(preference.paperless, channel)]
+        return _FIRST_ELIGIBLE[(bool(preference.paperless), channel)]
     if quiet_blocked:
         return Undeliverable(
             code=UndeliverableCode.QUIET_HOURS,

@@ -22,7 +22,7 @@ from streams.domain.catalogue import (
 )
 from streams.domain.records import AccountEvent, BusinessEvent, CaseEvent
 
-SHAPE_MEMO_LIMIT = 50_000
+SHAPE_MEMO_LIMIT = 10_000
 """Attribute values whose shape check is remembered, per kind, at most (dates, periods and
 currency codes recur across events; the memo is emptied when full)."""
 

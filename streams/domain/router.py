@@ -1,12 +1,7 @@
 """The per-event machinery of :func:`streams.domain.routing.route_indexed` (internal).
 
 One :class:`Router` per routing call: it holds the event, the customer's preference and
-suppression entries, the reference index, and collects what each fired rule decides. The
-module also remembers, per preference object, the channels the customer can be reached by and
-the recipient of each channel (a worker keeps each customer's decoded preference, so the same
-object comes back for every event of that customer); the memo holds each object it remembers,
-so that an id is never reused while remembered, and is emptied when it holds
-:data:`CONTACT_MEMO_LIMIT` of them.
+suppression entries, the reference index, and collects what each fired rule decides.
 """
 
 from __future__ import annotations
@@ -19,7 +14,6 @@ from streams.domain.channel import (
     ChannelChoice,
     Undeliverable,
     choose_channel,
-    reachable_channels,
 )
 from streams.domain.ids import audit_id, communication_id
 from streams.domain.outcome import SuppressedCommunication, UndeliverableCommunication
@@ -53,40 +47,6 @@ def _recipient(preference: Preference, channel: Channel) -> Recipient:
     return Recipient()
 
 
-CONTACT_MEMO_LIMIT = 100_000
-"""Preference objects remembered at most (about one per customer)."""
-
-
-class _Contact:
-    """What a preference object allows, computed once: reachable channels, recipients."""
-
-    __slots__ = ("preference", "reach", "recipients")
-
-    def __init__(self, preference: Preference) -> None:
-        self.preference = preference
-        self.reach = reachable_channels(preference)
-        self.recipients: dict[Channel, Recipient] = {}
-
-    def recipient(self, channel: Channel) -> Recipient:
-        found = self.recipients.get(channel)
-        if found is None:
-            found = self.recipients[channel] = _recipient(self.preference, channel)
-        return found
-
-
-_CONTACTS: dict[int, _Contact] = {}
-
-
-def _contact(preference: Preference) -> _Contact:
-    found = _CONTACTS.get(id(preference))
-    if found is not None and found.preference is preference:
-        return found
-    if len(_CONTACTS) >= CONTACT_MEMO_LIMIT:
-        _CONTACTS.clear()
-    found = _CONTACTS[id(preference)] = _Contact(preference)
-    return found
-
-
 def _fires(rule: CommRule, event: BusinessEvent, data: Mapping[str, str]) -> bool:
     """:func:`~streams.domain.rules.rule_fires` for a rule of the index's candidates (of the
     event's type, enabled: those two checks are done)."""
@@ -115,7 +75,6 @@ class Router:
         "audit",
         "case_id",
         "commands",
-        "contact",
         "data",
         "emitted_here",
         "event",
@@ -142,7 +101,6 @@ class Router:
         self.source_topic = source_topic
         self.preference = preference
         self.language = preference.language if preference is not None else None
-        self.contact: _Contact | None = None
         self.state = state
         self.index = index
         self.emitted_here: dict[str, SuppressionEntry] = {}
@@ -276,15 +234,8 @@ class Router:
             return
 
         preference = self.preference
-        contact = self.contact
-        if contact is None and preference is not None:
-            contact = self.contact = _contact(preference)
         choice = choose_channel(
-            preference,
-            regulatory=rule.regulatory,
-            at_ms=occurred_at,
-            allowed=resolved.channels,
-            reachable=contact.reach if contact is not None else None,
+            preference, regulatory=rule.regulatory, at_ms=occurred_at, allowed=resolved.channels
         )
         if type(choice) is not ChannelChoice:
             assert isinstance(choice, Undeliverable)
@@ -320,7 +271,7 @@ class Router:
         # with the same key must see this emission
         self.emitted_here[key] = emitted
 
-        assert contact is not None  # a channel is only ever chosen from a preference
+        assert preference is not None  # a channel is only ever chosen from a preference
         channel = _CHANNEL_TEXT[choice.channel]
         self.commands.append(
             CompositionCommand(
@@ -338,7 +289,7 @@ class Router:
                 template_version=resolved.version,
                 language=resolved.language,
                 channel=channel,
-                recipient=contact.recipient(choice.channel),
+                recipient=_recipient(preference, choice.channel),
                 data={name: data[name] for name in sorted(data)},
                 regulatory=rule.regulatory,
                 disclaimer_id=resolved.disclaimer_id,
