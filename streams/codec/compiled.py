@@ -16,14 +16,17 @@ equal record with its maps in the same order when reading (``tests/codec/
 test_codec_equivalence.py`` compares them on generated records and on mutated bytes).
 
 Supported schema types: record, string, bytes, long, int, boolean, map, array and unions of
-``null`` with one other type. A schema using anything else compiles to None: the codec then
-always uses fastavro for it.
+``null`` with one other type, without logical types. A schema using anything else (including a
+reference to a named type by its name) compiles to None: the codec then always uses fastavro
+for it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import types
+import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -236,9 +239,6 @@ def _record_class(cls: type, record: Mapping[str, Any], namespace: dict[str, Any
 
 def _nested(cls: type, field: str) -> type:
     """The dataclass held by ``cls.field`` (through Optional and list)."""
-    import types
-    import typing
-
     hint = typing.get_type_hints(cls)[field]
     while True:
         origin = typing.get_origin(hint)
@@ -266,11 +266,10 @@ class _Writer:
 
     def pieces(self, schema: Any, expr: str, cls: type | None) -> list[str]:
         """Expressions whose bytes, concatenated, are the encoding of ``expr``."""
-        kind = schema["type"] if isinstance(schema, dict) else schema
-        if isinstance(schema, list) or kind not in ("string", "bytes"):
+        if isinstance(schema, list) or kind_of(schema) not in ("string", "bytes"):
             return [self.single(schema, expr, cls)]
         v = self.var()
-        value = f"({expr}).encode()" if kind == "string" else f"bytes_value({expr})"
+        value = f"({expr}).encode()" if kind_of(schema) == "string" else f"bytes_value({expr})"
         return [f"S[len({v} := {value})]", v]
 
     def single(self, schema: Any, expr: str, cls: type | None) -> str:
@@ -281,7 +280,7 @@ class _Writer:
             v = self.var()
             inner = " + ".join(self.pieces(schema[1], v, cls))
             return f'(b"\\x00" if ({v} := {expr}) is None else b"\\x02" + {inner})'
-        kind = schema["type"] if isinstance(schema, dict) else schema
+        kind = kind_of(schema)
         if kind in ("string", "bytes"):
             return " + ".join(self.pieces(schema, expr, cls))
         if kind == "long":
@@ -346,6 +345,16 @@ class _Writer:
         return name
 
 
+def kind_of(schema: Any) -> str:
+    """The Avro type name of a (non-union) schema; :class:`Unsupported` for logical types,
+    whose values fastavro converts (a timestamp-millis long reads as a datetime)."""
+    if isinstance(schema, dict):
+        if "logicalType" in schema:
+            raise Unsupported(f"logical type {schema['logicalType']!r}")
+        return str(schema["type"])
+    return str(schema)
+
+
 def _holds_record(schema: Any) -> bool:
     if isinstance(schema, list):
         return any(_holds_record(s) for s in schema)
@@ -388,7 +397,7 @@ class _Reader:
             self.emit(indent, "else:")
             self.emit(indent + 1, "raise Fallback")
             return
-        kind = schema["type"] if isinstance(schema, dict) else schema
+        kind = kind_of(schema)
         if kind == "string":  # inline for lengths below 64, the usual case
             b, e = self.var(), self.var()
             self.emit(indent, f"{b} = d[p]")

@@ -19,7 +19,7 @@ import itertools
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from streams.codec.compiled import INT_MAX, INT_MIN, LONG_MAX, LONG_MIN, Unsupported
+from streams.codec.compiled import INT_MAX, INT_MIN, LONG_MAX, LONG_MIN, Unsupported, kind_of
 
 Checker = Callable[[Any], bool]
 
@@ -51,7 +51,7 @@ class _Checks:
             self.emit(indent, f"if {v} is not None:")
             self.value(schema[1], v, indent + 1)
             return
-        kind = schema["type"] if isinstance(schema, dict) else schema
+        kind = kind_of(schema)
         if kind == "string":
             self.emit(indent, f"if type({expr}) is not str: return False")
         elif kind == "boolean":
