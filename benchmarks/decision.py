@@ -26,11 +26,12 @@ its table's Avro bytes and the suppression state from its table's JSON for every
 table's JSON for every audit record.
 
 Both sides must write byte-identical outputs (commands, alerts, dead letters, audit records, in
-order): the run fails otherwise. Figures: events per CPU second (``time.process_time``) over the
-whole loop, median of ``BENCH_REPETITIONS`` runs, sides alternating; then a per-stage breakdown
-from one instrumented run of each side (``time.thread_time_ns``, CPU time, around each stage,
-the timer's own cost subtracted), in microseconds per event. CPU time rather than wall-clock
-time, so that other processes on a shared machine inflate neither.
+order, and the same suppression changelog values): the run fails otherwise. Figures: events per
+CPU second (``time.process_time``) over the whole loop, median of ``BENCH_REPETITIONS`` runs,
+sides alternating; then a per-stage breakdown from one instrumented run of each side
+(``time.thread_time_ns``, CPU time, around each stage, the timer's own cost subtracted), in
+microseconds per event. CPU time rather than wall-clock time, so that other processes on a
+shared machine inflate neither.
 """
 
 from __future__ import annotations
@@ -115,6 +116,9 @@ class Output:
 
     records: list[bytes] = field(default_factory=list)
     changelog: list[bytes] = field(default_factory=list)
+    """Suppression state values, one per event that changed a customer's entries."""
+    heads: list[bytes] = field(default_factory=list)
+    """Chain head values (the baseline writes one per audit record, the fast path per event)."""
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTED, 0))
 
     def digest(self) -> str:
@@ -288,6 +292,7 @@ class BaselineSide(Side):
                 chained, head = baseline_append(head, entry)
                 emit(self.audit_codec.encode(chained))
                 heads[inp.partition] = dump_head(head)
+                out.heads.append(heads[inp.partition])
             counts["audit"] += len(outcome.audit)
             timer.lap("audit")
             if outcome.suppression_updates or outcome.expired_keys:
@@ -383,7 +388,7 @@ class FastSide(Side):
             if outcome.apply_to(state):
                 changelog(encode_suppression(state))
             if outcome.audit:
-                changelog(encode_chain_head(head))
+                out.heads.append(encode_chain_head(head))
             timer.lap("state_out")
         return out
 
@@ -417,7 +422,12 @@ def compare(records: list[Input], sides: tuple[Side, Side], repetitions: int) ->
             rates[side.name].append(rate)
             outputs[side.name] = output
     base, fast = outputs["baseline"], outputs["measured"]
-    if base.digest() != fast.digest() or base.counts != fast.counts:
+    if (
+        base.digest() != fast.digest()
+        or base.counts != fast.counts
+        or base.changelog != fast.changelog
+        or base.heads[-1:] != fast.heads[-1:]
+    ):
         raise RuntimeError(
             f"the fast path wrote other records than the baseline: {fast.counts} vs {base.counts}"
         )

@@ -50,8 +50,15 @@ Calling it from a worker that keeps its state decoded in memory
   records; it returns whether the mapping changed, i.e. whether the customer's suppression
   changelog record must be written (``streams.codec.state`` serialises it in the format the
   worker has always stored).
+- Route one customer's events in order, each with the state its predecessor left (that is what
+  makes replays repeat their decisions, see above).
+- ``now_ms`` makes each call scan the customer's entries for ``expired_keys``: pass it with
+  every event (as the Faust worker does) or only now and then; decisions are the same either
+  way, only the clean-up candidates differ.
 - :func:`route_event` is the same decision taking every rule and template per call; it builds a
   throw-away index each time, so a worker routing many events should hold an index instead.
+- Records: :mod:`streams.codec` encodes the outcome's commands, alerts and (chained, see
+  :func:`streams.audit.chain.append`) audit records.
 
 Both give equal outcomes for equal inputs; ``tests/domain/test_routing_equivalence.py`` checks
 them against the decision as first written (``benchmarks/baseline``) on generated inputs.
