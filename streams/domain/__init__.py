@@ -10,7 +10,8 @@
 - :mod:`~streams.domain.ids`: deterministic communication, alert and audit ids;
 - :mod:`~streams.domain.alignment`: rules <-> templates alerts;
 - :mod:`~streams.domain.routing`: the whole per-event decision, :func:`route_event`, and
-  :func:`route_indexed` for workers that keep their state decoded in memory;
+  :func:`route_indexed` for workers that keep their state decoded in memory (its outcome in
+  :mod:`~streams.domain.outcome`, its per-event machinery in :mod:`~streams.domain.router`);
 - :mod:`~streams.domain.reference_index`: rules by event type and memoised template resolution,
   built once per version of the reference data;
 - :mod:`~streams.domain.fast_validation`: a quick "surely valid" test for the hot path;
