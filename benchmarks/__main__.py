@@ -10,12 +10,13 @@ from typing import Any
 
 import orjson
 
-from benchmarks import codec, ondemand, recovery, report, routing, sink
+from benchmarks import codec, decision, ondemand, recovery, report, routing, sink
 
 Result = dict[str, Any]
 
 BENCHMARKS: dict[str, Callable[[], Result | list[Result]]] = {
     "codec": codec.run,
+    "decision": decision.run,  # no broker: the decision per event on one core
     "sink": sink.run,
     "ondemand": ondemand.run,
     "routing": routing.run_all,  # throughput, latency and scaling on one broker
@@ -24,7 +25,7 @@ BENCHMARKS: dict[str, Callable[[], Result | list[Result]]] = {
     "routing_scaling": routing.run_scaling,
     "recovery": recovery.run,  # 1,000,000 preferences: ~10+ minutes, not in DEFAULT
 }
-DEFAULT = ["codec", "sink", "ondemand", "routing"]
+DEFAULT = ["codec", "decision", "sink", "ondemand", "routing"]
 
 
 def _figure(value: Any) -> str:

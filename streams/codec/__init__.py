@@ -11,6 +11,12 @@ Wire formats:
 
 Every decoding failure raises :class:`~streams.codec.errors.DecodeError` with a stable ``code``
 and a message that never quotes field values (they may be personal data).
+
+Speed: Avro bodies are written and read by Python code generated once per record class
+(:mod:`streams.codec.compiled`), JSON records are schema-checked by generated code
+(:mod:`streams.codec.json_check`); fastavro's path takes over for anything those do not handle,
+so results and errors are those of fastavro. :mod:`streams.codec.state` holds the changelog
+formats of the routing worker's state (suppression entries, audit chain heads).
 """
 
 from streams.codec.codec import Codec, RegistryFormat, SingleObjectFormat, codec_for

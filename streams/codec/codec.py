@@ -13,8 +13,10 @@ import orjson
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.validation import ValidationError, validate
 
+from streams.codec.compiled import Fallback, compile_decoder, compile_encoder
 from streams.codec.convert import from_dict_fn, to_dict_fn
 from streams.codec.errors import DecodeError, EncodeError
+from streams.codec.json_check import compile_checker
 from streams.codec.schemas import SchemaInfo, SchemaStore, default_store
 
 T = TypeVar("T")
@@ -23,6 +25,8 @@ SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = 0
 CONTENT_TYPE = "content-type"
 JSON_CONTENT_TYPES = frozenset({"application/json", "application/json; charset=utf-8"})
+_FAST_PATH_ERRORS = (Fallback, AttributeError, TypeError, ValueError, IndexError, KeyError)
+"""What the compiled fast path raises when it does not handle a value (see ``compiled.py``)."""
 
 Headers = Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | str | None] | None
 
@@ -123,13 +127,24 @@ def _content_type(headers: Headers) -> str | None:
 
 
 class Codec(Generic[T]):
-    """Encodes and decodes one record type. Thread-safe; cheap per record."""
+    """Encodes and decodes one record type. Thread-safe; cheap per record.
+
+    Avro bodies are written and read by code compiled for the record class
+    (:mod:`streams.codec.compiled`) when the record is well typed and the bytes are in canonical
+    form (written with the current schema); anything else takes fastavro's path, which encodes,
+    decodes or fails exactly as the codec always has. JSON records are checked against the
+    schema by generated code (:mod:`streams.codec.json_check`) and by fastavro's ``validate``
+    only when that check does not pass them.
+    """
 
     def __init__(self, cls: type[T], info: SchemaInfo, wire: WireFormat) -> None:
         self.cls = cls
         self.info = info
         self._wire = wire
         self._schema = info.parsed
+        self._fast_encode = compile_encoder(info.raw, cls)
+        self._fast_decode = compile_decoder(info.raw, cls)
+        self._surely_valid_json = compile_checker(info.raw)
         self._to_dict = to_dict_fn(cls)
         self._from_dict = from_dict_fn(cls)
         self._defaults = {f["name"]: f["default"] for f in info.raw["fields"] if "default" in f}
@@ -138,6 +153,11 @@ class Codec(Generic[T]):
     # ------------------------------------------------------------------ encode
 
     def encode(self, obj: T) -> bytes:
+        if self._fast_encode is not None:
+            try:
+                return self._wire.header() + self._fast_encode(obj)
+            except _FAST_PATH_ERRORS:
+                pass  # fastavro's path decides: it encodes, or says why not
         buf = io.BytesIO()
         buf.write(self._wire.header())
         try:
@@ -166,6 +186,11 @@ class Codec(Generic[T]):
                 "SCHEMA_MISMATCH",
                 f"record is a {writer_name or 'unnamed record'}, expected a {self.info.name}",
             )
+        if writer is self._schema and self._fast_decode is not None and type(data) is bytes:
+            try:
+                return self._fast_decode(data, offset)  # type: ignore[no-any-return]
+            except _FAST_PATH_ERRORS:
+                pass  # fastavro's path decides: it reads the record, or says why not
         buf = io.BytesIO(data)
         buf.seek(offset)
         try:
@@ -213,7 +238,8 @@ class Codec(Generic[T]):
             if name not in raw:
                 raw[name] = default() if callable(default) else _copy_default(default)
         try:
-            validate(raw, self._schema, raise_errors=True)
+            if self._surely_valid_json is None or not self._surely_valid_json(raw):
+                validate(raw, self._schema, raise_errors=True)
         except ValidationError as exc:
             fields = sorted({str(e.field) for e in exc.errors if getattr(e, "field", None)})
             where = ", ".join(f.rsplit(".", 1)[-1] for f in fields) or "unknown field"

@@ -9,6 +9,11 @@
 - :mod:`~streams.domain.suppression`: one communication per business fact per window;
 - :mod:`~streams.domain.ids`: deterministic communication, alert and audit ids;
 - :mod:`~streams.domain.alignment`: rules <-> templates alerts;
-- :mod:`~streams.domain.routing`: the whole per-event decision, :func:`route_event`;
+- :mod:`~streams.domain.routing`: the whole per-event decision, :func:`route_event`, and
+  :func:`route_indexed` for workers that keep their state decoded in memory (its outcome in
+  :mod:`~streams.domain.outcome`, its per-event machinery in :mod:`~streams.domain.router`);
+- :mod:`~streams.domain.reference_index`: rules by event type and memoised template resolution,
+  built once per version of the reference data;
+- :mod:`~streams.domain.fast_validation`: a quick "surely valid" test for the hot path;
 - :mod:`~streams.domain.document_requests`: the decision for one portal document request.
 """

@@ -58,7 +58,7 @@ ordinary correspondence; a bounce does not override that choice.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -126,6 +126,21 @@ def _permitted(channel: Channel, allowed: Collection[str] | None) -> bool:
     return allowed is None or not allowed or channel in allowed
 
 
+_REGULATORY_PRINT = ChannelChoice(channel=Channel.PRINT, reason="regulatory: always print")
+_FIRST_ELIGIBLE: Mapping[tuple[bool, Channel], ChannelChoice] = {
+    (paperless, channel): ChannelChoice(
+        channel=channel,
+        reason=(
+            f"{'paperless' if paperless else 'not paperless'}: first eligible channel of "
+            + ", ".join(c.value for c in (PAPERLESS_ORDER if paperless else PAPER_ORDER))
+        ),
+    )
+    for paperless in (False, True)
+    for channel in Channel
+}
+"""Every choice :func:`choose_channel` can make, made once (they are immutable)."""
+
+
 def choose_channel(
     preference: Preference | None,
     *,
@@ -153,7 +168,7 @@ def choose_channel(
                 code=UndeliverableCode.CHANNEL_UNSUPPORTED,
                 reason="regulatory communication needs print but the template does not render it",
             )
-        return ChannelChoice(channel=Channel.PRINT, reason="regulatory: always print")
+        return _REGULATORY_PRINT
 
     order = PAPERLESS_ORDER if preference.paperless else PAPER_ORDER
     quiet_until: int | None = None
@@ -170,10 +185,7 @@ def choose_channel(
             if preference.quiet_hours is not None:
                 quiet_until = quiet_hours_end(preference.quiet_hours, at_ms)
             continue
-        kind = "paperless" if preference.paperless else "not paperless"
-        return ChannelChoice(
-            channel=channel, reason=f"{kind}: first eligible channel of {_names(order)}"
-        )
+        return _FIRST_ELIGIBLE[(bool(preference.paperless), channel)]
     if quiet_blocked:
         return Undeliverable(
             code=UndeliverableCode.QUIET_HOURS,

@@ -19,12 +19,20 @@ alert id               ``alr-``    alert kind + what the alert is about (rule, t
 audit id               ``aud-``    audit kind + the subject (communication id or alert id)
 suppression key        ``sup-``    see :mod:`streams.domain.suppression`
 =====================  ==========  ===========================================================
+
+The canonical JSON is what ``json.dumps(parts, separators=(",", ":"), ensure_ascii=False)`` writes,
+UTF-8 encoded. orjson writes the same bytes for every string, integer and ``None`` it accepts, and
+does it several times faster; what it refuses (integers beyond 64 bits, strings with lone
+surrogates) goes through ``json.dumps`` as before, so every id stays what it always was
+(``tests/domain/test_ids.py`` compares the two on generated parts).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+from hashlib import sha256
+
+import orjson
 
 ID_HEX_CHARS = 32
 """Hex digits kept from the SHA-256 digest: 128 bits, ample against accidental collisions."""
@@ -34,9 +42,19 @@ Part = str | int | None
 
 def digest_id(prefix: str, namespace: str, *parts: Part) -> str:
     """``<prefix>-<32 hex>`` over ``namespace`` and ``parts`` (order matters, ``None`` allowed)."""
-    canonical = json.dumps([namespace, *parts], separators=(",", ":"), ensure_ascii=False)
-    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-    return f"{prefix}-{digest[:ID_HEX_CHARS]}"
+    try:
+        canonical = orjson.dumps((namespace, *parts))
+    except TypeError:  # orjson.JSONEncodeError: beyond orjson, not beyond json
+        canonical = canonical_json(namespace, *parts)
+    return f"{prefix}-{sha256(canonical).hexdigest()[:ID_HEX_CHARS]}"
+
+
+def canonical_json(*parts: Part) -> bytes:
+    """The UTF-8 bytes of ``json.dumps(list(parts), separators=(",", ":"), ensure_ascii=False)``."""
+    try:
+        return orjson.dumps(parts)
+    except TypeError:  # orjson.JSONEncodeError: beyond orjson, not beyond json
+        return json.dumps(list(parts), separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def communication_id(source_event_id: str, rule_id: str) -> str:
@@ -45,7 +63,11 @@ def communication_id(source_event_id: str, rule_id: str) -> str:
     Independent of the rule's version, the chosen channel and the template version: a replay after
     a rule edit still maps to the same communication, so it is not composed twice.
     """
-    return digest_id("com", "communication", source_event_id, rule_id)
+    try:  # digest_id, inlined: one id per rule fired per event
+        canonical = orjson.dumps(("communication", source_event_id, rule_id))
+    except TypeError:
+        canonical = canonical_json("communication", source_event_id, rule_id)
+    return f"com-{sha256(canonical).hexdigest()[:ID_HEX_CHARS]}"
 
 
 def alert_id(kind: str, *subject: Part) -> str:
@@ -59,4 +81,8 @@ def alert_id(kind: str, *subject: Part) -> str:
 
 def audit_id(kind: str, subject_id: str) -> str:
     """The id of the audit record of ``kind`` about ``subject_id`` (a communication or alert id)."""
-    return digest_id("aud", "audit", kind, subject_id)
+    try:  # digest_id, inlined: one id per audit record
+        canonical = orjson.dumps(("audit", kind, subject_id))
+    except TypeError:
+        canonical = canonical_json("audit", kind, subject_id)
+    return f"aud-{sha256(canonical).hexdigest()[:ID_HEX_CHARS]}"

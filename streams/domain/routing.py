@@ -37,273 +37,109 @@ Guarantees:
   type for one event produce one command (the higher priority's), the other is suppressed.
 - The recipient carries only the contact the chosen channel needs: the email address for EMAIL,
   the phone number for SMS, the postal address for PRINT, nothing for WEB and PUSH.
+
+Calling it from a worker that keeps its state decoded in memory
+----------------------------------------------------------------
+
+- Build a :class:`~streams.domain.reference_index.ReferenceIndex` from the rules and template
+  versions whenever the reference data changes (never per event), and call
+  :func:`route_indexed` per event with the customer's decoded :class:`Preference` (or None) and
+  their suppression entries as a plain mapping ``key -> SuppressionEntry`` (the customer's
+  suppression table value, kept as Python objects between events).
+- Apply the outcome to that mapping with :meth:`RoutingOutcome.apply_to` after emitting its
+  records; it returns whether the mapping changed, i.e. whether the customer's suppression
+  changelog record must be written (``streams.codec.state`` serialises it in the format the
+  worker has always stored).
+- Route one customer's events in order, each with the state its predecessor left (that is what
+  makes replays repeat their decisions, see above).
+- ``now_ms`` makes each call scan the customer's entries for ``expired_keys``: pass it with
+  every event (as the Faust worker does) or only now and then; decisions are the same either
+  way, only the clean-up candidates differ.
+- :func:`route_event` is the same decision taking every rule and template per call; it builds a
+  throw-away index each time, so a worker routing many events should hold an index instead.
+- Records: :mod:`streams.codec` encodes the outcome's commands, alerts and (chained, see
+  :func:`streams.audit.chain.append`) audit records.
+
+Both give equal outcomes for equal inputs; ``tests/domain/test_routing_equivalence.py`` checks
+them against the decision as first written (``benchmarks/baseline``) on generated inputs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 
-from streams.domain.alignment import missing_fields_alert, template_miss_alert
-from streams.domain.catalogue import EventRejection, event_data, validate_event
-from streams.domain.channel import ChannelChoice, UndeliverableCode, choose_channel
-from streams.domain.ids import audit_id, communication_id
-from streams.domain.records import (
-    AccountEvent,
-    AlignmentAlert,
-    AuditKind,
-    AuditRecord,
-    BusinessEvent,
-    Channel,
-    CommRule,
-    CompositionCommand,
-    Preference,
-    Recipient,
-    TemplateVersion,
+from streams.domain.catalogue import validate_event
+from streams.domain.fast_validation import surely_valid
+from streams.domain.outcome import (
+    RoutingOutcome,
+    SuppressedCommunication,
+    UndeliverableCommunication,
 )
-from streams.domain.rules import matching_rules
-from streams.domain.suppression import (
-    SuppressionEntry,
-    decide,
-    expired_keys,
-    suppression_key,
-)
-from streams.domain.templates import TemplateMiss, resolve_template
+from streams.domain.records import BusinessEvent, CommRule, Preference, TemplateVersion
+from streams.domain.reference_index import ReferenceIndex
+from streams.domain.router import Router
+from streams.domain.suppression import SuppressionEntry
+
+__all__ = [
+    "ReferenceIndex",
+    "RoutingOutcome",
+    "SuppressedCommunication",
+    "UndeliverableCommunication",
+    "route_event",
+    "route_indexed",
+]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SuppressedCommunication:
-    """A communication not emitted because the same one was emitted within the window."""
+def route_indexed(
+    event: BusinessEvent,
+    *,
+    source_topic: str,
+    preference: Preference | None,
+    index: ReferenceIndex,
+    suppression_state: Mapping[str, SuppressionEntry],
+    now_ms: int | None = None,
+) -> RoutingOutcome:
+    """Decide everything for one event (see the module docstring). Never raises on bad data.
 
-    rule_id: str
-    communication_id: str
-    suppression_key: str
-    previous_communication_id: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UndeliverableCommunication:
-    """A communication not emitted because no channel may be used (see ``channel.py``)."""
-
-    rule_id: str
-    communication_id: str
-    code: UndeliverableCode
-    reason: str
-    retry_at: int | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RoutingOutcome:
-    """Everything :func:`route_event` decided for one event. Tuples are in rule order."""
-
-    source_event_id: str
-    rejection: EventRejection | None = None
-    """Set when the event is invalid: dead-letter it with ``rejection.code`` and ``.reason``."""
-    commands: tuple[CompositionCommand, ...] = ()
-    suppressed: tuple[SuppressedCommunication, ...] = ()
-    undeliverable: tuple[UndeliverableCommunication, ...] = ()
-    alerts: tuple[AlignmentAlert, ...] = ()
-    audit: tuple[AuditRecord, ...] = ()
-    suppression_updates: dict[str, SuppressionEntry] = field(default_factory=dict)
-    """Entries to store in the suppression state (key -> entry)."""
-    expired_keys: tuple[str, ...] = ()
-    """Entries of the given state that expired at ``now_ms`` and may be deleted."""
-
-
-def _recipient(preference: Preference | None, channel: Channel) -> Recipient:
-    if preference is None:  # not reachable: channels are only chosen from a preference
-        return Recipient()
-    if channel is Channel.EMAIL:
-        return Recipient(email=preference.email)
-    if channel is Channel.SMS:
-        return Recipient(phone=preference.phone)
-    if channel is Channel.PRINT:
-        return Recipient(postal_address=preference.postal_address)
-    return Recipient()
-
-
-def _present(data: Mapping[str, str], name: str) -> bool:
-    value = data.get(name)
-    return value is not None and bool(value.strip())
-
-
-class _Router:
-    """The mutable scratchpad of one :func:`route_event` call (never escapes it)."""
-
-    def __init__(
-        self,
-        event: BusinessEvent,
-        *,
-        source_topic: str,
-        preference: Preference | None,
-        state: Mapping[str, SuppressionEntry],
-    ) -> None:
-        self.event = event
-        self.source_topic = source_topic
-        self.preference = preference
-        self.state = state
-        self.emitted_here: dict[str, SuppressionEntry] = {}
-        self.data = dict(sorted(event_data(event).items()))
-        self.account_id = event.account_id if isinstance(event, AccountEvent) else None
-        self.case_id = None if isinstance(event, AccountEvent) else event.case_id
-        self.commands: list[CompositionCommand] = []
-        self.suppressed: list[SuppressedCommunication] = []
-        self.undeliverable: list[UndeliverableCommunication] = []
-        self.alerts: list[AlignmentAlert] = []
-        self.audit: list[AuditRecord] = []
-        self.updates: dict[str, SuppressionEntry] = {}
-
-    def _audit(
-        self, kind: AuditKind, com_id: str, rule: CommRule, summary: str, details: dict[str, str]
-    ) -> None:
-        base = {
-            "rule_id": rule.rule_id,
-            "rule_version": str(rule.version),
-            "event_type": self.event.event_type,
-            "communication_type": rule.communication_type,
-            "template_id": rule.template_id,
-            "source_topic": self.source_topic,
-        }
-        self.audit.append(
-            AuditRecord(
-                audit_id=audit_id(kind, com_id),
-                kind=kind.value,
-                customer_id=self.event.customer_id,
-                case_id=self.case_id,
-                communication_id=com_id,
-                source_event_id=self.event.event_id,
-                occurred_at=self.event.occurred_at,
-                summary=summary,
-                details=dict(sorted({**base, **details}.items())),
-            )
-        )
-
-    def _alert(self, rule: CommRule, com_id: str, alert: AlignmentAlert) -> None:
-        self.alerts.append(alert)
-        details = {"alert_id": alert.alert_id, "alert_kind": alert.kind}
-        if alert.template_version is not None:
-            details["template_version"] = str(alert.template_version)
-        if alert.missing_fields:
-            details["missing_fields"] = ",".join(alert.missing_fields)
-        summary = f"{alert.kind}: rule {rule.rule_id} produced no document"
-        self._audit(AuditKind.ALIGNMENT_ALERT, com_id, rule, summary, details)
-
-    def route(self, rule: CommRule, versions: Sequence[TemplateVersion]) -> None:
-        event = self.event
-        com_id = communication_id(event.event_id, rule.rule_id)
-        language = self.preference.language if self.preference is not None else None
-        resolved = resolve_template(versions, template_id=rule.template_id, language=language)
-        if isinstance(resolved, TemplateMiss):
-            alert = template_miss_alert(rule, resolved, raised_at=event.occurred_at)
-            self._alert(rule, com_id, alert)
-            return
-        missing = [name for name in resolved.required_fields if not _present(self.data, name)]
-        if missing:
-            alert = missing_fields_alert(
-                rule, resolved, missing, raised_at=event.occurred_at, never_supplied=False
-            )
-            self._alert(rule, com_id, alert)
-            return
-
-        choice = choose_channel(
-            self.preference,
-            regulatory=rule.regulatory,
-            at_ms=event.occurred_at,
-            allowed=resolved.channels,
-        )
-        if not isinstance(choice, ChannelChoice):
-            self.undeliverable.append(
-                UndeliverableCommunication(
-                    rule_id=rule.rule_id,
-                    communication_id=com_id,
-                    code=choice.code,
-                    reason=choice.reason,
-                    retry_at=choice.retry_at,
-                )
-            )
-            details = {"cause": "UNDELIVERABLE", "code": choice.code.value}
-            if choice.retry_at is not None:
-                details["retry_at"] = str(choice.retry_at)
-            summary = f"undeliverable ({choice.code.value}): {choice.reason}"
-            self._audit(AuditKind.SUPPRESSED, com_id, rule, summary, details)
-            return
-
-        key = suppression_key(event, rule.communication_type)
-        decision = decide(
-            self.emitted_here.get(key, self.state.get(key)),
-            communication_id=com_id,
-            source_event_id=event.event_id,
-            occurred_at=event.occurred_at,
-            window_ms=rule.suppression_window_ms,
-        )
-        if not decision.emit:
-            reason = decision.reason or "duplicate"
-            previous = decision.previous.communication_id if decision.previous else ""
-            self.suppressed.append(
-                SuppressedCommunication(
-                    rule_id=rule.rule_id,
-                    communication_id=com_id,
-                    suppression_key=key,
-                    previous_communication_id=previous,
-                    reason=reason,
-                )
-            )
-            details = {
-                "cause": "DUPLICATE",
-                "suppression_key": key,
-                "previous_communication_id": previous,
-                "suppression_window_ms": str(rule.suppression_window_ms),
-            }
-            self._audit(AuditKind.SUPPRESSED, com_id, rule, f"duplicate: {reason}", details)
-            return
-
-        command = CompositionCommand(
-            communication_id=com_id,
-            source_event_id=event.event_id,
-            source_topic=self.source_topic,
-            event_type=event.event_type,
-            rule_id=rule.rule_id,
-            rule_version=rule.version,
-            customer_id=event.customer_id,
-            account_id=self.account_id,
-            case_id=self.case_id,
-            communication_type=rule.communication_type,
-            template_id=resolved.template_id,
-            template_version=resolved.version,
-            language=resolved.language,
-            channel=choice.channel.value,
-            recipient=_recipient(self.preference, choice.channel),
-            data=dict(self.data),
-            regulatory=rule.regulatory,
-            disclaimer_id=resolved.disclaimer_id,
-            disclaimer_version=resolved.disclaimer_version,
-            created_at=event.occurred_at,
-        )
-        self.commands.append(command)
-        if decision.entry is not None:
-            self.updates[key] = decision.entry
-        # even when the stored entry stays (a late, older event), a sibling rule of this event
-        # with the same key must see this emission
-        self.emitted_here[key] = SuppressionEntry(
-            communication_id=com_id,
-            source_event_id=event.event_id,
-            emitted_at=event.occurred_at,
-            expires_at=event.occurred_at + max(rule.suppression_window_ms, 0),
-        )
-        details = {
-            "template_version": str(resolved.version),
-            "language": resolved.language,
-            "channel": choice.channel.value,
-            "channel_reason": choice.reason,
-            "regulatory": "true" if rule.regulatory else "false",
-            "suppression_key": key,
-        }
-        summary = (
-            f"{rule.communication_type} via {choice.channel.value} from template "
-            f"{resolved.template_id} v{resolved.version} ({resolved.language})"
-        )
-        self._audit(AuditKind.COMMAND_EMITTED, com_id, rule, summary, details)
+    ``preference`` is the customer's (None when unknown); ``index`` the rules and templates as
+    of this event (:class:`~streams.domain.reference_index.ReferenceIndex`);
+    ``suppression_state`` the customer's suppression entries (not modified: see
+    :meth:`RoutingOutcome.apply_to`). ``now_ms`` (optional, e.g. stream time) only selects
+    ``expired_keys`` for clean-up: it never changes a decision.
+    """
+    if not surely_valid(event):
+        rejection = validate_event(event)
+        if rejection is not None:
+            return RoutingOutcome(source_event_id=event.event_id, rejection=rejection)
+    router = Router(
+        event,
+        source_topic=source_topic,
+        preference=preference,
+        state=suppression_state,
+        index=index,
+    )
+    for rule in router.fired():
+        router.route(rule)
+    expired: tuple[str, ...] = ()
+    if now_ms is not None and suppression_state:
+        updates = router.updates
+        stale = [
+            key
+            for key, entry in suppression_state.items()
+            if entry.expires_at <= now_ms and key not in updates
+        ]
+        if stale:
+            expired = tuple(sorted(stale))
+    return RoutingOutcome(
+        source_event_id=event.event_id,
+        commands=tuple(router.commands),
+        suppressed=tuple(router.suppressed),
+        undeliverable=tuple(router.undeliverable),
+        alerts=tuple(router.alerts),
+        audit=tuple(router.audit),
+        suppression_updates=router.updates,
+        expired_keys=expired,
+    )
 
 
 def route_event(
@@ -322,26 +158,15 @@ def route_event(
     types); ``templates_by_id`` every known version per template id; ``suppression_state`` the
     customer's suppression entries. ``now_ms`` (optional, e.g. stream time) only selects
     ``expired_keys`` for clean-up: it never changes a decision.
+
+    The same as :func:`route_indexed` with ``ReferenceIndex(rules, templates_by_id)``, built
+    for this one call.
     """
-    rejection = validate_event(event)
-    if rejection is not None:
-        return RoutingOutcome(source_event_id=event.event_id, rejection=rejection)
-    router = _Router(
-        event, source_topic=source_topic, preference=preference, state=suppression_state
-    )
-    for rule in matching_rules(event, rules):
-        router.route(rule, templates_by_id.get(rule.template_id, ()))
-    expired: tuple[str, ...] = ()
-    if now_ms is not None:
-        stale = expired_keys(suppression_state, now_ms)
-        expired = tuple(key for key in stale if key not in router.updates)
-    return RoutingOutcome(
-        source_event_id=event.event_id,
-        commands=tuple(router.commands),
-        suppressed=tuple(router.suppressed),
-        undeliverable=tuple(router.undeliverable),
-        alerts=tuple(router.alerts),
-        audit=tuple(router.audit),
-        suppression_updates=router.updates,
-        expired_keys=expired,
+    return route_indexed(
+        event,
+        source_topic=source_topic,
+        preference=preference,
+        index=ReferenceIndex(rules, templates_by_id),
+        suppression_state=suppression_state,
+        now_ms=now_ms,
     )

@@ -68,12 +68,15 @@ class SuppressionDecision:
     """The entry that suppressed it."""
 
 
-def suppression_key(event: BusinessEvent, communication_type: str) -> str:
-    """The key identifying "the same communication" for ``event`` (see the module docstring)."""
+def suppression_key(
+    event: BusinessEvent, communication_type: str, data: Mapping[str, str] | None = None
+) -> str:
+    """The key identifying "the same communication" for ``event`` (see the module docstring).
+    ``data`` is ``event_data(event)`` when precomputed."""
     business_id = event.account_id if isinstance(event, AccountEvent) else event.case_id
     spec = spec_for(event.event_type)
-    data = event_data(event)
-    natural = [data.get(name) for name in spec.natural_key] if spec is not None else []
+    fields = event_data(event) if data is None else data
+    natural = [fields.get(name) for name in spec.natural_key] if spec is not None else []
     return digest_id(
         "sup",
         "suppression",
