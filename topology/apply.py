@@ -236,4 +236,21 @@ def apply_acls(admin_config: Mapping[str, str], acls: Acls) -> AclPlan:
                     "`air-exstream topology apply` as the admin principal"
                 ) from exc
             raise TopologyError(f"creating ACL {from_binding(binding)} failed: {exc}") from exc
+    _wait_until_enforced(admin, todo.create)
     return todo
+
+
+def _wait_until_enforced(
+    admin: AdminClient, created: tuple[AclSpec, ...], timeout_s: float = 30.0
+) -> None:
+    """Until the broker answering lists every binding just created: a created ACL is committed
+    to the cluster's metadata first and reaches the brokers' authorizers a moment later."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        seen = set(observe_acls(admin) or ())
+        if seen.issuperset(created):
+            return
+        if time.monotonic() > deadline:
+            missing = len(set(created) - seen)
+            raise TopologyError(f"{missing} created ACL(s) not in force after {timeout_s:.0f} s")
+        time.sleep(0.1)
