@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from benchmarks import codec, ondemand, recovery, report, routing, sink
+from benchmarks import audit_verify, codec, ondemand, recovery, report, routing, sink
 
 Result = dict[str, Any]
 
@@ -23,8 +23,10 @@ BENCHMARKS: dict[str, Callable[[], Result | list[Result]]] = {
     "routing_latency": routing.run_latency,
     "routing_scaling": routing.run_scaling,
     "recovery": recovery.run,  # 1,000,000 preferences: ~10+ minutes, not in DEFAULT
+    "audit": audit_verify.run_all,  # verify full and incremental, and the writer's signing
+    "audit_signing": audit_verify.run_signing,  # no broker
 }
-DEFAULT = ["codec", "sink", "ondemand", "routing"]
+DEFAULT = ["codec", "sink", "ondemand", "routing", "audit"]
 
 
 def _figure(value: Any) -> str:

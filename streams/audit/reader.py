@@ -125,7 +125,8 @@ def _consume(
     waiting = {tp.partition for tp in todo}
     idle_since = time.monotonic()
     while waiting:
-        batch = consumer.consume(num_messages=5000, timeout=0.5)
+        # a short wait: consume() returns early only once it has num_messages
+        batch = consumer.consume(num_messages=5000, timeout=0.05)
         for msg in batch:
             err = msg.error()
             if err is not None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -329,7 +330,7 @@ class _Check:
                     claim.offset,
                     seq,
                     f"does not fit the signed head: the writer signed hash {hash_[:16]}… for "
-                    f"seq {seq} at {cp.signed_at_ms} (rewritten from here on)",
+                    f"seq {seq} at {utc(cp.signed_at_ms)} (rewritten from here on)",
                 )
             else:
                 end = self.records[-1].offset + 1 if self.records else 0
@@ -337,7 +338,7 @@ class _Check:
                 self.violation(
                     end,
                     seq,
-                    f"the signed head seq {seq} (signed at {cp.signed_at_ms}) is not in the "
+                    f"the signed head seq {seq} (signed at {utc(cp.signed_at_ms)}) is not in the "
                     f"partition, which ends at seq {last.seq if last else 0}: records were "
                     "deleted, or the partition was recreated",
                 )
@@ -366,9 +367,9 @@ class _Check:
                 self.violation(
                     item.offset,
                     rec.seq,
-                    f"appended at {item.timestamp_ms} (broker time), before the audit writer "
-                    f"signed its head at seq {anchor.checkpoint.seq} at {anchor.signed_at_ms}: "
-                    "not written by the audit writer",
+                    f"appended at {utc(item.timestamp_ms)} (broker time), before the audit "
+                    f"writer signed its head at seq {anchor.checkpoint.seq} at "
+                    f"{utc(anchor.signed_at_ms)}: not written by the audit writer",
                 )
                 continue
             tip = tips.get(rec.prev_hash)
@@ -420,6 +421,12 @@ class _Found:
     checkpoint: Checkpoint
     """The latest checkpoint of the anchor's head."""
     signed_at_ms: int
+
+
+def utc(ms: int) -> str:
+    """A time in milliseconds since the epoch, for a person (UTC, to the millisecond)."""
+    stamp = datetime.fromtimestamp(ms / 1000, UTC)
+    return stamp.strftime("%Y-%m-%d %H:%M:%S.") + f"{ms % 1000:03d} UTC"
 
 
 def _intact(item: TrailRecord) -> bool:

@@ -24,6 +24,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AclBindingFilter, AdminClient, NewTopic
 
 from streams.audit.reader import audit_records
+from streams.audit.trail import verify_trail
 from streams.kafka_writer import KafkaWriteError, KafkaWriter
 from tests.localkafka.conftest import SecureCluster
 from topology import names
@@ -329,6 +330,10 @@ def test_the_audit_reader_reads_the_trail_with_the_projects_reader(cluster: Secu
     conf = cluster.config_of("audit-reader")
     records = list(audit_records(info.bootstrap_servers, names.AUDIT, conf))
     assert any(raw.value == b"seed" for raw, _ in records)
+    # and the signed verification's reader: the trail and its checkpoints, in its own group
+    report = verify_trail(info.bootstrap_servers, names.AUDIT, names.AUDIT_CHECKPOINTS, {}, conf)
+    assert report.records >= 1
+    assert report.checkpoints_read >= 1
 
 
 # ------------------------------------------------------------------------------ transactions
