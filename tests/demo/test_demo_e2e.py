@@ -61,6 +61,9 @@ def test_demo_runs_every_stage_and_writes_a_consistent_summary(
     assert summary["document_request_commands"] > 100
     assert summary["commands_by_channel"]["WEB"] >= summary["document_request_commands"]
     assert summary["audit_chain_verified"] is True
+    # the worker signed the chains with the run's key: no violation, most records verified
+    assert summary["audit_violations"] == 0
+    assert summary["audit_signed_verified"] > summary["audit_unconfirmed"]
     assert len(summary["schemas_round_tripped"]) == 13
     assert any("Routing worker: stopped" in line for line in lines)
     # the Exstream side: every command (fallbacks included) composed exactly once, and delivered
