@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from benchmarks import codec, decision, ondemand, recovery, report, routing, sink
+from benchmarks import audit_verify, codec, decision, ondemand, recovery, report, routing, sink
 
 Result = dict[str, Any]
 
@@ -24,8 +24,10 @@ BENCHMARKS: dict[str, Callable[[], Result | list[Result]]] = {
     "routing_latency": routing.run_latency,
     "routing_scaling": routing.run_scaling,
     "recovery": recovery.run,  # 1,000,000 preferences: ~10+ minutes, not in DEFAULT
+    "audit": audit_verify.run_all,  # verify full and incremental, and the writer's signing
+    "audit_signing": audit_verify.run_signing,  # no broker
 }
-DEFAULT = ["codec", "decision", "sink", "ondemand", "routing"]
+DEFAULT = ["codec", "decision", "sink", "ondemand", "routing", "audit"]
 
 
 def _figure(value: Any) -> str:

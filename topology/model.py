@@ -142,6 +142,13 @@ def _spec(name: str, merged: dict[str, Any], where: str) -> TopicSpec:
     }
     if "retention_bytes" in merged:
         config["retention.bytes"] = str(_int(merged, "retention_bytes", where))
+    if "timestamp_type" in merged:
+        stamp = merged["timestamp_type"]
+        if stamp not in ("CreateTime", "LogAppendTime"):
+            raise TopologyError(
+                f"{where}: timestamp_type is CreateTime or LogAppendTime, not {stamp!r}"
+            )
+        config["message.timestamp.type"] = stamp
     return TopicSpec(
         name=name,
         partitions=partitions,

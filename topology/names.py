@@ -17,6 +17,7 @@ COMMUNICATION_STATUS = "air.communication-status.v1"
 DOCUMENT_METADATA = "air.document-metadata.v1"
 AUDIT = "audit.communications.v1"
 AUDIT_INTAKE = "audit.intake.v1"
+AUDIT_CHECKPOINTS = "audit.checkpoints.v1"
 ALIGNMENT_ALERTS = "alignment.alerts.v1"
 
 

@@ -58,6 +58,7 @@ def demo(
     click.echo(f"written to {summary}")
     if (
         not result["audit_chain_verified"]
+        or result["audit_violations"]
         or result["communications_with_more_than_one_document"]
         or not result["document_requests_accounted_for"]
     ):

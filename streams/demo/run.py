@@ -35,7 +35,10 @@ from typing import Any, Protocol
 import orjson
 from confluent_kafka import Producer
 
+from streams.audit.keys import generate as generate_keys
+from streams.audit.keys import load_public_keys
 from streams.audit.reader import verify_topic
+from streams.audit.trail import verify_trail
 from streams.codec import codec_for
 from streams.demo.processes import (
     ProcessFailed,
@@ -155,7 +158,15 @@ def run_demo(options: DemoOptions, echo: Echo, progress: ProgressFactory) -> dic
             f"on {topology.name(names.TEMPLATES)}"
         )
         app_id = f"air-exstream-demo-{uuid.uuid4().hex[:6]}"
-        worker = WorkerProcess(bootstrap, prefix, app_id, workdir)
+        # a checkpoint signing key made for this run: the worker signs the audit chains with it
+        audit_keys = generate_keys(workdir / f"{app_id}.audit.key", workdir / f"{app_id}.audit.pub")
+        worker = WorkerProcess(
+            bootstrap,
+            prefix,
+            app_id,
+            workdir,
+            env={"AIR_EXSTREAM_AUDIT_SIGNING_KEY_FILE": str(audit_keys.private_file)},
+        )
         worker.start()
         echo(f"Routing worker: started (log: {worker.log})")
         wait_consumed(bootstrap, app_id, [topology.name(names.PREFERENCES)], worker=worker)
@@ -186,6 +197,7 @@ def run_demo(options: DemoOptions, echo: Echo, progress: ProgressFactory) -> dic
         summary.update(_summarise_requests(bootstrap, topology, requests, dataset))
         summary.update(_summarise_exstream(bootstrap, topology, exstream))
         summary["templates_synced"] = {**synced, "source": "Exstream Design API (emulator)"}
+        summary.update(_summarise_checkpoints(bootstrap, topology, audit_keys.public_file))
         summary["routing_seconds"] = round(routed_s, 2)
         summary["events_per_second"] = round(report.events / routed_s, 1) if routed_s else None
         summary["exstream_side_seconds"] = round(exstream_s, 2)
@@ -273,6 +285,21 @@ def _summarise(
         "audit_records": sum(r.records for r in reports),
         "audit_records_by_kind": dict(audit_kinds.most_common()),
         "audit_chain_verified": all(r.ok for r in reports) and bool(reports),
+    }
+
+
+def _summarise_checkpoints(bootstrap: str, topology: Any, public_key: Path) -> dict[str, Any]:
+    """The audit trail against the checkpoints the worker signed with this run's key."""
+    report = verify_trail(
+        bootstrap,
+        topology.name(names.AUDIT),
+        topology.name(names.AUDIT_CHECKPOINTS),
+        load_public_keys([public_key]),
+    )
+    return {
+        "audit_signed_verified": report.verified,
+        "audit_unconfirmed": report.unconfirmed,
+        "audit_violations": len(report.violations),
     }
 
 

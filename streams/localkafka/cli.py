@@ -37,8 +37,10 @@ def kafka() -> None:
     "--sasl-ssl",
     is_flag=True,
     help="Clients connect over SASL_SSL (SCRAM-SHA-512, TLS with a CA made for this cluster) as "
-    "KAFKA_SASL_USERNAME (default air-exstream) with the password of KAFKA_SASL_PASSWORD_FILE "
-    "or KAFKA_SASL_PASSWORD, or a random one kept in a 0600 file of the state directory.",
+    "KAFKA_SASL_USERNAME (default air-exstream, a super user) with the password of "
+    "KAFKA_SASL_PASSWORD_FILE or KAFKA_SASL_PASSWORD, or a random one kept in a 0600 file of "
+    "the state directory. The cluster enforces ACLs; each component's user (topology/acls.toml) "
+    "is created with a random password in a 0600 file.",
 )
 @state_dir_option
 def up(nodes: str, sasl_ssl: bool, state_dir: Path) -> None:
@@ -77,6 +79,7 @@ def up(nodes: str, sasl_ssl: bool, state_dir: Path) -> None:
             nodes=int(nodes),
             security="sasl_ssl" if sasl_ssl else "plaintext",
             client_user=user,
+            component_users=_component_users() if sasl_ssl else (),
         )
     except LocalKafkaError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -92,15 +95,36 @@ def up(nodes: str, sasl_ssl: bool, state_dir: Path) -> None:
     _echo_security_settings(info)
 
 
+def _component_users() -> list[str]:
+    """The user names of the principals declared in ``topology/acls.toml`` (super users aside:
+    the client user is the cluster's admin)."""
+    from topology.acls import load_acls
+    from topology.model import load_topology
+
+    return [p.user for p in load_acls(load_topology()).principals if not p.super_user]
+
+
 def _echo_security_settings(info: ClusterInfo) -> None:
     """For a SASL_SSL cluster, the ``export`` lines a shell needs to reach it (the password stays
-    in its file and is never printed); nothing for a PLAINTEXT one."""
-    if info.client_security is None:
+    in its file and is never printed), and the component users; nothing for a PLAINTEXT one."""
+    client = info.client_security
+    if client is None:
         return
     click.echo("clients connect over SASL_SSL with:")
     click.echo(f"export KAFKA_BOOTSTRAP_SERVERS={info.bootstrap_servers}")
-    for name, value in info.client_security.environment().items():
+    for name, value in client.environment().items():
         click.echo(f"export {name}={value}")
+    click.echo(
+        f"ACLs are enforced; {client.sasl_username} is a super user: create the topics and ACLs "
+        "with `air-exstream topology apply`"
+    )
+    if client.component_users:
+        click.echo(
+            "component users (run a component as one: KAFKA_SASL_USERNAME and "
+            "KAFKA_SASL_PASSWORD_FILE as below):"
+        )
+        for username, password_file in client.component_users:
+            click.echo(f"  {username:<28} {password_file}")
 
 
 @kafka.command()

@@ -17,7 +17,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +42,7 @@ from streams.localkafka.security import (
     Security,
     SecurityFiles,
     argument_file,
+    component_users,
     new_tls_material,
     new_users,
     sasl_ssl_properties,
@@ -71,7 +72,12 @@ class _SaslSsl:
     files: SecurityFiles
     client: ScramUser
     broker: ScramUser
+    components: tuple[ScramUser, ...]
     client_security: ClientSecurity
+
+    @property
+    def users(self) -> list[ScramUser]:
+        return [self.client, self.broker, *self.components]
 
 
 class LocalKafka:
@@ -95,6 +101,7 @@ class LocalKafka:
         die_with_parent: bool = False,
         security: Security = "plaintext",
         client_user: ScramUser | None = None,
+        component_users: Sequence[str] = (),
     ) -> None:
         """``ports``: one ``(broker, controller)`` pair per node; free ones are picked when omitted.
         ``extra_properties`` are added to (or override) every node's ``server.properties``.
@@ -105,7 +112,10 @@ class LocalKafka:
         ``security="sasl_ssl"``: clients (and the brokers among themselves) connect over SASL_SSL
         (SCRAM-SHA-512, TLS with a CA made for this cluster; see
         :mod:`streams.localkafka.security`) as ``client_user``, or as ``air-exstream`` with a
-        random password kept in a 0600 file; ``info().client_security`` says what to use."""
+        random password kept in a 0600 file; ``info().client_security`` says what to use. That
+        cluster enforces ACLs (KRaft's StandardAuthorizer), the client user being a super user;
+        ``component_users`` (user names: the principals of ``topology/acls.toml``) are created
+        too, each with a random password in a 0600 file, and may do what their ACLs allow."""
         if nodes not in (1, 3):
             raise LocalKafkaError(f"a local cluster has 1 or 3 nodes, not {nodes}")
         if ports is not None and len(ports) != nodes:
@@ -114,8 +124,8 @@ class LocalKafka:
             raise LocalKafkaError(
                 f"security is one of {', '.join(SECURITY_CHOICES)}, not {security}"
             )
-        if client_user is not None and security != "sasl_ssl":
-            raise LocalKafkaError("a SASL client user needs security='sasl_ssl'")
+        if (client_user is not None or component_users) and security != "sasl_ssl":
+            raise LocalKafkaError("SASL users need security='sasl_ssl'")
         self.state_dir = Path(state_dir).resolve()
         self.nodes = nodes
         self._ports = ports
@@ -124,6 +134,7 @@ class LocalKafka:
         self._die_with_parent = die_with_parent
         self.security: Security = security
         self._client_user = client_user
+        self._component_users = tuple(component_users)
 
     # ------------------------------------------------------------------ reading state
 
@@ -322,12 +333,16 @@ class LocalKafka:
         """New CA, broker certificate and passwords for a fresh SASL_SSL cluster, on disk."""
         files = SecurityFiles(self.state_dir / _SECURITY_DIR)
         client, broker = new_users(self._client_user)
-        write_security_files(files, new_tls_material(now=datetime.now(UTC)), client)
+        components = component_users(
+            self._component_users, taken=[client.username, broker.username]
+        )
+        write_security_files(files, new_tls_material(now=datetime.now(UTC)), client, components)
         return _SaslSsl(
             files=files,
             client=client,
             broker=broker,
-            client_security=ClientSecurity.for_cluster(files, client),
+            components=components,
+            client_security=ClientSecurity.for_cluster(files, client, components),
         )
 
     def _format_all(
@@ -369,7 +384,12 @@ class LocalKafka:
             (node_dir / "data").mkdir(parents=True)
             extra = self._extra
             if sasl_ssl is not None:
-                secure = sasl_ssl_properties(node, files=sasl_ssl.files, broker=sasl_ssl.broker)
+                secure = sasl_ssl_properties(
+                    node,
+                    files=sasl_ssl.files,
+                    broker=sasl_ssl.broker,
+                    super_users=[sasl_ssl.client.username],
+                )
                 extra = {**secure, **self._extra}
             props = node_properties(node, nodes=layout, log_dir=node_dir / "data", extra=extra)
             # private: with SASL_SSL it holds the brokers' own password
@@ -381,7 +401,7 @@ class LocalKafka:
             base = self._java_cmd(java, libs, node_dir / "format.log", main)
             if sasl_ssl is not None:
                 argfile = node_dir / "format.args"
-                users = scram_arguments([sasl_ssl.client, sasl_ssl.broker])
+                users = scram_arguments(sasl_ssl.users)
                 write_private(argfile, argument_file([main, *args, *users]))
                 argfiles.append(argfile)
                 base, args = base[:-1], [f"@{argfile}"]

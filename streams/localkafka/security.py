@@ -17,11 +17,20 @@ controller port stays PLAINTEXT on loopback, as the quorum needs no client acces
   (written 0600) and is handed to no client.
 - Passwords come from the caller (a file or the environment, see
   :mod:`streams.localkafka.security_files`) or are made here per cluster with :mod:`secrets`.
+- Authorization: Kafka's KRaft ``StandardAuthorizer`` (the ACLs of ``topology/acls.toml``,
+  created by ``air-exstream topology apply``); what no ACL allows is denied. Super users: the
+  brokers' own user and the client user (the operators' admin principal). Every *component
+  user* (one per principal of ``topology/acls.toml``: the routing worker, the sink...) is a
+  SCRAM user with its own random password, and may do only what its ACLs allow. The controller
+  port speaks TLS with client certificates required: only holders of the broker keystore (the
+  nodes themselves) connect, and they are mapped to the brokers' own user, so the quorum's
+  traffic is authorized without a password and no anonymous principal needs any right.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import ipaddress
 import re
@@ -30,7 +39,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import SecretStr
 
@@ -59,6 +68,8 @@ SCRAM_ITERATIONS = 8192
 
 DEFAULT_USERNAME = "air-exstream"
 BROKER_USERNAME = "kafka-broker"
+AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+"""KRaft's ACL authorizer (ACLs live in the cluster's metadata log)."""
 CERTIFICATE_HOSTS: tuple[str, ...] = (HOST, "localhost")
 CERTIFICATE_LIFETIME = timedelta(days=365)
 _CLOCK_SKEW = timedelta(hours=1)
@@ -108,6 +119,21 @@ def new_users(client: ScramUser | None) -> tuple[ScramUser, ScramUser]:
             f"{BROKER_USERNAME!r} is the brokers' own user; choose another name"
         )
     return client, ScramUser(username=BROKER_USERNAME, password=new_password())
+
+
+def component_users(usernames: Sequence[str], *, taken: Sequence[str]) -> tuple[ScramUser, ...]:
+    """One SCRAM user with a random password per name in ``usernames`` (the components'
+    principals), none of them one of the ``taken`` names (the client's and the brokers')."""
+    clash = sorted(set(usernames) & set(taken))
+    if clash:
+        raise CredentialsRefused(
+            f"component user(s) {', '.join(clash)} would be the client's or the brokers' user"
+        )
+    if len(set(usernames)) != len(usernames):
+        raise CredentialsRefused("a component user is named twice")
+    return tuple(
+        ScramUser(username=check_username(name), password=new_password()) for name in usernames
+    )
 
 
 def salted_password(mechanism: str, password: str, salt: bytes, iterations: int) -> bytes:
@@ -300,14 +326,24 @@ class SecurityFiles:
         """The client user's password (0600): ``KAFKA_SASL_PASSWORD_FILE``."""
         return self.directory / "client.password"
 
+    @property
+    def users_directory(self) -> Path:
+        """The component users' passwords, one 0600 file each (directory 0700)."""
+        return self.directory / "users"
+
+    def user_password_file(self, username: str) -> Path:
+        return self.users_directory / f"{check_username(username)}.password"
+
 
 def sasl_ssl_properties(
-    node: NodePorts, *, files: SecurityFiles, broker: ScramUser
+    node: NodePorts, *, files: SecurityFiles, broker: ScramUser, super_users: Sequence[str] = ()
 ) -> dict[str, str]:
     """The ``server.properties`` settings that turn ``node``'s broker port into a SASL_SSL
-    listener (brokers talk to each other through it too); laid over
+    listener (brokers talk to each other through it too), with the ACL authorizer on and
+    ``super_users`` (user names) besides the brokers' own; laid over
     :func:`~streams.localkafka.properties.node_properties`. Holds the broker user's password:
     the file it goes to must be private."""
+    supers = [BROKER_USERNAME, *(u for u in super_users if u != BROKER_USERNAME)]
     jaas = (
         "org.apache.kafka.common.security.scram.ScramLoginModule required "
         f'username="{check_username(broker.username)}" '
@@ -317,7 +353,14 @@ def sasl_ssl_properties(
         "listeners": f"{LISTENER}://{HOST}:{node.broker},CONTROLLER://{HOST}:{node.controller}",
         "advertised.listeners": f"{LISTENER}://{HOST}:{node.broker}",
         "inter.broker.listener.name": LISTENER,
-        "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{LISTENER}:SASL_SSL",
+        # the quorum's port: TLS, and only holders of the broker keystore get in (client
+        # certificates required), mapped to the brokers' user, a super user
+        "listener.security.protocol.map": f"CONTROLLER:SSL,{LISTENER}:SASL_SSL",
+        "listener.name.controller.ssl.client.auth": "required",
+        "listener.name.controller.ssl.principal.mapping.rules": f"RULE:^.*$/{BROKER_USERNAME}/",
+        "authorizer.class.name": AUTHORIZER,
+        "super.users": ";".join(f"User:{check_username(u)}" for u in supers),
+        "allow.everyone.if.no.acl.found": "false",
         "sasl.enabled.mechanisms": ",".join(MECHANISMS),
         "sasl.mechanism.inter.broker.protocol": CLIENT_MECHANISM,
         "ssl.keystore.type": "PEM",
@@ -349,16 +392,32 @@ class ClientSecurity:
     sasl_username: str
     sasl_password_file: str
     ssl_cafile: str
+    component_users: tuple[tuple[str, str], ...] = ()
+    """``(user name, password file)`` of each component user (ACLs decide what it may do)."""
 
     @classmethod
-    def for_cluster(cls, files: SecurityFiles, client: ScramUser) -> ClientSecurity:
+    def for_cluster(
+        cls, files: SecurityFiles, client: ScramUser, components: Sequence[ScramUser] = ()
+    ) -> ClientSecurity:
         return cls(
             security_protocol="SASL_SSL",
             sasl_mechanism=CLIENT_MECHANISM,
             sasl_username=client.username,
             sasl_password_file=str(files.password_file),
             ssl_cafile=str(files.ca_file),
+            component_users=tuple(
+                (u.username, str(files.user_password_file(u.username))) for u in components
+            ),
         )
+
+    def as_user(self, username: str) -> ClientSecurity:
+        """The same settings for one of the component users (by name)."""
+        for name, password_file in self.component_users:
+            if name == username:
+                return dataclasses.replace(
+                    self, sasl_username=name, sasl_password_file=password_file
+                )
+        raise CredentialsRefused(f"the cluster has no component user {username!r}")
 
     def environment(self) -> dict[str, str]:
         """The ``KAFKA_*`` variables :class:`streams.config.KafkaSettings` reads (bootstrap
@@ -382,21 +441,26 @@ class ClientSecurity:
             "ssl.ca.location": self.ssl_cafile,
         }
 
-    def to_dict(self) -> dict[str, str]:
-        return {
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
             "security_protocol": self.security_protocol,
             "sasl_mechanism": self.sasl_mechanism,
             "sasl_username": self.sasl_username,
             "sasl_password_file": self.sasl_password_file,
             "ssl_cafile": self.ssl_cafile,
         }
+        if self.component_users:
+            doc["component_users"] = dict(self.component_users)
+        return doc
 
     @classmethod
-    def from_dict(cls, raw: dict[str, str]) -> ClientSecurity:
+    def from_dict(cls, raw: dict[str, Any]) -> ClientSecurity:
+        users = raw.get("component_users") or {}
         return cls(
             security_protocol=str(raw["security_protocol"]),
             sasl_mechanism=str(raw["sasl_mechanism"]),
             sasl_username=str(raw["sasl_username"]),
             sasl_password_file=str(raw["sasl_password_file"]),
             ssl_cafile=str(raw["ssl_cafile"]),
+            component_users=tuple((str(k), str(v)) for k, v in dict(users).items()),
         )

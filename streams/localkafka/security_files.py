@@ -6,7 +6,7 @@ Kept apart from :mod:`streams.localkafka.security`, whose functions do no I/O.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -32,13 +32,26 @@ def write_private(path: Path, data: str | bytes) -> None:
         os.close(fd)
 
 
-def write_security_files(files: SecurityFiles, tls: TlsMaterial, client: ScramUser) -> None:
-    """The CA, the broker's keystore and the client password, in a fresh 0700 directory."""
+def write_security_files(
+    files: SecurityFiles,
+    tls: TlsMaterial,
+    client: ScramUser,
+    components: Sequence[ScramUser] = (),
+) -> None:
+    """The CA, the broker's keystore, the client password and each component user's password
+    (``users/<name>.password``), in a fresh 0700 directory."""
     files.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     files.directory.chmod(0o700)
     files.ca_file.write_bytes(tls.ca_pem)
     write_private(files.keystore_file, tls.keystore_pem)
     write_private(files.password_file, client.password.get_secret_value() + "\n")
+    if components:
+        files.users_directory.mkdir(mode=0o700, exist_ok=True)
+        files.users_directory.chmod(0o700)
+    for user in components:
+        write_private(
+            files.user_password_file(user.username), user.password.get_secret_value() + "\n"
+        )
 
 
 def read_password(path: Path) -> SecretStr:

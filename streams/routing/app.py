@@ -44,6 +44,7 @@ from faust.streams import current_event
 from yarl import URL
 
 from streams.audit.chain import ChainHead, append
+from streams.audit.signing import AuditSigning
 from streams.codec import CodecError, codec_for
 from streams.config import KafkaSettings
 from streams.deadletter.letters import dead_letter_headers, make_dead_letter
@@ -599,6 +600,23 @@ def create_app(
             chain_heads, msg, head_key, orjson.dumps({"seq": head.seq, "hash": head.hash})
         )
         counters.audit_written += 1
+        if audit_signing is not None:  # a signed checkpoint, in this record's transaction
+            await audit_signing.after_append(msg.partition, head, checkpoints_topic.send)
+
+    # signed checkpoints of the audit chains (streams/audit/signing.py); off without a key
+    audit_signing = AuditSigning.from_environment()
+    checkpoints_topic = topic(names.AUDIT_CHECKPOINTS)
+    if audit_signing is not None:
+        signing = audit_signing
+
+        @app.timer(interval=1.0)
+        async def sign_idle_audit_heads() -> None:
+            await signing.sign_idle(checkpoints_topic.send)
+
+        async def forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+            signing.forget({tp.partition for tp in (args[0] if args else ())})
+
+        app.on_partitions_revoked.connect(forget_revoked)
 
     dlq_topics: dict[str, Any] = {}
 

@@ -67,6 +67,9 @@ def test_demo_runs_every_stage_and_writes_a_consistent_summary(
     assert synced["versions"] == synced["published"] == len(catalogue)
     assert synced["usable"] == sum(1 for t in catalogue if t.status == "APPROVED")
     assert synced["skipped"] == 0
+    # the worker signed the chains with the run's key: no violation, most records verified
+    assert summary["audit_violations"] == 0
+    assert summary["audit_signed_verified"] > summary["audit_unconfirmed"]
     assert len(summary["schemas_round_tripped"]) == 13
     assert any("Routing worker: stopped" in line for line in lines)
     # the Exstream side: every command (fallbacks included) composed exactly once, and delivered

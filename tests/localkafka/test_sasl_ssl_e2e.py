@@ -12,7 +12,6 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -33,6 +32,7 @@ from streams.simulator.publish import publish_events, publish_reference
 from streams.topic_reader import read_topic
 from tests.conftest import consume, unique, wait_for_topics
 from tests.e2e.reference import expected_outcome
+from tests.localkafka.conftest import SecureCluster
 from topology import names
 from topology.apply import apply_topology
 from topology.model import load_topology
@@ -53,42 +53,6 @@ KAFKA_VARIABLES = (
 )
 FAIL_WITHIN_S = 30.0
 """A misconfigured client must have said what is wrong by then (it says so in well under 1 s)."""
-
-
-@dataclass(frozen=True)
-class SecureCluster:
-    local: LocalKafka
-    env: dict[str, str]
-    """The ``export`` lines of ``air-exstream kafka status``."""
-    status_output: str
-    password: str
-    """The client password, read from the file the cluster wrote (tests only)."""
-    broker_password: str
-
-    @property
-    def secrets(self) -> tuple[str, str]:
-        return self.password, self.broker_password
-
-
-@pytest.fixture(scope="module")
-def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureCluster]:
-    state = tmp_path_factory.mktemp("sasl-ssl") / "state"
-    local = LocalKafka(state, security="sasl_ssl", die_with_parent=True)
-    local.start()
-    try:
-        status = CliRunner().invoke(cli, ["kafka", "status", "--state-dir", str(state)])
-        assert status.exit_code == 0, status.output
-        env = dict(
-            line.removeprefix("export ").split("=", 1)
-            for line in status.output.splitlines()
-            if line.startswith("export ")
-        )
-        password = Path(env["KAFKA_SASL_PASSWORD_FILE"]).read_text().strip()
-        properties = (state / "node-1" / "server.properties").read_text()
-        broker_password = properties.split('password="', 1)[1].split('"', 1)[0]
-        yield SecureCluster(local, env, status.output, password, broker_password)
-    finally:
-        local.stop()
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from streams.localkafka.security import (
     SecurityFiles,
     argument_file,
     check_username,
+    component_users,
     new_password,
     new_tls_material,
     new_users,
@@ -180,6 +181,18 @@ def test_the_client_cannot_take_the_brokers_name() -> None:
         new_users(user(BROKER_USERNAME))
 
 
+def test_component_users_get_their_own_random_passwords() -> None:
+    made = component_users(["air-exstream-router", "air-exstream-sink"], taken=["a", "b"])
+    assert [u.username for u in made] == ["air-exstream-router", "air-exstream-sink"]
+    assert len({u.password.get_secret_value() for u in made}) == 2
+    with pytest.raises(CredentialsRefused, match="air-exstream"):
+        component_users(["air-exstream"], taken=["air-exstream", BROKER_USERNAME])
+    with pytest.raises(CredentialsRefused, match="twice"):
+        component_users(["x", "x"], taken=[])
+    with pytest.raises(CredentialsRefused, match="not usable"):
+        component_users(["User:x"], taken=[])
+
+
 # ------------------------------------------------------------------------------ SCRAM
 
 
@@ -280,7 +293,7 @@ def test_the_broker_port_becomes_a_sasl_ssl_listener_for_clients_and_brokers() -
     assert props["listeners"] == "SASL_SSL://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"
     assert props["advertised.listeners"] == "SASL_SSL://127.0.0.1:9092"
     assert props["inter.broker.listener.name"] == "SASL_SSL"
-    assert props["listener.security.protocol.map"] == "CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL"
+    assert props["listener.security.protocol.map"] == "CONTROLLER:SSL,SASL_SSL:SASL_SSL"
     assert props["controller.listener.names"] == "CONTROLLER"
     assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512,SCRAM-SHA-256"
     assert props["sasl.mechanism.inter.broker.protocol"] == "SCRAM-SHA-512"
@@ -310,6 +323,32 @@ def test_each_mechanism_gets_the_broker_users_jaas_login() -> None:
             'username="kafka-broker" password="broker-pw";'
         )
     render(props)  # one properties line each
+
+
+def test_acls_are_enforced_with_the_brokers_and_the_admin_as_super_users() -> None:
+    node = NodePorts(1, 9092, 9093)
+    broker = user(BROKER_USERNAME, "broker-pw")
+    extra = sasl_ssl_properties(node, files=FILES, broker=broker, super_users=["air-exstream"])
+    assert extra["authorizer.class.name"] == (
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    )
+    assert extra["super.users"] == "User:kafka-broker;User:air-exstream"
+    assert extra["allow.everyone.if.no.acl.found"] == "false"
+    # no super user besides the brokers unless one is named
+    assert secure_props(node, [node])["super.users"] == "User:kafka-broker"
+
+
+def test_the_controller_port_admits_only_the_nodes_themselves() -> None:
+    node = NodePorts(1, 9092, 9093)
+    props = secure_props(node, [node])
+    assert props["listener.security.protocol.map"].split(",")[0] == "CONTROLLER:SSL"
+    assert props["listener.name.controller.ssl.client.auth"] == "required"
+    # whoever presents a certificate of the cluster's CA (only the broker keystore holds one) is
+    # the brokers' user
+    assert props["listener.name.controller.ssl.principal.mapping.rules"] == (
+        "RULE:^.*$/kafka-broker/"
+    )
+    assert props["ssl.client.auth"] == "none"  # clients authenticate with SCRAM, not certificates
 
 
 def test_three_secure_nodes_keep_their_static_voters() -> None:
@@ -359,3 +398,20 @@ def test_the_readiness_probe_config_carries_the_password_given_to_it() -> None:
 
 def test_client_security_round_trips_through_a_dict() -> None:
     assert ClientSecurity.from_dict(client_security().to_dict()) == client_security()
+    with_users = ClientSecurity.for_cluster(
+        FILES, user("svc"), [user("air-exstream-sink"), user("air-exstream-router")]
+    )
+    assert ClientSecurity.from_dict(with_users.to_dict()) == with_users
+    assert "component_users" not in client_security().to_dict()  # as older versions wrote it
+
+
+def test_each_component_user_has_its_own_password_file() -> None:
+    client = ClientSecurity.for_cluster(FILES, user("svc"), [user("air-exstream-sink")])
+    sink = client.as_user("air-exstream-sink")
+    assert sink.environment()["KAFKA_SASL_USERNAME"] == "air-exstream-sink"
+    assert sink.environment()["KAFKA_SASL_PASSWORD_FILE"] == (
+        "/state/security/users/air-exstream-sink.password"
+    )
+    assert sink.ssl_cafile == client.ssl_cafile
+    with pytest.raises(CredentialsRefused, match="no component user 'mallory'"):
+        client.as_user("mallory")

@@ -52,6 +52,18 @@ def test_private_files_are_0600_even_when_they_existed_before(tmp_path: Path) ->
     assert mode(path) == 0o600
 
 
+def test_each_component_users_password_is_a_private_file(tmp_path: Path) -> None:
+    files = SecurityFiles(tmp_path / "security")
+    client = ScramUser(username="air-exstream", password=SecretStr(PASSWORD))
+    sink = ScramUser(username="air-exstream-sink", password=SecretStr("sink-pw"))
+    write_security_files(files, new_tls_material(now=datetime.now(UTC)), client, [sink])
+    path = files.user_password_file("air-exstream-sink")
+    assert path == files.directory / "users" / "air-exstream-sink.password"
+    assert mode(files.users_directory) == 0o700
+    assert mode(path) == 0o600
+    assert read_password(path).get_secret_value() == "sink-pw"
+
+
 def test_security_files_are_private_except_the_ca(tmp_path: Path) -> None:
     files = written(tmp_path)
     assert mode(files.directory) == 0o700

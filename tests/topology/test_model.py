@@ -105,3 +105,21 @@ def test_with_replication_overrides_every_topic() -> None:
     topo = with_replication(load_topology("local"), 3, 2)
     assert {t.replication_factor for t in topo.topics} == {3}
     assert TOPICS_FILE.exists()
+
+
+def test_the_audit_trail_is_stamped_by_the_broker_and_checkpoints_are_compacted() -> None:
+    topo = load_topology("production")
+    assert topo.topic(names.AUDIT).config["message.timestamp.type"] == "LogAppendTime"
+    checkpoints = topo.topic(names.AUDIT_CHECKPOINTS)
+    assert checkpoints.config["cleanup.policy"] == "compact"
+    assert checkpoints.config["retention.ms"] == "-1"
+    assert checkpoints.partitions == 1
+    assert "message.timestamp.type" not in topo.topic(names.COMMANDS).config
+
+
+def test_a_wrong_timestamp_type_is_a_clear_error(tmp_path: Path) -> None:
+    text = TOPICS_FILE.read_text().replace('"LogAppendTime"', '"BrokerTime"')
+    path = tmp_path / "topics.toml"
+    path.write_text(text)
+    with pytest.raises(TopologyError, match="timestamp_type is CreateTime or LogAppendTime"):
+        load_topology("local", path=path)

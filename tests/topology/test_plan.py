@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from topology.model import TopicSpec
@@ -71,3 +73,18 @@ def test_applying_the_plan_yields_an_empty_plan() -> None:
         for s in first.create
     }
     assert plan((SPEC,), after).empty
+
+
+def test_configs_the_client_may_not_read_are_no_drift() -> None:
+    hidden = ObservedTopic("a", 6, 3, {}, configs_visible=False)
+    result = plan((SPEC,), {"a": hidden})
+    assert not result.drift
+    assert result.in_sync == ("a",)
+
+
+def test_a_refused_creation_is_reported_apart() -> None:
+    other = dataclasses.replace(SPEC, name="b")
+    result = plan((SPEC, other), {}).refused(["b"])
+    assert result.create == (SPEC,)
+    assert result.not_authorized == ("b",)
+    assert not result.empty
