@@ -17,6 +17,7 @@ from streams.errors import AirExstreamError
 # name -> "module:attribute" of a click command or group
 SUBCOMMANDS: dict[str, str] = {
     "kafka": "streams.localkafka.cli:kafka",
+    "registry": "streams.localregistry.cli:registry",
     "topology": "topology.cli:topology",
     "schemas": "streams.codec.cli:schemas",
     "simulate": "streams.simulator.cli:simulate",

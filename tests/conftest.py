@@ -1,8 +1,10 @@
-"""Shared fixtures: one real Kafka broker per test session, and factories around it.
+"""Shared fixtures: one real Kafka broker per test session, and factories around it; one real
+schema registry per session for the tests that ask for it.
 
 The broker is the project's own (started from Maven Central jars in a temporary state directory)
 unless ``KAFKA_BOOTSTRAP_SERVERS`` names a cluster. If it cannot start, every test that needs it
-fails with the reason: a missing broker is never a skip.
+fails with the reason: a missing broker is never a skip. The same holds for the schema registry
+(Apicurio Registry, unless ``KAFKA_SCHEMA_REGISTRY_URL`` names one).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.config import KafkaSettings
 from streams.localkafka import LocalKafka
+from streams.localregistry import LocalRegistry
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,31 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
     info = local.start()  # raises a clear LocalKafkaError: the tests fail, never skip
     try:
         yield KafkaCluster(info.bootstrap_servers, local)
+    finally:
+        local.stop()
+
+
+@dataclass(frozen=True)
+class SchemaRegistry:
+    """What the ``schema_registry`` fixture yields."""
+
+    url: str
+    """Confluent-compatible API: the value of ``KAFKA_SCHEMA_REGISTRY_URL``."""
+    local: LocalRegistry | None
+    """The project's runner when the session started the registry itself, else None."""
+
+
+@pytest.fixture(scope="session")
+def schema_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SchemaRegistry]:
+    configured = os.environ.get("KAFKA_SCHEMA_REGISTRY_URL")
+    if configured:
+        yield SchemaRegistry(configured, None)
+        return
+    # die_with_parent: a session killed by a timeout leaves no registry behind
+    local = LocalRegistry(tmp_path_factory.mktemp("registry") / "state", die_with_parent=True)
+    info = local.start()  # raises a clear LocalRegistryError: the tests fail, never skip
+    try:
+        yield SchemaRegistry(info.url, local)
     finally:
         local.stop()
 
