@@ -74,6 +74,14 @@ class Codecs:
         """The codecs of a service configured by ``kafka`` (``KAFKA_SCHEMA_REGISTRY_URL``)."""
         return cls(registry_url=kafka.schema_registry_url, topology=topology)
 
+    @classmethod
+    def from_environment(cls, topology: Topology | None = None) -> Codecs:
+        """The codecs ``KAFKA_*`` configures (tools that read topics without a service's
+        settings: the audit reader, the dead-letter CLI, the demo's summary)."""
+        from streams.config import KafkaSettings
+
+        return cls.from_settings(KafkaSettings(), topology)
+
     @property
     def writes_confluent(self) -> bool:
         """True when records are written in the Confluent wire format."""

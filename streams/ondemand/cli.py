@@ -97,6 +97,7 @@ def ondemand(
 
     from aiohttp import web
 
+    from streams.codec import Codecs
     from streams.exstream.settings import exstream_settings
     from streams.ondemand.kafka import KafkaWriter
     from streams.ondemand.server import OnDemandConfig, OnDemandService
@@ -114,12 +115,13 @@ def ondemand(
         prefix=prefix,
         apply_topology=apply_topology,
     )
+    codecs = Codecs.from_settings(kafka, topology)
     config = OnDemandConfig(
         exstream=exstream,
         link_secrets=tuple(secrets),
         metadata_topic=topology.name(names.DOCUMENT_METADATA),
         audit_topic=topology.name(names.AUDIT_INTAKE),
-        registry_url=kafka.schema_registry_url,
+        codecs=codecs,
         budget_s=budget_s,
         max_concurrency=max_concurrency,
         link_ttl_s=link_ttl_s,
@@ -129,7 +131,10 @@ def ondemand(
     )
     writer = KafkaWriter(kafka.confluent_config(), timeout_s=max(1.0, budget_s))
     view = templates_view(
-        kafka, topology.name(names.TEMPLATES), partitions=topology.topic(names.TEMPLATES).partitions
+        kafka,
+        topology.name(names.TEMPLATES),
+        partitions=topology.topic(names.TEMPLATES).partitions,
+        codecs=codecs,
     )
     service = OnDemandService(config, keys, writer, view)
     app = service.app()

@@ -37,7 +37,7 @@ from typing import Protocol
 import orjson
 from aiohttp import web
 
-from streams.codec import codec_for
+from streams.codec import Codecs
 from streams.domain.records import AuditRecord, DocumentMetadata, DocumentType, TemplateVersion
 from streams.exstream.client import ExstreamClient
 from streams.exstream.settings import ExstreamSettings
@@ -133,7 +133,8 @@ class OnDemandConfig:
     """The current link secret first (signs), then the previous one (still verifies)."""
     metadata_topic: str
     audit_topic: str
-    registry_url: str | None = None
+    codecs: Codecs = field(default_factory=Codecs)
+    """The process's codecs (``Codecs.from_settings``): how the records are framed."""
     budget_s: float = 5.0
     """Time for Exstream's composition and the Kafka writes together (504 beyond)."""
     max_concurrency: int = 64
@@ -184,12 +185,8 @@ class OnDemandService:
         self._slots = asyncio.Semaphore(config.max_concurrency)
         self._exstream: ExstreamClient | None = None
         self._client: OnDemandClient | None = None
-        self._metadata_codec = codec_for(
-            DocumentMetadata, config.metadata_topic, registry_url=config.registry_url
-        )
-        self._audit_codec = codec_for(
-            AuditRecord, config.audit_topic, registry_url=config.registry_url
-        )
+        self._metadata_codec = config.codecs.for_topic(config.metadata_topic, DocumentMetadata)
+        self._audit_codec = config.codecs.for_topic(config.audit_topic, AuditRecord)
         try:
             self._openapi: bytes | None = config.openapi_path.read_bytes()
         except OSError:

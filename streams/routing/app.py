@@ -45,7 +45,7 @@ from yarl import URL
 
 from streams.audit.chain import ChainHead, append
 from streams.audit.signing import AuditSigning
-from streams.codec import CodecError, codec_for
+from streams.codec import CodecError, Codecs
 from streams.config import KafkaSettings
 from streams.deadletter.letters import dead_letter_headers, make_dead_letter
 from streams.domain.alignment import check_rule, compare_versions
@@ -70,6 +70,7 @@ from streams.domain.reference_checks import (
 from streams.domain.routing import route_event
 from streams.domain.suppression import SuppressionEntry
 from streams.errors import AirExstreamError
+from streams.routing.decoding import decode_waiting
 from streams.routing.reference import ReferenceView
 from streams.routing.requests import RequestCounters, RequestsContext, install_requests
 from streams.routing.settings import WorkerSettings
@@ -446,9 +447,15 @@ class CommitGuard:
 
 
 def create_app(
-    *, kafka: KafkaSettings, worker: WorkerSettings, topology: Topology
+    *,
+    kafka: KafkaSettings,
+    worker: WorkerSettings,
+    topology: Topology,
+    codecs: Codecs | None = None,
 ) -> tuple[faust.App, Counters]:
-    """Build the routing application (not started). Returns it with its live counters."""
+    """Build the routing application (not started). Returns it with its live counters.
+    ``codecs`` defaults to the ones ``kafka`` configures (``KAFKA_SCHEMA_REGISTRY_URL``)."""
+    codecs = codecs or Codecs.from_settings(kafka, topology)
     worker.state_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         worker.app_id,
@@ -514,15 +521,25 @@ def create_app(
     suppression = table("suppression")
     chain_heads = table("audit-chain-heads")
 
-    rule_codec = codec_for(CommRule)
-    template_codec = codec_for(TemplateVersion)
-    pref_codec = codec_for(Preference)
-    account_codec = codec_for(AccountEvent)
-    case_codec = codec_for(CaseEvent)
-    command_codec = codec_for(CompositionCommand)
-    alert_codec = codec_for(AlignmentAlert)
-    audit_codec = codec_for(AuditRecord)
-    letter_codec = codec_for(DeadLetter)
+    def codec(logical: str, cls: Any) -> Any:
+        return codecs.for_topic(topology.name(logical), cls)
+
+    rule_codec = codec(names.COMM_RULES, CommRule)
+    template_codec = codec(names.TEMPLATES, TemplateVersion)
+    pref_codec = codec(names.PREFERENCES, Preference)
+    pref_state = codecs.for_state(Preference)
+    """The preferences table's values: single-object encoding whatever the topics carry."""
+    account_codec = codec(names.ACCOUNT_EVENTS, AccountEvent)
+    case_codec = codec(names.CASE_EVENTS, CaseEvent)
+    command_codec = codec(names.COMMANDS, CompositionCommand)
+    alert_codec = codec(names.ALIGNMENT_ALERTS, AlignmentAlert)
+    intake_codec = codec(names.AUDIT_INTAKE, AuditRecord)
+    audit_codec = codec(names.AUDIT, AuditRecord)
+
+    def decoded(codec: Any, msg: Any) -> Awaitable[Any]:
+        return decode_waiting(
+            partial(codec.decode, msg.value, msg.headers), wait_s=worker.registry_wait_s
+        )
 
     rules_view: ReferenceView[CommRule] = ReferenceView(
         topic=topology.name(names.COMM_RULES),
@@ -586,7 +603,7 @@ def create_app(
         if event is not None and same_transactions_as_intake(event.message.topic):
             await append_audit(event.message, key or b"", record)
             return
-        await intake_topic.send(key=key or b"", value=audit_codec.encode(record))
+        await intake_topic.send(key=key or b"", value=intake_codec.encode(record))
 
     async def append_audit(msg: Any, key: bytes, record: AuditRecord) -> None:
         """Append ``record`` to the chain of audit partition ``msg.partition`` while ``msg`` is
@@ -635,6 +652,7 @@ def create_app(
         dlq = dlq_topics.get(msg.topic)
         if dlq is None:
             dlq = dlq_topics[msg.topic] = app.topic(names.dlq(msg.topic), internal=False, **RAW)
+        letter_codec = codecs.for_topic(names.dlq(msg.topic), DeadLetter)
         await dlq.send(
             key=msg.key, value=letter_codec.encode(letter), headers=dead_letter_headers(letter)
         )
@@ -676,7 +694,7 @@ def create_app(
             await guard.delete(preferences, msg, msg.key)
             return
         try:
-            preference = pref_codec.decode(msg.value, msg.headers)
+            preference = await decoded(pref_codec, msg)
         except CodecError as exc:
             await dead_letter(msg, exc.code, str(exc))
             return
@@ -688,7 +706,7 @@ def create_app(
             await dead_letter(msg, "INVALID_PREFERENCE", "; ".join(problems))
             return
         # stored as Avro whatever it arrived as (JSON too): readers decode without headers
-        await guard.put(preferences, msg, msg.key, pref_codec.encode(preference))
+        await guard.put(preferences, msg, msg.key, pref_state.encode(preference))
         counters.preferences += 1
 
     @app.agent(rules_topic)
@@ -701,7 +719,7 @@ def create_app(
         if msg.value is None:
             return
         try:
-            rule = rule_codec.decode(msg.value, msg.headers)
+            rule = await decoded(rule_codec, msg)
         except CodecError as exc:
             await dead_letter(msg, exc.code, str(exc))
             return
@@ -723,7 +741,7 @@ def create_app(
         if msg.value is None:
             return
         try:
-            new = template_codec.decode(msg.value, msg.headers)
+            new = await decoded(template_codec, msg)
         except CodecError as exc:
             await dead_letter(msg, exc.code, str(exc))
             return
@@ -769,7 +787,7 @@ def create_app(
 
     async def route_one(msg: Any, codec: Any, source_topic: str) -> None:
         try:
-            record = codec.decode(msg.value, msg.headers)
+            record = await decoded(codec, msg)
         except CodecError as exc:
             await dead_letter(msg, exc.code, str(exc))
             return
@@ -778,7 +796,7 @@ def create_app(
             await dead_letter(msg, "KEY_MISMATCH", _key_mismatch(msg.key, record.customer_id))
             return
         pref_raw = preferences.get(key)
-        preference = pref_codec.decode(pref_raw) if pref_raw else None
+        preference = pref_state.decode(pref_raw) if pref_raw else None
         state = _suppression_state(suppression.get(key))
         outcome = route_event(
             record,
@@ -829,7 +847,7 @@ def create_app(
 
     async def chain_one(msg: Any) -> None:
         try:
-            record = audit_codec.decode(msg.value, msg.headers)
+            record = await decoded(intake_codec, msg)
         except CodecError as exc:
             await dead_letter(msg, exc.code, str(exc))
             return
@@ -854,6 +872,9 @@ def create_app(
             sla_ms=worker.sla_ms,
             sla_check_interval_s=worker.sla_check_interval_s,
             counters=tracking,
+            codecs=codecs,
+            topology=topology,
+            registry_wait_s=worker.registry_wait_s,
         )
     )
 
@@ -875,6 +896,9 @@ def create_app(
             reference_ready=reference_ready,
             templates_by_id=templates_by_id,
             counters=requests,
+            codecs=codecs,
+            topology=topology,
+            registry_wait_s=worker.registry_wait_s,
         )
     )
 

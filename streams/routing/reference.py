@@ -133,7 +133,7 @@ class ReferenceView(Generic[V]):
                 batches = await consumer.getmany(timeout_ms=500, max_records=5000)
                 for messages in batches.values():
                     for msg in messages:
-                        self._apply_message(msg)
+                        await self._apply_waiting(msg)
                 if pending:
                     pending = {tp for tp in pending if await consumer.position(tp) < end[tp]}
                     if not pending:
@@ -142,12 +142,31 @@ class ReferenceView(Generic[V]):
         finally:
             await consumer.stop()
 
+    async def _apply_waiting(self, msg: Any) -> None:
+        """Apply ``msg``; while a retriable error (a schema registry that does not answer)
+        prevents it, wait and try again: skipping it would drop a valid rule or template."""
+        delay = 0.2
+        while True:
+            try:
+                self._apply_message(msg)
+                return
+            except AirExstreamError as exc:
+                if not exc.retriable:
+                    raise
+                log.warning("reference view %s: %s; trying again in %.1f s", self.topic, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
     def _apply_message(self, msg: Any) -> None:
+        """Apply ``msg``; a record that cannot be applied is counted and skipped. A retriable
+        error is raised (the record is fine, something it needs is not available)."""
         key = msg.key.decode("utf-8", "replace") if msg.key is not None else ""
         headers = [(k, v) for k, v in (msg.headers or ())]
         try:
             self.apply(key, msg.value, headers)
         except AirExstreamError as exc:
+            if exc.retriable:
+                raise
             self.invalid += 1
             log.warning(
                 "reference view %s: record at %d/%d not applied: %s",

@@ -16,6 +16,7 @@ import click
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from streams.codec import Codecs
 from streams.config import KafkaSettings, resolve_kafka_settings
 from streams.exstream.client import ExstreamClient
 from streams.exstream.settings import ExstreamSettings, exstream_settings
@@ -64,11 +65,13 @@ def sink(
     )
     templates_topic = topology.name(names.TEMPLATES)
     partitions = topology.topic(names.TEMPLATES).partitions
-    asyncio.run(_run(kafka, settings, exstream, templates_topic, partitions, metrics_port))
+    codecs = Codecs.from_settings(kafka, topology)
+    asyncio.run(_run(kafka, codecs, settings, exstream, templates_topic, partitions, metrics_port))
 
 
 async def _run(
     kafka: KafkaSettings,
+    codecs: Codecs,
     settings: SinkSettings,
     exstream: ExstreamSettings,
     templates_topic: str,
@@ -85,13 +88,21 @@ async def _run(
         max_poll_interval_ms=600_000,
     )
     producer = AIOKafkaProducer(**kwargs, acks="all", enable_idempotence=True)
-    view = templates_view(kafka, templates_topic, partitions=template_partitions)
+    view = templates_view(kafka, templates_topic, partitions=template_partitions, codecs=codecs)
     reader = asyncio.ensure_future(view.run())
     async with ExstreamClient(exstream, max_connections=settings.max_limit * 2) as client:
         await view.wait_ready(60.0)
         await consumer.start()
         await producer.start()
-        sink = Sink(settings, client, consumer, producer, templates=view, consumer_kwargs=kwargs)
+        sink = Sink(
+            settings,
+            client,
+            consumer,
+            producer,
+            templates=view,
+            consumer_kwargs=kwargs,
+            codecs=codecs,
+        )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, sink.stop)

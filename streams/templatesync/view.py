@@ -7,16 +7,22 @@ service (to resolve a document's template) and the sync (to publish only changes
 
 from __future__ import annotations
 
-from streams.codec import codec_for
+from streams.codec import Codecs
 from streams.config import KafkaSettings
 from streams.domain.records import TemplateVersion
 from streams.routing.reference import ReferenceView
 
 
 def templates_view(
-    kafka: KafkaSettings, topic: str, *, partitions: int | None = None
+    kafka: KafkaSettings,
+    topic: str,
+    *,
+    partitions: int | None = None,
+    codecs: Codecs | None = None,
 ) -> ReferenceView[TemplateVersion]:
-    codec = codec_for(TemplateVersion, topic, registry_url=kafka.schema_registry_url)
+    """``codecs``: the process's (default: the ones ``kafka`` configures)."""
+    codecs = codecs or Codecs.from_settings(kafka)
+    codec = codecs.for_topic(topic, TemplateVersion)
     client_kwargs = {k: v for k, v in kafka.aiokafka_kwargs().items() if k != "bootstrap_servers"}
     return ReferenceView(
         topic=topic,

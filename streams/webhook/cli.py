@@ -74,6 +74,7 @@ def webhook(
     """Receive Exstream's event batches (POST /hooks/exstream) into Kafka."""
     from aiohttp import web
 
+    from streams.codec import Codecs
     from streams.webhook.server import HOOK_PATH, build_receiver
     from topology import names
 
@@ -92,7 +93,7 @@ def webhook(
         client_config=kafka.confluent_config(),
         topic=topic,
         dlq_topic=dlq_topic,
-        registry_url=kafka.schema_registry_url,
+        codecs=Codecs.from_settings(kafka, topology),
         kafka_timeout_s=kafka_timeout_s,
         auth=auth,
         tolerance_s=tolerance_s,

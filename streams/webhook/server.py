@@ -33,7 +33,7 @@ from typing import Any, Protocol
 import orjson
 from aiohttp import web
 
-from streams.codec import codec_for
+from streams.codec import Codecs
 from streams.deadletter.letters import dead_letter_headers, make_dead_letter
 from streams.domain.records import DeadLetter, DeliveryEvent
 from streams.kafka_writer import KafkaWriteError, KafkaWriter
@@ -147,7 +147,8 @@ class WebhookConfig:
     topic: str
     """The delivery-events topic (prefixed as the topology says)."""
     dlq_topic: str
-    registry_url: str | None = None
+    codecs: Codecs = field(default_factory=Codecs)
+    """The process's codecs (``Codecs.from_settings``): how the records are framed."""
     tolerance_s: int = 300
     max_body_bytes: int = 1024 * 1024
     max_events: int = DEFAULT_MAX_EVENTS
@@ -186,10 +187,8 @@ class WebhookReceiver:
         self._inflight: dict[tuple[int, str], asyncio.Future[bool]] = {}
         self._clock = clock
         self._monotonic = monotonic
-        self._event_codec = codec_for(DeliveryEvent, config.topic, registry_url=config.registry_url)
-        self._letter_codec = codec_for(
-            DeadLetter, config.dlq_topic, registry_url=config.registry_url
-        )
+        self._event_codec = config.codecs.for_topic(config.topic, DeliveryEvent)
+        self._letter_codec = config.codecs.for_topic(config.dlq_topic, DeadLetter)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.config.max_body_bytes, middlewares=[_errors])
@@ -411,7 +410,7 @@ def build_receiver(
     client_config: Mapping[str, str],
     topic: str,
     dlq_topic: str,
-    registry_url: str | None = None,
+    codecs: Codecs | None = None,
     kafka_timeout_s: float = 10.0,
     **options: Any,
 ) -> WebhookReceiver:
@@ -420,7 +419,7 @@ def build_receiver(
         secrets=tuple(secrets),
         topic=topic,
         dlq_topic=dlq_topic,
-        registry_url=registry_url,
+        codecs=codecs or Codecs(),
         **options,
     )
     return WebhookReceiver(config, KafkaSink(client_config, timeout_s=kafka_timeout_s))
