@@ -356,15 +356,15 @@ class OnDemandService:
             rendered = await call
         except ExstreamFailure as exc:
             self.metrics.exstream[exc.kind] += 1
-            if exc.kind == "unavailable":
+            if exc.kind == "timeout":
+                return self._timeout()
+            if exc.retriable:
                 return problem(
                     503,
                     "Document service unavailable",
                     "the composition service is unavailable; retry later",
                     retry_after=exc.retry_after_s or self.config.retry_after_s,
                 )
-            if exc.kind == "timeout":
-                return self._timeout()
             if exc.kind == "not_found":
                 return problem(404, "Not found", "the document no longer exists")
             log.warning("Exstream failure (%s, status %s)", exc.kind, exc.status)
