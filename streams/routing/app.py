@@ -70,7 +70,7 @@ from streams.domain.reference_checks import (
 from streams.domain.routing import route_event
 from streams.domain.suppression import SuppressionEntry
 from streams.errors import AirExstreamError
-from streams.routing.decoding import decode_waiting
+from streams.routing.decoding import decode_in_worker
 from streams.routing.reference import ReferenceView
 from streams.routing.requests import RequestCounters, RequestsContext, install_requests
 from streams.routing.settings import WorkerSettings
@@ -537,7 +537,7 @@ def create_app(
     audit_codec = codec(names.AUDIT, AuditRecord)
 
     def decoded(codec: Any, msg: Any) -> Awaitable[Any]:
-        return decode_waiting(
+        return decode_in_worker(
             partial(codec.decode, msg.value, msg.headers), wait_s=worker.registry_wait_s
         )
 

@@ -32,7 +32,7 @@ from typing import Any
 from streams.codec import CodecError, Codecs
 from streams.domain.document_requests import RequestRejection, decide_request, retry_audit
 from streams.domain.records import AuditRecord, CompositionCommand, DocumentRequest, TemplateVersion
-from streams.routing.decoding import decode_waiting
+from streams.routing.decoding import decode_in_worker
 from streams.routing.tracking import Register
 from topology import names
 from topology.model import Topology
@@ -92,7 +92,7 @@ def install_requests(ctx: RequestsContext) -> Callable[[Any], Awaitable[None]]:
 
     async def handle(msg: Any) -> None:
         try:
-            request = await decode_waiting(
+            request = await decode_in_worker(
                 partial(request_codec.decode, msg.value, msg.headers), wait_s=ctx.registry_wait_s
             )
         except CodecError as exc:

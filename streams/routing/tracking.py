@@ -84,7 +84,7 @@ from streams.domain.records import (
     DocumentMetadata,
     Preference,
 )
-from streams.routing.decoding import decode_waiting
+from streams.routing.decoding import decode_in_worker
 from topology import names
 from topology.model import Topology
 
@@ -278,7 +278,7 @@ def install_tracking(ctx: TrackingContext) -> Register:
 
     async def track_delivery(msg: Any) -> None:
         try:
-            event = await decode_waiting(
+            event = await decode_in_worker(
                 partial(event_codec.decode, msg.value, msg.headers), wait_s=ctx.registry_wait_s
             )
         except CodecError as exc:

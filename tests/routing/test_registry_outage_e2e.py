@@ -1,0 +1,78 @@
+"""The routing worker meets a Confluent-framed event while its schema registry does not answer:
+it waits, then exits for its supervisor (the commit watchdog's status) with the event neither
+dead-lettered nor committed, so the restarted worker reads it again."""
+
+from __future__ import annotations
+
+import struct
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from streams.demo.processes import WorkerProcess, committed, end_offsets, wait_consumed
+from streams.localkafka.processes import pick_free_ports
+from streams.routing.watchdog import EXIT_STUCK
+from streams.simulator.generator import Scenario, generate
+from streams.simulator.publish import publish_reference
+from streams.topic_reader import read_topic
+from tests.conftest import KafkaCluster
+from tests.exstream.templates import publish_synced_templates
+from topology import names
+from topology.apply import apply_topology
+from topology.model import load_topology
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.timeout(300)
+def test_an_unanswering_registry_stops_the_worker_without_dead_lettering_the_event(
+    kafka: KafkaCluster, tmp_path: Path
+) -> None:
+    bootstrap = kafka.bootstrap_servers
+    prefix = f"regdown{uuid.uuid4().hex[:6]}."
+    topology = load_topology("local", prefix=prefix)
+    conf = {"bootstrap.servers": bootstrap}
+    apply_topology(conf, topology)
+    dataset = generate(Scenario(seed=7, customers=5, events=0))
+    publish_reference(dataset, topology, conf)  # single-object: readable without the registry
+    publish_synced_templates(dataset.templates, topology, conf)
+    nobody = pick_free_ports(1)[0]  # connections to it are refused
+    app_id = f"router-regdown-{uuid.uuid4().hex[:6]}"
+    worker = WorkerProcess(
+        bootstrap,
+        prefix,
+        app_id,
+        tmp_path,
+        env={
+            "KAFKA_SCHEMA_REGISTRY_URL": f"http://127.0.0.1:{nobody}/apis/ccompat/v7",
+            "AIR_EXSTREAM_REGISTRY_WAIT_S": "2",
+        },
+    )
+    account_topic = topology.name(names.ACCOUNT_EVENTS)
+    worker.start()
+    try:
+        wait_consumed(bootstrap, app_id, [topology.name(names.PREFERENCES)], worker=worker)
+        producer = Producer({**conf, "acks": "all"})
+        customer = dataset.preferences[0].customer_id.encode()
+        producer.produce(account_topic, key=customer, value=b"\x00" + struct.pack(">I", 1) + b"\0")
+        assert producer.flush(30) == 0
+        deadline = time.monotonic() + 120
+        while worker.alive():
+            assert time.monotonic() < deadline, worker.tail()
+            time.sleep(0.2)
+        assert worker.proc is not None
+        assert worker.proc.returncode == EXIT_STUCK, worker.tail()
+    finally:
+        worker.stop()
+    assert "could not resolve schema id 1" in worker.log.read_text(errors="replace")
+    assert list(read_topic(bootstrap, names.dlq(account_topic))) == []
+    ends = end_offsets(bootstrap, [account_topic])
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": app_id})
+    try:
+        done = committed(probe, list(ends))
+    finally:
+        probe.close()
+    assert sum(max(o, 0) for o in done.values()) == 0, "the event must stay uncommitted"
