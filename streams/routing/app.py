@@ -169,9 +169,7 @@ def _key_text(key: bytes | None) -> str | None:
     return key.decode("utf-8", "replace") if key else None
 
 
-async def checkpoint(
-    app: faust.App, table: Any, bootstrap_servers: str, client_kwargs: dict[str, Any]
-) -> None:
+async def checkpoint(app: faust.App, table: Any, kafka_kwargs: dict[str, Any]) -> None:
     """Record in each active partition of a rocksdb ``table`` how far its changelog is already
     in the local files, so that a restart reads only the changelog written after that point.
 
@@ -190,9 +188,7 @@ async def checkpoint(
     tps = [tp for tp in tps if tp.topic == changelog]
     if not tps:
         return
-    probe = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, **client_kwargs
-    )
+    probe = AIOKafkaConsumer(enable_auto_commit=False, **kafka_kwargs)
     await probe.start()
     try:
         ends = await probe.end_offsets(tps)
@@ -481,7 +477,7 @@ def create_app(
     guard = CommitGuard(app, counters, Deadline(worker.commit_timeout_s))
     app.on_partitions_revoked.connect(guard.on_revoked)
     app.on_partitions_revoked.connect(partial(highwaters_from_broker, app))
-    client_kwargs = {k: v for k, v in kafka.aiokafka_kwargs().items() if k != "bootstrap_servers"}
+    kafka_kwargs = kafka.aiokafka_kwargs()  # every aiokafka client of the worker
 
     def topic(logical: str) -> Any:
         return app.topic(topology.name(logical), internal=False, **RAW)
@@ -516,7 +512,7 @@ def create_app(
 
         @app.timer(interval=worker.checkpoint_interval_s)
         async def checkpoint_preferences() -> None:
-            await checkpoint(app, preferences, kafka.require_bootstrap(), client_kwargs)
+            await checkpoint(app, preferences, kafka_kwargs)
 
     suppression = table("suppression")
     chain_heads = table("audit-chain-heads")
@@ -544,16 +540,14 @@ def create_app(
     rules_view: ReferenceView[CommRule] = ReferenceView(
         topic=topology.name(names.COMM_RULES),
         partitions=topology.topic(names.COMM_RULES).partitions,
-        bootstrap_servers=kafka.require_bootstrap(),
         decode=usable(rule_codec.decode, rule_problems),
-        client_kwargs=client_kwargs,
+        client_kwargs=kafka_kwargs,
     )
     templates_view: ReferenceView[TemplateVersion] = ReferenceView(
         topic=topology.name(names.TEMPLATES),
         partitions=topology.topic(names.TEMPLATES).partitions,
-        bootstrap_servers=kafka.require_bootstrap(),
         decode=usable(template_codec.decode, template_problems),
-        client_kwargs=client_kwargs,
+        client_kwargs=kafka_kwargs,
     )
     index: dict[str, Any] = {"rules_version": -1, "templates_version": -1}
 

@@ -40,14 +40,15 @@ class ReferenceView(Generic[V]):
         self,
         *,
         topic: str,
-        bootstrap_servers: str,
         decode: Decoder[V],
+        bootstrap_servers: str | None = None,
         client_kwargs: Mapping[str, Any] | None = None,
         on_invalid: InvalidHandler | None = None,
         on_change: Callable[[str, V | None, V | None], None] | None = None,
         partitions: int | None = None,
     ) -> None:
         self.topic = topic
+        # client_kwargs: ``KafkaSettings.aiokafka_kwargs()`` as it is (bootstrap included)
         self._bootstrap = bootstrap_servers
         self._decode = decode
         self._client_kwargs = dict(client_kwargs or {})
@@ -113,10 +114,10 @@ class ReferenceView(Generic[V]):
 
     async def _run(self) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
             enable_auto_commit=False,
             group_id=None,
             isolation_level="read_committed",
+            **({"bootstrap_servers": self._bootstrap} if self._bootstrap else {}),
             **self._client_kwargs,
         )
         await consumer.start()

@@ -2,8 +2,9 @@
 
 Exstream settings from ``EXSTREAM_*`` (:mod:`streams.exstream.settings`; ``--exstream-url``
 overrides ``EXSTREAM_URL``), the secret from ``EXSTREAM_CLIENT_SECRET`` or ``_FILE``. Kafka
-settings from ``KAFKA_*`` or the local cluster. The sink reads ``exstream.templates.v1`` to find
-each template's Exstream communication.
+settings from ``KAFKA_*`` or the local cluster; the sink's own from ``AIR_EXSTREAM_SINK_*``
+(:class:`~streams.sink.runner.SinkSettings`), each option overriding its variable. The sink
+reads ``exstream.templates.v1`` to find each template's Exstream communication.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from typing import Any
 
 import click
 from aiohttp import web
@@ -31,10 +33,19 @@ from topology.model import load_topology
 @click.option("--profile", default=None, help="Topology profile (local, production).")
 @click.option("--prefix", default="", help="Topic name prefix (isolated copies, e.g. in tests).")
 @click.option("--exstream-url", default=None, help="Overrides EXSTREAM_URL.")
-@click.option("--group-id", default="air-exstream-sink", show_default=True)
-@click.option("--batch-size", default=200, show_default=True)
-@click.option("--initial-concurrency", default=4, show_default=True)
-@click.option("--max-concurrency", default=32, show_default=True)
+@click.option("--group-id", default=None, help="Overrides AIR_EXSTREAM_SINK_GROUP_ID.")
+@click.option(
+    "--batch-size", default=None, type=int, help="Overrides AIR_EXSTREAM_SINK_BATCH_SIZE."
+)
+@click.option(
+    "--initial-concurrency",
+    default=None,
+    type=int,
+    help="Overrides AIR_EXSTREAM_SINK_INITIAL_LIMIT.",
+)
+@click.option(
+    "--max-concurrency", default=None, type=int, help="Overrides AIR_EXSTREAM_SINK_MAX_LIMIT."
+)
 @click.option("--metrics-port", default=None, type=int, help="Serve /metrics (Prometheus).")
 @click.option("--loglevel", default="info", show_default=True)
 def sink(
@@ -42,10 +53,10 @@ def sink(
     profile: str | None,
     prefix: str,
     exstream_url: str | None,
-    group_id: str,
-    batch_size: int,
-    initial_concurrency: int,
-    max_concurrency: int,
+    group_id: str | None,
+    batch_size: int | None,
+    initial_concurrency: int | None,
+    max_concurrency: int | None,
     metrics_port: int | None,
     loglevel: str,
 ) -> None:
@@ -54,14 +65,17 @@ def sink(
     exstream = exstream_settings(url=exstream_url)
     kafka = resolve_kafka_settings(bootstrap_servers)
     topology = load_topology(profile, prefix=prefix)
+    options: dict[str, Any] = {
+        "group_id": group_id,
+        "batch_size": batch_size,
+        "initial_limit": initial_concurrency,
+        "max_limit": max_concurrency,
+    }
     settings = SinkSettings(
         commands_topic=topology.name(names.COMMANDS),
         submissions_topic=topology.name(names.SUBMISSIONS),
         batches_topic=topology.name(names.SINK_BATCHES),
-        group_id=group_id,
-        batch_size=batch_size,
-        initial_limit=initial_concurrency,
-        max_limit=max_concurrency,
+        **{k: v for k, v in options.items() if v is not None},  # options override the env
     )
     templates_topic = topology.name(names.TEMPLATES)
     partitions = topology.topic(names.TEMPLATES).partitions

@@ -45,6 +45,7 @@ from typing import Any, TypeAlias
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.structs import OffsetAndMetadata
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.codec import CodecError, Codecs
 from streams.deadletter.letters import dead_letter_headers, make_dead_letter
@@ -77,8 +78,14 @@ class SinkFailed(AirExstreamError):
     retriable = True
 
 
-@dataclass(frozen=True, slots=True)
-class SinkSettings:
+class SinkSettings(BaseSettings):
+    """How the sink runs: from the environment (prefix ``AIR_EXSTREAM_SINK_``, e.g.
+    ``AIR_EXSTREAM_SINK_BATCH_SIZE``); keyword arguments (the CLI's options, the topology's topic
+    names) override. Kafka and Exstream settings live in ``KafkaSettings`` and
+    ``ExstreamSettings``."""
+
+    model_config = SettingsConfigDict(env_prefix="AIR_EXSTREAM_SINK_", extra="ignore", frozen=True)
+
     commands_topic: str
     submissions_topic: str
     batches_topic: str

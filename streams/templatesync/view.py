@@ -23,12 +23,10 @@ def templates_view(
     """``codecs``: the process's (default: the ones ``kafka`` configures)."""
     codecs = codecs or Codecs.from_settings(kafka)
     codec = codecs.for_topic(topic, TemplateVersion)
-    client_kwargs = {k: v for k, v in kafka.aiokafka_kwargs().items() if k != "bootstrap_servers"}
     return ReferenceView(
         topic=topic,
-        bootstrap_servers=kafka.require_bootstrap(),
         decode=codec.decode,
-        client_kwargs=client_kwargs,
+        client_kwargs=kafka.aiokafka_kwargs(),
         partitions=partitions,
     )
 
