@@ -16,42 +16,27 @@ same reference view as the routing worker's; the service answers once that view 
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import click
 import orjson
 
+from streams.config import ConfigError
 from streams.ondemand.auth import AuthError, KeyStore
-from streams.secrets import read_secret
+from streams.ondemand.settings import OnDemandSecrets
 from streams.service_cli import kafka_options, start_service
 
-URL_SECRET_ENV = "ONDEMAND_URL_SECRET"  # noqa: S105 (a variable name, not a secret)
-PREVIOUS_URL_SECRET_ENV = f"{URL_SECRET_ENV}_PREVIOUS"
-KEYS_ENV = "ONDEMAND_API_KEYS"
 
-
-def link_secrets() -> list[bytes]:
-    """The current link secret, then the previous one when set (rotation)."""
-    out = [read_secret(URL_SECRET_ENV).encode()]
-    if os.environ.get(PREVIOUS_URL_SECRET_ENV) or os.environ.get(f"{PREVIOUS_URL_SECRET_ENV}_FILE"):
-        out.append(read_secret(PREVIOUS_URL_SECRET_ENV).encode())
-    return out
-
-
-def load_keys() -> KeyStore:
-    """The parsed key JSON from ``ONDEMAND_API_KEYS_FILE`` or ``ONDEMAND_API_KEYS``."""
-    path = os.environ.get(f"{KEYS_ENV}_FILE")
+def ondemand_secrets() -> OnDemandSecrets:
+    """The link secrets and the API keys (:class:`~streams.ondemand.settings.OnDemandSecrets`)."""
     try:
-        if path:
-            raw = orjson.loads(Path(path).read_bytes())
-        elif os.environ.get(KEYS_ENV):
-            raw = orjson.loads(os.environ[KEYS_ENV])
-        else:
-            raise click.UsageError(f"set {KEYS_ENV}_FILE (or {KEYS_ENV}) to the portal's API keys")
-        return KeyStore.from_json(raw)
-    except OSError as exc:
-        raise click.UsageError(f"cannot read {KEYS_ENV}_FILE ({path}): {exc.strerror}") from exc
+        return OnDemandSecrets()
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def load_keys(secrets: OnDemandSecrets) -> KeyStore:
+    """The portal's API keys, parsed."""
+    try:
+        return KeyStore.from_json(orjson.loads(secrets.api_keys_json()))
     except orjson.JSONDecodeError as exc:
         raise click.UsageError(f"the API keys are not valid JSON: {exc}") from exc
     except AuthError as exc:
@@ -104,10 +89,9 @@ def ondemand(
     from streams.templatesync.view import templates_view
     from topology import names
 
-    keys = load_keys()
-    secrets = link_secrets()
-    read_secret("EXSTREAM_CLIENT_SECRET")  # a clear error now rather than at the first document
-    exstream = exstream_settings(url=exstream_url)
+    secrets = ondemand_secrets()
+    keys = load_keys(secrets)
+    exstream = exstream_settings(url=exstream_url)  # a missing client secret fails here
     kafka, topology = start_service(
         loglevel=loglevel,
         bootstrap_servers=bootstrap_servers,
@@ -118,7 +102,7 @@ def ondemand(
     codecs = Codecs.from_settings(kafka, topology)
     config = OnDemandConfig(
         exstream=exstream,
-        link_secrets=tuple(secrets),
+        link_secrets=tuple(secrets.link_keys()),
         metadata_topic=topology.name(names.DOCUMENT_METADATA),
         audit_topic=topology.name(names.AUDIT_INTAKE),
         codecs=codecs,

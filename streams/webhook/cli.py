@@ -12,23 +12,20 @@ settings come from ``KAFKA_*`` (see :mod:`streams.config`) or the running local 
 
 from __future__ import annotations
 
-import os
-
 import click
 
-from streams.secrets import read_secret
+from streams.config import ConfigError
 from streams.service_cli import kafka_options, start_service
-
-SECRET_ENV = "EXSTREAM_WEBHOOK_SECRET"  # noqa: S105 (a variable name, not a secret)
-PREVIOUS_SECRET_ENV = f"{SECRET_ENV}_PREVIOUS"
+from streams.webhook.settings import WebhookSecrets
 
 
 def webhook_secrets() -> list[bytes]:
-    """The current secret, then the previous one when set (key rotation)."""
-    secrets = [read_secret(SECRET_ENV).encode()]
-    if os.environ.get(PREVIOUS_SECRET_ENV) or os.environ.get(f"{PREVIOUS_SECRET_ENV}_FILE"):
-        secrets.append(read_secret(PREVIOUS_SECRET_ENV).encode())
-    return secrets
+    """The current secret, then the previous one when set (key rotation); see
+    :class:`~streams.webhook.settings.WebhookSecrets`."""
+    try:
+        return WebhookSecrets().keys()
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
 
 
 @click.command()
