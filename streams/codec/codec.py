@@ -149,6 +149,11 @@ class Codec(Generic[T]):
 
     # ------------------------------------------------------------------ encode
 
+    def prepare(self) -> None:
+        """Do now what the first ``encode`` would (register the schema with the registry), so
+        that a registry that does not answer stops a service at start, not mid-stream."""
+        self._wire.header()
+
     def encode(self, obj: T) -> bytes:
         if self._fast_encode is not None:
             try:

@@ -532,6 +532,22 @@ def create_app(
     intake_codec = codec(names.AUDIT_INTAKE, AuditRecord)
     audit_codec = codec(names.AUDIT, AuditRecord)
 
+    # the registry is asked now (a clear error at start when it does not answer), not in the
+    # middle of a record's transaction
+    for written in (command_codec, alert_codec, intake_codec, audit_codec, pref_state):
+        written.prepare()
+    for source in (
+        names.ACCOUNT_EVENTS,
+        names.CASE_EVENTS,
+        names.PREFERENCES,
+        names.COMM_RULES,
+        names.TEMPLATES,
+        names.DOCUMENT_REQUESTS,
+        names.DELIVERY_EVENTS,
+        names.AUDIT_INTAKE,
+    ):
+        codecs.for_topic(names.dlq(topology.name(source)), DeadLetter).prepare()
+
     def decoded(codec: Any, msg: Any) -> Awaitable[Any]:
         return decode_in_worker(
             partial(codec.decode, msg.value, msg.headers), wait_s=worker.registry_wait_s
