@@ -39,6 +39,7 @@ from aiohttp import web
 
 from streams.codec import Codecs
 from streams.domain.records import AuditRecord, DocumentMetadata, DocumentType, TemplateVersion
+from streams.errors import AirExstreamError
 from streams.exstream.client import ExstreamClient
 from streams.exstream.settings import ExstreamSettings
 from streams.ondemand.auth import Denial, KeyStore, Principal, may_access
@@ -206,6 +207,9 @@ class OnDemandService:
         return app
 
     async def _start(self, app: web.Application) -> None:
+        # the schemas are registered now: a registry that does not answer stops the service
+        for codec in (self._metadata_codec, self._audit_codec):
+            await asyncio.to_thread(codec.prepare)
         # the client's own timeout is a safety net: the budget (asyncio.timeout) bounds a request
         self._exstream = ExstreamClient(
             self.config.exstream, max_connections=self.config.max_concurrency
@@ -238,6 +242,17 @@ class OnDemandService:
             if exc.status < 400:
                 raise
             response = problem(exc.status, exc.reason, exc.reason)
+        except AirExstreamError as exc:
+            if not exc.retriable:
+                raise
+            # e.g. the schema registry did not answer while the records were encoded
+            log.warning("request %s not served, retriable: %s", ctx.request_id, exc)
+            response = problem(
+                503,
+                "Service unavailable",
+                "the document could not be recorded; retry shortly",
+                retry_after=self.config.retry_after_s,
+            )
         response.headers["X-Request-Id"] = ctx.request_id
         elapsed = time.monotonic() - started
         self.metrics.observe(route, response.status, elapsed)

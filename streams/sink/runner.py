@@ -164,6 +164,10 @@ class Sink:
 
     async def run(self) -> None:
         topic = self.settings.commands_topic
+        # the schemas are registered before anything is read: a registry that does not answer
+        # stops the sink here, not after Exstream accepted a batch
+        for codec in (self._submission_codec, self._letter_codec):
+            await asyncio.to_thread(codec.prepare)
         self.consumer.subscribe([topic], listener=_Rebalance(self))
         while not self._stopping.is_set():
             await self._wait_for_room()

@@ -36,6 +36,7 @@ from aiohttp import web
 from streams.codec import Codecs
 from streams.deadletter.letters import dead_letter_headers, make_dead_letter
 from streams.domain.records import DeadLetter, DeliveryEvent
+from streams.errors import AirExstreamError
 from streams.kafka_writer import KafkaWriteError, KafkaWriter
 from streams.signing import SIGNATURE_HEADER, SignatureError, verify
 from streams.webhook.events import (
@@ -55,6 +56,8 @@ log = logging.getLogger(__name__)
 
 PROBLEM = "application/problem+json"
 HOOK_PATH = "/hooks/exstream"
+RETRIABLE_AFTER_S = 5
+"""Retry-After of a 503 answered for a retriable failure the handler did not expect."""
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 EVENT_ID_RECORD_HEADER = "x-exstream-event-id"
 MAX_SIGNATURE_CHARS = 1024
@@ -195,8 +198,15 @@ class WebhookReceiver:
         app.router.add_post(HOOK_PATH, self.hook)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/metrics", self.metrics_text)
+        app.on_startup.append(self._prepare)
         app.on_cleanup.append(self._close)
         return app
+
+    async def _prepare(self, _app: web.Application) -> None:
+        """Register the schemas now: a registry that does not answer stops the receiver at
+        start instead of failing its first requests."""
+        for codec in (self._event_codec, self._letter_codec):
+            await asyncio.to_thread(codec.prepare)
 
     async def _close(self, _app: web.Application) -> None:
         await asyncio.to_thread(self.sink.close)
@@ -402,6 +412,17 @@ async def _errors(
         if exc.status >= 400:
             return problem(exc.status, exc.reason, exc.text or exc.reason)
         raise
+    except AirExstreamError as exc:
+        if not exc.retriable:
+            raise
+        # e.g. the schema registry did not answer: nothing was written, the sender retries
+        log.warning("request not served, retriable: %s", exc)
+        return problem(
+            503,
+            "Service unavailable",
+            "the event could not be stored; retry later",
+            retry_after=RETRIABLE_AFTER_S,
+        )
 
 
 def build_receiver(
