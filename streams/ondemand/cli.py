@@ -9,7 +9,9 @@ Secrets come from the environment or files, never from options (they would show 
 - ``ONDEMAND_API_KEYS_FILE`` (or ``ONDEMAND_API_KEYS``, the same JSON inline): the portal's API
   keys, hashed, each bound to one customer (see :mod:`streams.ondemand.auth`).
 
-Kafka settings come from ``KAFKA_*`` (see :mod:`streams.config`) or the running local cluster.
+Kafka settings come from ``KAFKA_*`` (see :mod:`streams.config`) or the running local cluster;
+the service's own from ``AIR_EXSTREAM_ONDEMAND_*``
+(:class:`~streams.ondemand.settings.OnDemandSettings`), each option overriding its variable.
 Templates come from ``exstream.templates.v1`` (what the template sync publishes), read with the
 same reference view as the routing worker's; the service answers once that view is loaded.
 """
@@ -21,8 +23,8 @@ import orjson
 
 from streams.config import ConfigError
 from streams.ondemand.auth import AuthError, KeyStore
-from streams.ondemand.settings import OnDemandSecrets
-from streams.service_cli import kafka_options, start_service
+from streams.ondemand.settings import OnDemandSecrets, OnDemandSettings
+from streams.service_cli import kafka_options, settings_from, start_service
 
 
 def ondemand_secrets() -> OnDemandSecrets:
@@ -44,37 +46,62 @@ def load_keys(secrets: OnDemandSecrets) -> KeyStore:
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8782, show_default=True, type=int)
+@click.option("--host", default=None, help="Overrides AIR_EXSTREAM_ONDEMAND_HOST (127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Overrides AIR_EXSTREAM_ONDEMAND_PORT (8782).")
 @click.option("--exstream-url", default=None, help="Overrides EXSTREAM_URL.")
 @kafka_options
 @click.option(
     "--budget-s",
-    default=5.0,
-    show_default=True,
+    default=None,
     type=click.FloatRange(min=0.1),
-    help="Time per document (Exstream + Kafka) before answering 504.",
+    help="Time per document (Exstream + Kafka) before answering 504; overrides "
+    "AIR_EXSTREAM_ONDEMAND_BUDGET_S (5).",
 )
-@click.option("--max-concurrency", default=64, show_default=True, type=click.IntRange(min=1))
-@click.option("--link-ttl-s", default=300, show_default=True, type=click.IntRange(min=1))
-@click.option("--public-url", default=None, help="Base URL of signed links (default: request's).")
-@click.option("--cache-entries", default=256, show_default=True, type=click.IntRange(min=0))
-@click.option("--cache-mib", default=64, show_default=True, type=click.IntRange(min=0))
+@click.option(
+    "--max-concurrency",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Overrides AIR_EXSTREAM_ONDEMAND_MAX_CONCURRENCY (64).",
+)
+@click.option(
+    "--link-ttl-s",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Overrides AIR_EXSTREAM_ONDEMAND_LINK_TTL_S (300).",
+)
+@click.option(
+    "--public-url",
+    default=None,
+    help="Base URL of signed links (default: request's); overrides "
+    "AIR_EXSTREAM_ONDEMAND_PUBLIC_URL.",
+)
+@click.option(
+    "--cache-entries",
+    default=None,
+    type=click.IntRange(min=0),
+    help="Overrides AIR_EXSTREAM_ONDEMAND_CACHE_ENTRIES (256).",
+)
+@click.option(
+    "--cache-mib",
+    default=None,
+    type=click.IntRange(min=0),
+    help="Overrides AIR_EXSTREAM_ONDEMAND_CACHE_MIB (64).",
+)
 @click.option("--loglevel", default="info", show_default=True)
 def ondemand(
-    host: str,
-    port: int,
+    host: str | None,
+    port: int | None,
     exstream_url: str | None,
     bootstrap_servers: str | None,
     profile: str | None,
     prefix: str,
     apply_topology: bool,
-    budget_s: float,
-    max_concurrency: int,
-    link_ttl_s: int,
+    budget_s: float | None,
+    max_concurrency: int | None,
+    link_ttl_s: int | None,
     public_url: str | None,
-    cache_entries: int,
-    cache_mib: int,
+    cache_entries: int | None,
+    cache_mib: int | None,
     loglevel: str,
 ) -> None:
     """Serve on-demand documents to the customer portal (see docs/ondemand-openapi.yaml)."""
@@ -89,6 +116,17 @@ def ondemand(
     from streams.templatesync.view import templates_view
     from topology import names
 
+    settings = settings_from(
+        OnDemandSettings,
+        host=host,
+        port=port,
+        budget_s=budget_s,
+        max_concurrency=max_concurrency,
+        link_ttl_s=link_ttl_s,
+        public_url=public_url,
+        cache_entries=cache_entries,
+        cache_mib=cache_mib,
+    )
     secrets = ondemand_secrets()
     keys = load_keys(secrets)
     exstream = exstream_settings(url=exstream_url)  # a missing client secret fails here
@@ -106,14 +144,14 @@ def ondemand(
         metadata_topic=topology.name(names.DOCUMENT_METADATA),
         audit_topic=topology.name(names.AUDIT_INTAKE),
         codecs=codecs,
-        budget_s=budget_s,
-        max_concurrency=max_concurrency,
-        link_ttl_s=link_ttl_s,
-        public_url=public_url,
-        cache_entries=cache_entries,
-        cache_bytes=cache_mib * 1024 * 1024,
+        budget_s=settings.budget_s,
+        max_concurrency=settings.max_concurrency,
+        link_ttl_s=settings.link_ttl_s,
+        public_url=settings.public_url,
+        cache_entries=settings.cache_entries,
+        cache_bytes=settings.cache_mib * 1024 * 1024,
     )
-    writer = KafkaWriter(kafka.confluent_config(), timeout_s=max(1.0, budget_s))
+    writer = KafkaWriter(kafka.confluent_config(), timeout_s=max(1.0, settings.budget_s))
     view = templates_view(
         kafka,
         topology.name(names.TEMPLATES),
@@ -135,6 +173,7 @@ def ondemand(
 
     app.on_startup.append(load_templates)
     app.on_cleanup.append(stop_templates)
-    click.echo(f"on-demand documents on http://{host}:{port} ({len(keys)} API key(s))")
+    where = f"http://{settings.host}:{settings.port}"
+    click.echo(f"on-demand documents on {where} ({len(keys)} API key(s))")
     # access_log=None: aiohttp's access log prints raw paths, and signed links carry tokens
-    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)

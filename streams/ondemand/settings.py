@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.config import ConfigError
@@ -55,3 +55,23 @@ class OnDemandSecrets(BaseSettings):
 
     def api_keys_json(self) -> str:
         return required(self.api_keys, KEYS_ENV).get_secret_value()
+
+
+class OnDemandSettings(BaseSettings):
+    """How the service runs: environment prefix ``AIR_EXSTREAM_ONDEMAND_`` (e.g.
+    ``AIR_EXSTREAM_ONDEMAND_BUDGET_S``); each command-line option overrides its variable."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AIR_EXSTREAM_ONDEMAND_", extra="ignore", frozen=True
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8782, ge=0, le=65535)
+    budget_s: float = Field(default=5.0, ge=0.1)
+    """Time per document (Exstream + Kafka) before answering 504."""
+    max_concurrency: int = Field(default=64, ge=1)
+    link_ttl_s: int = Field(default=300, ge=1)
+    public_url: str | None = None
+    """Base URL of signed links (default: the request's origin)."""
+    cache_entries: int = Field(default=256, ge=0)
+    cache_mib: int = Field(default=64, ge=0)

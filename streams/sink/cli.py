@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Any
 
 import click
 from aiohttp import web
@@ -22,6 +21,7 @@ from streams.codec import Codecs
 from streams.config import KafkaSettings, resolve_kafka_settings
 from streams.exstream.client import ExstreamClient
 from streams.exstream.settings import ExstreamSettings, exstream_settings
+from streams.service_cli import settings_from
 from streams.sink.runner import Sink, SinkSettings
 from streams.templatesync.view import templates_view
 from topology import names
@@ -65,17 +65,15 @@ def sink(
     exstream = exstream_settings(url=exstream_url)
     kafka = resolve_kafka_settings(bootstrap_servers)
     topology = load_topology(profile, prefix=prefix)
-    options: dict[str, Any] = {
-        "group_id": group_id,
-        "batch_size": batch_size,
-        "initial_limit": initial_concurrency,
-        "max_limit": max_concurrency,
-    }
-    settings = SinkSettings(
+    settings = settings_from(
+        SinkSettings,
         commands_topic=topology.name(names.COMMANDS),
         submissions_topic=topology.name(names.SUBMISSIONS),
         batches_topic=topology.name(names.SINK_BATCHES),
-        **{k: v for k, v in options.items() if v is not None},  # options override the env
+        group_id=group_id,
+        batch_size=batch_size,
+        initial_limit=initial_concurrency,
+        max_limit=max_concurrency,
     )
     templates_topic = topology.name(names.TEMPLATES)
     partitions = topology.topic(names.TEMPLATES).partitions
