@@ -288,6 +288,13 @@ class Sink:
         return Accepted(job_id)
 
     async def _submit(self, batch: Batch) -> None:
+        try:
+            await self._submit_until_settled(batch)
+        except BaseException:
+            self.breaker.release()  # cancelled mid-probe: never leave the half-open probe taken
+            raise
+
+    async def _submit_until_settled(self, batch: Batch) -> None:
         external_id = batch.id(self.settings.group_id, self.settings.commands_topic)
         driver = self._driver_file(batch)
         attempt = 0
@@ -308,10 +315,12 @@ class Sink:
                     outcome: Outcome = found
                 elif grace:
                     grace = False
+                    self.breaker.release()
                     await asyncio.sleep(self.settings.lookup_grace_s)
                     continue
                 else:
                     must_look = False
+                    self.breaker.release()
                     continue
             else:
                 attempt += 1
@@ -337,6 +346,7 @@ class Sink:
                 self.metrics["pushbacks"] += 1
             if self.settings.max_attempts is not None and attempt >= self.settings.max_attempts:
                 if outcome.ambiguous:
+                    self.breaker.release()
                     continue  # never give up on a batch that may be at Exstream: look it up
                 reason = f"gave up after {attempt} attempts: {outcome.reason}"
                 await self._rejected(batch, Rejected(0, reason))
@@ -345,6 +355,7 @@ class Sink:
                 # Exstream is up and said when to come back: fewer batches in flight and its
                 # Retry-After (with jitter), no escalation and no circuit breaking
                 wait = (outcome.retry_after_s or 1.0) * (1.0 + 0.5 * self.rng.random())
+                self.breaker.release()
                 await asyncio.sleep(wait)
                 continue
             self.breaker.on_failure(time.monotonic(), outcome.retry_after_s)
