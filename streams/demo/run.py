@@ -165,7 +165,12 @@ def run_demo(options: DemoOptions, echo: Echo, progress: ProgressFactory) -> dic
             prefix,
             app_id,
             workdir,
-            env={"AIR_EXSTREAM_AUDIT_SIGNING_KEY_FILE": str(audit_keys.private_file)},
+            env={
+                "AIR_EXSTREAM_AUDIT_SIGNING_KEY_FILE": str(audit_keys.private_file),
+                # demo-sized cadence: the default (every 1,000 records or 10 s per partition)
+                # would leave a few-seconds demo run mostly unconfirmed
+                "AIR_EXSTREAM_AUDIT_CHECKPOINT_EVERY_RECORDS": "100",
+            },
         )
         worker.start()
         echo(f"Routing worker: started (log: {worker.log})")
