@@ -83,4 +83,5 @@ def test_a_probe_released_without_a_verdict_lets_the_next_call_probe() -> None:
     assert not b.allow(2.1)
     b.on_success()
     assert b.state is BreakerState.CLOSED
-    assert b.allow(2.2) and b.allow(2.2)
+    assert b.allow(2.2)
+    assert b.allow(2.2)
