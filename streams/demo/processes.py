@@ -89,6 +89,9 @@ class WorkerProcess(ServiceProcess):
             ["worker", "--prefix", prefix],
             workdir,
             {
+                # no fixed metrics port: several workers share a machine in tests; a caller
+                # that scrapes passes AIR_EXSTREAM_METRICS_PORT
+                "AIR_EXSTREAM_METRICS_PORT": "0",
                 **(env or {}),
                 "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                 "AIR_EXSTREAM_APP_ID": app_id,
