@@ -407,7 +407,7 @@ class CommitGuard:
             await self._register_gap(msg, last)
             await handle(msg)
             self._processed[position] = msg.offset
-            self._metrics.records_in.labels(msg.topic).inc()
+            self._metrics.record_in(msg.topic)
             event.ack()
             return True
 
