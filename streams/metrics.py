@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from threading import Thread
-from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from aiohttp import web
@@ -29,7 +28,7 @@ from prometheus_client import (
     generate_latest,
     start_http_server,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
@@ -42,7 +41,6 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 __all__ = [
     "CONTENT_TYPE",
     "CallbackCounter",
-    "CallbackGauges",
     "MetricsServer",
     "add_metrics_route",
     "metric_names",
@@ -116,43 +114,6 @@ class CallbackCounter(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield CounterMetricFamily(self._name, self._doc, value=self._read())
-
-
-class CallbackGauges(Collector):
-    """Gauges read at each scrape from ``read()``: ``{name: value}`` or, for a labelled gauge,
-    ``{name: {label value: value}}`` (with ``labels[name]`` the label's name)."""
-
-    def __init__(
-        self,
-        docs: dict[str, str],
-        read: Callable[[], dict[str, Any]],
-        registry: CollectorRegistry,
-        labels: dict[str, str] | None = None,
-    ) -> None:
-        self._docs = docs
-        self._read = read
-        self._labels = labels or {}
-        registry.register(self)
-
-    def describe(self) -> Iterable[Metric]:
-        return [
-            GaugeMetricFamily(
-                name, doc, labels=[self._labels[name]] if name in self._labels else None
-            )
-            for name, doc in self._docs.items()
-        ]
-
-    def collect(self) -> Iterator[Metric]:
-        values = self._read()
-        for name, doc in self._docs.items():
-            value = values.get(name, 0)
-            if name in self._labels:
-                family = GaugeMetricFamily(name, doc, labels=[self._labels[name]])
-                for label, v in sorted(value.items()):
-                    family.add_metric([str(label)], v)
-                yield family
-            else:
-                yield GaugeMetricFamily(name, doc, value=value)
 
 
 def parse_samples(text: str) -> dict[str, float]:
