@@ -62,7 +62,7 @@ import logging
 import struct
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -83,6 +83,7 @@ from streams.domain.records import (
     DocumentMetadata,
     Preference,
 )
+from streams.routing.metrics import RoutingMetrics
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,7 @@ class TrackingContext:
     sla_ms: Mapping[str, int]
     sla_check_interval_s: float
     counters: TrackingCounters
+    metrics: RoutingMetrics = field(default_factory=RoutingMetrics)
 
 
 Register = Callable[[Any, CompositionCommand], Awaitable[None]]
@@ -186,6 +188,7 @@ def install_tracking(ctx: TrackingContext) -> Register:
                 key=command.customer_id.encode(), value=command_codec.encode(command)
             )
             counters.fallbacks += 1
+            ctx.metrics.decided("delivery", "fallback")
             if msg is not None:
                 await register(msg, command)
         for record in transition.audit:
@@ -317,6 +320,7 @@ def install_tracking(ctx: TrackingContext) -> Register:
                 continue
             await emit(transition)
             counters.sla_breaches += 1
+            ctx.metrics.decided("delivery", "sla_breach")
             value = _HEADER.pack(partition) + delivery.dumps(transition.state)
             await ctx.guard.put_outside(ctx.communications, partition, key, value)
 
