@@ -93,6 +93,9 @@ class WorkerProcess(ServiceProcess):
             ["worker", "--prefix", prefix],
             workdir,
             {
+                # no fixed metrics port: several workers share a machine in tests; a caller
+                # that scrapes passes AIR_EXSTREAM_METRICS_PORT
+                "AIR_EXSTREAM_METRICS_PORT": "0",
                 **(env or {}),
                 "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
                 "AIR_EXSTREAM_APP_ID": app_id,
@@ -240,19 +243,14 @@ def wait_chained(
 
 
 def scrape_counters(url: str, prefix: str) -> dict[str, float]:
-    """Counter lines of a Prometheus text page (best effort: {} when it cannot be read)."""
+    """Every sample of a Prometheus text page, named without ``prefix`` (labelled ones as
+    ``name{label="value"}``, see :func:`streams.metrics.parse_samples`); {} when it cannot be
+    read (best effort)."""
+    from streams.metrics import parse_samples
+
     try:
         with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (loopback)
             text = response.read().decode()
     except OSError:
         return {}
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith("#") or " " not in line or "{" in line:
-            continue
-        name, value = line.rsplit(" ", 1)
-        try:
-            out[name.removeprefix(prefix)] = float(value)
-        except ValueError:
-            continue
-    return out
+    return {name.removeprefix(prefix): value for name, value in parse_samples(text).items()}

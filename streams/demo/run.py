@@ -50,6 +50,7 @@ from streams.demo.processes import (
     wait_consumed,
     wait_http,
 )
+from streams.demo.routing_metrics import summarise_routing_metrics, worker_metrics_port
 from streams.demo.samples import sample_records
 from streams.domain.document_requests import REQUEST_RULE_ID
 from streams.domain.records import (
@@ -160,15 +161,23 @@ def run_demo(options: DemoOptions, echo: Echo, progress: ProgressFactory) -> dic
         app_id = f"air-exstream-demo-{uuid.uuid4().hex[:6]}"
         # a checkpoint signing key made for this run: the worker signs the audit chains with it
         audit_keys = generate_keys(workdir / f"{app_id}.audit.key", workdir / f"{app_id}.audit.pub")
+        metrics_port = worker_metrics_port()
+        worker_metrics = f"http://127.0.0.1:{metrics_port}/metrics"
         worker = WorkerProcess(
             bootstrap,
             prefix,
             app_id,
             workdir,
-            env={"AIR_EXSTREAM_AUDIT_SIGNING_KEY_FILE": str(audit_keys.private_file)},
+            env={
+                "AIR_EXSTREAM_AUDIT_SIGNING_KEY_FILE": str(audit_keys.private_file),
+                # demo-sized cadence: the default (every 1,000 records or 10 s per partition)
+                # would leave a few-seconds demo run mostly unconfirmed
+                "AIR_EXSTREAM_AUDIT_CHECKPOINT_EVERY_RECORDS": "100",
+                "AIR_EXSTREAM_METRICS_PORT": str(metrics_port),
+            },
         )
         worker.start()
-        echo(f"Routing worker: started (log: {worker.log})")
+        echo(f"Routing worker: started (log: {worker.log}, metrics: {worker_metrics})")
         wait_consumed(bootstrap, app_id, [topology.name(names.PREFERENCES)], worker=worker)
 
         t0 = time.monotonic()
@@ -196,6 +205,11 @@ def run_demo(options: DemoOptions, echo: Echo, progress: ProgressFactory) -> dic
         summary = _summarise(bootstrap, topology, report.events, report.invalid, report.json)
         summary.update(_summarise_requests(bootstrap, topology, requests, dataset))
         summary.update(_summarise_exstream(bootstrap, topology, exstream))
+        routing = summarise_routing_metrics(worker_metrics, topology)
+        summary.update(routing)
+        if routing:
+            shown = ", ".join(f"{k}={v}" for k, v in routing["routing_metrics"].items())
+            echo(f"Routing worker metrics (scraped): {shown}")
         summary["templates_synced"] = {**synced, "source": "Exstream Design API (emulator)"}
         summary.update(_summarise_checkpoints(bootstrap, topology, audit_keys.public_file))
         summary["routing_seconds"] = round(routed_s, 2)

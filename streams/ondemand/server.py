@@ -42,6 +42,7 @@ from streams.domain.records import AuditRecord, DocumentMetadata, DocumentType, 
 from streams.errors import AirExstreamError
 from streams.exstream.client import ExstreamClient
 from streams.exstream.settings import ExstreamSettings
+from streams.metrics import add_metrics_route
 from streams.ondemand.auth import Denial, KeyStore, Principal, may_access
 from streams.ondemand.cache import CachedDocument, DocumentCache
 from streams.ondemand.documents import (
@@ -61,7 +62,6 @@ from streams.ondemand.records import Produced, audit_record, metadata_record
 log = logging.getLogger(__name__)
 
 PROBLEM = "application/problem+json"
-METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DOCUMENT_ROUTE = "/v1/customers/{customer_id}/documents/{document_type}"
 LINK_ROUTE = "/v1/documents/{token}"
 OPENAPI_FILE = Path(__file__).resolve().parents[2] / "docs" / "ondemand-openapi.yaml"
@@ -181,8 +181,12 @@ class OnDemandService:
         self.writer = writer
         self.templates = templates
         self.clock = clock
-        self.metrics = OnDemandMetrics()
         self.cache = DocumentCache(config.cache_entries, config.cache_bytes)
+        self.metrics = OnDemandMetrics(
+            cache_entries=lambda: len(self.cache),
+            cache_bytes=lambda: self.cache.bytes,
+            cache_evictions=lambda: self.cache.evictions,
+        )
         self._slots = asyncio.Semaphore(config.max_concurrency)
         self._exstream: ExstreamClient | None = None
         self._client: OnDemandClient | None = None
@@ -200,7 +204,7 @@ class OnDemandService:
         app.router.add_get(DOCUMENT_ROUTE, self.document)
         app.router.add_get(LINK_ROUTE, self.link)
         app.router.add_get("/healthz", self.health)
-        app.router.add_get("/metrics", self.get_metrics)
+        add_metrics_route(app, self.metrics.registry)
         app.router.add_get("/openapi.yaml", self.openapi)
         app.on_startup.append(self._start)
         app.on_cleanup.append(self._stop)
@@ -287,7 +291,7 @@ class OnDemandService:
         )
 
     def _busy(self) -> web.Response:
-        self.metrics.busy_rejections += 1
+        self.metrics.busy_rejections.inc()
         return problem(
             503,
             "Service busy",
@@ -317,7 +321,7 @@ class OnDemandService:
             return self._busy()
         ctx: _Ctx = request[CTX]
         async with self._slots:
-            self.metrics.in_flight += 1
+            self.metrics.in_flight.inc()
             try:
                 async with asyncio.timeout(self.config.budget_s):
                     rendered = await self._exstream_call(
@@ -347,10 +351,10 @@ class OnDemandService:
                     )
                     await self._record(produced)
             except TimeoutError:
-                self.metrics.exstream["timeout"] += 1
+                self.metrics.exstream.labels("timeout").inc()
                 return self._timeout()
             except WriteError as exc:
-                self.metrics.kafka_failures += 1
+                self.metrics.kafka_failures.inc()
                 log.warning("records of request %s not confirmed: %s", ctx.request_id, exc)
                 return problem(
                     503,
@@ -359,8 +363,8 @@ class OnDemandService:
                     retry_after=self.config.retry_after_s,
                 )
             finally:
-                self.metrics.in_flight -= 1
-        self.metrics.documents[order.document_type.value] += 1
+                self.metrics.in_flight.dec()
+        self.metrics.documents.labels(order.document_type.value).inc()
         filename = safe_filename(order.document_type, rendered.document_id)
         if order.delivery is Delivery.SECURE_URL:
             return self._link_answer(request, order.document_type, produced, rendered, filename)
@@ -370,7 +374,7 @@ class OnDemandService:
         try:
             rendered = await call
         except ExstreamFailure as exc:
-            self.metrics.exstream[exc.kind] += 1
+            self.metrics.exstream.labels(exc.kind).inc()
             if exc.kind == "timeout":
                 return self._timeout()
             if exc.retriable:
@@ -384,7 +388,7 @@ class OnDemandService:
                 return problem(404, "Not found", "the document no longer exists")
             log.warning("Exstream failure (%s, status %s)", exc.kind, exc.status)
             return problem(502, "Bad gateway", "the composition service failed")
-        self.metrics.exstream["ok"] += 1
+        self.metrics.exstream.labels("ok").inc()
         return rendered
 
     def _timeout(self) -> web.Response:
@@ -466,9 +470,9 @@ class OnDemandService:
         if cached is not None:
             if cached.customer_id != grant.customer_id:
                 return problem(403, "Forbidden", "this document link is not valid")
-            self.metrics.link_cache["hit"] += 1
+            self.metrics.link_cache.labels("hit").inc()
             return self._cached_pdf(cached)
-        self.metrics.link_cache["miss"] += 1
+        self.metrics.link_cache.labels("miss").inc()
         return problem(
             410,
             "Document no longer available",
@@ -483,14 +487,6 @@ class OnDemandService:
 
     async def health(self, request: web.Request) -> web.Response:
         return web.Response(body=b'{"status":"ok"}', content_type="application/json")
-
-    async def get_metrics(self, request: web.Request) -> web.Response:
-        text = self.metrics.render(
-            cache_entries=len(self.cache),
-            cache_bytes=self.cache.bytes,
-            cache_evictions=self.cache.evictions,
-        )
-        return web.Response(text=text, headers={"Content-Type": METRICS_CONTENT_TYPE})
 
     async def openapi(self, request: web.Request) -> web.Response:
         if self._openapi is None:

@@ -71,6 +71,7 @@ from streams.domain.routing import route_event
 from streams.domain.suppression import SuppressionEntry
 from streams.errors import AirExstreamError
 from streams.routing.decoding import decode_in_worker
+from streams.routing.metrics import RoutingMetrics, SendSensor, positions, table_entries
 from streams.routing.reference import ReferenceView
 from streams.routing.requests import RequestCounters, RequestsContext, install_requests
 from streams.routing.settings import WorkerSettings
@@ -251,10 +252,17 @@ class CommitGuard:
     revoked partition's pending records are dropped with its aborted transaction.
     """
 
-    def __init__(self, app: faust.App, counters: Counters, deadline: Deadline) -> None:
+    def __init__(
+        self,
+        app: faust.App,
+        counters: Counters,
+        deadline: Deadline,
+        metrics: RoutingMetrics | None = None,
+    ) -> None:
         self._app = app
         self._counters = counters
         self._deadline = deadline
+        self._metrics = metrics if metrics is not None else RoutingMetrics()
         """A commit that cannot finish ends the worker (see :mod:`streams.routing.watchdog`)."""
         self._processed: dict[tuple[int, str, int], int] = {}
         self._lock = asyncio.Lock()
@@ -277,9 +285,10 @@ class CommitGuard:
         force_commit = consumer.force_commit
 
         async def locked_commit(*args: Any, **kwargs: Any) -> Any:
-            async with self._deadline.guard("A commit of the routing worker"), self._lock:
-                await self._flush_pending()
-                return await force_commit(*args, **kwargs)
+            with self._metrics.commit_duration.time():
+                async with self._deadline.guard("A commit of the routing worker"), self._lock:
+                    await self._flush_pending()
+                    return await force_commit(*args, **kwargs)
 
         consumer.force_commit = locked_commit
         self._seek_before_resume(app, consumer)
@@ -395,6 +404,7 @@ class CommitGuard:
             await self._register_gap(msg, last)
             await handle(msg)
             self._processed[position] = msg.offset
+            self._metrics.record_in(msg.topic)
             event.ack()
             return True
 
@@ -448,8 +458,10 @@ def create_app(
     worker: WorkerSettings,
     topology: Topology,
     codecs: Codecs | None = None,
+    metrics: RoutingMetrics | None = None,
 ) -> tuple[faust.App, Counters]:
-    """Build the routing application (not started). Returns it with its live counters.
+    """Build the routing application (not started). Returns it with its live counters; its
+    Prometheus metrics go to ``metrics`` (served by the caller, see :mod:`.metrics`).
     ``codecs`` defaults to the ones ``kafka`` configures (``KAFKA_SCHEMA_REGISTRY_URL``)."""
     codecs = codecs or Codecs.from_settings(kafka, topology)
     worker.state_dir.mkdir(parents=True, exist_ok=True)
@@ -474,7 +486,10 @@ def create_app(
         stream_wait_empty=False,
     )
     counters = Counters()
-    guard = CommitGuard(app, counters, Deadline(worker.commit_timeout_s))
+    if metrics is None:
+        metrics = RoutingMetrics(commit_deadline_s=worker.commit_timeout_s)
+    app.sensors.add(SendSensor(metrics))
+    guard = CommitGuard(app, counters, Deadline(worker.commit_timeout_s), metrics)
     app.on_partitions_revoked.connect(guard.on_revoked)
     app.on_partitions_revoked.connect(partial(highwaters_from_broker, app))
     kafka_kwargs = kafka.aiokafka_kwargs()  # every aiokafka client of the worker
@@ -667,6 +682,7 @@ def create_app(
             key=msg.key, value=letter_codec.encode(letter), headers=dead_letter_headers(letter)
         )
         counters.dead_letters += 1
+        metrics.dead_letters.labels(msg.topic, error_type).inc()
         subject = f"{msg.topic}/{msg.partition}/{msg.offset}"
         await send_audit(
             AuditRecord(
@@ -819,6 +835,7 @@ def create_app(
         )
         counters.events += 1
         if outcome.rejection is not None:
+            metrics.decided("event", "rejected")
             await dead_letter(msg, outcome.rejection.code, outcome.rejection.reason)
             return
         for command in outcome.commands:
@@ -834,6 +851,10 @@ def create_app(
         counters.commands += len(outcome.commands)
         counters.suppressed += len(outcome.suppressed) + len(outcome.undeliverable)
         counters.alerts += len(outcome.alerts)
+        metrics.decided("event", "command", len(outcome.commands))
+        metrics.decided("event", "suppressed", len(outcome.suppressed))
+        metrics.decided("event", "undeliverable", len(outcome.undeliverable))
+        metrics.decided("event", "alert", len(outcome.alerts))
         if outcome.suppression_updates or outcome.expired_keys:
             state.update(outcome.suppression_updates)
             for stale in outcome.expired_keys:
@@ -865,6 +886,7 @@ def create_app(
 
     tracking = TrackingCounters()
     communications = table("communications")
+    parked = table("parked-delivery-events")
     register = install_tracking(
         TrackingContext(
             app=app,
@@ -875,7 +897,7 @@ def create_app(
             status_topic=topic(names.COMMUNICATION_STATUS),
             metadata_topic=topic(names.DOCUMENT_METADATA),
             communications=communications,
-            parked=table("parked-delivery-events"),
+            parked=parked,
             preferences=preferences,
             send_audit=send_audit,
             dead_letter=dead_letter,
@@ -885,6 +907,7 @@ def create_app(
             codecs=codecs,
             topology=topology,
             registry_wait_s=worker.registry_wait_s,
+            metrics=metrics,
         )
     )
 
@@ -909,8 +932,35 @@ def create_app(
             codecs=codecs,
             topology=topology,
             registry_wait_s=worker.registry_wait_s,
+            metrics=metrics,
         )
     )
+
+    input_topics = {
+        topology.name(logical)
+        for logical in (
+            names.ACCOUNT_EVENTS,
+            names.CASE_EVENTS,
+            names.PREFERENCES,
+            names.COMM_RULES,
+            names.TEMPLATES,
+            names.AUDIT_INTAKE,
+            names.DELIVERY_EVENTS,
+            names.DOCUMENT_REQUESTS,
+        )
+    }
+    state_tables = {
+        "preferences": preferences,
+        "suppression": suppression,
+        "audit-chain-heads": chain_heads,
+        "communications": communications,
+        "parked-delivery-events": parked,
+    }
+
+    @app.timer(interval=worker.metrics_interval_s)
+    async def refresh_metrics() -> None:
+        metrics.observe_positions(positions(app, input_topics))
+        metrics.observe_tables({name: table_entries(t) for name, t in state_tables.items()})
 
     @app.timer(interval=10.0)
     async def report_progress() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 from streams.config import resolve_kafka_settings
@@ -9,24 +11,54 @@ from streams.routing.settings import WorkerSettings
 from topology.apply import apply_topology
 from topology.model import load_topology
 
+log = logging.getLogger(__name__)
+
 
 @click.command()
 @click.option("--bootstrap-servers", default=None, help="Default: env or the local cluster.")
 @click.option("--profile", default=None, help="Topology profile (local, production).")
 @click.option("--prefix", default="", help="Topic name prefix (isolated copies, e.g. in tests).")
+@click.option(
+    "--metrics-port",
+    default=None,
+    type=int,
+    help="Prometheus metrics port (default AIR_EXSTREAM_METRICS_PORT or 9466; 0: off).",
+)
 @click.option("--loglevel", default="info", show_default=True)
-def worker(bootstrap_servers: str | None, profile: str | None, prefix: str, loglevel: str) -> None:
+def worker(
+    bootstrap_servers: str | None,
+    profile: str | None,
+    prefix: str,
+    metrics_port: int | None,
+    loglevel: str,
+) -> None:
     """Route Air Inc. events into composition commands, alerts and the audit trail."""
+    from streams.metrics import serve_metrics
     from streams.routing.app import create_app
     from streams.routing.diagnostics import DiagnosableWorker
+    from streams.routing.metrics import RoutingMetrics
 
     kafka = resolve_kafka_settings(bootstrap_servers)
     topology = load_topology(profile, prefix=prefix)
     apply_topology(kafka.confluent_config(), topology)
     settings = WorkerSettings()
+    if metrics_port is not None:
+        settings = settings.model_copy(update={"metrics_port": metrics_port})
     if settings.event_loop == "uvloop":
         import mode.loop
 
         mode.loop.use("uvloop")
-    app, _ = create_app(kafka=kafka, worker=settings, topology=topology)
-    DiagnosableWorker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    metrics = RoutingMetrics(commit_deadline_s=settings.commit_timeout_s)
+    app, _ = create_app(kafka=kafka, worker=settings, topology=topology, metrics=metrics)
+    server = None
+    if settings.metrics_port:
+        # a port another process holds is reported, not fatal: routing matters more
+        try:
+            server = serve_metrics(metrics.registry, settings.metrics_port, settings.metrics_host)
+        except OSError as exc:
+            log.error("metrics not served on port %d: %s", settings.metrics_port, exc)
+    try:
+        DiagnosableWorker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    finally:
+        if server is not None:
+            server.stop()

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -33,6 +33,7 @@ from streams.codec import CodecError, Codecs
 from streams.domain.document_requests import RequestRejection, decide_request, retry_audit
 from streams.domain.records import AuditRecord, CompositionCommand, DocumentRequest, TemplateVersion
 from streams.routing.decoding import decode_in_worker
+from streams.routing.metrics import RoutingMetrics
 from streams.routing.tracking import Register
 from topology import names
 from topology.model import Topology
@@ -81,6 +82,7 @@ class RequestsContext:
     topology: Topology
     registry_wait_s: float
     """See :attr:`~streams.routing.settings.WorkerSettings.registry_wait_s`."""
+    metrics: RoutingMetrics = field(default_factory=RoutingMetrics)
 
 
 def install_requests(ctx: RequestsContext) -> Callable[[Any], Awaitable[None]]:
@@ -109,11 +111,13 @@ def install_requests(ctx: RequestsContext) -> Callable[[Any], Awaitable[None]]:
         )
         if isinstance(decision, RequestRejection):
             counters.rejected += 1
+            ctx.metrics.decided("document_request", "rejected")
             await ctx.dead_letter(msg, decision.code.value, decision.reason)
             return
         command = decision.command
         if ctx.communications.get(command.communication_id.encode()):
             counters.retries += 1
+            ctx.metrics.decided("document_request", "retry")
             source = f"{msg.topic}/{msg.partition}/{msg.offset}"
             await ctx.send_audit(retry_audit(request, source), key)
             log.info("document request retried, command already emitted: %s", source)
@@ -122,6 +126,7 @@ def install_requests(ctx: RequestsContext) -> Callable[[Any], Awaitable[None]]:
         await ctx.register(msg, command)
         await ctx.send_audit(decision.audit, key)
         counters.commands += 1
+        ctx.metrics.decided("document_request", "command")
 
     @ctx.app.agent(ctx.requests_topic)
     async def document_requests_agent(stream: Any) -> None:

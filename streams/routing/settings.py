@@ -41,6 +41,13 @@ class WorkerSettings(BaseSettings):
     """Write buffer (memtable) size of each rocksdb table partition."""
     rocksdb_block_cache_mb: int = 64
     """Block cache of each rocksdb table partition (faust's default is 2 GiB per partition)."""
+    metrics_port: int = 9466
+    """Port of the worker's Prometheus metrics (``GET /metrics``, :mod:`streams.routing.metrics`);
+    0 turns them off. ``--metrics-port`` overrides it."""
+    metrics_host: str = "127.0.0.1"
+    """Address the metrics port binds (``0.0.0.0`` for a Prometheus on another host)."""
+    metrics_interval_s: float = 5.0
+    """How often consumer lag and table sizes are refreshed."""
     web_enabled: bool = False
     web_port: int = 6066
     reference_ready_timeout_s: float = 60.0

@@ -62,7 +62,7 @@ import logging
 import struct
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -85,6 +85,7 @@ from streams.domain.records import (
     Preference,
 )
 from streams.routing.decoding import decode_in_worker
+from streams.routing.metrics import RoutingMetrics
 from topology import names
 from topology.model import Topology
 
@@ -152,6 +153,7 @@ class TrackingContext:
     topology: Topology
     registry_wait_s: float
     """See :attr:`~streams.routing.settings.WorkerSettings.registry_wait_s`."""
+    metrics: RoutingMetrics = field(default_factory=RoutingMetrics)
 
 
 Register = Callable[[Any, CompositionCommand], Awaitable[None]]
@@ -197,6 +199,7 @@ def install_tracking(ctx: TrackingContext) -> Register:
                 key=command.customer_id.encode(), value=command_codec.encode(command)
             )
             counters.fallbacks += 1
+            ctx.metrics.decided("delivery", "fallback")
             if msg is not None:
                 await register(msg, command)
         for record in transition.audit:
@@ -330,6 +333,7 @@ def install_tracking(ctx: TrackingContext) -> Register:
                 continue
             await emit(transition)
             counters.sla_breaches += 1
+            ctx.metrics.decided("delivery", "sla_breach")
             value = _HEADER.pack(partition) + delivery.dumps(transition.state)
             await ctx.guard.put_outside(ctx.communications, partition, key, value)
 

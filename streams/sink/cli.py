@@ -14,13 +14,13 @@ import logging
 import signal
 
 import click
-from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streams.codec import Codecs
 from streams.config import KafkaSettings, resolve_kafka_settings
 from streams.exstream.client import ExstreamClient
 from streams.exstream.settings import ExstreamSettings, exstream_settings
+from streams.metrics import serve_metrics
 from streams.service_cli import settings_from
 from streams.sink.runner import Sink, SinkSettings
 from streams.templatesync.view import templates_view
@@ -46,7 +46,12 @@ from topology.model import load_topology
 @click.option(
     "--max-concurrency", default=None, type=int, help="Overrides AIR_EXSTREAM_SINK_MAX_LIMIT."
 )
-@click.option("--metrics-port", default=None, type=int, help="Serve /metrics (Prometheus).")
+@click.option(
+    "--metrics-port",
+    default=None,
+    type=int,
+    help="Serve Prometheus metrics on this port (loopback; 0 or none: off).",
+)
 @click.option("--loglevel", default="info", show_default=True)
 def sink(
     bootstrap_servers: str | None,
@@ -118,22 +123,12 @@ async def _run(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, sink.stop)
-        runner: web.AppRunner | None = None
-        if metrics_port is not None:
-            app = web.Application()
-
-            async def metrics(request: web.Request) -> web.Response:
-                return web.Response(text=sink.prometheus(), content_type="text/plain")
-
-            app.router.add_get("/metrics", metrics)
-            runner = web.AppRunner(app)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", metrics_port).start()
+        server = serve_metrics(sink.metrics.registry, metrics_port) if metrics_port else None
         try:
             await sink.run()
         finally:
-            if runner is not None:
-                await runner.cleanup()
+            if server is not None:
+                server.stop()
             await producer.stop()
             await consumer.stop()
             reader.cancel()

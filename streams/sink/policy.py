@@ -5,7 +5,8 @@
   timeouts), never below ``minimum`` nor above ``maximum``.
 - :class:`CircuitBreaker` — after ``threshold`` consecutive failures the circuit opens and no call
   is made for ``open_s`` seconds; then one probe call is let through (half-open): success closes
-  it, failure opens it again. Retry-After from the server extends the open period.
+  it, failure opens it again; a probe that ends without either verdict is released so the next
+  call probes. Retry-After from the server extends the open period.
 - :func:`backoff_s` — exponential backoff with full jitter, at least the server's Retry-After.
 """
 
@@ -66,6 +67,11 @@ class CircuitBreaker:
 
     def wait_s(self, now: float) -> float:
         return max(0.0, self.opened_until - now) if self.state is BreakerState.OPEN else 0.0
+
+    def release(self) -> None:
+        """The caller let through as the half-open probe learnt nothing about Exstream's health
+        (a lookup found nothing yet, a throttle, a cancellation): the next caller may probe."""
+        self._probing = False
 
     def on_success(self) -> None:
         self.state = BreakerState.CLOSED

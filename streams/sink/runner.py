@@ -37,7 +37,6 @@ import asyncio
 import logging
 import random
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -58,6 +57,7 @@ from streams.routing.reference import ReferenceView
 from streams.sink.batching import Batcher, Cut, batch_id
 from streams.sink.client import Accepted, Outcome, Rejected, Retry, classify
 from streams.sink.intents import IntentLog
+from streams.sink.metrics import SinkMetrics
 from streams.sink.offsets import OffsetTracker
 from streams.sink.policy import AdaptiveLimit, CircuitBreaker, backoff_s
 from topology import names
@@ -125,7 +125,7 @@ class Sink:
     consumer_kwargs: dict[str, Any] = field(default_factory=dict)
     """How to reach Kafka for reading the intents topic (no group)."""
     rng: random.Random = field(default_factory=random.Random)
-    metrics: Counter[str] = field(default_factory=Counter)
+    metrics: SinkMetrics = field(default_factory=SinkMetrics)
     codecs: Codecs = field(default_factory=Codecs)
     """The process's codecs (``Codecs.from_settings``): how submissions and dead letters are
     framed, and the registry Confluent-framed commands are read through."""
@@ -136,6 +136,13 @@ class Sink:
         )
         self.breaker = CircuitBreaker(
             threshold=self.settings.breaker_threshold, open_s=self.settings.breaker_open_s
+        )
+        self.metrics.watch(
+            inflight_batches=lambda: len(self._inflight),
+            concurrency_limit=lambda: self.limit.limit,
+            circuit_open=lambda: int(self.breaker.state.value != "closed"),
+            circuit_opens=lambda: self.breaker.opens,
+            token_refreshes=lambda: self.client.tokens.refreshes,
         )
         self.tracker = OffsetTracker()
         self.intents = IntentLog(
@@ -212,11 +219,11 @@ class Sink:
         recovered = await self.intents.load(self.consumer_kwargs, committed)
         for p in partitions:
             self._batchers[p] = Batcher(self.settings.batch_size, recovered.get(p, []))
-            self.metrics["batches_recovered"] += len(recovered.get(p, []))
+            self.metrics.inc("batches_recovered", len(recovered.get(p, [])))
         self._assigned.set()
 
     def _decode(self, record: Record) -> CompositionCommand:
-        self.metrics["commands_read"] += 1
+        self.metrics.inc("commands_read")
         return self._codec.decode(record.value or b"", list(record.headers or ()))
 
     def _cuts(
@@ -290,7 +297,7 @@ class Sink:
             design = template.exstream_communication_id if template is not None else None
             if design is None:
                 # Exstream will report the customer as failed; the sync may not have run yet
-                self.metrics["commands_without_exstream_communication"] += 1
+                self.metrics.inc("commands_without_exstream_communication")
             records.append(customer_record(command, exstream_communication_id=design))
         return batch_file(records)
 
@@ -302,9 +309,9 @@ class Sink:
             if isinstance(outcome, Rejected):  # a refused lookup cannot say "not there"
                 return Retry(f"lookup refused: HTTP {outcome.status}")
             return outcome
-        self.metrics["lookups"] += 1
+        self.metrics.inc("lookups")
         if jobs:
-            self.metrics["batches_found_at_exstream"] += 1
+            self.metrics.inc("batches_found_at_exstream")
             return Accepted(jobs[0].id, recovered=True)
         return Retry("not found")
 
@@ -316,6 +323,13 @@ class Sink:
         return Accepted(job_id)
 
     async def _submit(self, batch: Batch) -> None:
+        try:
+            await self._submit_until_settled(batch)
+        except BaseException:
+            self.breaker.release()  # cancelled mid-probe: never leave the half-open probe taken
+            raise
+
+    async def _submit_until_settled(self, batch: Batch) -> None:
         external_id = batch.id(self.settings.group_id, self.settings.commands_topic)
         driver = self._driver_file(batch)
         attempt = 0
@@ -336,17 +350,19 @@ class Sink:
                     outcome: Outcome = found
                 elif grace:
                     grace = False
+                    self.breaker.release()
                     await asyncio.sleep(self.settings.lookup_grace_s)
                     continue
                 else:
                     must_look = False
+                    self.breaker.release()
                     continue
             else:
                 attempt += 1
-                self.metrics["submissions"] += 1
+                self.metrics.inc("submissions")
                 started = time.monotonic()
                 outcome = await self._send(external_id, driver)
-                self.metrics["submit_seconds_total_ms"] += int((time.monotonic() - started) * 1000)
+                self.metrics.submit_duration.observe(time.monotonic() - started)
             if isinstance(outcome, Accepted):
                 self.breaker.on_success()
                 self.limit.on_success()
@@ -357,14 +373,15 @@ class Sink:
                 await self._rejected(batch, outcome)
                 return
             assert isinstance(outcome, Retry)
-            self.metrics[f"retries_{outcome.reason.split(':')[0].replace(' ', '_')}"] += 1
+            self.metrics.retries.labels(outcome.reason.split(":")[0].replace(" ", "_")).inc()
             if outcome.ambiguous:
                 must_look, grace = True, True
             if outcome.pushback:
                 self.limit.on_pushback()
-                self.metrics["pushbacks"] += 1
+                self.metrics.inc("pushbacks")
             if self.settings.max_attempts is not None and attempt >= self.settings.max_attempts:
                 if outcome.ambiguous:
+                    self.breaker.release()
                     continue  # never give up on a batch that may be at Exstream: look it up
                 reason = f"gave up after {attempt} attempts: {outcome.reason}"
                 await self._rejected(batch, Rejected(0, reason))
@@ -373,6 +390,7 @@ class Sink:
                 # Exstream is up and said when to come back: fewer batches in flight and its
                 # Retry-After (with jitter), no escalation and no circuit breaking
                 wait = (outcome.retry_after_s or 1.0) * (1.0 + 0.5 * self.rng.random())
+                self.breaker.release()
                 await asyncio.sleep(wait)
                 continue
             self.breaker.on_failure(time.monotonic(), outcome.retry_after_s)
@@ -402,15 +420,15 @@ class Sink:
                 )
             )
         await asyncio.gather(*sends)
-        self.metrics["commands_accepted"] += len(batch.commands)
+        self.metrics.inc("commands_accepted", len(batch.commands))
         if outcome.recovered:
-            self.metrics["commands_already_at_exstream"] += len(batch.commands)
-        self.metrics["batches_accepted"] += 1
+            self.metrics.inc("commands_already_at_exstream", len(batch.commands))
+        self.metrics.inc("batches_accepted")
 
     async def _rejected(self, batch: Batch, outcome: Rejected) -> None:
         if outcome.status in SPLIT_ON and len(batch.commands) > 1:
             half = len(batch.commands) // 2
-            self.metrics["batches_split"] += 1
+            self.metrics.inc("batches_split")
             for part in (batch.commands[:half], batch.commands[half:]):
                 await self._submit(
                     Batch(
@@ -446,7 +464,7 @@ class Sink:
             headers=dead_letter_headers(letter),
         )
         await fut
-        self.metrics["dead_letters"] += 1
+        self.metrics.inc("dead_letters")
         log.warning(
             "dead-lettered %s/%d/%d: %s", record.topic, record.partition, record.offset, code
         )
@@ -460,28 +478,14 @@ class Sink:
             await self.consumer.commit(
                 {TopicPartition(topic, p): OffsetAndMetadata(o, "") for p, o in ready.items()}
             )
-            self.metrics["commits"] += 1
+            self.metrics.inc("commits")
             for p, o in ready.items():
                 await self.intents.committed(p, o)
 
     # ------------------------------------------------------------------ metrics
 
     def prometheus(self) -> str:
-        lines = []
-        for name, value in sorted(self.metrics.items()):
-            metric = f"air_exstream_sink_{name}"
-            lines += [f"# TYPE {metric} counter", f"{metric} {value}"]
-        gauges = {
-            "inflight_batches": len(self._inflight),
-            "concurrency_limit": self.limit.limit,
-            "circuit_open": int(self.breaker.state.value != "closed"),
-            "circuit_opens": self.breaker.opens,
-            "token_refreshes": self.client.tokens.refreshes,
-        }
-        for name, value in gauges.items():
-            metric = f"air_exstream_sink_{name}"
-            lines += [f"# TYPE {metric} gauge", f"{metric} {value}"]
-        return "\n".join(lines) + "\n"
+        return self.metrics.render()
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

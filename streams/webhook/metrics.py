@@ -1,13 +1,16 @@
-"""The receiver's counters and latency histogram, rendered in the Prometheus text format.
+"""The receiver's counters and latency histogram (``prometheus_client``, one registry each).
 
-Hand-rolled (the project has no prometheus_client dependency): a handful of counters and one
-histogram, all updated from the event loop's thread only.
+Series (names unchanged from the hand-rolled renderer they replace):
+``air_exstream_webhook_{received,accepted,duplicates,dead_letters,kafka_errors}_total``,
+``air_exstream_webhook_rejected_total{reason}`` (every :class:`Reason` present from the start,
+at 0) and the histogram ``air_exstream_webhook_request_duration_seconds``.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from streams.metrics import new_registry, render
 
 PREFIX = "air_exstream_webhook"
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -39,82 +42,34 @@ class Reason:
         return f"signature_{code.lower()}"
 
 
-@dataclass
-class Histogram:
-    buckets: tuple[float, ...] = LATENCY_BUCKETS_S
-    counts: list[int] = field(default_factory=list)
-    total: float = 0.0
-    count: int = 0
-
-    def __post_init__(self) -> None:
-        self.counts = [0] * len(self.buckets)
-
-    def observe(self, value: float) -> None:
-        self.total += value
-        self.count += 1
-        for i, bound in enumerate(self.buckets):
-            if value <= bound:
-                self.counts[i] += 1
-
-    def render(self, name: str, help_text: str) -> list[str]:
-        lines = [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
-        lines += [
-            f'{name}_bucket{{le="{bound:g}"}} {n}'
-            for bound, n in zip(self.buckets, self.counts, strict=True)
-        ]
-        lines += [
-            f'{name}_bucket{{le="+Inf"}} {self.count}',
-            f"{name}_sum {self.total:.6f}",
-            f"{name}_count {self.count}",
-        ]
-        return lines
-
-
-@dataclass
 class WebhookMetrics:
-    received: int = 0
-    """Callbacks that reached the handler (every POST to the hook path)."""
-    accepted: int = 0
-    """Written to the delivery-events topic and confirmed by Kafka."""
-    duplicates: int = 0
-    """Byte-identical copies of an accepted callback, answered 200 without writing."""
-    rejected: Counter[str] = field(default_factory=Counter)
-    """Per :class:`Reason`."""
-    dead_letters: int = 0
-    """Invalid bodies written to the dead-letter topic."""
-    kafka_errors: int = 0
-    """Writes Kafka did not confirm (answered 503 so that Exstream retries)."""
-    latency: Histogram = field(default_factory=Histogram)
+    """Updated from the event loop's thread; read by scrapes (prometheus_client locks)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else new_registry()
+        r, p = self.registry, PREFIX
+        self.received = Counter(f"{p}_received", "Delivery callbacks received.", registry=r)
+        self.accepted = Counter(f"{p}_accepted", "Delivery events written to Kafka.", registry=r)
+        self.duplicates = Counter(
+            f"{p}_duplicates", "Identical re-sent callbacks not written again.", registry=r
+        )
+        self.rejected = Counter(
+            f"{p}_rejected", "Callbacks refused, by reason.", ["reason"], registry=r
+        )
+        for reason in Reason.ALL:
+            self.rejected.labels(reason)
+        self.dead_letters = Counter(
+            f"{p}_dead_letters", "Invalid callbacks written to the DLQ.", registry=r
+        )
+        self.kafka_errors = Counter(
+            f"{p}_kafka_errors", "Writes Kafka did not confirm in time.", registry=r
+        )
+        self.latency = Histogram(
+            f"{p}_request_duration_seconds",
+            "Time to handle one callback.",
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        )
 
     def render(self) -> str:
-        p = PREFIX
-        lines: list[str] = []
-
-        def counter(name: str, help_text: str, value: int) -> None:
-            lines.extend(
-                [
-                    f"# HELP {p}_{name} {help_text}",
-                    f"# TYPE {p}_{name} counter",
-                    f"{p}_{name} {value}",
-                ]
-            )
-
-        counter("received_total", "Delivery callbacks received.", self.received)
-        counter("accepted_total", "Delivery events written to Kafka.", self.accepted)
-        counter(
-            "duplicates_total", "Identical re-sent callbacks not written again.", self.duplicates
-        )
-        lines += [
-            f"# HELP {p}_rejected_total Callbacks refused, by reason.",
-            f"# TYPE {p}_rejected_total counter",
-        ]
-        lines += [
-            f'{p}_rejected_total{{reason="{reason}"}} {n}'
-            for reason, n in sorted({**dict.fromkeys(Reason.ALL, 0), **self.rejected}.items())
-        ]
-        counter("dead_letters_total", "Invalid callbacks written to the DLQ.", self.dead_letters)
-        counter("kafka_errors_total", "Writes Kafka did not confirm in time.", self.kafka_errors)
-        lines += self.latency.render(
-            f"{p}_request_duration_seconds", "Time to handle one callback."
-        )
-        return "\n".join(lines) + "\n"
+        return render(self.registry).decode()

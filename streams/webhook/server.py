@@ -38,6 +38,7 @@ from streams.deadletter.letters import dead_letter_headers, make_dead_letter
 from streams.domain.records import DeadLetter, DeliveryEvent
 from streams.errors import AirExstreamError
 from streams.kafka_writer import KafkaWriteError, KafkaWriter
+from streams.metrics import add_metrics_route
 from streams.signing import SIGNATURE_HEADER, SignatureError, verify
 from streams.webhook.events import (
     DEFAULT_MAX_EVENTS,
@@ -58,7 +59,6 @@ PROBLEM = "application/problem+json"
 HOOK_PATH = "/hooks/exstream"
 RETRIABLE_AFTER_S = 5
 """Retry-After of a 503 answered for a retriable failure the handler did not expect."""
-METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 EVENT_ID_RECORD_HEADER = "x-exstream-event-id"
 MAX_SIGNATURE_CHARS = 1024
 """Longer signature headers are malformed: ``t=<10 digits>,v1=<64 hex>`` is 81 characters, and a
@@ -197,7 +197,7 @@ class WebhookReceiver:
         app = web.Application(client_max_size=self.config.max_body_bytes, middlewares=[_errors])
         app.router.add_post(HOOK_PATH, self.hook)
         app.router.add_get("/healthz", self.healthz)
-        app.router.add_get("/metrics", self.metrics_text)
+        add_metrics_route(app, self.metrics.registry)
         app.on_startup.append(self._prepare)
         app.on_cleanup.append(self._close)
         return app
@@ -214,21 +214,16 @@ class WebhookReceiver:
     async def healthz(self, _request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
-    async def metrics_text(self, _request: web.Request) -> web.Response:
-        return web.Response(
-            body=self.metrics.render().encode(), headers={"Content-Type": METRICS_CONTENT_TYPE}
-        )
-
     async def hook(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
-        self.metrics.received += 1
+        self.metrics.received.inc()
         try:
             return await self._handle(request)
         finally:
             self.metrics.latency.observe(time.perf_counter() - started)
 
     def _reject(self, reason: str) -> None:
-        self.metrics.rejected[reason] += 1
+        self.metrics.rejected.labels(reason).inc()
 
     def _authenticate(self, request: web.Request, body: bytes) -> web.Response | None:
         if self.config.auth == "bearer":
@@ -346,13 +341,13 @@ class WebhookReceiver:
         )
         failed = [o for o in outcomes if isinstance(o, BaseException)]
         if failed:
-            self.metrics.kafka_errors += 1
+            self.metrics.kafka_errors.inc()
             log.error("%d event(s) of a batch not written: %s", len(failed), failed[0])
             return self._unavailable()
         new = sum(1 for o in outcomes if o is Decision.NEW)
         duplicates = len(outcomes) - new
-        self.metrics.accepted += new
-        self.metrics.duplicates += duplicates
+        self.metrics.accepted.inc(new)
+        self.metrics.duplicates.inc(duplicates)
         log.info("event batch: %d written, %d duplicate(s)", new, duplicates)
         return web.json_response({"accepted": new, "duplicates": duplicates})
 
@@ -386,11 +381,11 @@ class WebhookReceiver:
         try:
             decision = await self._once(self.invalid, digest, digest, write)
         except SinkError as err:
-            self.metrics.kafka_errors += 1
+            self.metrics.kafka_errors.inc()
             log.error("invalid event batch not dead-lettered: %s", err)
             return self._unavailable()
         if decision is Decision.NEW:
-            self.metrics.dead_letters += 1
+            self.metrics.dead_letters.inc()
         return problem(400, "Invalid payload", str(exc), code=exc.code)
 
     def _unavailable(self) -> web.Response:

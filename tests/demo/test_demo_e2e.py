@@ -82,6 +82,24 @@ def test_demo_runs_every_stage_and_writes_a_consistent_summary(
     assert delivered > 0.8 * (summary["commands"] - fallbacks)
     assert summary["document_metadata_records"] >= 2 * delivered
     assert bars["Exstream documents"].done > 0
+    # the worker's own metrics, scraped from its endpoint, agree with the topics' contents
+    routing = summary["routing_metrics"]
+    assert routing["events_in"] == summary["events_in"]
+    assert routing["commands_out"] == summary["commands"]
+    assert routing["dead_letters"] == summary["dead_letters"]
+    assert summary["routing_dead_letters_by_reason"] == summary["dead_letters_by_reason"]
+    decisions = summary["routing_decisions"]
+    assert (
+        decisions["event.command"]
+        + decisions["document_request.command"]
+        + decisions.get("delivery.fallback", 0)
+        == summary["commands"]
+    )
+    assert decisions["document_request.command"] == summary["document_request_commands"]
+    assert decisions.get("delivery.fallback", 0) == fallbacks
+    assert routing["commits"] > 0
+    assert routing["max_consumer_lag"] <= 1  # caught up (1: a commit marker, see the metric)
+    assert any(line.startswith("Routing worker metrics (scraped):") for line in lines)
     for service in ("Bulk sink", "Webhook receiver", "Exstream emulator"):
         assert any(f"{service}: stopped" in line for line in lines)
     _assert_no_personal_data_in_logs(tmp_path / "demo-worker", lines)

@@ -66,9 +66,9 @@ def test_all_flows_under_exstream_faults(
     assert summary["documents_composed"] == summary["commands"] > 500
     assert summary["communications_with_more_than_one_document"] == 0
     sink = summary["sink_metrics"]
-    assert sum(v for k, v in sink.items() if k.startswith("retries_HTTP_5")) > 0
-    assert sink.get("retries_HTTP_429", 0) > 0
-    assert sink.get("pushbacks", 0) > 0
+    assert sum(v for k, v in sink.items() if k.startswith('retries_total{reason="HTTP_5')) > 0
+    assert sink.get('retries_total{reason="HTTP_429"}', 0) > 0
+    assert sink.get("pushbacks_total", 0) > 0
     assert summary["webhook_metrics"]["air_exstream_webhook_duplicates_total"] > 0
 
     # ---- every delivery event reached the status topic: each communication's final status is

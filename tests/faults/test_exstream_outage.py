@@ -16,7 +16,13 @@ import pytest
 from confluent_kafka import Producer
 
 from streams.codec import codec_for
-from streams.demo.processes import ServiceProcess, free_port, wait_consumed, wait_http
+from streams.demo.processes import (
+    ServiceProcess,
+    free_port,
+    scrape_counters,
+    wait_consumed,
+    wait_http,
+)
 from streams.domain.records import CompositionCommand
 from streams.simulator.generator import template_catalogue
 from tests.conftest import KafkaCluster
@@ -34,13 +40,7 @@ OUTAGE = (8.0, 38.0)  # seconds after the emulator started
 
 
 def _metrics(port: int) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-        text = r.read().decode()
-    return {
-        line.split()[0].removeprefix("air_exstream_sink_"): float(line.split()[1])
-        for line in text.splitlines()
-        if line and not line.startswith("#")
-    }
+    return scrape_counters(f"http://127.0.0.1:{port}/metrics", "air_exstream_sink_")
 
 
 @pytest.mark.timeout(600)
@@ -118,18 +118,18 @@ def test_a_30_second_outage_then_a_429_storm_loses_nothing(
         sink.stop()
         emulator.stop()
 
-    retries_503 = after.get("retries_HTTP_503", 0)
-    retries_429 = after.get("retries_HTTP_429", 0)
+    retries_503 = after.get('retries_total{reason="HTTP_503"}', 0)
+    retries_429 = after.get('retries_total{reason="HTTP_429"}', 0)
     print(
         f"\noutage test: {COMMANDS} commands, {during} documents before the outage, "
         f"circuit opened {after['circuit_opens']:.0f}x, 503 retries {retries_503:.0f}, "
-        f"429 retries {retries_429:.0f}, pushbacks {after.get('pushbacks', 0):.0f}, "
+        f"429 retries {retries_429:.0f}, pushbacks {after.get('pushbacks_total', 0):.0f}, "
         f"backlog drained {drained_s:.1f} s after the outage ended; ledger {final}"
     )
     assert final["documents"] == COMMANDS
     assert final["communications_with_more_than_one_document"] == 0
     assert final["twice"] == []
     assert in_outage["circuit_opens"] >= 1, "the circuit breaker is visible in the metrics"
-    assert in_outage.get("retries_HTTP_503", 0) >= 1
-    assert after.get("retries_HTTP_429", 0) >= 1
+    assert in_outage.get('retries_total{reason="HTTP_503"}', 0) >= 1
+    assert after.get('retries_total{reason="HTTP_429"}', 0) >= 1
     assert after["concurrency_limit"] >= 1

@@ -32,6 +32,7 @@ from streams.simulator.publish import publish_events, publish_reference
 from streams.topic_reader import read_topic
 from tests.conftest import consume, unique, wait_for_topics
 from tests.e2e.reference import expected_outcome
+from tests.exstream.templates import publish_synced_templates
 from tests.localkafka.conftest import SecureCluster
 from topology import names
 from topology.apply import apply_topology
@@ -209,6 +210,8 @@ def test_the_routing_worker_routes_events_over_sasl_ssl(
     account_topic = topology.name(names.ACCOUNT_EVENTS)
     case_topic = topology.name(names.CASE_EVENTS)
     publish_reference(dataset, topology, conf)
+    # templates are Exstream's: published as the template sync publishes them
+    publish_synced_templates(dataset.templates, topology, conf)
 
     app_id = f"router-sasl-{uuid.uuid4().hex[:6]}"
     worker = ServiceProcess(

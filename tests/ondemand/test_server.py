@@ -21,6 +21,7 @@ from streams.emulator.faults import FaultConfig
 from streams.emulator.runtime import Runtime
 from streams.emulator.server import Emulator, EmulatorConfig
 from streams.exstream.settings import ExstreamSettings
+from streams.metrics import parse_samples
 from streams.ondemand.auth import KeyStore, new_key
 from streams.ondemand.kafka import WriteError
 from streams.ondemand.links import _b64, _unb64
@@ -296,7 +297,7 @@ async def test_a_cached_link_answers_inline_without_template_headers(
     link = (await h.document("invoice", delivery="url")).body
     pdf = await h.get(link["url"])
     assert pdf.status == 200
-    assert h.service.metrics.link_cache["hit"] == 1
+    assert h.service.metrics.value("link_cache_total", result="hit") == 1
     document_id = link["documentId"]
     assert pdf.headers["Content-Disposition"] == f'inline; filename="invoice-{document_id}.pdf"'
     assert pdf.headers["Cache-Control"] == "no-store, private"
@@ -325,7 +326,7 @@ async def test_a_link_whose_document_left_the_cache_is_gone(harness_factory: Fac
     h: Harness = await harness_factory(cache_entries=0)
     link = (await h.document("account-summary", delivery="url")).body
     _problem(await h.get(link["url"]), 410)
-    assert h.service.metrics.link_cache["miss"] == 1
+    assert h.service.metrics.value("link_cache_total", result="miss") == 1
 
 
 async def test_slow_exstream_is_504_within_the_budget(harness_factory: Factory) -> None:
@@ -367,7 +368,7 @@ async def test_full_service_refuses_at_once(harness_factory: Factory) -> None:
     )
     first = asyncio.create_task(h.document("invoice"))
     for _ in range(500):  # until the first request holds the only slot
-        if h.service.metrics.in_flight >= 1:
+        if h.service.metrics.value("in_flight") >= 1:
             break
         await asyncio.sleep(0.01)
     started = time.monotonic()
@@ -390,10 +391,16 @@ async def test_operations_endpoints(harness_factory: Factory) -> None:
     assert (await h.document("invoice")).status == 200
     assert (await h.get("/healthz")).status == 200
     metrics = await h.get("/metrics")
-    text = metrics.body.decode()
+    assert metrics.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    samples = parse_samples(metrics.body.decode())
     route = "/v1/customers/{customer_id}/documents/{document_type}"
-    assert f'air_exstream_ondemand_requests_total{{route="{route}",status="200"}} 1' in text
-    assert "air_exstream_ondemand_request_duration_seconds_bucket" in text
+    assert samples[f'air_exstream_ondemand_requests_total{{route="{route}",status="200"}}'] == 1
+    assert samples[f'air_exstream_ondemand_request_duration_seconds_count{{route="{route}"}}'] == 1
+    assert samples['air_exstream_ondemand_documents_total{type="INVOICE"}'] == 1
+    assert samples['air_exstream_ondemand_exstream_calls_total{outcome="ok"}'] == 1
+    assert samples["air_exstream_ondemand_cache_entries"] == 0
+    assert samples["air_exstream_ondemand_cache_evictions_total"] == 0
+    assert samples["air_exstream_ondemand_in_flight"] == 0
     spec = await h.get("/openapi.yaml")
     assert spec.status == 200
     assert b"openapi: 3" in spec.body

@@ -68,3 +68,20 @@ def test_backoff_is_bounded_and_honours_retry_after(attempt: int, retry_after: f
     plain = backoff_s(attempt, rng, base_s=0.2, cap_s=30.0)
     assert 0.0 <= plain <= min(30.0, 0.2 * 2 ** (attempt - 1))
     assert backoff_s(attempt, rng, retry_after_s=retry_after) >= retry_after
+
+
+def test_a_probe_released_without_a_verdict_lets_the_next_call_probe() -> None:
+    # the half-open probe ended in a lookup that found nothing yet, a throttle or a cancellation:
+    # without release every caller would wait for a verdict that never comes
+    b = CircuitBreaker(threshold=1, open_s=1.0)
+    b.on_failure(now=0.0)
+    assert b.allow(2.0)
+    assert not b.allow(2.0)
+    b.release()
+    assert b.state is BreakerState.HALF_OPEN
+    assert b.allow(2.1)
+    assert not b.allow(2.1)
+    b.on_success()
+    assert b.state is BreakerState.CLOSED
+    assert b.allow(2.2)
+    assert b.allow(2.2)
