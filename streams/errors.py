@@ -9,7 +9,17 @@ from __future__ import annotations
 
 
 class AirExstreamError(Exception):
-    """Base class of all project errors. ``str(exc)`` is written for a person."""
+    """Base class of all project errors. ``str(exc)`` is written for a person.
+
+    ``retriable`` is a class default that one error may override when it is raised
+    (``KafkaWriteError(message, retriable=kafka_error.retriable())``): retry paths (the sink,
+    the on-demand service, the Kafka writer's callers, the routing worker's registry wait) read
+    it and never match types or messages."""
 
     retriable: bool = False
     """True when the same operation may succeed if tried again later."""
+
+    def __init__(self, *args: object, retriable: bool | None = None) -> None:
+        super().__init__(*args)
+        if retriable is not None:
+            self.retriable = retriable

@@ -18,13 +18,38 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from streams.errors import AirExstreamError
 
 log = logging.getLogger(__name__)
 
 Headers = Iterable[tuple[str, str | bytes | None]]
+
+
+PERMANENT = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.TOPIC_EXCEPTION,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.SASL_AUTHENTICATION_FAILED,
+        KafkaError._AUTHENTICATION,
+        KafkaError._INVALID_ARG,
+    }
+)
+"""Failures the same write cannot overcome later. Everything else (timeouts, a lost broker, a
+leader election; librdkafka calls a message timeout not retriable, but for the service that
+asked it is weather) is retriable."""
+
+
+def write_retriable(err: Any) -> bool:
+    """Whether a write that failed with librdkafka's ``err`` may succeed if tried again."""
+    if not isinstance(err, KafkaError):
+        return True
+    return not (err.fatal() or err.code() in PERMANENT)
 
 
 class KafkaWriteError(AirExstreamError):
@@ -78,7 +103,11 @@ class KafkaWriter:
             if future.done():  # the await already timed out
                 return
             if err is not None:
-                future.set_exception(error(f"Kafka refused the write: {err}"))
+                # librdkafka says whether the same write may succeed later (e.g. a leader
+                # election) or never will (authorization, a record too large)
+                future.set_exception(
+                    error(f"Kafka refused the write: {err}", retriable=write_retriable(err))
+                )
             else:
                 future.set_result(None)
 
@@ -91,8 +120,11 @@ class KafkaWriter:
             self._producer.produce(
                 topic, value=value, key=key, headers=record_headers, on_delivery=on_delivery
             )
-        except (BufferError, KafkaException) as exc:
+        except BufferError as exc:  # the local queue is full: it drains
             raise error(f"cannot enqueue the write: {exc}") from exc
+        except KafkaException as exc:
+            retriable = write_retriable(exc.args[0] if exc.args else None)
+            raise error(f"cannot enqueue the write: {exc}", retriable=retriable) from exc
         try:
             await asyncio.wait_for(future, self.timeout_s + 2.0)
         except TimeoutError:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
+    from pydantic_settings import BaseSettings
+
     from streams.config import KafkaSettings
     from topology.model import Topology
 
@@ -71,3 +73,23 @@ def start_service(
 
         apply(kafka.confluent_config(), topology)
     return kafka, topology
+
+
+S = TypeVar("S", bound="BaseSettings")
+
+
+def settings_from(model: type[S], **options: Any) -> S:
+    """``model`` read from the environment, each option that was given (not None) overriding
+    its variable; an invalid value is a usage error naming the setting."""
+    from pydantic import ValidationError
+
+    given = {name: value for name, value in options.items() if value is not None}
+    try:
+        return model(**given)
+    except ValidationError as exc:
+        prefix = str(model.model_config.get("env_prefix", ""))
+        problems = "; ".join(
+            f"{prefix}{'.'.join(str(p) for p in e['loc'])}".upper() + f": {e['msg']}"
+            for e in exc.errors()
+        )
+        raise click.UsageError(f"invalid settings: {problems}") from None

@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from streams.errors import AirExstreamError
+
 SIGNATURE_HEADER = "X-Exstream-Signature"
 EVENT_ID_HEADER = "X-Exstream-Event-Id"
 
 
-class SignatureError(ValueError):
+class SignatureError(AirExstreamError, ValueError):
     """A callback whose signature is missing, malformed, wrong or outside the time tolerance."""
 
     def __init__(self, code: str, message: str) -> None:

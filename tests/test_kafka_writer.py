@@ -53,3 +53,14 @@ async def test_an_unreachable_broker_gives_an_error_within_the_timeout() -> None
         assert caught.value.retriable
     finally:
         writer.close(timeout_s=1.0)
+
+
+async def test_a_write_that_can_never_succeed_is_not_retriable() -> None:
+    writer = KafkaWriter({"bootstrap.servers": "127.0.0.1:9"}, timeout_s=1.0, error=ServiceError)
+    try:
+        with pytest.raises(ServiceError) as caught:  # above message.max.bytes: refused locally
+            await writer.send("any", b"k", b"x" * 2_000_000)
+        assert not caught.value.retriable
+        assert "cannot enqueue" in str(caught.value)
+    finally:
+        writer.close(timeout_s=1.0)

@@ -84,3 +84,21 @@ def test_kafka_options_give_the_parameters_start_service_takes() -> None:
     assert [help_text.index(name) for name in order] == sorted(
         help_text.index(name) for name in order
     )
+
+
+def test_settings_from_the_environment_options_override_and_errors_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from streams.ondemand.settings import OnDemandSettings
+    from streams.service_cli import settings_from
+    from streams.webhook.settings import WebhookSettings
+
+    monkeypatch.setenv("AIR_EXSTREAM_WEBHOOK_TOLERANCE_S", "60")
+    monkeypatch.setenv("AIR_EXSTREAM_WEBHOOK_PORT", "9000")
+    hook = settings_from(WebhookSettings, port=9100, tolerance_s=None)
+    assert (hook.tolerance_s, hook.port, hook.auth) == (60, 9100, "hmac")
+    monkeypatch.setenv("AIR_EXSTREAM_ONDEMAND_BUDGET_S", "2.5")
+    assert settings_from(OnDemandSettings).budget_s == 2.5
+    monkeypatch.setenv("AIR_EXSTREAM_WEBHOOK_AUTH", "basic")
+    with pytest.raises(click.UsageError, match="AIR_EXSTREAM_WEBHOOK_AUTH"):
+        settings_from(WebhookSettings)

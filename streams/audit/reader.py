@@ -20,16 +20,21 @@ from confluent_kafka import (
 from streams.audit.chain import ChainReport, verify_chain
 from streams.audit.checkpoints import CheckpointError, decode
 from streams.audit.verify import SeenCheckpoint, TrailRecord, Violation
-from streams.codec import DecodeError, codec_for
+from streams.codec import Codecs, DecodeError
 from streams.domain.records import AuditRecord
 from streams.topic_reader import RawRecord, TopicReadError, read_topic
 
 
 def audit_records(
-    bootstrap_servers: str, topic: str, client_config: Mapping[str, str] | None = None
+    bootstrap_servers: str,
+    topic: str,
+    client_config: Mapping[str, str] | None = None,
+    *,
+    codecs: Codecs | None = None,
 ) -> Iterator[tuple[RawRecord, AuditRecord | None]]:
-    """Every record of the audit topic with its decoded value (None when undecodable)."""
-    codec = codec_for(AuditRecord)
+    """Every record of the audit topic with its decoded value (None when undecodable).
+    ``codecs``: default, the ones ``KAFKA_*`` configures."""
+    codec = (codecs or Codecs.from_environment()).for_topic(topic, AuditRecord)
     for raw in read_topic(bootstrap_servers, topic, client_config=client_config):
         try:
             yield raw, codec.decode(raw.value)
@@ -38,13 +43,17 @@ def audit_records(
 
 
 def verify_topic(
-    bootstrap_servers: str, topic: str, client_config: Mapping[str, str] | None = None
+    bootstrap_servers: str,
+    topic: str,
+    client_config: Mapping[str, str] | None = None,
+    *,
+    codecs: Codecs | None = None,
 ) -> list[ChainReport]:
     """One chain report per partition that holds records. An undecodable record is itself a
     violation (reported as altered content). The chain alone: see :mod:`streams.audit.trail`
     for verification against signed checkpoints."""
     by_partition: dict[int, list[tuple[int, AuditRecord]]] = {}
-    for raw, record in audit_records(bootstrap_servers, topic, client_config):
+    for raw, record in audit_records(bootstrap_servers, topic, client_config, codecs=codecs):
         if record is None:
             record = AuditRecord(
                 audit_id="<undecodable>", kind="", occurred_at=0, summary="", hash="<undecodable>"
@@ -146,12 +155,14 @@ def _consume(
             )
 
 
-def trail_records(messages: list[Message]) -> list[TrailRecord]:
-    """Audit messages as records for verification (an undecodable value: ``record=None``)."""
-    codec = codec_for(AuditRecord)
+def trail_records(messages: list[Message], codecs: Codecs | None = None) -> list[TrailRecord]:
+    """Audit messages as records for verification (an undecodable value: ``record=None``).
+    ``codecs``: default, the ones ``KAFKA_*`` configures."""
+    codecs = codecs or Codecs.from_environment()
     out = []
     for msg in messages:
         try:
+            codec = codecs.for_topic(msg.topic() or "", AuditRecord)
             record: AuditRecord | None = codec.decode(msg.value())
         except DecodeError:
             record = None

@@ -10,19 +10,24 @@ from functools import cache
 from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
-from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro import schemaless_reader, schemaless_writer
 from fastavro.validation import ValidationError, validate
 
 from streams.codec.compiled import Fallback, compile_decoder, compile_encoder
 from streams.codec.convert import from_dict_fn, to_dict_fn
-from streams.codec.errors import DecodeError, EncodeError
+from streams.codec.errors import DecodeError, EncodeError, RegistryUnavailable
+from streams.codec.framing import (
+    CONFLUENT_MAGIC,
+    SINGLE_OBJECT_MAGIC,
+    Framings,
+    RegistrySchemas,
+    WriterSchema,
+)
 from streams.codec.json_check import compile_checker
 from streams.codec.schemas import SchemaInfo, SchemaStore, default_store
 
 T = TypeVar("T")
 
-SINGLE_OBJECT_MAGIC = b"\xc3\x01"
-CONFLUENT_MAGIC = 0
 CONTENT_TYPE = "content-type"
 JSON_CONTENT_TYPES = frozenset({"application/json", "application/json; charset=utf-8"})
 _FAST_PATH_ERRORS = (Fallback, AttributeError, TypeError, ValueError, IndexError, KeyError)
@@ -32,86 +37,78 @@ Headers = Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | str | None] 
 
 
 class WireFormat(Protocol):
-    """How the Avro body is framed: which writer schema it was written with."""
+    """How the Avro body is framed when written; reading recognises every framing."""
 
     def header(self) -> bytes: ...
 
-    def writer_schema(self, data: bytes) -> tuple[Any, str, int]:
+    def writer_schema(self, data: bytes) -> WriterSchema:
         """(parsed writer schema, its record name, offset where the body starts)."""
         ...
 
 
 class SingleObjectFormat:
-    """Avro single-object encoding: ``C3 01`` + 8-byte CRC-64-AVRO fingerprint + body."""
+    """Writes Avro single-object encoding: ``C3 01`` + 8-byte CRC-64-AVRO fingerprint + body.
+    Reads every framing (:class:`~streams.codec.framing.Framings`); Confluent-framed records
+    only when given the ``registry``."""
 
-    def __init__(self, store: SchemaStore, info: SchemaInfo) -> None:
-        self._store = store
+    def __init__(
+        self, store: SchemaStore, info: SchemaInfo, registry: RegistrySchemas | None = None
+    ) -> None:
+        self._framings = Framings(store, registry)
         self._header = SINGLE_OBJECT_MAGIC + info.fingerprint
 
     def header(self) -> bytes:
         return self._header
 
-    def writer_schema(self, data: bytes) -> tuple[Any, str, int]:
-        if data[:2] != SINGLE_OBJECT_MAGIC or len(data) < 10:
-            raise DecodeError(
-                "BAD_MAGIC",
-                "not an Avro single-object encoded record (expected the C3 01 marker); "
-                "was it written as JSON without a content-type header, or in another format?",
-            )
-        writer = self._store.by_fingerprint.get(data[2:10])
-        if writer is None:
-            raise DecodeError(
-                "UNKNOWN_SCHEMA",
-                f"record written with an unknown schema (fingerprint {data[2:10].hex()}); "
-                "it is neither a current nor a released schema of this project",
-            )
-        return writer.parsed, writer.name, 10
+    def writer_schema(self, data: bytes) -> WriterSchema:
+        return self._framings.writer_schema(data)
 
 
 class RegistryFormat:
-    """Confluent wire format: ``00`` + 4-byte big-endian schema id + body.
+    """Writes the Confluent wire format: ``00`` + 4-byte big-endian schema id + body.
 
-    The schema is registered under ``<topic>-value`` on first use and ids are cached, so there is
-    no registry round trip per record.
+    The schema is registered under ``subject`` (TopicNameStrategy: ``<topic>-value``) on first
+    use and its id kept, so there is no registry round trip per record. Reads every framing.
     """
 
-    def __init__(self, client: Any, subject: str, info: SchemaInfo) -> None:
+    def __init__(
+        self,
+        client: Any,
+        subject: str,
+        info: SchemaInfo,
+        *,
+        store: SchemaStore | None = None,
+        registry: RegistrySchemas | None = None,
+    ) -> None:
         self._client = client
         self._subject = subject
         self._info = info
         self._header: bytes | None = None
-        self._by_id: dict[int, tuple[Any, str]] = {}
         self._lock = threading.Lock()
+        store = store or default_store()
+        self._framings = Framings(store, registry or RegistrySchemas(client, store))
 
     def header(self) -> bytes:
         if self._header is None:
             from confluent_kafka.schema_registry import Schema
 
             with self._lock:
-                schema_id = self._client.register_schema(
-                    self._subject, Schema(orjson.dumps(self._info.raw).decode(), "AVRO")
-                )
+                try:
+                    schema_id = self._client.register_schema(
+                        self._subject, Schema(orjson.dumps(self._info.raw).decode(), "AVRO")
+                    )
+                except Exception as exc:  # httpx, OS and registry errors alike
+                    status = getattr(exc, "http_status_code", None)
+                    raise RegistryUnavailable(
+                        f"the schema registry did not register {self._info.name} under "
+                        f"{self._subject}: "
+                        + (f"HTTP {status}" if status is not None else type(exc).__name__)
+                    ) from exc
                 self._header = struct.pack(">bI", CONFLUENT_MAGIC, schema_id)
         return self._header
 
-    def writer_schema(self, data: bytes) -> tuple[Any, str, int]:
-        if len(data) < 5 or data[0] != CONFLUENT_MAGIC:
-            raise DecodeError(
-                "BAD_MAGIC", "not a Confluent wire-format record (expected magic byte 0)"
-            )
-        schema_id = struct.unpack(">I", data[1:5])[0]
-        cached = self._by_id.get(schema_id)
-        if cached is None:
-            try:
-                schema = self._client.get_schema(schema_id)
-            except Exception as exc:
-                raise DecodeError(
-                    "UNKNOWN_SCHEMA", f"schema id {schema_id} is not known to the registry"
-                ) from exc
-            raw = orjson.loads(schema.schema_str)
-            cached = (parse_schema(raw), str(raw.get("name", "")).rsplit(".", 1)[-1])
-            self._by_id[schema_id] = cached
-        return cached[0], cached[1], 5
+    def writer_schema(self, data: bytes) -> WriterSchema:
+        return self._framings.writer_schema(data)
 
 
 def _content_type(headers: Headers) -> str | None:
@@ -151,6 +148,11 @@ class Codec(Generic[T]):
         self._required = [f["name"] for f in info.raw["fields"] if "default" not in f]
 
     # ------------------------------------------------------------------ encode
+
+    def prepare(self) -> None:
+        """Do now what the first ``encode`` would (register the schema with the registry), so
+        that a registry that does not answer stops a service at start, not mid-stream."""
+        self._wire.header()
 
     def encode(self, obj: T) -> bytes:
         if self._fast_encode is not None:
@@ -264,7 +266,8 @@ def _copy_default(value: Any) -> Any:
 
 
 @cache
-def _registry_client(url: str) -> Any:
+def registry_client(url: str) -> Any:
+    """One confluent-kafka registry client per URL and process (``mock://`` serves tests)."""
     from confluent_kafka.schema_registry import SchemaRegistryClient
 
     return SchemaRegistryClient.new_client({"url": url})
@@ -298,7 +301,7 @@ def _build_codec(
     if registry_url:
         if topic is None:
             raise ValueError("the Confluent wire format needs the topic (subject <topic>-value)")
-        wire = RegistryFormat(_registry_client(registry_url), f"{topic}-value", info)
+        wire = RegistryFormat(registry_client(registry_url), f"{topic}-value", info, store=schemas)
     else:
         wire = SingleObjectFormat(schemas, info)
     return Codec(cls, info, wire)

@@ -30,6 +30,8 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from streams.errors import AirExstreamError
+
 Encoder = Callable[[Any], bytes]
 Decoder = Callable[[bytes, int], Any]
 """``decoder(data, offset)``: the record whose body starts at ``offset`` and ends the data."""
@@ -51,11 +53,11 @@ _LONG_MEMO: dict[int, bytes] = {}
 _LONG_MEMO_LIMIT = 4096
 
 
-class Fallback(Exception):
+class Fallback(AirExstreamError):
     """The fast path does not handle this value or these bytes: use fastavro's path."""
 
 
-class Unsupported(Exception):
+class Unsupported(AirExstreamError):
     """The schema uses a type the generator does not handle."""
 
 

@@ -16,7 +16,8 @@ class DecodeError(CodecError):
 
     ``code`` is stable for machines: DECODE_ERROR (corrupt or truncated body), UNKNOWN_SCHEMA
     (fingerprint or schema id not known), SCHEMA_MISMATCH (a valid record of another type),
-    INVALID_JSON, MISSING_FIELD, BAD_MAGIC (neither single-object nor Confluent framing), EMPTY.
+    INVALID_JSON, MISSING_FIELD, BAD_MAGIC (neither single-object nor Confluent framing), EMPTY,
+    NO_SCHEMA_REGISTRY (a Confluent wire-format record where no registry is configured).
     """
 
     def __init__(self, code: str, message: str) -> None:
@@ -30,3 +31,11 @@ class EncodeError(CodecError):
 
 class SchemaNotFound(CodecError):
     code = "SCHEMA_NOT_FOUND"
+
+
+class RegistryUnavailable(AirExstreamError):
+    """The schema registry could not answer (unreachable, timing out, 5xx, refusing the
+    credentials). Not a :class:`CodecError`: the record is not at fault, so it must not be
+    dead-lettered; the consumer waits and tries again (or stops for its supervisor)."""
+
+    retriable = True

@@ -13,7 +13,7 @@ from __future__ import annotations
 import click
 from confluent_kafka import Producer
 
-from streams.codec import DecodeError, codec_for
+from streams.codec import Codecs, DecodeError
 from streams.config import resolve_kafka_settings
 from streams.deadletter.letters import H_OMITTED, dlq_topic, replay_headers
 from streams.domain.records import DeadLetter
@@ -39,9 +39,10 @@ def _dlq_topics(source: str | None, prefix: str) -> list[str]:
 def list_(source: str | None, prefix: str, bootstrap_servers: str | None) -> None:
     """Every dead letter with its source coordinates and reason."""
     settings = resolve_kafka_settings(bootstrap_servers)
-    codec = codec_for(DeadLetter)
+    codecs = Codecs.from_settings(settings)
     count = 0
     for topic in _dlq_topics(source, prefix):
+        codec = codecs.for_topic(topic, DeadLetter)
         for raw in read_topic(
             settings.require_bootstrap(), topic, client_config=settings.confluent_config()
         ):
@@ -74,8 +75,8 @@ def replay(
 ) -> None:
     """Re-publish dead letters' original records to their source topic."""
     settings = resolve_kafka_settings(bootstrap_servers)
-    codec = codec_for(DeadLetter)
     topic = dlq_topic(source)
+    codec = Codecs.from_settings(settings).for_topic(topic, DeadLetter)
     producer = Producer({**settings.confluent_config(), "acks": "all", "enable.idempotence": True})
     replayed = skipped = 0
     for raw in read_topic(

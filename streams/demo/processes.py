@@ -14,11 +14,15 @@ import time
 import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from confluent_kafka import Consumer, TopicPartition
 
 from streams.errors import AirExstreamError
 from streams.topic_reader import read_topic
+
+if TYPE_CHECKING:
+    from streams.codec import Codecs
 
 
 class ProcessFailed(AirExstreamError):
@@ -212,22 +216,28 @@ def wait_http(url: str, process: ServiceProcess, timeout_s: float = 30.0) -> Non
 
 
 def wait_chained(
-    bootstrap: str, intake_topic: str, audit_topic: str, timeout_s: float = 120.0
+    bootstrap: str,
+    intake_topic: str,
+    audit_topic: str,
+    timeout_s: float = 120.0,
+    *,
+    codecs: Codecs | None = None,
 ) -> None:
     """Until the audit writer chained every record of ``intake_topic`` into ``audit_topic``
     (matched by audit id). Offsets cannot tell: the intake topic is written in transactions,
     so its end offset sits one commit marker past the last record a consumer can commit."""
-    from streams.codec import codec_for
+    from streams.codec import Codecs
     from streams.domain.records import AuditRecord
-    from streams.topic_reader import read_topic
 
-    codec = codec_for(AuditRecord)
-    pending = {codec.decode(r.value).audit_id for r in read_topic(bootstrap, intake_topic)}
+    codecs = codecs or Codecs.from_environment()
+    intake = codecs.for_topic(intake_topic, AuditRecord)
+    audit = codecs.for_topic(audit_topic, AuditRecord)
+    pending = {intake.decode(r.value).audit_id for r in read_topic(bootstrap, intake_topic)}
     deadline = time.monotonic() + timeout_s
     while pending:
         if time.monotonic() > deadline:
             raise ProcessFailed(f"{len(pending)} records of {intake_topic} not chained in time")
-        pending -= {codec.decode(r.value).audit_id for r in read_topic(bootstrap, audit_topic)}
+        pending -= {audit.decode(r.value).audit_id for r in read_topic(bootstrap, audit_topic)}
         if pending:
             time.sleep(0.5)
 

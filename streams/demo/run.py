@@ -39,7 +39,7 @@ from streams.audit.keys import generate as generate_keys
 from streams.audit.keys import load_public_keys
 from streams.audit.reader import verify_topic
 from streams.audit.trail import verify_trail
-from streams.codec import codec_for
+from streams.codec import Codecs
 from streams.demo.processes import (
     ProcessFailed,
     ServiceProcess,
@@ -249,13 +249,14 @@ def _schema_roundtrip(bootstrap: str, prefix: str) -> list[str]:
     admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
     samples = sample_records()
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    codecs = Codecs.from_environment()
     for record in samples:
-        producer.produce(topic, value=codec_for(type(record)).encode(record))
+        producer.produce(topic, value=codecs.for_topic(topic, type(record)).encode(record))
     producer.flush(30)
     got = [r.value for r in read_topic(bootstrap, topic)]
     names_ = []
     for record, raw in zip(samples, got, strict=True):
-        decoded = codec_for(type(record)).decode(raw)
+        decoded = codecs.for_topic(topic, type(record)).decode(raw)
         if decoded != record:
             raise AssertionError(f"{type(record).__name__} changed on its way through Kafka")
         names_.append(type(record).__name__)
@@ -266,23 +267,25 @@ def _schema_roundtrip(bootstrap: str, prefix: str) -> list[str]:
 def _summarise(
     bootstrap: str, topology: Any, events: int, invalid: int, json_events: int
 ) -> dict[str, Any]:
+    codecs = Codecs.from_environment(topology)
     commands = [
-        codec_for(CompositionCommand).decode(r.value)
+        codecs.for_topic(topology.name(names.COMMANDS), CompositionCommand).decode(r.value)
         for r in read_topic(bootstrap, topology.name(names.COMMANDS))
     ]
     alerts = [
-        codec_for(AlignmentAlert).decode(r.value)
+        codecs.for_topic(topology.name(names.ALIGNMENT_ALERTS), AlignmentAlert).decode(r.value)
         for r in read_topic(bootstrap, topology.name(names.ALIGNMENT_ALERTS))
     ]
     dead: Counter[str] = Counter()
     for source in (names.ACCOUNT_EVENTS, names.CASE_EVENTS):
+        dlq_codec = codecs.for_topic(topology.name(names.dlq(source)), DeadLetter)
         for r in read_topic(bootstrap, topology.name(names.dlq(source))):
-            dead[codec_for(DeadLetter).decode(r.value).error_type] += 1
+            dead[dlq_codec.decode(r.value).error_type] += 1
     audit_kinds: Counter[str] = Counter()
-    audit_codec = codec_for(AuditRecord)
+    audit_codec = codecs.for_topic(topology.name(names.AUDIT), AuditRecord)
     for r in read_topic(bootstrap, topology.name(names.AUDIT)):
         audit_kinds[audit_codec.decode(r.value).kind] += 1
-    reports = verify_topic(bootstrap, topology.name(names.AUDIT))
+    reports = verify_topic(bootstrap, topology.name(names.AUDIT), codecs=codecs)
     return {
         "events_in": events,
         "events_json": json_events,
@@ -321,16 +324,18 @@ def _summarise_requests(
     bootstrap: str, topology: Any, report: PublishReport, dataset: Dataset
 ) -> dict[str, Any]:
     """Flow 5's asynchronous path: requests in, commands (one per request id), dead letters."""
+    codecs = Codecs.from_environment(topology)
+    letters = codecs.for_topic(topology.name(names.dlq(names.DOCUMENT_REQUESTS)), DeadLetter)
     commands = [
         c
         for c in (
-            codec_for(CompositionCommand).decode(r.value)
+            codecs.for_topic(topology.name(names.COMMANDS), CompositionCommand).decode(r.value)
             for r in read_topic(bootstrap, topology.name(names.COMMANDS))
         )
         if c.rule_id == REQUEST_RULE_ID
     ]
     dead: Counter[str] = Counter(
-        codec_for(DeadLetter).decode(r.value).error_type
+        letters.decode(r.value).error_type
         for r in read_topic(bootstrap, topology.name(names.dlq(names.DOCUMENT_REQUESTS)))
     )
     retried = sum(r.retry for r in dataset.document_requests)
@@ -502,8 +507,11 @@ def _wait_exstream_side(
 
 def _summarise_exstream(bootstrap: str, topology: Any, side: ExstreamSide) -> dict[str, Any]:
     ledger = _get_json(f"{side.emulator_url}/_emulator/ledger")
+    status_codec = Codecs.from_environment(topology).for_topic(
+        topology.name(names.COMMUNICATION_STATUS), CommunicationStatus
+    )
     statuses = [
-        codec_for(CommunicationStatus).decode(r.value)
+        status_codec.decode(r.value)
         for r in read_topic(bootstrap, topology.name(names.COMMUNICATION_STATUS))
     ]
     metadata = sum(1 for _ in read_topic(bootstrap, topology.name(names.DOCUMENT_METADATA)))

@@ -31,12 +31,13 @@ from streams.emulator.events import Customer, event
 from streams.emulator.ledger import Ledger, LedgerEntry
 from streams.emulator.lifecycle import GENERATED, Outcomes, failed_type, plan
 from streams.emulator.rendering import disclaimer_text, render
+from streams.errors import AirExstreamError
 
 CHANNELS = frozenset({"PRINT", "EMAIL", "WEB", "SMS", "PUSH"})
 NAMESPACE = uuid.UUID("7a1d2c3b-4e5f-4a6b-9c8d-0e1f2a3b4c5d")
 
 
-class RequestError(ValueError):
+class RequestError(AirExstreamError, ValueError):
     """A request refused as a whole: HTTP status, message, and which error envelope to use
     (``spring``: the Spring-style body; ``orchestration``: ``{status: error, data: [...]}``)."""
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 
 from confluent_kafka import Producer
 
-from streams.codec import codec_for
+from streams.codec import Codecs
 from streams.domain.records import TemplateVersion
 from streams.emulator.design import DRIVER_DATA_SOURCE, DesignWorld, content_of, seed
 from streams.templatesync.mapping import DesignVersion, template_key, template_records
@@ -39,14 +39,20 @@ def synced(templates: Iterable[TemplateVersion]) -> list[TemplateVersion]:
 
 
 def publish_synced_templates(
-    templates: Iterable[TemplateVersion], topology: Topology, conf: Mapping[str, str]
+    templates: Iterable[TemplateVersion],
+    topology: Topology,
+    conf: Mapping[str, str],
+    *,
+    codecs: Codecs | None = None,
 ) -> int:
-    """Publish ``templates`` on the templates topic as the sync would; the count."""
-    codec = codec_for(TemplateVersion)
+    """Publish ``templates`` on the templates topic as the sync would; the count.
+    ``codecs``: default, the ones ``KAFKA_*`` configures (as the sync's)."""
+    topic = topology.name(names.TEMPLATES)
+    codec = (codecs or Codecs.from_environment(topology)).for_topic(topic, TemplateVersion)
     producer = Producer({**conf, "acks": "all", "partitioner": "murmur2_random"})
     records = synced(templates)
     for t in records:
-        producer.produce(topology.name(names.TEMPLATES), key=template_key(t), value=codec.encode(t))
+        producer.produce(topic, key=template_key(t), value=codec.encode(t))
     if producer.flush(30) != 0:
         raise RuntimeError("template records not delivered")
     return len(records)

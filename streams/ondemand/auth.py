@@ -26,12 +26,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from streams.errors import AirExstreamError
+
 _KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _DUMMY = hashlib.sha256(b"no such key").hexdigest()
 
 
-class AuthError(ValueError):
+class AuthError(AirExstreamError, ValueError):
     """The key file is unusable (the message names the entry, never a secret)."""
 
 

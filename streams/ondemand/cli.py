@@ -9,49 +9,36 @@ Secrets come from the environment or files, never from options (they would show 
 - ``ONDEMAND_API_KEYS_FILE`` (or ``ONDEMAND_API_KEYS``, the same JSON inline): the portal's API
   keys, hashed, each bound to one customer (see :mod:`streams.ondemand.auth`).
 
-Kafka settings come from ``KAFKA_*`` (see :mod:`streams.config`) or the running local cluster.
+Kafka settings come from ``KAFKA_*`` (see :mod:`streams.config`) or the running local cluster;
+the service's own from ``AIR_EXSTREAM_ONDEMAND_*``
+(:class:`~streams.ondemand.settings.OnDemandSettings`), each option overriding its variable.
 Templates come from ``exstream.templates.v1`` (what the template sync publishes), read with the
 same reference view as the routing worker's; the service answers once that view is loaded.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import click
 import orjson
 
+from streams.config import ConfigError
 from streams.ondemand.auth import AuthError, KeyStore
-from streams.secrets import read_secret
-from streams.service_cli import kafka_options, start_service
-
-URL_SECRET_ENV = "ONDEMAND_URL_SECRET"  # noqa: S105 (a variable name, not a secret)
-PREVIOUS_URL_SECRET_ENV = f"{URL_SECRET_ENV}_PREVIOUS"
-KEYS_ENV = "ONDEMAND_API_KEYS"
+from streams.ondemand.settings import OnDemandSecrets, OnDemandSettings
+from streams.service_cli import kafka_options, settings_from, start_service
 
 
-def link_secrets() -> list[bytes]:
-    """The current link secret, then the previous one when set (rotation)."""
-    out = [read_secret(URL_SECRET_ENV).encode()]
-    if os.environ.get(PREVIOUS_URL_SECRET_ENV) or os.environ.get(f"{PREVIOUS_URL_SECRET_ENV}_FILE"):
-        out.append(read_secret(PREVIOUS_URL_SECRET_ENV).encode())
-    return out
-
-
-def load_keys() -> KeyStore:
-    """The parsed key JSON from ``ONDEMAND_API_KEYS_FILE`` or ``ONDEMAND_API_KEYS``."""
-    path = os.environ.get(f"{KEYS_ENV}_FILE")
+def ondemand_secrets() -> OnDemandSecrets:
+    """The link secrets and the API keys (:class:`~streams.ondemand.settings.OnDemandSecrets`)."""
     try:
-        if path:
-            raw = orjson.loads(Path(path).read_bytes())
-        elif os.environ.get(KEYS_ENV):
-            raw = orjson.loads(os.environ[KEYS_ENV])
-        else:
-            raise click.UsageError(f"set {KEYS_ENV}_FILE (or {KEYS_ENV}) to the portal's API keys")
-        return KeyStore.from_json(raw)
-    except OSError as exc:
-        raise click.UsageError(f"cannot read {KEYS_ENV}_FILE ({path}): {exc.strerror}") from exc
+        return OnDemandSecrets()
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def load_keys(secrets: OnDemandSecrets) -> KeyStore:
+    """The portal's API keys, parsed."""
+    try:
+        return KeyStore.from_json(orjson.loads(secrets.api_keys_json()))
     except orjson.JSONDecodeError as exc:
         raise click.UsageError(f"the API keys are not valid JSON: {exc}") from exc
     except AuthError as exc:
@@ -59,37 +46,62 @@ def load_keys() -> KeyStore:
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8782, show_default=True, type=int)
+@click.option("--host", default=None, help="Overrides AIR_EXSTREAM_ONDEMAND_HOST (127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Overrides AIR_EXSTREAM_ONDEMAND_PORT (8782).")
 @click.option("--exstream-url", default=None, help="Overrides EXSTREAM_URL.")
 @kafka_options
 @click.option(
     "--budget-s",
-    default=5.0,
-    show_default=True,
+    default=None,
     type=click.FloatRange(min=0.1),
-    help="Time per document (Exstream + Kafka) before answering 504.",
+    help="Time per document (Exstream + Kafka) before answering 504; overrides "
+    "AIR_EXSTREAM_ONDEMAND_BUDGET_S (5).",
 )
-@click.option("--max-concurrency", default=64, show_default=True, type=click.IntRange(min=1))
-@click.option("--link-ttl-s", default=300, show_default=True, type=click.IntRange(min=1))
-@click.option("--public-url", default=None, help="Base URL of signed links (default: request's).")
-@click.option("--cache-entries", default=256, show_default=True, type=click.IntRange(min=0))
-@click.option("--cache-mib", default=64, show_default=True, type=click.IntRange(min=0))
+@click.option(
+    "--max-concurrency",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Overrides AIR_EXSTREAM_ONDEMAND_MAX_CONCURRENCY (64).",
+)
+@click.option(
+    "--link-ttl-s",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Overrides AIR_EXSTREAM_ONDEMAND_LINK_TTL_S (300).",
+)
+@click.option(
+    "--public-url",
+    default=None,
+    help="Base URL of signed links (default: request's); overrides "
+    "AIR_EXSTREAM_ONDEMAND_PUBLIC_URL.",
+)
+@click.option(
+    "--cache-entries",
+    default=None,
+    type=click.IntRange(min=0),
+    help="Overrides AIR_EXSTREAM_ONDEMAND_CACHE_ENTRIES (256).",
+)
+@click.option(
+    "--cache-mib",
+    default=None,
+    type=click.IntRange(min=0),
+    help="Overrides AIR_EXSTREAM_ONDEMAND_CACHE_MIB (64).",
+)
 @click.option("--loglevel", default="info", show_default=True)
 def ondemand(
-    host: str,
-    port: int,
+    host: str | None,
+    port: int | None,
     exstream_url: str | None,
     bootstrap_servers: str | None,
     profile: str | None,
     prefix: str,
     apply_topology: bool,
-    budget_s: float,
-    max_concurrency: int,
-    link_ttl_s: int,
+    budget_s: float | None,
+    max_concurrency: int | None,
+    link_ttl_s: int | None,
     public_url: str | None,
-    cache_entries: int,
-    cache_mib: int,
+    cache_entries: int | None,
+    cache_mib: int | None,
     loglevel: str,
 ) -> None:
     """Serve on-demand documents to the customer portal (see docs/ondemand-openapi.yaml)."""
@@ -97,16 +109,27 @@ def ondemand(
 
     from aiohttp import web
 
+    from streams.codec import Codecs
     from streams.exstream.settings import exstream_settings
     from streams.ondemand.kafka import KafkaWriter
     from streams.ondemand.server import OnDemandConfig, OnDemandService
     from streams.templatesync.view import templates_view
     from topology import names
 
-    keys = load_keys()
-    secrets = link_secrets()
-    read_secret("EXSTREAM_CLIENT_SECRET")  # a clear error now rather than at the first document
-    exstream = exstream_settings(url=exstream_url)
+    settings = settings_from(
+        OnDemandSettings,
+        host=host,
+        port=port,
+        budget_s=budget_s,
+        max_concurrency=max_concurrency,
+        link_ttl_s=link_ttl_s,
+        public_url=public_url,
+        cache_entries=cache_entries,
+        cache_mib=cache_mib,
+    )
+    secrets = ondemand_secrets()
+    keys = load_keys(secrets)
+    exstream = exstream_settings(url=exstream_url)  # a missing client secret fails here
     kafka, topology = start_service(
         loglevel=loglevel,
         bootstrap_servers=bootstrap_servers,
@@ -114,22 +137,26 @@ def ondemand(
         prefix=prefix,
         apply_topology=apply_topology,
     )
+    codecs = Codecs.from_settings(kafka, topology)
     config = OnDemandConfig(
         exstream=exstream,
-        link_secrets=tuple(secrets),
+        link_secrets=tuple(secrets.link_keys()),
         metadata_topic=topology.name(names.DOCUMENT_METADATA),
         audit_topic=topology.name(names.AUDIT_INTAKE),
-        registry_url=kafka.schema_registry_url,
-        budget_s=budget_s,
-        max_concurrency=max_concurrency,
-        link_ttl_s=link_ttl_s,
-        public_url=public_url,
-        cache_entries=cache_entries,
-        cache_bytes=cache_mib * 1024 * 1024,
+        codecs=codecs,
+        budget_s=settings.budget_s,
+        max_concurrency=settings.max_concurrency,
+        link_ttl_s=settings.link_ttl_s,
+        public_url=settings.public_url,
+        cache_entries=settings.cache_entries,
+        cache_bytes=settings.cache_mib * 1024 * 1024,
     )
-    writer = KafkaWriter(kafka.confluent_config(), timeout_s=max(1.0, budget_s))
+    writer = KafkaWriter(kafka.confluent_config(), timeout_s=max(1.0, settings.budget_s))
     view = templates_view(
-        kafka, topology.name(names.TEMPLATES), partitions=topology.topic(names.TEMPLATES).partitions
+        kafka,
+        topology.name(names.TEMPLATES),
+        partitions=topology.topic(names.TEMPLATES).partitions,
+        codecs=codecs,
     )
     service = OnDemandService(config, keys, writer, view)
     app = service.app()
@@ -146,6 +173,7 @@ def ondemand(
 
     app.on_startup.append(load_templates)
     app.on_cleanup.append(stop_templates)
-    click.echo(f"on-demand documents on http://{host}:{port} ({len(keys)} API key(s))")
+    where = f"http://{settings.host}:{settings.port}"
+    click.echo(f"on-demand documents on {where} ({len(keys)} API key(s))")
     # access_log=None: aiohttp's access log prints raw paths, and signed links carry tokens
-    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)

@@ -43,6 +43,7 @@ from streams.domain.document_requests import (
 )
 from streams.domain.records import DocumentType, TemplateVersion
 from streams.domain.templates import TemplateMiss, resolve_template
+from streams.errors import AirExstreamError
 
 ONDEMAND_CHANNEL = REQUEST_CHANNEL.value
 
@@ -58,7 +59,7 @@ class Delivery(StrEnum):
     """A signed, expiring URL to fetch the PDF from (``?delivery=url``)."""
 
 
-class InvalidRequest(ValueError):
+class InvalidRequest(AirExstreamError, ValueError):
     """The request cannot be served as asked; ``status`` is the HTTP status to answer."""
 
     def __init__(self, status: int, title: str, detail: str, **extra: object) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from streams.domain.records import TemplateVersion
+from streams.errors import AirExstreamError
 from streams.exstream.client import ExstreamClient
 from streams.exstream.driver import ondemand_record
 from streams.exstream.errors import (
@@ -41,11 +42,13 @@ class Rendered:
     pdf: bytes
 
 
-class ExstreamFailure(Exception):
+class ExstreamFailure(AirExstreamError):
+    """``retriable`` when the portal may ask again shortly (``unavailable``, ``timeout``)."""
+
     def __init__(
         self, kind: str, detail: str, *, status: int | None = None, retry_after_s: int | None = None
     ) -> None:
-        super().__init__(detail)
+        super().__init__(detail, retriable=kind in ("unavailable", "timeout"))
         self.kind = kind
         self.detail = detail
         self.status = status

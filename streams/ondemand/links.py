@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from streams.errors import AirExstreamError
+
 DOMAIN = b"ondemand-link.v1."
 MAX_TOKEN_CHARS = 1024
 
@@ -35,7 +37,7 @@ class LinkProblem(StrEnum):
     EXPIRED = "expired"
 
 
-class LinkError(ValueError):
+class LinkError(AirExstreamError, ValueError):
     def __init__(self, problem: LinkProblem) -> None:
         super().__init__(problem.value)
         self.problem = problem

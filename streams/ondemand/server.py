@@ -37,8 +37,9 @@ from typing import Protocol
 import orjson
 from aiohttp import web
 
-from streams.codec import codec_for
+from streams.codec import Codecs
 from streams.domain.records import AuditRecord, DocumentMetadata, DocumentType, TemplateVersion
+from streams.errors import AirExstreamError
 from streams.exstream.client import ExstreamClient
 from streams.exstream.settings import ExstreamSettings
 from streams.metrics import add_metrics_route
@@ -133,7 +134,8 @@ class OnDemandConfig:
     """The current link secret first (signs), then the previous one (still verifies)."""
     metadata_topic: str
     audit_topic: str
-    registry_url: str | None = None
+    codecs: Codecs = field(default_factory=Codecs)
+    """The process's codecs (``Codecs.from_settings``): how the records are framed."""
     budget_s: float = 5.0
     """Time for Exstream's composition and the Kafka writes together (504 beyond)."""
     max_concurrency: int = 64
@@ -188,12 +190,8 @@ class OnDemandService:
         self._slots = asyncio.Semaphore(config.max_concurrency)
         self._exstream: ExstreamClient | None = None
         self._client: OnDemandClient | None = None
-        self._metadata_codec = codec_for(
-            DocumentMetadata, config.metadata_topic, registry_url=config.registry_url
-        )
-        self._audit_codec = codec_for(
-            AuditRecord, config.audit_topic, registry_url=config.registry_url
-        )
+        self._metadata_codec = config.codecs.for_topic(config.metadata_topic, DocumentMetadata)
+        self._audit_codec = config.codecs.for_topic(config.audit_topic, AuditRecord)
         try:
             self._openapi: bytes | None = config.openapi_path.read_bytes()
         except OSError:
@@ -213,6 +211,9 @@ class OnDemandService:
         return app
 
     async def _start(self, app: web.Application) -> None:
+        # the schemas are registered now: a registry that does not answer stops the service
+        for codec in (self._metadata_codec, self._audit_codec):
+            await asyncio.to_thread(codec.prepare)
         # the client's own timeout is a safety net: the budget (asyncio.timeout) bounds a request
         self._exstream = ExstreamClient(
             self.config.exstream, max_connections=self.config.max_concurrency
@@ -245,6 +246,17 @@ class OnDemandService:
             if exc.status < 400:
                 raise
             response = problem(exc.status, exc.reason, exc.reason)
+        except AirExstreamError as exc:
+            if not exc.retriable:
+                raise
+            # e.g. the schema registry did not answer while the records were encoded
+            log.warning("request %s not served, retriable: %s", ctx.request_id, exc)
+            response = problem(
+                503,
+                "Service unavailable",
+                "the document could not be recorded; retry shortly",
+                retry_after=self.config.retry_after_s,
+            )
         response.headers["X-Request-Id"] = ctx.request_id
         elapsed = time.monotonic() - started
         self.metrics.observe(route, response.status, elapsed)
@@ -363,15 +375,15 @@ class OnDemandService:
             rendered = await call
         except ExstreamFailure as exc:
             self.metrics.exstream.labels(exc.kind).inc()
-            if exc.kind == "unavailable":
+            if exc.kind == "timeout":
+                return self._timeout()
+            if exc.retriable:
                 return problem(
                     503,
                     "Document service unavailable",
                     "the composition service is unavailable; retry later",
                     retry_after=exc.retry_after_s or self.config.retry_after_s,
                 )
-            if exc.kind == "timeout":
-                return self._timeout()
             if exc.kind == "not_found":
                 return problem(404, "Not found", "the document no longer exists")
             log.warning("Exstream failure (%s, status %s)", exc.kind, exc.status)

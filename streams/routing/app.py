@@ -45,7 +45,7 @@ from yarl import URL
 
 from streams.audit.chain import ChainHead, append
 from streams.audit.signing import AuditSigning
-from streams.codec import CodecError, codec_for
+from streams.codec import CodecError, Codecs
 from streams.config import KafkaSettings
 from streams.deadletter.letters import dead_letter_headers, make_dead_letter
 from streams.domain.alignment import check_rule, compare_versions
@@ -70,6 +70,7 @@ from streams.domain.reference_checks import (
 from streams.domain.routing import route_event
 from streams.domain.suppression import SuppressionEntry
 from streams.errors import AirExstreamError
+from streams.routing.decoding import decode_in_worker
 from streams.routing.metrics import RoutingMetrics, SendSensor, positions, table_entries
 from streams.routing.reference import ReferenceView
 from streams.routing.requests import RequestCounters, RequestsContext, install_requests
@@ -169,9 +170,7 @@ def _key_text(key: bytes | None) -> str | None:
     return key.decode("utf-8", "replace") if key else None
 
 
-async def checkpoint(
-    app: faust.App, table: Any, bootstrap_servers: str, client_kwargs: dict[str, Any]
-) -> None:
+async def checkpoint(app: faust.App, table: Any, kafka_kwargs: dict[str, Any]) -> None:
     """Record in each active partition of a rocksdb ``table`` how far its changelog is already
     in the local files, so that a restart reads only the changelog written after that point.
 
@@ -190,9 +189,7 @@ async def checkpoint(
     tps = [tp for tp in tps if tp.topic == changelog]
     if not tps:
         return
-    probe = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, **client_kwargs
-    )
+    probe = AIOKafkaConsumer(enable_auto_commit=False, **kafka_kwargs)
     await probe.start()
     try:
         ends = await probe.end_offsets(tps)
@@ -460,10 +457,13 @@ def create_app(
     kafka: KafkaSettings,
     worker: WorkerSettings,
     topology: Topology,
+    codecs: Codecs | None = None,
     metrics: RoutingMetrics | None = None,
 ) -> tuple[faust.App, Counters]:
     """Build the routing application (not started). Returns it with its live counters; its
-    Prometheus metrics go to ``metrics`` (served by the caller, see :mod:`.metrics`)."""
+    Prometheus metrics go to ``metrics`` (served by the caller, see :mod:`.metrics`).
+    ``codecs`` defaults to the ones ``kafka`` configures (``KAFKA_SCHEMA_REGISTRY_URL``)."""
+    codecs = codecs or Codecs.from_settings(kafka, topology)
     worker.state_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         worker.app_id,
@@ -492,7 +492,7 @@ def create_app(
     guard = CommitGuard(app, counters, Deadline(worker.commit_timeout_s), metrics)
     app.on_partitions_revoked.connect(guard.on_revoked)
     app.on_partitions_revoked.connect(partial(highwaters_from_broker, app))
-    client_kwargs = {k: v for k, v in kafka.aiokafka_kwargs().items() if k != "bootstrap_servers"}
+    kafka_kwargs = kafka.aiokafka_kwargs()  # every aiokafka client of the worker
 
     def topic(logical: str) -> Any:
         return app.topic(topology.name(logical), internal=False, **RAW)
@@ -527,34 +527,58 @@ def create_app(
 
         @app.timer(interval=worker.checkpoint_interval_s)
         async def checkpoint_preferences() -> None:
-            await checkpoint(app, preferences, kafka.require_bootstrap(), client_kwargs)
+            await checkpoint(app, preferences, kafka_kwargs)
 
     suppression = table("suppression")
     chain_heads = table("audit-chain-heads")
 
-    rule_codec = codec_for(CommRule)
-    template_codec = codec_for(TemplateVersion)
-    pref_codec = codec_for(Preference)
-    account_codec = codec_for(AccountEvent)
-    case_codec = codec_for(CaseEvent)
-    command_codec = codec_for(CompositionCommand)
-    alert_codec = codec_for(AlignmentAlert)
-    audit_codec = codec_for(AuditRecord)
-    letter_codec = codec_for(DeadLetter)
+    def codec(logical: str, cls: Any) -> Any:
+        return codecs.for_topic(topology.name(logical), cls)
+
+    rule_codec = codec(names.COMM_RULES, CommRule)
+    template_codec = codec(names.TEMPLATES, TemplateVersion)
+    pref_codec = codec(names.PREFERENCES, Preference)
+    pref_state = codecs.for_state(Preference)
+    """The preferences table's values: single-object encoding whatever the topics carry."""
+    account_codec = codec(names.ACCOUNT_EVENTS, AccountEvent)
+    case_codec = codec(names.CASE_EVENTS, CaseEvent)
+    command_codec = codec(names.COMMANDS, CompositionCommand)
+    alert_codec = codec(names.ALIGNMENT_ALERTS, AlignmentAlert)
+    intake_codec = codec(names.AUDIT_INTAKE, AuditRecord)
+    audit_codec = codec(names.AUDIT, AuditRecord)
+
+    # the registry is asked now (a clear error at start when it does not answer), not in the
+    # middle of a record's transaction
+    for written in (command_codec, alert_codec, intake_codec, audit_codec, pref_state):
+        written.prepare()
+    for source in (
+        names.ACCOUNT_EVENTS,
+        names.CASE_EVENTS,
+        names.PREFERENCES,
+        names.COMM_RULES,
+        names.TEMPLATES,
+        names.DOCUMENT_REQUESTS,
+        names.DELIVERY_EVENTS,
+        names.AUDIT_INTAKE,
+    ):
+        codecs.for_topic(names.dlq(topology.name(source)), DeadLetter).prepare()
+
+    def decoded(codec: Any, msg: Any) -> Awaitable[Any]:
+        return decode_in_worker(
+            partial(codec.decode, msg.value, msg.headers), wait_s=worker.registry_wait_s
+        )
 
     rules_view: ReferenceView[CommRule] = ReferenceView(
         topic=topology.name(names.COMM_RULES),
         partitions=topology.topic(names.COMM_RULES).partitions,
-        bootstrap_servers=kafka.require_bootstrap(),
         decode=usable(rule_codec.decode, rule_problems),
-        client_kwargs=client_kwargs,
+        client_kwargs=kafka_kwargs,
     )
     templates_view: ReferenceView[TemplateVersion] = ReferenceView(
         topic=topology.name(names.TEMPLATES),
         partitions=topology.topic(names.TEMPLATES).partitions,
-        bootstrap_servers=kafka.require_bootstrap(),
         decode=usable(template_codec.decode, template_problems),
-        client_kwargs=client_kwargs,
+        client_kwargs=kafka_kwargs,
     )
     index: dict[str, Any] = {"rules_version": -1, "templates_version": -1}
 
@@ -604,7 +628,7 @@ def create_app(
         if event is not None and same_transactions_as_intake(event.message.topic):
             await append_audit(event.message, key or b"", record)
             return
-        await intake_topic.send(key=key or b"", value=audit_codec.encode(record))
+        await intake_topic.send(key=key or b"", value=intake_codec.encode(record))
 
     async def append_audit(msg: Any, key: bytes, record: AuditRecord) -> None:
         """Append ``record`` to the chain of audit partition ``msg.partition`` while ``msg`` is
@@ -653,6 +677,7 @@ def create_app(
         dlq = dlq_topics.get(msg.topic)
         if dlq is None:
             dlq = dlq_topics[msg.topic] = app.topic(names.dlq(msg.topic), internal=False, **RAW)
+        letter_codec = codecs.for_topic(names.dlq(msg.topic), DeadLetter)
         await dlq.send(
             key=msg.key, value=letter_codec.encode(letter), headers=dead_letter_headers(letter)
         )
@@ -695,7 +720,7 @@ def create_app(
             await guard.delete(preferences, msg, msg.key)
             return
         try:
-            preference = pref_codec.decode(msg.value, msg.headers)
+            preference = await decoded(pref_codec, msg)
         except CodecError as exc:
             await dead_letter(msg, exc.code, str(exc))
             return
@@ -707,7 +732,7 @@ def create_app(
             await dead_letter(msg, "INVALID_PREFERENCE", "; ".join(problems))
             return
         # stored as Avro whatever it arrived as (JSON too): readers decode without headers
-        await guard.put(preferences, msg, msg.key, pref_codec.encode(preference))
+        await guard.put(preferences, msg, msg.key, pref_state.encode(preference))
         counters.preferences += 1
 
     @app.agent(rules_topic)
@@ -720,7 +745,7 @@ def create_app(
         if msg.value is None:
             return
         try:
-            rule = rule_codec.decode(msg.value, msg.headers)
+            rule = await decoded(rule_codec, msg)
         except CodecError as exc:
             await dead_letter(msg, exc.code, str(exc))
             return
@@ -742,7 +767,7 @@ def create_app(
         if msg.value is None:
             return
         try:
-            new = template_codec.decode(msg.value, msg.headers)
+            new = await decoded(template_codec, msg)
         except CodecError as exc:
             await dead_letter(msg, exc.code, str(exc))
             return
@@ -788,7 +813,7 @@ def create_app(
 
     async def route_one(msg: Any, codec: Any, source_topic: str) -> None:
         try:
-            record = codec.decode(msg.value, msg.headers)
+            record = await decoded(codec, msg)
         except CodecError as exc:
             await dead_letter(msg, exc.code, str(exc))
             return
@@ -797,7 +822,7 @@ def create_app(
             await dead_letter(msg, "KEY_MISMATCH", _key_mismatch(msg.key, record.customer_id))
             return
         pref_raw = preferences.get(key)
-        preference = pref_codec.decode(pref_raw) if pref_raw else None
+        preference = pref_state.decode(pref_raw) if pref_raw else None
         state = _suppression_state(suppression.get(key))
         outcome = route_event(
             record,
@@ -853,7 +878,7 @@ def create_app(
 
     async def chain_one(msg: Any) -> None:
         try:
-            record = audit_codec.decode(msg.value, msg.headers)
+            record = await decoded(intake_codec, msg)
         except CodecError as exc:
             await dead_letter(msg, exc.code, str(exc))
             return
@@ -879,6 +904,9 @@ def create_app(
             sla_ms=worker.sla_ms,
             sla_check_interval_s=worker.sla_check_interval_s,
             counters=tracking,
+            codecs=codecs,
+            topology=topology,
+            registry_wait_s=worker.registry_wait_s,
             metrics=metrics,
         )
     )
@@ -901,6 +929,9 @@ def create_app(
             reference_ready=reference_ready,
             templates_by_id=templates_by_id,
             counters=requests,
+            codecs=codecs,
+            topology=topology,
+            registry_wait_s=worker.registry_wait_s,
             metrics=metrics,
         )
     )

@@ -40,14 +40,15 @@ class ReferenceView(Generic[V]):
         self,
         *,
         topic: str,
-        bootstrap_servers: str,
         decode: Decoder[V],
+        bootstrap_servers: str | None = None,
         client_kwargs: Mapping[str, Any] | None = None,
         on_invalid: InvalidHandler | None = None,
         on_change: Callable[[str, V | None, V | None], None] | None = None,
         partitions: int | None = None,
     ) -> None:
         self.topic = topic
+        # client_kwargs: ``KafkaSettings.aiokafka_kwargs()`` as it is (bootstrap included)
         self._bootstrap = bootstrap_servers
         self._decode = decode
         self._client_kwargs = dict(client_kwargs or {})
@@ -113,10 +114,10 @@ class ReferenceView(Generic[V]):
 
     async def _run(self) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
             enable_auto_commit=False,
             group_id=None,
             isolation_level="read_committed",
+            **({"bootstrap_servers": self._bootstrap} if self._bootstrap else {}),
             **self._client_kwargs,
         )
         await consumer.start()
@@ -133,7 +134,7 @@ class ReferenceView(Generic[V]):
                 batches = await consumer.getmany(timeout_ms=500, max_records=5000)
                 for messages in batches.values():
                     for msg in messages:
-                        self._apply_message(msg)
+                        await self._apply_waiting(msg)
                 if pending:
                     pending = {tp for tp in pending if await consumer.position(tp) < end[tp]}
                     if not pending:
@@ -142,12 +143,31 @@ class ReferenceView(Generic[V]):
         finally:
             await consumer.stop()
 
+    async def _apply_waiting(self, msg: Any) -> None:
+        """Apply ``msg``; while a retriable error (a schema registry that does not answer)
+        prevents it, wait and try again: skipping it would drop a valid rule or template."""
+        delay = 0.2
+        while True:
+            try:
+                self._apply_message(msg)
+                return
+            except AirExstreamError as exc:
+                if not exc.retriable:
+                    raise
+                log.warning("reference view %s: %s; trying again in %.1f s", self.topic, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
     def _apply_message(self, msg: Any) -> None:
+        """Apply ``msg``; a record that cannot be applied is counted and skipped. A retriable
+        error is raised (the record is fine, something it needs is not available)."""
         key = msg.key.decode("utf-8", "replace") if msg.key is not None else ""
         headers = [(k, v) for k, v in (msg.headers or ())]
         try:
             self.apply(key, msg.value, headers)
         except AirExstreamError as exc:
+            if exc.retriable:
+                raise
             self.invalid += 1
             log.warning(
                 "reference view %s: record at %d/%d not applied: %s",

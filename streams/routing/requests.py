@@ -26,13 +26,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from streams.codec import CodecError, codec_for
+from streams.codec import CodecError, Codecs
 from streams.domain.document_requests import RequestRejection, decide_request, retry_audit
 from streams.domain.records import AuditRecord, CompositionCommand, DocumentRequest, TemplateVersion
+from streams.routing.decoding import decode_in_worker
 from streams.routing.metrics import RoutingMetrics
 from streams.routing.tracking import Register
+from topology import names
+from topology.model import Topology
 
 log = logging.getLogger(__name__)
 
@@ -74,18 +78,25 @@ class RequestsContext:
     reference_ready: Callable[[], Awaitable[None]]
     templates_by_id: Callable[[], Mapping[str, Sequence[TemplateVersion]]]
     counters: RequestCounters
+    codecs: Codecs
+    topology: Topology
+    registry_wait_s: float
+    """See :attr:`~streams.routing.settings.WorkerSettings.registry_wait_s`."""
     metrics: RoutingMetrics = field(default_factory=RoutingMetrics)
 
 
 def install_requests(ctx: RequestsContext) -> Callable[[Any], Awaitable[None]]:
     """Install the document-request agent; returns its per-record handler (for tests)."""
-    request_codec = codec_for(DocumentRequest)
-    command_codec = codec_for(CompositionCommand)
+    codecs, topic = ctx.codecs, ctx.topology.name
+    request_codec = codecs.for_topic(ctx.source_topic, DocumentRequest)
+    command_codec = codecs.for_topic(topic(names.COMMANDS), CompositionCommand)
     counters = ctx.counters
 
     async def handle(msg: Any) -> None:
         try:
-            request = request_codec.decode(msg.value, msg.headers)
+            request = await decode_in_worker(
+                partial(request_codec.decode, msg.value, msg.headers), wait_s=ctx.registry_wait_s
+            )
         except CodecError as exc:
             await ctx.dead_letter(msg, exc.code, str(exc))
             return

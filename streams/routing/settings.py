@@ -67,6 +67,11 @@ class WorkerSettings(BaseSettings):
     :mod:`streams.routing.watchdog`). Well above a healthy commit (tens of milliseconds; about
     11 s while a lost broker's partitions move) and above the producers' transaction timeout
     (60 s), after which the broker has aborted the transaction anyway."""
+    registry_wait_s: float = 30.0
+    """How long the worker waits, retrying, for a schema registry that does not answer while it
+    decodes a Confluent-framed record, before it stops for its supervisor (the record is read
+    again after the restart, never dead-lettered for it). Below :attr:`commit_timeout_s`: the
+    commit waits for the record being processed."""
     producer_linger_ms: int = 5
     """How long the worker's producers wait to fill a batch before sending it: fewer, larger
     produce requests (the worker sends through one transactional producer per partition)."""

@@ -63,11 +63,12 @@ import struct
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
 
-from streams.codec import CodecError, codec_for
+from streams.codec import CodecError, Codecs
 from streams.domain import delivery
 from streams.domain.parking import (
     PARKED_LIMIT,
@@ -83,7 +84,10 @@ from streams.domain.records import (
     DocumentMetadata,
     Preference,
 )
+from streams.routing.decoding import decode_in_worker
 from streams.routing.metrics import RoutingMetrics
+from topology import names
+from topology.model import Topology
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +149,10 @@ class TrackingContext:
     sla_ms: Mapping[str, int]
     sla_check_interval_s: float
     counters: TrackingCounters
+    codecs: Codecs
+    topology: Topology
+    registry_wait_s: float
+    """See :attr:`~streams.routing.settings.WorkerSettings.registry_wait_s`."""
     metrics: RoutingMetrics = field(default_factory=RoutingMetrics)
 
 
@@ -155,11 +163,14 @@ Register = Callable[[Any, CompositionCommand], Awaitable[None]]
 def install_tracking(ctx: TrackingContext) -> Register:
     """Install the delivery agent and the SLA timer; returns :func:`register`, which the routing
     agents call for each command they emit (in the same transaction as the command)."""
-    command_codec = codec_for(CompositionCommand)
-    event_codec = codec_for(DeliveryEvent)
-    status_codec = codec_for(CommunicationStatus)
-    metadata_codec = codec_for(DocumentMetadata)
-    pref_codec = codec_for(Preference)
+    codecs, topic = ctx.codecs, ctx.topology.name
+    command_codec = codecs.for_topic(topic(names.COMMANDS), CompositionCommand)
+    event_codec = codecs.for_topic(ctx.delivery_topic_name, DeliveryEvent)
+    status_codec = codecs.for_topic(topic(names.COMMUNICATION_STATUS), CommunicationStatus)
+    metadata_codec = codecs.for_topic(topic(names.DOCUMENT_METADATA), DocumentMetadata)
+    pref_state = codecs.for_state(Preference)
+    parked_state = codecs.for_state(DeliveryEvent)
+    """Parked events are table state: single-object encoding whatever the topics carry."""
     counters = ctx.counters
 
     def load(raw: bytes | None) -> tuple[int, delivery.CommunicationState] | None:
@@ -196,7 +207,7 @@ def install_tracking(ctx: TrackingContext) -> Register:
 
     def preference_of(customer_id: str) -> Preference | None:
         raw = ctx.preferences.get(customer_id.encode())
-        return pref_codec.decode(raw) if raw else None
+        return pref_state.decode(raw) if raw else None
 
     async def apply(
         msg: Any,
@@ -260,17 +271,19 @@ def install_tracking(ctx: TrackingContext) -> Register:
         record's own bytes, which may be JSON."""
         data = base64.b64decode(raw)
         try:
-            return event_codec.decode(data)
+            return parked_state.decode(data)
         except CodecError:
             pass
         try:
-            return event_codec.decode_json(data)
+            return parked_state.decode_json(data)
         except CodecError:
             return None
 
     async def track_delivery(msg: Any) -> None:
         try:
-            event = event_codec.decode(msg.value, msg.headers)
+            event = await decode_in_worker(
+                partial(event_codec.decode, msg.value, msg.headers), wait_s=ctx.registry_wait_s
+            )
         except CodecError as exc:
             await ctx.dead_letter(msg, exc.code, str(exc))
             return
@@ -296,7 +309,7 @@ def install_tracking(ctx: TrackingContext) -> Register:
             reason = parked_limit_reason(event.communication_id, event.event_id, len(waiting))
             await ctx.dead_letter(msg, PARKED_LIMIT, reason)
             return
-        waiting.append(base64.b64encode(event_codec.encode(event)).decode())
+        waiting.append(base64.b64encode(parked_state.encode(event)).decode())
         await ctx.guard.put(ctx.parked, msg, key, orjson.dumps(waiting))
         counters.parked_events += 1
 

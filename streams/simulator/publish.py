@@ -17,7 +17,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from streams.codec import Codec, codec_for
+from streams.codec import Codec, Codecs
 from streams.domain.records import (
     AccountEvent,
     CaseEvent,
@@ -81,11 +81,19 @@ class _Sender:
             self.errors.append(str(err))
 
 
-def event_bytes(sim: SimEvent, rng: random.Random) -> tuple[bytes, KafkaHeaders | None]:
-    """The value and headers of one simulated event record."""
+_NO_REGISTRY = Codecs()
+
+
+def event_bytes(
+    sim: SimEvent, rng: random.Random, codecs: Codecs = _NO_REGISTRY, topic: str = ""
+) -> tuple[bytes, KafkaHeaders | None]:
+    """The value and headers of one simulated event record on ``topic``, framed by
+    ``codecs`` (default: single-object encoding)."""
     record = sim.record
     codec: Codec[Any] = (
-        codec_for(AccountEvent) if isinstance(record, AccountEvent) else codec_for(CaseEvent)
+        codecs.for_topic(topic, AccountEvent)
+        if isinstance(record, AccountEvent)
+        else codecs.for_topic(topic, CaseEvent)
     )
     if sim.invalid == "garbage":
         return bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 60))), None
@@ -97,9 +105,12 @@ def event_bytes(sim: SimEvent, rng: random.Random) -> tuple[bytes, KafkaHeaders 
     return encoded, None
 
 
-def request_bytes(sim: SimRequest, rng: random.Random) -> tuple[bytes, KafkaHeaders | None]:
-    """The value and headers of one simulated document request record."""
-    codec = codec_for(DocumentRequest)
+def request_bytes(
+    sim: SimRequest, rng: random.Random, codecs: Codecs = _NO_REGISTRY, topic: str = ""
+) -> tuple[bytes, KafkaHeaders | None]:
+    """The value and headers of one simulated document request record on ``topic``, framed
+    by ``codecs`` (default: single-object encoding)."""
+    codec = codecs.for_topic(topic, DocumentRequest)
     if sim.invalid == "garbage":
         return bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 60))), None
     encoded = codec.encode(sim.record)
@@ -116,15 +127,18 @@ def publish_requests(
     producer_config: Mapping[str, str],
     *,
     seed: int,
+    codecs: Codecs | None = None,
 ) -> PublishReport:
-    """Document requests on ``air.document-requests.v1``, keyed by customer id."""
+    """Document requests on ``air.document-requests.v1``, keyed by customer id. ``codecs``:
+    default, the ones ``KAFKA_*`` configures."""
+    codecs = codecs or Codecs.from_environment(topology)
     producer = _producer(producer_config)
     send = _Sender(producer)
     report = PublishReport()
     rng = random.Random(seed ^ 0x7E0)
     topic = topology.name(names.DOCUMENT_REQUESTS)
     for sim in requests:
-        value, headers = request_bytes(sim, rng)
+        value, headers = request_bytes(sim, rng, codecs, topic)
         send(topic, sim.record.customer_id, value, headers)
         report.requests += 1
         report.invalid += sim.invalid is not None
@@ -135,7 +149,11 @@ def publish_requests(
 
 
 def publish_reference(
-    dataset: Dataset, topology: Topology, producer_config: Mapping[str, str]
+    dataset: Dataset,
+    topology: Topology,
+    producer_config: Mapping[str, str],
+    *,
+    codecs: Codecs | None = None,
 ) -> PublishReport:
     """Rules and preferences: Air Inc.'s reference data the routing worker must know before
     events. Templates are Exstream's: ``air-exstream templates sync`` publishes them from the
@@ -143,7 +161,9 @@ def publish_reference(
     producer = _producer(producer_config)
     send = _Sender(producer)
     report = PublishReport()
-    rcodec, pcodec = codec_for(CommRule), codec_for(Preference)
+    codecs = codecs or Codecs.from_environment(topology)
+    rcodec = codecs.for_topic(topology.name(names.COMM_RULES), CommRule)
+    pcodec = codecs.for_topic(topology.name(names.PREFERENCES), Preference)
     for r in dataset.rules:
         send(topology.name(names.COMM_RULES), r.rule_id, rcodec.encode(r), None)
         report.rules += 1
@@ -161,7 +181,10 @@ def publish_events(
     *,
     seed: int,
     progress: Callable[[int], None] | None = None,
+    codecs: Codecs | None = None,
 ) -> PublishReport:
+    """``codecs``: default, the ones ``KAFKA_*`` configures."""
+    codecs = codecs or Codecs.from_environment(topology)
     producer = _producer(producer_config)
     send = _Sender(producer)
     report = PublishReport()
@@ -170,7 +193,7 @@ def publish_events(
         topic = topology.name(
             names.ACCOUNT_EVENTS if isinstance(sim.record, AccountEvent) else names.CASE_EVENTS
         )
-        value, headers = event_bytes(sim, rng)
+        value, headers = event_bytes(sim, rng, codecs, topic)
         send(topic, sim.record.customer_id, value, headers)
         report.events += 1
         report.by_topic[topic] = report.by_topic.get(topic, 0) + 1

@@ -2,8 +2,9 @@
 
 Exstream settings from ``EXSTREAM_*`` (:mod:`streams.exstream.settings`; ``--exstream-url``
 overrides ``EXSTREAM_URL``), the secret from ``EXSTREAM_CLIENT_SECRET`` or ``_FILE``. Kafka
-settings from ``KAFKA_*`` or the local cluster. The sink reads ``exstream.templates.v1`` to find
-each template's Exstream communication.
+settings from ``KAFKA_*`` or the local cluster; the sink's own from ``AIR_EXSTREAM_SINK_*``
+(:class:`~streams.sink.runner.SinkSettings`), each option overriding its variable. The sink
+reads ``exstream.templates.v1`` to find each template's Exstream communication.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import signal
 import click
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from streams.codec import Codecs
 from streams.config import KafkaSettings, resolve_kafka_settings
 from streams.exstream.client import ExstreamClient
 from streams.exstream.settings import ExstreamSettings, exstream_settings
 from streams.metrics import serve_metrics
+from streams.service_cli import settings_from
 from streams.sink.runner import Sink, SinkSettings
 from streams.templatesync.view import templates_view
 from topology import names
@@ -30,10 +33,19 @@ from topology.model import load_topology
 @click.option("--profile", default=None, help="Topology profile (local, production).")
 @click.option("--prefix", default="", help="Topic name prefix (isolated copies, e.g. in tests).")
 @click.option("--exstream-url", default=None, help="Overrides EXSTREAM_URL.")
-@click.option("--group-id", default="air-exstream-sink", show_default=True)
-@click.option("--batch-size", default=200, show_default=True)
-@click.option("--initial-concurrency", default=4, show_default=True)
-@click.option("--max-concurrency", default=32, show_default=True)
+@click.option("--group-id", default=None, help="Overrides AIR_EXSTREAM_SINK_GROUP_ID.")
+@click.option(
+    "--batch-size", default=None, type=int, help="Overrides AIR_EXSTREAM_SINK_BATCH_SIZE."
+)
+@click.option(
+    "--initial-concurrency",
+    default=None,
+    type=int,
+    help="Overrides AIR_EXSTREAM_SINK_INITIAL_LIMIT.",
+)
+@click.option(
+    "--max-concurrency", default=None, type=int, help="Overrides AIR_EXSTREAM_SINK_MAX_LIMIT."
+)
 @click.option(
     "--metrics-port",
     default=None,
@@ -46,10 +58,10 @@ def sink(
     profile: str | None,
     prefix: str,
     exstream_url: str | None,
-    group_id: str,
-    batch_size: int,
-    initial_concurrency: int,
-    max_concurrency: int,
+    group_id: str | None,
+    batch_size: int | None,
+    initial_concurrency: int | None,
+    max_concurrency: int | None,
     metrics_port: int | None,
     loglevel: str,
 ) -> None:
@@ -58,7 +70,8 @@ def sink(
     exstream = exstream_settings(url=exstream_url)
     kafka = resolve_kafka_settings(bootstrap_servers)
     topology = load_topology(profile, prefix=prefix)
-    settings = SinkSettings(
+    settings = settings_from(
+        SinkSettings,
         commands_topic=topology.name(names.COMMANDS),
         submissions_topic=topology.name(names.SUBMISSIONS),
         batches_topic=topology.name(names.SINK_BATCHES),
@@ -69,11 +82,13 @@ def sink(
     )
     templates_topic = topology.name(names.TEMPLATES)
     partitions = topology.topic(names.TEMPLATES).partitions
-    asyncio.run(_run(kafka, settings, exstream, templates_topic, partitions, metrics_port))
+    codecs = Codecs.from_settings(kafka, topology)
+    asyncio.run(_run(kafka, codecs, settings, exstream, templates_topic, partitions, metrics_port))
 
 
 async def _run(
     kafka: KafkaSettings,
+    codecs: Codecs,
     settings: SinkSettings,
     exstream: ExstreamSettings,
     templates_topic: str,
@@ -90,13 +105,21 @@ async def _run(
         max_poll_interval_ms=600_000,
     )
     producer = AIOKafkaProducer(**kwargs, acks="all", enable_idempotence=True)
-    view = templates_view(kafka, templates_topic, partitions=template_partitions)
+    view = templates_view(kafka, templates_topic, partitions=template_partitions, codecs=codecs)
     reader = asyncio.ensure_future(view.run())
     async with ExstreamClient(exstream, max_connections=settings.max_limit * 2) as client:
         await view.wait_ready(60.0)
         await consumer.start()
         await producer.start()
-        sink = Sink(settings, client, consumer, producer, templates=view, consumer_kwargs=kwargs)
+        sink = Sink(
+            settings,
+            client,
+            consumer,
+            producer,
+            templates=view,
+            consumer_kwargs=kwargs,
+            codecs=codecs,
+        )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, sink.stop)

@@ -44,10 +44,12 @@ from typing import Any, TypeAlias
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.structs import OffsetAndMetadata
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streams.codec import CodecError, codec_for
+from streams.codec import CodecError, Codecs
 from streams.deadletter.letters import dead_letter_headers, make_dead_letter
 from streams.domain.records import CompositionCommand, DeadLetter, Submission, TemplateVersion
+from streams.errors import AirExstreamError
 from streams.exstream.client import ExstreamClient
 from streams.exstream.driver import batch_file, customer_record
 from streams.exstream.errors import ExstreamError
@@ -68,12 +70,22 @@ SPLIT_ON = frozenset({400, 413, 422})
 """Refusals of a whole batch that one of its commands (or its size) can cause: split and retry."""
 
 
-class SinkFailed(RuntimeError):
-    """A batch could not be completed (e.g. Kafka refused its records); the sink stopped."""
+class SinkFailed(AirExstreamError):
+    """A batch could not be completed (e.g. Kafka refused its records, the schema registry did
+    not answer); the sink stopped with the batch's offsets uncommitted, so running it again
+    completes it: retriable."""
+
+    retriable = True
 
 
-@dataclass(frozen=True, slots=True)
-class SinkSettings:
+class SinkSettings(BaseSettings):
+    """How the sink runs: from the environment (prefix ``AIR_EXSTREAM_SINK_``, e.g.
+    ``AIR_EXSTREAM_SINK_BATCH_SIZE``); keyword arguments (the CLI's options, the topology's topic
+    names) override. Kafka and Exstream settings live in ``KafkaSettings`` and
+    ``ExstreamSettings``."""
+
+    model_config = SettingsConfigDict(env_prefix="AIR_EXSTREAM_SINK_", extra="ignore", frozen=True)
+
     commands_topic: str
     submissions_topic: str
     batches_topic: str
@@ -114,6 +126,9 @@ class Sink:
     """How to reach Kafka for reading the intents topic (no group)."""
     rng: random.Random = field(default_factory=random.Random)
     metrics: SinkMetrics = field(default_factory=SinkMetrics)
+    codecs: Codecs = field(default_factory=Codecs)
+    """The process's codecs (``Codecs.from_settings``): how submissions and dead letters are
+    framed, and the registry Confluent-framed commands are read through."""
 
     def __post_init__(self) -> None:
         self.limit = AdaptiveLimit(
@@ -145,15 +160,21 @@ class Sink:
         self._assigned = asyncio.Event()
         """Set once the batches intended on the current assignment are recovered: records are
         cut only then (a fetch may complete while the rebalance listener still recovers)."""
-        self._codec = codec_for(CompositionCommand)
-        self._submission_codec = codec_for(Submission)
-        self._letter_codec = codec_for(DeadLetter)
+        self._codec = self.codecs.for_topic(self.settings.commands_topic, CompositionCommand)
+        self._submission_codec = self.codecs.for_topic(self.settings.submissions_topic, Submission)
+        self._letter_codec = self.codecs.for_topic(
+            names.dlq(self.settings.commands_topic), DeadLetter
+        )
         self.started = time.monotonic()
 
     # ------------------------------------------------------------------ main loop
 
     async def run(self) -> None:
         topic = self.settings.commands_topic
+        # the schemas are registered before anything is read: a registry that does not answer
+        # stops the sink here, not after Exstream accepted a batch
+        for codec in (self._submission_codec, self._letter_codec):
+            await asyncio.to_thread(codec.prepare)
         self.consumer.subscribe([topic], listener=_Rebalance(self))
         while not self._stopping.is_set():
             await self._wait_for_room()
@@ -214,6 +235,13 @@ class Sink:
     def _start(self, cut: Cut[Record, CompositionCommand]) -> None:
         if cut.bad is not None:
             record, exc = cut.bad
+            if isinstance(exc, AirExstreamError) and exc.retriable:
+                # the command is fine, what reading it needs is not (the schema registry): stop
+                # with its offset uncommitted rather than dead-letter it; a restart reads it again
+                log.error("sink cannot read command %s/%d: %s", record.topic, record.offset, exc)
+                self.failure = exc
+                self.stop()
+                return
             code = exc.code if isinstance(exc, CodecError) else "DECODE_ERROR"
             self._start_dead_letter(record.partition, record, code, str(exc))
             return

@@ -77,15 +77,16 @@ async def _run(
 
     assert isinstance(settings, ExstreamSettings)
     assert isinstance(kafka, KafkaSettings)
-    view = templates_view(kafka, topic, partitions=partitions)
+    from streams.codec import Codecs
+
+    codecs = Codecs.from_settings(kafka)
+    view = templates_view(kafka, topic, partitions=partitions, codecs=codecs)
     reader = asyncio.ensure_future(view.run())
     writer = KafkaWriter(kafka.confluent_config(), timeout_s=30.0, thread_name="template-sync")
     try:
         await view.wait_ready(60.0)
         async with ExstreamClient(settings) as client:
-            job = TemplateSync(
-                client, writer, view, topic=topic, registry_url=kafka.schema_registry_url
-            )
+            job = TemplateSync(client, writer, view, topic=topic, codecs=codecs)
             if not follow:
                 click.echo(orjson.dumps((await job.run_once()).as_dict()).decode())
                 return

@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from streams.domain.records import TemplateStatus, TemplateVersion
+from streams.errors import AirExstreamError
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,7 @@ class DesignVersion:
     driver_data_source: str | None
 
 
-class ContentError(ValueError):
+class ContentError(AirExstreamError, ValueError):
     """A version's content is not a template descriptor."""
 
 

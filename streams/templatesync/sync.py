@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.codec import codec_for
+from streams.codec import Codecs
 from streams.domain.records import TemplateVersion
 from streams.exstream.client import ExstreamClient
 from streams.exstream.errors import ExstreamError
@@ -86,13 +86,14 @@ class TemplateSync:
         view: ReferenceView[TemplateVersion],
         *,
         topic: str,
-        registry_url: str | None = None,
+        codecs: Codecs | None = None,
     ) -> None:
+        """``codecs``: the process's (default: no schema registry)."""
         self.client = client
         self.writer = writer
         self.view = view
         self.topic = topic
-        self._codec = codec_for(TemplateVersion, topic, registry_url=registry_url)
+        self._codec = (codecs or Codecs()).for_topic(topic, TemplateVersion)
 
     def published(self) -> Mapping[str, TemplateVersion]:
         return {template_key(t): t for t in self.view.values()}

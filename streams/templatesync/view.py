@@ -7,22 +7,26 @@ service (to resolve a document's template) and the sync (to publish only changes
 
 from __future__ import annotations
 
-from streams.codec import codec_for
+from streams.codec import Codecs
 from streams.config import KafkaSettings
 from streams.domain.records import TemplateVersion
 from streams.routing.reference import ReferenceView
 
 
 def templates_view(
-    kafka: KafkaSettings, topic: str, *, partitions: int | None = None
+    kafka: KafkaSettings,
+    topic: str,
+    *,
+    partitions: int | None = None,
+    codecs: Codecs | None = None,
 ) -> ReferenceView[TemplateVersion]:
-    codec = codec_for(TemplateVersion, topic, registry_url=kafka.schema_registry_url)
-    client_kwargs = {k: v for k, v in kafka.aiokafka_kwargs().items() if k != "bootstrap_servers"}
+    """``codecs``: the process's (default: the ones ``kafka`` configures)."""
+    codecs = codecs or Codecs.from_settings(kafka)
+    codec = codecs.for_topic(topic, TemplateVersion)
     return ReferenceView(
         topic=topic,
-        bootstrap_servers=kafka.require_bootstrap(),
         decode=codec.decode,
-        client_kwargs=client_kwargs,
+        client_kwargs=kafka.aiokafka_kwargs(),
         partitions=partitions,
     )
 

@@ -46,13 +46,14 @@ from typing import Any
 import orjson
 
 from streams.domain.records import Channel, DeliveryEvent, DeliveryStatus
+from streams.errors import AirExstreamError
 
 CHANNELS = frozenset(c.value for c in Channel)
 MAX_LONG = 2**63 - 1
 PREFIX = "Exstream-"
 
 
-class PayloadError(ValueError):
+class PayloadError(AirExstreamError, ValueError):
     """An event that is not a valid delivery event. ``code`` is stable for machines."""
 
     def __init__(self, code: str, message: str) -> None:

@@ -33,9 +33,10 @@ from typing import Any, Protocol
 import orjson
 from aiohttp import web
 
-from streams.codec import codec_for
+from streams.codec import Codecs
 from streams.deadletter.letters import dead_letter_headers, make_dead_letter
 from streams.domain.records import DeadLetter, DeliveryEvent
+from streams.errors import AirExstreamError
 from streams.kafka_writer import KafkaWriteError, KafkaWriter
 from streams.metrics import add_metrics_route
 from streams.signing import SIGNATURE_HEADER, SignatureError, verify
@@ -56,6 +57,8 @@ log = logging.getLogger(__name__)
 
 PROBLEM = "application/problem+json"
 HOOK_PATH = "/hooks/exstream"
+RETRIABLE_AFTER_S = 5
+"""Retry-After of a 503 answered for a retriable failure the handler did not expect."""
 EVENT_ID_RECORD_HEADER = "x-exstream-event-id"
 MAX_SIGNATURE_CHARS = 1024
 """Longer signature headers are malformed: ``t=<10 digits>,v1=<64 hex>`` is 81 characters, and a
@@ -147,7 +150,8 @@ class WebhookConfig:
     topic: str
     """The delivery-events topic (prefixed as the topology says)."""
     dlq_topic: str
-    registry_url: str | None = None
+    codecs: Codecs = field(default_factory=Codecs)
+    """The process's codecs (``Codecs.from_settings``): how the records are framed."""
     tolerance_s: int = 300
     max_body_bytes: int = 1024 * 1024
     max_events: int = DEFAULT_MAX_EVENTS
@@ -186,18 +190,23 @@ class WebhookReceiver:
         self._inflight: dict[tuple[int, str], asyncio.Future[bool]] = {}
         self._clock = clock
         self._monotonic = monotonic
-        self._event_codec = codec_for(DeliveryEvent, config.topic, registry_url=config.registry_url)
-        self._letter_codec = codec_for(
-            DeadLetter, config.dlq_topic, registry_url=config.registry_url
-        )
+        self._event_codec = config.codecs.for_topic(config.topic, DeliveryEvent)
+        self._letter_codec = config.codecs.for_topic(config.dlq_topic, DeadLetter)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.config.max_body_bytes, middlewares=[_errors])
         app.router.add_post(HOOK_PATH, self.hook)
         app.router.add_get("/healthz", self.healthz)
         add_metrics_route(app, self.metrics.registry)
+        app.on_startup.append(self._prepare)
         app.on_cleanup.append(self._close)
         return app
+
+    async def _prepare(self, _app: web.Application) -> None:
+        """Register the schemas now: a registry that does not answer stops the receiver at
+        start instead of failing its first requests."""
+        for codec in (self._event_codec, self._letter_codec):
+            await asyncio.to_thread(codec.prepare)
 
     async def _close(self, _app: web.Application) -> None:
         await asyncio.to_thread(self.sink.close)
@@ -398,6 +407,17 @@ async def _errors(
         if exc.status >= 400:
             return problem(exc.status, exc.reason, exc.text or exc.reason)
         raise
+    except AirExstreamError as exc:
+        if not exc.retriable:
+            raise
+        # e.g. the schema registry did not answer: nothing was written, the sender retries
+        log.warning("request not served, retriable: %s", exc)
+        return problem(
+            503,
+            "Service unavailable",
+            "the event could not be stored; retry later",
+            retry_after=RETRIABLE_AFTER_S,
+        )
 
 
 def build_receiver(
@@ -406,7 +426,7 @@ def build_receiver(
     client_config: Mapping[str, str],
     topic: str,
     dlq_topic: str,
-    registry_url: str | None = None,
+    codecs: Codecs | None = None,
     kafka_timeout_s: float = 10.0,
     **options: Any,
 ) -> WebhookReceiver:
@@ -415,7 +435,7 @@ def build_receiver(
         secrets=tuple(secrets),
         topic=topic,
         dlq_topic=dlq_topic,
-        registry_url=registry_url,
+        codecs=codecs or Codecs(),
         **options,
     )
     return WebhookReceiver(config, KafkaSink(client_config, timeout_s=kafka_timeout_s))

@@ -36,6 +36,7 @@ from streams.topic_reader import read_topic
 from tests.conftest import KafkaCluster
 from tests.e2e.helpers import event_id_of
 from tests.e2e.reference import expected_outcome
+from tests.exstream.templates import publish_synced_templates
 from topology import names
 from topology.apply import apply_topology
 from topology.model import load_topology
@@ -60,6 +61,8 @@ def test_seeded_stream_matches_reference_across_a_worker_crash(
     case_topic = topology.name(names.CASE_EVENTS)
 
     publish_reference(dataset, topology, conf)
+    # templates are Exstream's: published as the template sync does, not by the simulator
+    publish_synced_templates(dataset.templates, topology, conf)
     app_id = f"router-{uuid.uuid4().hex[:6]}"
     worker = WorkerProcess(bootstrap, prefix, app_id, tmp_path)
     worker.start()

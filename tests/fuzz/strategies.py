@@ -209,9 +209,18 @@ def framing_attacks(
             codec, Hostile(kind, key, value, (), frozenset({"BAD_MAGIC"}), ("C3 01",))
         )
     if kind == "confluent":
+        # a Confluent-framed record where no schema registry is configured
         value = b"\x00" + draw_(st.binary(min_size=4, max_size=4)) + valid[10:]
         return _confirmed(
-            codec, Hostile(kind, key, value, (), frozenset({"BAD_MAGIC"}), ("C3 01",))
+            codec,
+            Hostile(
+                kind,
+                key,
+                value,
+                (),
+                frozenset({"NO_SCHEMA_REGISTRY"}),
+                ("KAFKA_SCHEMA_REGISTRY_URL",),
+            ),
         )
     if kind == "fingerprint":
         fingerprint = draw_(st.binary(min_size=8, max_size=8))

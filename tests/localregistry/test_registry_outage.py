@@ -16,14 +16,6 @@ from streams.localkafka.processes import pick_free_ports
 pytestmark = pytest.mark.component
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="streams.codec.RegistryFormat turns every registry failure, connection refused "
-    "included, into DecodeError UNKNOWN_SCHEMA ('schema id N is not known to the registry'): "
-    "a consumer would dead-letter good records for as long as the registry is unreachable, "
-    "under a reason that is not what happened",
-)
 def test_an_unreachable_registry_is_a_retriable_error_not_a_dead_letter_reason() -> None:
     nobody = pick_free_ports(1)[0]  # free on loopback: connections are refused
     url = f"http://127.0.0.1:{nobody}/apis/ccompat/v7"

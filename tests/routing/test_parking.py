@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 from confluent_kafka import KafkaError, Message, Producer
 
-from streams.codec import codec_for
+from streams.codec import Codecs, codec_for
 from streams.deadletter.cli import dlq as dlq_cli
 from streams.demo.processes import WorkerProcess, wait_consumed
 from streams.domain.document_requests import request_communication_id
@@ -166,6 +166,9 @@ class _Tracker:
                 sla_ms={},
                 sla_check_interval_s=60.0,
                 counters=self.counters,
+                codecs=Codecs(),
+                topology=load_topology("local"),
+                registry_wait_s=1.0,
             )
         )
 

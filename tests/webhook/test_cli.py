@@ -60,3 +60,15 @@ def test_the_command_is_registered() -> None:
     assert result.exit_code == 0
     assert "--prefix" in result.output
     assert "--bootstrap-servers" in result.output
+
+
+def test_the_secrets_are_secret_strings_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streams.webhook.settings import WebhookSecrets
+
+    monkeypatch.setenv("EXSTREAM_WEBHOOK_SECRET", "hook-now")
+    monkeypatch.setenv("EXSTREAM_WEBHOOK_SECRET_PREVIOUS", "hook-before")
+    secrets = WebhookSecrets()
+    assert secrets.keys() == [b"hook-now", b"hook-before"]
+    shown = repr(secrets) + str(secrets.model_dump())
+    assert "hook-now" not in shown
+    assert "hook-before" not in shown

@@ -97,3 +97,31 @@ async def test_unknown_routes_and_methods_are_problems(unreachable: str) -> None
 def test_a_secret_is_required(secrets: tuple[bytes, ...]) -> None:
     with pytest.raises(ValueError, match="secret"):
         WebhookConfig(secrets=secrets, topic="t", dlq_topic="t.dlq")
+
+
+class _RegistryDown:
+    """A schema registry client whose registry refuses every connection."""
+
+    def register_schema(self, subject: str, schema: object) -> int:
+        raise ConnectionRefusedError()
+
+    def get_schema(self, schema_id: int) -> object:
+        raise ConnectionRefusedError()
+
+
+async def test_a_registry_that_does_not_answer_stops_the_receiver_at_start() -> None:
+    from streams.codec import Codecs, RegistryUnavailable
+
+    receiver = build_receiver(
+        secrets=[SECRET],
+        client_config={"bootstrap.servers": f"127.0.0.1:{dead_port()}", "log_level": "0"},
+        topic="delivery",
+        dlq_topic="delivery.dlq",
+        codecs=Codecs(registry=_RegistryDown()),
+    )
+    server = TestServer(receiver.app(), host="127.0.0.1")
+    try:
+        with pytest.raises(RegistryUnavailable, match="delivery-value"):
+            await server.start_server()
+    finally:
+        await server.close()
