@@ -34,4 +34,7 @@ def test_worker_without_env_has_only_its_own_settings(tmp_path: Path) -> None:
         "KAFKA_BOOTSTRAP_SERVERS",
         "AIR_EXSTREAM_APP_ID",
         "AIR_EXSTREAM_DATA_DIR",
+        # no fixed metrics port: workers started side by side must not compete for one
+        "AIR_EXSTREAM_METRICS_PORT",
     }
+    assert worker.env["AIR_EXSTREAM_METRICS_PORT"] == "0"
