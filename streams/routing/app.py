@@ -20,6 +20,11 @@ Topology of the worker (all names resolved through the :class:`~topology.model.T
   customer-partitioned topic shares one transactional id, so each chain has a single writer;
 - every undecodable or invalid record -> ``<topic>.dlq`` with the reason (and an audit record).
 
+Join order: an event is decided only once the preferences of its partition, and the rules and
+templates, published before it are applied (:mod:`streams.routing.alignment`; the events agents
+wait in :class:`~streams.routing.join_gate.JoinGate`, bounded by ``alignment_max_wait_s``), so a
+backlog of preferences and events is joined as if they had arrived in timestamp order.
+
 Guarantee: with ``processing_guarantee=exactly_once`` (the default), every input record's outputs,
 table updates and consumer offset are committed in one Kafka transaction per partition. A crash
 or restart neither loses nor duplicates records as seen by ``read_committed`` consumers.
@@ -41,6 +46,7 @@ import faust
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.streams import current_event
+from faust.types import TP
 from yarl import URL
 
 from streams.audit.chain import ChainHead, append
@@ -70,7 +76,9 @@ from streams.domain.reference_checks import (
 from streams.domain.routing import route_event
 from streams.domain.suppression import SuppressionEntry
 from streams.errors import AirExstreamError
+from streams.routing.alignment import TableAlignment, Verdict, reference_covers
 from streams.routing.decoding import decode_in_worker
+from streams.routing.join_gate import GateCounters, JoinGate, ProgressSignal
 from streams.routing.metrics import RoutingMetrics, SendSensor, positions, table_entries
 from streams.routing.reference import ReferenceView
 from streams.routing.requests import RequestCounters, RequestsContext, install_requests
@@ -116,6 +124,29 @@ class Counters:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _timestamp_ms(msg: Any) -> int:
+    """A faust message's Kafka timestamp (faust gives seconds as a float) in ms."""
+    return round(float(msg.timestamp) * 1000)
+
+
+def _end_offset(app: faust.App, tp: TP) -> int | None:
+    """The end (last stable offset under exactly_once) of ``tp`` as the consumer last saw it in
+    a fetch response; None before the first fetch of ``tp`` or when it is not assigned."""
+    try:
+        end = app.consumer.highwater(tp)
+    except (AttributeError, KeyError, AssertionError):  # not assigned, consumer not started
+        return None
+    return end if isinstance(end, int) and end >= 0 else None
+
+
+def _committed_offset(app: faust.App, tp: TP) -> int | None:
+    """The group's committed offset of ``tp`` as faust knows it (the same private dict that
+    :meth:`CommitGuard._register_gap` reads; set at every assignment and commit)."""
+    consumer: Any = app.consumer
+    offset = consumer._committed_offset.get(tp)
+    return offset if isinstance(offset, int) else None
 
 
 def _suppression_state(raw: bytes | None) -> dict[str, SuppressionEntry]:
@@ -484,6 +515,9 @@ def create_app(
         broker_session_timeout=worker.session_timeout_s,
         broker_heartbeat_interval=min(3.0, worker.session_timeout_s / 4),
         stream_wait_empty=False,
+        broker_max_poll_records=worker.max_poll_records,
+        stream_buffer_maxsize=worker.stream_buffer_maxsize,
+        broker_commit_interval=worker.commit_interval_s,
     )
     counters = Counters()
     if metrics is None:
@@ -568,17 +602,80 @@ def create_app(
             partial(codec.decode, msg.value, msg.headers), wait_s=worker.registry_wait_s
         )
 
+    # ---- join order (streams/routing/alignment.py): the events agents wait in the gate
+    progress = ProgressSignal()
+    alignment = TableAlignment(idle_grace_s=worker.alignment_idle_grace_s)
+    gate_counters = GateCounters()
+    gate = JoinGate(signal=progress, max_wait_s=worker.alignment_max_wait_s, counters=gate_counters)
+    preferences_name = topology.name(names.PREFERENCES)
+    table_applied_at = [time.monotonic()]
+
+    def preference_applied(msg: Any) -> None:
+        alignment.applied(msg.partition, msg.offset, _timestamp_ms(msg))
+        table_applied_at[0] = time.monotonic()
+        progress.notify()
+
+    async def forget_preferences(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        revoked = args[0] if args else ()
+        alignment.forget(tp.partition for tp in revoked if tp.topic == preferences_name)
+        table_applied_at[0] = time.monotonic()  # idle from now on at the earliest
+        progress.notify()  # a waiting event re-checks (its own partition may have gone)
+
+    async def preferences_assigned(sender: Any, /, *args: Any, **kwargs: Any) -> None:
+        table_applied_at[0] = time.monotonic()
+
+    app.on_partitions_revoked.connect(forget_preferences)
+    app.on_partitions_assigned.connect(preferences_assigned)
+
+    def join_verdict(msg: Any, arrived_at_ms: int, arrived_at: float) -> Verdict:
+        timestamp = _timestamp_ms(msg)
+        tp = TP(preferences_name, msg.partition)
+        verdict = alignment.verdict(
+            msg.partition,
+            event_timestamp_ms=timestamp,
+            end_offset=_end_offset(app, tp),
+            committed_offset=_committed_offset(app, tp),
+            # idle: nothing applied since this event arrived (or since the last record)
+            table_idle_s=time.monotonic() - max(table_applied_at[0], arrived_at),
+        )
+        if not verdict.may_go:
+            return verdict
+        for view in (rules_view, templates_view):
+            if not reference_covers(
+                view.partition_states(), event_timestamp_ms=timestamp, arrived_at_ms=arrived_at_ms
+            ):
+                return Verdict.WAIT
+        return verdict
+
+    async def await_join_inputs(msg: Any) -> None:
+        """Wait (bounded) until ``msg`` may be decided; outside the commit lock, so the
+        preferences agent and the commits go on meanwhile."""
+        arrived_at_ms = _now_ms()
+        generation = app.consumer_generation_id
+        tp = TP(preferences_name, msg.partition)
+        await gate.admit(
+            partial(join_verdict, msg, arrived_at_ms, time.monotonic()),
+            what=f"the inputs joined with {msg.topic}/{msg.partition}",
+            # a rebalance: the event goes on as any record in flight during one does
+            interrupted=lambda: app.consumer_generation_id != generation,
+            on_give_up=lambda: alignment.gave_up(msg.partition, _committed_offset(app, tp)),
+        )
+
     rules_view: ReferenceView[CommRule] = ReferenceView(
         topic=topology.name(names.COMM_RULES),
         partitions=topology.topic(names.COMM_RULES).partitions,
         decode=usable(rule_codec.decode, rule_problems),
         client_kwargs=kafka_kwargs,
+        on_progress=progress.notify,
+        fetch_wait_ms=worker.reference_fetch_wait_ms,
     )
     templates_view: ReferenceView[TemplateVersion] = ReferenceView(
         topic=topology.name(names.TEMPLATES),
         partitions=topology.topic(names.TEMPLATES).partitions,
         decode=usable(template_codec.decode, template_problems),
         client_kwargs=kafka_kwargs,
+        on_progress=progress.notify,
+        fetch_wait_ms=worker.reference_fetch_wait_ms,
     )
     index: dict[str, Any] = {"rules_version": -1, "templates_version": -1}
 
@@ -711,6 +808,7 @@ def create_app(
     async def preferences_agent(stream: Any) -> None:
         async for event in stream.events():
             await guard.process(event, store_preference)
+            preference_applied(event.message)
 
     async def store_preference(msg: Any) -> None:
         if msg.key is None:
@@ -809,6 +907,7 @@ def create_app(
     async def route(stream: Any, codec: Any, source_topic: str) -> None:
         await reference_ready()
         async for event in stream.events():
+            await await_join_inputs(event.message)
             await guard.process(event, partial(route_one, codec=codec, source_topic=source_topic))
 
     async def route_one(msg: Any, codec: Any, source_topic: str) -> None:
@@ -965,6 +1064,7 @@ def create_app(
     @app.timer(interval=10.0)
     async def report_progress() -> None:
         log.info("routing: %s", counters.line())
+        log.info("join alignment: %s", gate_counters.line())
         log.info("tracking: %s", tracking)
         log.info("document requests: %s", requests.line())
 
