@@ -80,6 +80,7 @@ from streams.routing.alignment import TableAlignment, Verdict, reference_covers
 from streams.routing.decoding import decode_in_worker
 from streams.routing.join_gate import GateCounters, JoinGate, ProgressSignal
 from streams.routing.metrics import RoutingMetrics, SendSensor, positions, table_entries
+from streams.routing.preference_versions import Version, value_as_of, with_version
 from streams.routing.reference import ReferenceView
 from streams.routing.requests import RequestCounters, RequestsContext, install_requests
 from streams.routing.settings import WorkerSettings
@@ -815,7 +816,7 @@ def create_app(
             await dead_letter(msg, "MISSING_KEY", "preference record has no customer id key")
             return
         if msg.value is None:
-            await guard.delete(preferences, msg, msg.key)
+            await put_preference_version(msg, None)
             return
         try:
             preference = await decoded(pref_codec, msg)
@@ -830,8 +831,19 @@ def create_app(
             await dead_letter(msg, "INVALID_PREFERENCE", "; ".join(problems))
             return
         # stored as Avro whatever it arrived as (JSON too): readers decode without headers
-        await guard.put(preferences, msg, msg.key, pref_state.encode(preference))
+        await put_preference_version(msg, pref_state.encode(preference))
         counters.preferences += 1
+
+    async def put_preference_version(msg: Any, value: bytes | None) -> None:
+        """Add the version ``msg`` sets (None: deleted) to its customer's versions."""
+        version = Version(msg.offset, _timestamp_ms(msg), value)
+        versions = with_version(
+            preferences.get(msg.key),
+            version,
+            history_ms=worker.preference_history_ms,
+            max_versions=worker.preference_max_versions,
+        )
+        await guard.put(preferences, msg, msg.key, versions)
 
     @app.agent(rules_topic)
     async def rule_alignment_agent(stream: Any) -> None:
@@ -920,7 +932,8 @@ def create_app(
         if msg.key is not None and msg.key != key:
             await dead_letter(msg, "KEY_MISMATCH", _key_mismatch(msg.key, record.customer_id))
             return
-        pref_raw = preferences.get(key)
+        # the version in force at the event's timestamp (a later change may be applied already)
+        pref_raw = value_as_of(preferences.get(key), _timestamp_ms(msg))
         preference = pref_state.decode(pref_raw) if pref_raw else None
         state = _suppression_state(suppression.get(key))
         outcome = route_event(

@@ -24,7 +24,8 @@ class WorkerSettings(BaseSettings):
     start: rocksdb keeps the local writes of a transaction that a crash aborted, and such a table
     would read them back as its own committed state (an audit chain continuing from a head that
     was never committed). Preferences are only ever *set* from their own input record, which is
-    processed again after such a crash and writes the same value, so their files can be kept."""
+    processed again after such a crash and writes the same value (a version identified by the
+    record's offset, see :mod:`streams.routing.preference_versions`), so their files can be kept."""
     processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
     partitions: int = 6
     """Partition count of the customer-keyed topics (the co-partitioning unit)."""
@@ -75,6 +76,12 @@ class WorkerSettings(BaseSettings):
     producer_linger_ms: int = 5
     """How long the worker's producers wait to fill a batch before sending it: fewer, larger
     produce requests (the worker sends through one transactional producer per partition)."""
+    preference_history_ms: int = 7 * 24 * 3_600_000
+    """How far back (before a customer's newest preference) the ``preferences`` table keeps the
+    earlier versions, so that an event is joined with the preference in force at its timestamp
+    even when a later change was applied first (:mod:`streams.routing.preference_versions`)."""
+    preference_max_versions: int = 16
+    """At most this many versions per customer are kept."""
     alignment_max_wait_s: float = 300.0
     """How long an event may wait for the preferences (and rules, templates) published before it
     to be applied (:mod:`streams.routing.alignment`). Loading a backlog is the long case: the
