@@ -18,7 +18,10 @@ Topology of the worker (all names resolved through the :class:`~topology.model.T
   (rule and template alerts, the SLA timer) go through ``audit.intake.v1`` and the audit writer
   agent, which appends them in the intake record's partition. Partition p of every
   customer-partitioned topic shares one transactional id, so each chain has a single writer;
-- every undecodable or invalid record -> ``<topic>.dlq`` with the reason (and an audit record).
+- every undecodable or invalid record -> ``<topic>.dlq`` with the reason (and an audit record);
+  so is an event or preference record in another partition than its key's murmur2 partition
+  (``WRONG_PARTITION``, :mod:`streams.routing.partitioning`): joined there, it would meet
+  another partition's preferences and state.
 
 Join order: an event is decided only once the preferences of its partition, and the rules and
 templates, published before it are applied (:mod:`streams.routing.alignment`; the events agents
@@ -80,6 +83,7 @@ from streams.routing.alignment import TableAlignment, Verdict, reference_covers
 from streams.routing.decoding import decode_in_worker
 from streams.routing.join_gate import GateCounters, JoinGate, ProgressSignal
 from streams.routing.metrics import RoutingMetrics, SendSensor, positions, table_entries
+from streams.routing.partitioning import WRONG_PARTITION, partition_problem
 from streams.routing.preference_versions import Version, value_as_of, with_version
 from streams.routing.reference import ReferenceView
 from streams.routing.requests import RequestCounters, RequestsContext, install_requests
@@ -603,6 +607,12 @@ def create_app(
             partial(codec.decode, msg.value, msg.headers), wait_s=worker.registry_wait_s
         )
 
+    # customer-keyed inputs: a record must be in its key's murmur2 partition (partitioning.py)
+    partition_counts = {
+        topology.name(n): topology.topic(n).partitions
+        for n in (names.PREFERENCES, names.ACCOUNT_EVENTS, names.CASE_EVENTS)
+    }
+
     # ---- join order (streams/routing/alignment.py): the events agents wait in the gate
     progress = ProgressSignal()
     alignment = TableAlignment(idle_grace_s=worker.alignment_idle_grace_s)
@@ -815,6 +825,10 @@ def create_app(
         if msg.key is None:
             await dead_letter(msg, "MISSING_KEY", "preference record has no customer id key")
             return
+        misplaced = partition_problem(msg.key, msg.partition, partition_counts[msg.topic])
+        if misplaced is not None:  # applied here, no event of this customer would see it
+            await dead_letter(msg, WRONG_PARTITION, misplaced)
+            return
         if msg.value is None:
             await put_preference_version(msg, None)
             return
@@ -931,6 +945,11 @@ def create_app(
         key = record.customer_id.encode()
         if msg.key is not None and msg.key != key:
             await dead_letter(msg, "KEY_MISMATCH", _key_mismatch(msg.key, record.customer_id))
+            return
+        # an unkeyed event is checked against its customer id: the key it should have had
+        misplaced = partition_problem(key, msg.partition, partition_counts[msg.topic])
+        if misplaced is not None:  # it would be joined with another partition's preferences
+            await dead_letter(msg, WRONG_PARTITION, misplaced)
             return
         # the version in force at the event's timestamp (a later change may be applied already)
         pref_raw = value_as_of(preferences.get(key), _timestamp_ms(msg))
