@@ -56,6 +56,7 @@ from benchmarks.common import broker, machine, median
 from streams.codec import codec_for
 from streams.demo.processes import ProcessFailed, WorkerProcess, committed, wait_consumed
 from streams.domain.records import AccountEvent, CompositionCommand
+from streams.emulator.synced import publish_synced_templates
 from streams.simulator.generator import Dataset, Scenario, generate
 from streams.simulator.publish import event_bytes, publish_events, publish_reference
 from topology import names
@@ -119,7 +120,11 @@ def fixture(
     topology = load_topology("local", prefix=prefix)
     fx = Fixture(bootstrap, prefix, app_id, topology)
     apply_topology(fx.conf, topology)
-    publish_reference(dataset(EVENTS), topology, fx.conf)  # reference data is seed-determined
+    reference = dataset(EVENTS)  # reference data is seed-determined
+    publish_reference(reference, topology, fx.conf)
+    # the templates as the template sync would publish them (the simulator does not): without
+    # them no event produces a command
+    publish_synced_templates(reference.templates, topology, fx.conf)
     procs: list[WorkerProcess] = []
     try:
         for i in range(workers):

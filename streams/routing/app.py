@@ -662,13 +662,12 @@ def create_app(
         """Wait (bounded) until ``msg`` may be decided; outside the commit lock, so the
         preferences agent and the commits go on meanwhile."""
         arrived_at_ms = _now_ms()
-        generation = app.consumer_generation_id
         tp = TP(preferences_name, msg.partition)
         await gate.admit(
             partial(join_verdict, msg, arrived_at_ms, time.monotonic()),
             what=f"the inputs joined with {msg.topic}/{msg.partition}",
-            # a rebalance: the event goes on as any record in flight during one does
-            interrupted=lambda: app.consumer_generation_id != generation,
+            # a rebalance ends the wait (the caller then skips the record)
+            interrupted=lambda: app.consumer_generation_id != msg.generation_id,
             on_give_up=lambda: alignment.gave_up(msg.partition, _committed_offset(app, tp)),
         )
 
@@ -933,7 +932,17 @@ def create_app(
     async def route(stream: Any, codec: Any, source_topic: str) -> None:
         await reference_ready()
         async for event in stream.events():
-            await await_join_inputs(event.message)
+            msg = event.message
+            await await_join_inputs(msg)
+            if msg.generation_id != app.consumer_generation_id:
+                # a rebalance came while it waited: the partition is read again from its
+                # committed offset (faust skips a record of an older generation the same way).
+                # Marked acked without telling the consumer, so that no commit of the new
+                # generation can move past the records before it; it is not processed, since
+                # the guard would then take the records before it for redeliveries.
+                msg.acked = True
+                gate_counters.stale_skipped += 1
+                continue
             await guard.process(event, partial(route_one, codec=codec, source_topic=source_topic))
 
     async def route_one(msg: Any, codec: Any, source_topic: str) -> None:
