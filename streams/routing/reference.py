@@ -99,11 +99,12 @@ class ReferenceView(Generic[V]):
 
     def partition_states(self) -> list[ReferencePartition]:
         """Per partition: applied position, last observed end offset and when, last applied
-        record's timestamp (see :func:`streams.routing.alignment.reference_covers`). Empty
-        before the view's consumer has its assignment."""
+        record's timestamp (see :func:`streams.routing.alignment.reference_covers`). Empty when
+        the view's consumer is not running (a view that failed does not hold events up: they
+        are decided with what it holds, as before the alignment)."""
         consumer = self._consumer
         if consumer is None:
-            return [ReferencePartition(None, None, None, None)]
+            return []
         states = []
         for tp in consumer.assignment():
             states.append(
@@ -114,7 +115,7 @@ class ReferenceView(Generic[V]):
                     last_timestamp_ms=self._last_timestamps.get(tp.partition),
                 )
             )
-        return states or [ReferencePartition(None, None, None, None)]
+        return states
 
     def apply(self, key: str, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
         """Apply one record (a tombstone when ``value`` is None). Raises on undecodable values."""
