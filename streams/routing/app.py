@@ -19,7 +19,7 @@ Topology of the worker (all names resolved through the :class:`~topology.model.T
   agent, which appends them in the intake record's partition. Partition p of every
   customer-partitioned topic shares one transactional id, so each chain has a single writer;
 - every undecodable or invalid record -> ``<topic>.dlq`` with the reason (and an audit record);
-  so is an event or preference record in another partition than its key's murmur2 partition
+  so is a keyed event or preference record in another partition than its key's murmur2 partition
   (``WRONG_PARTITION``, :mod:`streams.routing.partitioning`): joined there, it would meet
   another partition's preferences and state.
 
@@ -955,11 +955,15 @@ def create_app(
         if msg.key is not None and msg.key != key:
             await dead_letter(msg, "KEY_MISMATCH", _key_mismatch(msg.key, record.customer_id))
             return
-        # an unkeyed event is checked against its customer id: the key it should have had
-        misplaced = partition_problem(key, msg.partition, partition_counts[msg.topic])
-        if misplaced is not None:  # it would be joined with another partition's preferences
-            await dead_letter(msg, WRONG_PARTITION, misplaced)
-            return
+        # a keyed event must be in its key's partition, or it would be joined with another
+        # partition's preferences. An unkeyed one is accepted as before (routed by its
+        # customer id); the producer's partitioner put it anywhere, so the join holds only while
+        # one worker holds every partition
+        if msg.key is not None:
+            misplaced = partition_problem(key, msg.partition, partition_counts[msg.topic])
+            if misplaced is not None:
+                await dead_letter(msg, WRONG_PARTITION, misplaced)
+                return
         # the version in force at the event's timestamp (a later change may be applied already)
         pref_raw = value_as_of(preferences.get(key), _timestamp_ms(msg))
         preference = pref_state.decode(pref_raw) if pref_raw else None
