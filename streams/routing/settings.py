@@ -86,8 +86,8 @@ class WorkerSettings(BaseSettings):
     """How long an event may wait for the preferences (and rules, templates) published before it
     to be applied (:mod:`streams.routing.alignment`). Loading a backlog is the long case: the
     first events of a cold start wait until each preferences partition is caught up (one worker
-    applied 100,000 preferences in about 15 s on a shared 2-core machine). When the wait runs out the event is decided
-    with the state there is, and the give-up is logged and counted."""
+    applied 100,000 preferences in about 15 s on a shared 2-core machine). When the wait runs
+    out the event is decided with the state there is, and the give-up is logged and counted."""
     alignment_idle_grace_s: float = 10.0
     """A preferences partition whose end offset is above what was applied, while the preferences
     agent applied nothing for this long since the event arrived, counts as caught up: the
