@@ -22,6 +22,8 @@ BENCHMARKS: dict[str, Callable[[], Result | list[Result]]] = {
     "routing": routing.run_all,  # throughput, latency and scaling on one broker
     "routing_throughput": routing.run,
     "routing_latency": routing.run_latency,
+    # latency per worker commit interval (BENCH_COMMIT_INTERVALS); ~1 min per interval
+    "routing_latency_commit_interval": routing.run_latency_commit_interval,
     "routing_scaling": routing.run_scaling,
     "recovery": recovery.run,  # 1,000,000 preferences: ~10+ minutes, not in DEFAULT
     "audit": audit_verify.run_all,  # verify full and incremental, and the writer's signing

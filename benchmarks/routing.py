@@ -19,6 +19,12 @@ CompositionCommand visible to a ``read_committed`` consumer of the commands topi
 seconds excluded. Baseline, same run, same events: produce call -> the event record itself
 visible to the same consumer on its input topic (Kafka's own produce -> consume latency).
 
+Latency by commit interval (``routing_latency_commit_interval``). The latency measurement above,
+once per worker commit interval in ``BENCH_COMMIT_INTERVALS`` (seconds, comma-separated; the
+worker's ``AIR_EXSTREAM_COMMIT_INTERVAL_S``; default ``2.8,0.5,0.1``), each on fresh topics:
+under exactly_once a command becomes visible when its transaction commits, so the interval
+bounds the latency. Measured: the shortest interval; baseline: faust's default 2.8 s.
+
 Scaling (``routing_scaling``). Throughput as above (``BENCH_SCALING_EVENTS`` events, one run per
 configuration) with 1, 2 and 4 worker processes in the same consumer group. Partition counts
 are fixed at 6 by the topology (``customer_partitions``), so 1/2/4 workers share 6 partitions.
@@ -50,6 +56,7 @@ from benchmarks.common import broker, machine, median
 from streams.codec import codec_for
 from streams.demo.processes import ProcessFailed, WorkerProcess, committed, wait_consumed
 from streams.domain.records import AccountEvent, CompositionCommand
+from streams.emulator.synced import publish_synced_templates
 from streams.simulator.generator import Dataset, Scenario, generate
 from streams.simulator.publish import event_bytes, publish_events, publish_reference
 from topology import names
@@ -63,6 +70,9 @@ REPETITIONS = int(os.environ.get("BENCH_REPETITIONS", "3"))
 LATENCY_RATE = int(os.environ.get("BENCH_LATENCY_RATE", "100"))
 LATENCY_SECONDS = float(os.environ.get("BENCH_LATENCY_SECONDS", "20"))
 LATENCY_WARMUP_S = 2.0
+COMMIT_INTERVALS = [
+    float(x) for x in os.environ.get("BENCH_COMMIT_INTERVALS", "2.8,0.5,0.1").split(",") if x
+]
 CUSTOMERS = 1_000
 INVALID_SHARE = 0.03
 SEED = 7
@@ -101,7 +111,7 @@ class Fixture:
 
 @contextmanager
 def fixture(
-    bootstrap: str, workdir: Path, workers: int = 1
+    bootstrap: str, workdir: Path, workers: int = 1, env: dict[str, str] | None = None
 ) -> Iterator[tuple[Fixture, list[WorkerProcess]]]:
     """Fresh prefixed topics with the reference data on them, and ``workers`` routing workers
     (one consumer group) that have consumed the preferences and formed a stable group."""
@@ -110,13 +120,17 @@ def fixture(
     topology = load_topology("local", prefix=prefix)
     fx = Fixture(bootstrap, prefix, app_id, topology)
     apply_topology(fx.conf, topology)
-    publish_reference(dataset(EVENTS), topology, fx.conf)  # reference data is seed-determined
+    reference = dataset(EVENTS)  # reference data is seed-determined
+    publish_reference(reference, topology, fx.conf)
+    # the templates as the template sync would publish them (the simulator does not): without
+    # them no event produces a command
+    publish_synced_templates(reference.templates, topology, fx.conf)
     procs: list[WorkerProcess] = []
     try:
         for i in range(workers):
             wdir = workdir / f"{app_id}-{i}"
             wdir.mkdir(parents=True)
-            procs.append(WorkerProcess(bootstrap, prefix, app_id, wdir))
+            procs.append(WorkerProcess(bootstrap, prefix, app_id, wdir, env=env))
         for proc in procs:
             proc.start()
         wait_consumed(
@@ -516,10 +530,17 @@ class _Watcher(threading.Thread):
             consumer.close()
 
 
-def latency(bootstrap: str, workdir: Path) -> dict[str, Any]:
+def latency(
+    bootstrap: str, workdir: Path, commit_interval_s: float | None = None
+) -> dict[str, Any]:
     total = int(LATENCY_RATE * LATENCY_SECONDS)
     events = dataset(total, invalid_share=0.0).events
-    with fixture(bootstrap, workdir) as (fx, procs):
+    env = (
+        {"AIR_EXSTREAM_COMMIT_INTERVAL_S": str(commit_interval_s)}
+        if commit_interval_s is not None
+        else None
+    )
+    with fixture(bootstrap, workdir, env=env) as (fx, procs):
         watcher = _Watcher(fx)
         watcher.start()
         watcher.ready.wait(30)
@@ -607,8 +628,45 @@ def latency(bootstrap: str, workdir: Path) -> dict[str, Any]:
             "customers": CUSTOMERS,
             "invalid_share": 0.0,
             "load": "open loop, one confluent-kafka producer, linger.ms=0, acks=all",
-            "worker": "1 process, exactly_once, faust commit interval 2.8 s (default): "
+            "worker": f"1 process, exactly_once, commit interval {commit_interval_s or 2.8} s: "
             "commands become visible when the transaction commits",
+            "commit_interval_s": commit_interval_s or 2.8,
+        },
+        "machine": machine(),
+    }
+
+
+def latency_by_commit_interval(bootstrap: str, workdir: Path) -> dict[str, Any]:
+    """:func:`latency` once per interval of ``COMMIT_INTERVALS``; events/s stays the same."""
+    rows = []
+    for interval in COMMIT_INTERVALS:
+        print(f"  commit interval {interval} s:")
+        result = latency(bootstrap, workdir, commit_interval_s=interval)
+        m = result["rates"][0]["measured"]
+        rows.append({"commit_interval_s": interval, "p50_ms": m["p50_ms"], "p99_ms": m["p99_ms"]})
+    shortest = min(rows, key=lambda r: r["commit_interval_s"])
+    default = next((r for r in rows if r["commit_interval_s"] == 2.8), rows[0])
+    return {
+        "benchmark": "routing_latency_commit_interval",
+        "unit": "ms p50",
+        "measured": {
+            "what": f"event produced -> command visible (read_committed), {LATENCY_RATE} "
+            f"events/s, commit interval {shortest['commit_interval_s']} s",
+            "value": shortest["p50_ms"],
+            "p99_ms": shortest["p99_ms"],
+        },
+        "baseline": {
+            "what": f"the same with commit interval {default['commit_interval_s']} s",
+            "value": default["p50_ms"],
+            "p99_ms": default["p99_ms"],
+        },
+        "ratio": shortest["p50_ms"] / default["p50_ms"] if default["p50_ms"] else None,
+        "intervals": rows,
+        "config": {
+            "rate_per_s": LATENCY_RATE,
+            "seconds": LATENCY_SECONDS,
+            "commit_intervals_s": COMMIT_INTERVALS,
+            "worker": "1 process, exactly_once, AIR_EXSTREAM_COMMIT_INTERVAL_S per row",
         },
         "machine": machine(),
     }
@@ -669,6 +727,10 @@ def run() -> dict[str, Any]:
 
 def run_latency() -> dict[str, Any]:
     return _with_broker(latency)[0]
+
+
+def run_latency_commit_interval() -> dict[str, Any]:
+    return _with_broker(latency_by_commit_interval)[0]
 
 
 def run_scaling() -> dict[str, Any]:

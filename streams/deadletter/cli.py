@@ -77,7 +77,16 @@ def replay(
     settings = resolve_kafka_settings(bootstrap_servers)
     topic = dlq_topic(source)
     codec = Codecs.from_settings(settings).for_topic(topic, DeadLetter)
-    producer = Producer({**settings.confluent_config(), "acks": "all", "enable.idempotence": True})
+    producer = Producer(
+        {
+            **settings.confluent_config(),
+            "acks": "all",
+            "enable.idempotence": True,
+            # the Java client's partitioner: a replayed record lands where its key belongs (the
+            # worker dead-letters customer-keyed records in any other partition)
+            "partitioner": "murmur2_random",
+        }
+    )
     replayed = skipped = 0
     for raw in read_topic(
         settings.require_bootstrap(), topic, client_config=settings.confluent_config()

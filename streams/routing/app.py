@@ -18,7 +18,15 @@ Topology of the worker (all names resolved through the :class:`~topology.model.T
   (rule and template alerts, the SLA timer) go through ``audit.intake.v1`` and the audit writer
   agent, which appends them in the intake record's partition. Partition p of every
   customer-partitioned topic shares one transactional id, so each chain has a single writer;
-- every undecodable or invalid record -> ``<topic>.dlq`` with the reason (and an audit record).
+- every undecodable or invalid record -> ``<topic>.dlq`` with the reason (and an audit record);
+  so is a keyed event or preference record in another partition than its key's murmur2 partition
+  (``WRONG_PARTITION``, :mod:`streams.routing.partitioning`): joined there, it would meet
+  another partition's preferences and state.
+
+Join order: an event is decided only once the preferences of its partition, and the rules and
+templates, published before it are applied (:mod:`streams.routing.alignment`; the events agents
+wait in :class:`~streams.routing.join_gate.JoinGate`, bounded by ``alignment_max_wait_s``), so a
+backlog of preferences and events is joined as if they had arrived in timestamp order.
 
 Guarantee: with ``processing_guarantee=exactly_once`` (the default), every input record's outputs,
 table updates and consumer offset are committed in one Kafka transaction per partition. A crash
@@ -41,6 +49,7 @@ import faust
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.streams import current_event
+from faust.types import TP
 from yarl import URL
 
 from streams.audit.chain import ChainHead, append
@@ -70,8 +79,12 @@ from streams.domain.reference_checks import (
 from streams.domain.routing import route_event
 from streams.domain.suppression import SuppressionEntry
 from streams.errors import AirExstreamError
+from streams.routing.alignment import TableAlignment, Verdict, reference_covers
 from streams.routing.decoding import decode_in_worker
+from streams.routing.join_gate import GateCounters, JoinGate, ProgressSignal
 from streams.routing.metrics import RoutingMetrics, SendSensor, positions, table_entries
+from streams.routing.partitioning import WRONG_PARTITION, partition_problem
+from streams.routing.preference_versions import Version, value_as_of, with_version
 from streams.routing.reference import ReferenceView
 from streams.routing.requests import RequestCounters, RequestsContext, install_requests
 from streams.routing.settings import WorkerSettings
@@ -116,6 +129,29 @@ class Counters:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _timestamp_ms(msg: Any) -> int:
+    """A faust message's Kafka timestamp (faust gives seconds as a float) in ms."""
+    return round(float(msg.timestamp) * 1000)
+
+
+def _end_offset(app: faust.App, tp: TP) -> int | None:
+    """The end (last stable offset under exactly_once) of ``tp`` as the consumer last saw it in
+    a fetch response; None before the first fetch of ``tp`` or when it is not assigned."""
+    try:
+        end = app.consumer.highwater(tp)
+    except (AttributeError, KeyError, AssertionError):  # not assigned, consumer not started
+        return None
+    return end if isinstance(end, int) and end >= 0 else None
+
+
+def _committed_offset(app: faust.App, tp: TP) -> int | None:
+    """The group's committed offset of ``tp`` as faust knows it (the same private dict that
+    :meth:`CommitGuard._register_gap` reads; set at every assignment and commit)."""
+    consumer: Any = app.consumer
+    offset = consumer._committed_offset.get(tp)
+    return offset if isinstance(offset, int) else None
 
 
 def _suppression_state(raw: bytes | None) -> dict[str, SuppressionEntry]:
@@ -484,6 +520,9 @@ def create_app(
         broker_session_timeout=worker.session_timeout_s,
         broker_heartbeat_interval=min(3.0, worker.session_timeout_s / 4),
         stream_wait_empty=False,
+        broker_max_poll_records=worker.max_poll_records,
+        stream_buffer_maxsize=worker.stream_buffer_maxsize,
+        broker_commit_interval=worker.commit_interval_s,
     )
     counters = Counters()
     if metrics is None:
@@ -568,17 +607,85 @@ def create_app(
             partial(codec.decode, msg.value, msg.headers), wait_s=worker.registry_wait_s
         )
 
+    # customer-keyed inputs: a record must be in its key's murmur2 partition (partitioning.py)
+    partition_counts = {
+        topology.name(n): topology.topic(n).partitions
+        for n in (names.PREFERENCES, names.ACCOUNT_EVENTS, names.CASE_EVENTS)
+    }
+
+    # ---- join order (streams/routing/alignment.py): the events agents wait in the gate
+    progress = ProgressSignal()
+    alignment = TableAlignment(idle_grace_s=worker.alignment_idle_grace_s)
+    gate_counters = GateCounters()
+    gate = JoinGate(signal=progress, max_wait_s=worker.alignment_max_wait_s, counters=gate_counters)
+    preferences_name = topology.name(names.PREFERENCES)
+    table_applied_at = [time.monotonic()]
+
+    def preference_applied(msg: Any) -> None:
+        alignment.applied(msg.partition, msg.offset, _timestamp_ms(msg))
+        table_applied_at[0] = time.monotonic()
+        progress.notify()
+
+    async def forget_preferences(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        revoked = args[0] if args else ()
+        alignment.forget(tp.partition for tp in revoked if tp.topic == preferences_name)
+        table_applied_at[0] = time.monotonic()  # idle from now on at the earliest
+        progress.notify()  # a waiting event re-checks (its own partition may have gone)
+
+    async def preferences_assigned(sender: Any, /, *args: Any, **kwargs: Any) -> None:
+        table_applied_at[0] = time.monotonic()
+
+    app.on_partitions_revoked.connect(forget_preferences)
+    app.on_partitions_assigned.connect(preferences_assigned)
+
+    def join_verdict(msg: Any, arrived_at_ms: int, arrived_at: float) -> Verdict:
+        timestamp = _timestamp_ms(msg)
+        tp = TP(preferences_name, msg.partition)
+        verdict = alignment.verdict(
+            msg.partition,
+            event_timestamp_ms=timestamp,
+            end_offset=_end_offset(app, tp),
+            committed_offset=_committed_offset(app, tp),
+            # idle: nothing applied since this event arrived (or since the last record)
+            table_idle_s=time.monotonic() - max(table_applied_at[0], arrived_at),
+        )
+        if not verdict.may_go:
+            return verdict
+        for view in (rules_view, templates_view):
+            if not reference_covers(
+                view.partition_states(), event_timestamp_ms=timestamp, arrived_at_ms=arrived_at_ms
+            ):
+                return Verdict.WAIT
+        return verdict
+
+    async def await_join_inputs(msg: Any) -> None:
+        """Wait (bounded) until ``msg`` may be decided; outside the commit lock, so the
+        preferences agent and the commits go on meanwhile."""
+        arrived_at_ms = _now_ms()
+        tp = TP(preferences_name, msg.partition)
+        await gate.admit(
+            partial(join_verdict, msg, arrived_at_ms, time.monotonic()),
+            what=f"the inputs joined with {msg.topic}/{msg.partition}",
+            # a rebalance ends the wait (the caller then skips the record)
+            interrupted=lambda: app.consumer_generation_id != msg.generation_id,
+            on_give_up=lambda: alignment.gave_up(msg.partition, _committed_offset(app, tp)),
+        )
+
     rules_view: ReferenceView[CommRule] = ReferenceView(
         topic=topology.name(names.COMM_RULES),
         partitions=topology.topic(names.COMM_RULES).partitions,
         decode=usable(rule_codec.decode, rule_problems),
         client_kwargs=kafka_kwargs,
+        on_progress=progress.notify,
+        fetch_wait_ms=worker.reference_fetch_wait_ms,
     )
     templates_view: ReferenceView[TemplateVersion] = ReferenceView(
         topic=topology.name(names.TEMPLATES),
         partitions=topology.topic(names.TEMPLATES).partitions,
         decode=usable(template_codec.decode, template_problems),
         client_kwargs=kafka_kwargs,
+        on_progress=progress.notify,
+        fetch_wait_ms=worker.reference_fetch_wait_ms,
     )
     index: dict[str, Any] = {"rules_version": -1, "templates_version": -1}
 
@@ -711,13 +818,18 @@ def create_app(
     async def preferences_agent(stream: Any) -> None:
         async for event in stream.events():
             await guard.process(event, store_preference)
+            preference_applied(event.message)
 
     async def store_preference(msg: Any) -> None:
         if msg.key is None:
             await dead_letter(msg, "MISSING_KEY", "preference record has no customer id key")
             return
+        misplaced = partition_problem(msg.key, msg.partition, partition_counts[msg.topic])
+        if misplaced is not None:  # applied here, no event of this customer would see it
+            await dead_letter(msg, WRONG_PARTITION, misplaced)
+            return
         if msg.value is None:
-            await guard.delete(preferences, msg, msg.key)
+            await put_preference_version(msg, None)
             return
         try:
             preference = await decoded(pref_codec, msg)
@@ -732,8 +844,19 @@ def create_app(
             await dead_letter(msg, "INVALID_PREFERENCE", "; ".join(problems))
             return
         # stored as Avro whatever it arrived as (JSON too): readers decode without headers
-        await guard.put(preferences, msg, msg.key, pref_state.encode(preference))
+        await put_preference_version(msg, pref_state.encode(preference))
         counters.preferences += 1
+
+    async def put_preference_version(msg: Any, value: bytes | None) -> None:
+        """Add the version ``msg`` sets (None: deleted) to its customer's versions."""
+        version = Version(msg.offset, _timestamp_ms(msg), value)
+        versions = with_version(
+            preferences.get(msg.key),
+            version,
+            history_ms=worker.preference_history_ms,
+            max_versions=worker.preference_max_versions,
+        )
+        await guard.put(preferences, msg, msg.key, versions)
 
     @app.agent(rules_topic)
     async def rule_alignment_agent(stream: Any) -> None:
@@ -809,6 +932,17 @@ def create_app(
     async def route(stream: Any, codec: Any, source_topic: str) -> None:
         await reference_ready()
         async for event in stream.events():
+            msg = event.message
+            await await_join_inputs(msg)
+            if msg.generation_id != app.consumer_generation_id:
+                # a rebalance came while it waited: the partition is read again from its
+                # committed offset (faust skips a record of an older generation the same way).
+                # Marked acked without telling the consumer, so that no commit of the new
+                # generation can move past the records before it; it is not processed, since
+                # the guard would then take the records before it for redeliveries.
+                msg.acked = True
+                gate_counters.stale_skipped += 1
+                continue
             await guard.process(event, partial(route_one, codec=codec, source_topic=source_topic))
 
     async def route_one(msg: Any, codec: Any, source_topic: str) -> None:
@@ -821,7 +955,17 @@ def create_app(
         if msg.key is not None and msg.key != key:
             await dead_letter(msg, "KEY_MISMATCH", _key_mismatch(msg.key, record.customer_id))
             return
-        pref_raw = preferences.get(key)
+        # a keyed event must be in its key's partition, or it would be joined with another
+        # partition's preferences. An unkeyed one is accepted as before (routed by its
+        # customer id); the producer's partitioner put it anywhere, so the join holds only while
+        # one worker holds every partition
+        if msg.key is not None:
+            misplaced = partition_problem(key, msg.partition, partition_counts[msg.topic])
+            if misplaced is not None:
+                await dead_letter(msg, WRONG_PARTITION, misplaced)
+                return
+        # the version in force at the event's timestamp (a later change may be applied already)
+        pref_raw = value_as_of(preferences.get(key), _timestamp_ms(msg))
         preference = pref_state.decode(pref_raw) if pref_raw else None
         state = _suppression_state(suppression.get(key))
         outcome = route_event(
@@ -965,6 +1109,7 @@ def create_app(
     @app.timer(interval=10.0)
     async def report_progress() -> None:
         log.info("routing: %s", counters.line())
+        log.info("join alignment: %s", gate_counters.line())
         log.info("tracking: %s", tracking)
         log.info("document requests: %s", requests.line())
 

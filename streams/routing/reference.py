@@ -10,6 +10,12 @@ worker instances can be stuck in an endless recovery loop, and a GlobalTable wou
 compacted source topic into a second changelog topic. Reading the source topic directly gives the
 same semantics (a GlobalKTable in Kafka Streams terms) without either problem.
 
+For the join's order (:mod:`streams.routing.alignment`) the view also tells, per partition, how
+far it has applied the topic, the end offset its consumer last observed and when
+(:meth:`ReferenceView.partition_states`), and calls ``on_progress`` after every poll, so that an
+event waiting for a rule or template published before it wakes up (``fetch_wait_ms`` bounds how
+stale that observation can be while the topic is quiet).
+
 Undecodable records are not applied; they are counted and handed to ``on_invalid`` (the worker
 dead-letters them), and the view goes on.
 """
@@ -24,6 +30,7 @@ from typing import Any, Generic, TypeVar
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.errors import AirExstreamError
+from streams.routing.alignment import ReferencePartition
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +53,8 @@ class ReferenceView(Generic[V]):
         on_invalid: InvalidHandler | None = None,
         on_change: Callable[[str, V | None, V | None], None] | None = None,
         partitions: int | None = None,
+        on_progress: Callable[[], None] | None = None,
+        fetch_wait_ms: int = 100,
     ) -> None:
         self.topic = topic
         # client_kwargs: ``KafkaSettings.aiokafka_kwargs()`` as it is (bootstrap included)
@@ -58,6 +67,11 @@ class ReferenceView(Generic[V]):
         self._values: dict[str, V] = {}
         self._ready = asyncio.Event()
         self._failure: BaseException | None = None
+        self._on_progress = on_progress
+        self._fetch_wait_ms = fetch_wait_ms
+        self._consumer: AIOKafkaConsumer | None = None
+        self._positions: dict[int, int] = {}
+        self._last_timestamps: dict[int, int] = {}
         self.version = 0
         """Increases on every applied change; lets callers cache derived indexes cheaply."""
         self.invalid = 0
@@ -82,6 +96,26 @@ class ReferenceView(Generic[V]):
     @property
     def ready(self) -> bool:
         return self._ready.is_set()
+
+    def partition_states(self) -> list[ReferencePartition]:
+        """Per partition: applied position, last observed end offset and when, last applied
+        record's timestamp (see :func:`streams.routing.alignment.reference_covers`). Empty when
+        the view's consumer is not running (a view that failed does not hold events up: they
+        are decided with what it holds, as before the alignment)."""
+        consumer = self._consumer
+        if consumer is None:
+            return []
+        states = []
+        for tp in consumer.assignment():
+            states.append(
+                ReferencePartition(
+                    position=self._positions.get(tp.partition),
+                    end_offset=consumer.last_stable_offset(tp),
+                    observed_at_ms=consumer.last_poll_timestamp(tp),
+                    last_timestamp_ms=self._last_timestamps.get(tp.partition),
+                )
+            )
+        return states
 
     def apply(self, key: str, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
         """Apply one record (a tombstone when ``value`` is None). Raises on undecodable values."""
@@ -118,9 +152,11 @@ class ReferenceView(Generic[V]):
             group_id=None,
             isolation_level="read_committed",
             **({"bootstrap_servers": self._bootstrap} if self._bootstrap else {}),
+            fetch_max_wait_ms=self._fetch_wait_ms,
             **self._client_kwargs,
         )
         await consumer.start()
+        self._consumer = consumer
         try:
             partitions = await self._partitions(consumer)
             tps = [TopicPartition(self.topic, p) for p in partitions]
@@ -131,16 +167,22 @@ class ReferenceView(Generic[V]):
             if not pending:
                 self._ready.set()
             while True:
-                batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+                batches = await consumer.getmany(timeout_ms=self._fetch_wait_ms, max_records=5000)
                 for messages in batches.values():
                     for msg in messages:
                         await self._apply_waiting(msg)
+                        self._last_timestamps[msg.partition] = msg.timestamp
+                for tp in tps:  # known after the seek: returns without waiting
+                    self._positions[tp.partition] = await consumer.position(tp)
+                if self._on_progress is not None:
+                    self._on_progress()
                 if pending:
                     pending = {tp for tp in pending if await consumer.position(tp) < end[tp]}
                     if not pending:
                         log.info("reference view %s ready: %d keys", self.topic, len(self))
                         self._ready.set()
         finally:
+            self._consumer = None
             await consumer.stop()
 
     async def _apply_waiting(self, msg: Any) -> None:

@@ -24,7 +24,8 @@ class WorkerSettings(BaseSettings):
     start: rocksdb keeps the local writes of a transaction that a crash aborted, and such a table
     would read them back as its own committed state (an audit chain continuing from a head that
     was never committed). Preferences are only ever *set* from their own input record, which is
-    processed again after such a crash and writes the same value, so their files can be kept."""
+    processed again after such a crash and writes the same value (a version identified by the
+    record's offset, see :mod:`streams.routing.preference_versions`), so their files can be kept."""
     processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
     partitions: int = 6
     """Partition count of the customer-keyed topics (the co-partitioning unit)."""
@@ -75,6 +76,42 @@ class WorkerSettings(BaseSettings):
     producer_linger_ms: int = 5
     """How long the worker's producers wait to fill a batch before sending it: fewer, larger
     produce requests (the worker sends through one transactional producer per partition)."""
+    preference_history_ms: int = 7 * 24 * 3_600_000
+    """How far back (before a customer's newest preference) the ``preferences`` table keeps the
+    earlier versions, so that an event is joined with the preference in force at its timestamp
+    even when a later change was applied first (:mod:`streams.routing.preference_versions`)."""
+    preference_max_versions: int = 16
+    """At most this many versions per customer are kept."""
+    alignment_max_wait_s: float = 300.0
+    """How long an event may wait for the preferences (and rules, templates) published before it
+    to be applied (:mod:`streams.routing.alignment`). Loading a backlog is the long case: the
+    first events of a cold start wait until each preferences partition is caught up (one worker
+    applied 100,000 preferences in about 15 s on a shared 2-core machine). When the wait runs
+    out the event is decided with the state there is, and the give-up is logged and counted."""
+    alignment_idle_grace_s: float = 10.0
+    """A preferences partition whose end offset is above what was applied, while the preferences
+    agent applied nothing for this long since the event arrived, counts as caught up: the
+    offsets left are transaction markers or aborted records, which are never delivered."""
+    reference_fetch_wait_ms: int = 100
+    """How long the rules and templates views' consumers wait in one fetch of a quiet topic: how
+    stale their end offset may be, and so how long a live event may wait to make sure that no
+    rule or template published before it is still on its way."""
+    max_poll_records: int = 500
+    """Records handed to the worker's streams per poll. With the stream buffer sized from it
+    (:attr:`stream_buffer_maxsize`), an events agent waiting for preferences never fills its
+    buffer to the point where the consumer stops delivering preferences as well."""
+    commit_interval_s: float = 2.8
+    """How often the worker commits (faust's ``broker_commit_interval``): under exactly_once the
+    outputs become visible to read_committed consumers at the commit, so this bounds latency."""
+
+    @property
+    def stream_buffer_maxsize(self) -> int:
+        """Faust stops fetching a partition whose stream buffer is above 80 % full but still
+        delivers what it already fetched; with one poll per partition of headroom (at most
+        ``partitions * max_poll_records`` records) a full buffer, which would block delivery
+        to every agent, cannot happen."""
+        return max(4096, 5 * self.partitions * self.max_poll_records + 5)
+
     event_loop: Literal["asyncio", "uvloop"] = "uvloop"
     """The event loop implementation the worker runs on (``asyncio``: the standard one)."""
 

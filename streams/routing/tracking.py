@@ -86,6 +86,7 @@ from streams.domain.records import (
 )
 from streams.routing.decoding import decode_in_worker
 from streams.routing.metrics import RoutingMetrics
+from streams.routing.preference_versions import latest_value
 from topology import names
 from topology.model import Topology
 
@@ -206,7 +207,8 @@ def install_tracking(ctx: TrackingContext) -> Register:
             await ctx.send_audit(record, (record.customer_id or "").encode() or None)
 
     def preference_of(customer_id: str) -> Preference | None:
-        raw = ctx.preferences.get(customer_id.encode())
+        # the preference in force now (the table keeps earlier versions for the events' join)
+        raw = latest_value(ctx.preferences.get(customer_id.encode()))
         return pref_state.decode(raw) if raw else None
 
     async def apply(

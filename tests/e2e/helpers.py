@@ -1,5 +1,5 @@
-"""Helpers shared by the end-to-end and fault tests: reading the emulator's ledger and telling
-which event a dead letter holds."""
+"""Helpers shared by the end-to-end and fault tests: publishing a dataset's reference data,
+reading the emulator's ledger and telling which event a dead letter holds."""
 
 from __future__ import annotations
 
@@ -10,6 +10,20 @@ import orjson
 
 from streams.codec import DecodeError, codec_for
 from streams.domain.records import AccountEvent, CaseEvent, DeadLetter
+from streams.emulator.synced import publish_synced_templates
+from streams.simulator.generator import Dataset
+from streams.simulator.publish import PublishReport, publish_reference
+from topology.model import Topology
+
+
+def publish_reference_and_templates(
+    dataset: Dataset, topology: Topology, conf: dict[str, str]
+) -> PublishReport:
+    """Rules and preferences as the simulator publishes them, and the templates as the template
+    sync would (the simulator no longer publishes templates: they come from Exstream)."""
+    report = publish_reference(dataset, topology, conf)
+    publish_synced_templates(dataset.templates, topology, conf)
+    return report
 
 
 def ledger_of(url: str) -> dict[str, Any]:

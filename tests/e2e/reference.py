@@ -360,9 +360,13 @@ def expected_outcome(
     *,
     source_topics: Callable[[BusinessEvent], str],
     request_topic: str = names.DOCUMENT_REQUESTS,
+    preference_at: Callable[[BusinessEvent], Preference | None] | None = None,
 ) -> Expected:
     """What the worker must produce for ``dataset`` (reference data loaded before any event or
-    request); ``request_topic`` is the document requests' (prefixed) topic name."""
+    request); ``request_topic`` is the document requests' (prefixed) topic name.
+    ``preference_at``: the customer's preference in force when the event was published (the
+    join is with the preference as of the event), when preferences changed between events;
+    by default the last of ``dataset.preferences`` per customer."""
     out = Expected()
     # compacted reference topics: the last record per key is what the worker holds
     prefs = {p.customer_id: p for p in dataset.preferences}
@@ -389,7 +393,7 @@ def expected_outcome(
             continue
 
         data = _event_fields(event)
-        pref = prefs.get(event.customer_id)
+        pref = preference_at(event) if preference_at else prefs.get(event.customer_id)
         spec = CATALOGUE[event.event_type]
         business_id = event.account_id if isinstance(event, AccountEvent) else event.case_id
         here: dict[tuple[str | None, ...], _Sent] = {}  # emissions of this event (sibling rules)

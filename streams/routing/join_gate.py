@@ -1,0 +1,141 @@
+"""The events agents wait here until an event may be joined (:mod:`streams.routing.alignment`).
+
+Waiting is not polling: the preferences agent and the reference views call
+:meth:`ProgressSignal.notify` whenever they applied something, and a waiting event re-checks then
+(and at the latest every ``recheck_s``, since end offsets and idleness change without a record
+being applied). The wait is bounded by ``max_wait_s``; when it runs out the event goes anyway
+(deciding it late is worse than deciding it with what is there), the partition is marked stalled
+so the next events of that partition do not wait again, and the give-up is logged and counted.
+
+Nothing here holds the worker's commit lock: the preferences agent runs, and commits go on,
+while an event waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from streams.routing.alignment import Verdict
+
+log = logging.getLogger(__name__)
+
+
+class ProgressSignal:
+    """Wakes every waiter once per :meth:`notify` (an edge, not a level)."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    async def wait(self, timeout_s: float) -> None:
+        """Return at the next :meth:`notify`, or after ``timeout_s``."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), timeout_s)
+
+
+@dataclass(slots=True)
+class GateCounters:
+    """What the gate did since the worker started (logged with the routing counters)."""
+
+    waited: int = 0
+    """Events that had to wait before they could be decided."""
+    wait_s: float = 0.0
+    """Seconds spent waiting, summed."""
+    gave_up: int = 0
+    """Waits that ran out (``alignment_max_wait_s``): those events were decided anyway."""
+    stale_skipped: int = 0
+    """Events left unprocessed because a rebalance came while they waited (read again)."""
+    by_verdict: dict[str, int] | None = None
+
+    def line(self) -> str:
+        verdicts = " ".join(f"{k}={v}" for k, v in sorted((self.by_verdict or {}).items()))
+        return (
+            f"waited={self.waited} wait_s={self.wait_s:.1f} gave_up={self.gave_up} "
+            f"stale_skipped={self.stale_skipped} verdicts[{verdicts}]"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    verdict: Verdict
+    waited_s: float
+    gave_up: bool
+    interrupted: bool
+
+
+class JoinGate:
+    """Lets an event through once its join inputs are aligned, or the bounded wait ran out."""
+
+    def __init__(
+        self,
+        *,
+        signal: ProgressSignal,
+        max_wait_s: float,
+        recheck_s: float = 0.1,
+        counters: GateCounters | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.signal = signal
+        self.max_wait_s = max_wait_s
+        self.recheck_s = recheck_s
+        self.counters = counters or GateCounters()
+        self._clock = clock
+
+    async def admit(
+        self,
+        check: Callable[[], Verdict],
+        *,
+        what: str,
+        interrupted: Callable[[], bool] = lambda: False,
+        on_give_up: Callable[[], None] = lambda: None,
+    ) -> Admission:
+        """Wait until ``check()`` lets the event go, ``interrupted()`` (e.g. a rebalance) ends
+        the wait, or ``max_wait_s`` passed (then ``on_give_up()`` is called). ``what`` names
+        the event's partition in the log line (never its content)."""
+        verdict = check()
+        if verdict.may_go:
+            self._count(verdict)
+            return Admission(verdict, 0.0, gave_up=False, interrupted=False)
+        started = self._clock()
+        deadline = started + self.max_wait_s
+        self.counters.waited += 1
+        while True:
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                waited = self._clock() - started
+                self.counters.gave_up += 1
+                self.counters.wait_s += waited
+                on_give_up()
+                log.warning(
+                    "join alignment: gave up after %.1f s waiting for %s; deciding the event "
+                    "with the state there is (raise AIR_EXSTREAM_ALIGNMENT_MAX_WAIT_S if the "
+                    "preferences backlog takes longer to load)",
+                    waited,
+                    what,
+                )
+                self._count(verdict)
+                return Admission(verdict, waited, gave_up=True, interrupted=False)
+            await self.signal.wait(min(remaining, self.recheck_s))
+            if interrupted():
+                waited = self._clock() - started
+                self.counters.wait_s += waited
+                return Admission(verdict, waited, gave_up=False, interrupted=True)
+            verdict = check()
+            if verdict.may_go:
+                waited = self._clock() - started
+                self.counters.wait_s += waited
+                self._count(verdict)
+                return Admission(verdict, waited, gave_up=False, interrupted=False)
+
+    def _count(self, verdict: Verdict) -> None:
+        if self.counters.by_verdict is None:
+            self.counters.by_verdict = {}
+        self.counters.by_verdict[verdict.value] = self.counters.by_verdict.get(verdict.value, 0) + 1
