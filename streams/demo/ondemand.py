@@ -23,6 +23,7 @@ from streams.codec import Codecs
 from streams.demo.processes import ProcessFailed, ServiceProcess, free_port, wait_http
 from streams.domain.records import DocumentMetadata
 from streams.ondemand.auth import new_key
+from streams.ondemand.records import ondemand_communication_id
 from streams.topic_reader import read_topic
 from topology import names
 
@@ -114,10 +115,13 @@ def _get(url: str, bearer: str) -> tuple[int, bytes]:
 
 
 def summarise_ondemand(bootstrap: str, topology: Any) -> dict[str, int]:
-    """The metadata records the on-demand service wrote (origin ``ON_DEMAND``)."""
+    """The metadata records the on-demand service wrote (its communication ids derive from the
+    document id; the worker's records of portal requests on the asynchronous path carry origin
+    ``ON_DEMAND`` too)."""
     topic = topology.name(names.DOCUMENT_METADATA)
     codec = Codecs.from_environment(topology).for_topic(topic, DocumentMetadata)
-    on_demand = sum(
-        1 for r in read_topic(bootstrap, topic) if codec.decode(r.value).origin == "ON_DEMAND"
+    records = (codec.decode(r.value) for r in read_topic(bootstrap, topic))
+    served = sum(
+        1 for m in records if m.communication_id == ondemand_communication_id(m.document_id)
     )
-    return {"ondemand_metadata_records": on_demand}
+    return {"ondemand_metadata_records": served}
