@@ -61,5 +61,6 @@ def demo(
         or result["audit_violations"]
         or result["communications_with_more_than_one_document"]
         or not result["document_requests_accounted_for"]
+        or result["ondemand_documents_served"] != result["ondemand_requests"]
     ):
         raise SystemExit(1)

@@ -7,12 +7,17 @@
 4. start the Exstream emulator (with some throttling, errors, bounces and duplicate/out-of-order
    events) and the event receiver, and sync the templates from the emulator's Design API onto
    ``exstream.templates.v1`` (``air-exstream templates sync``);
-5. run the routing worker and the bulk sink as separate processes until every command became a
-   document and every delivery event came back as a status;
+5. run the routing worker, the on-demand service (a few invoices asked for by the portal) and
+   the bulk sink as separate processes until every command became a document and every
+   delivery event came back as a status;
 6. read back what came out (commands by channel, suppressions, alignment alerts, dead letters,
    documents, deliveries by channel, fallbacks, exceptions), verify the audit chain, print a
    summary and write it as JSON;
 7. stop everything it started.
+
+Every child process inherits the environment: with ``KAFKA_SCHEMA_REGISTRY_URL`` set, the
+simulator, the template sync, the worker, the receiver, the on-demand service and the sink all
+write the Confluent wire format (``tests/demo/test_demo_registry_e2e.py``).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from streams.audit.keys import load_public_keys
 from streams.audit.reader import verify_topic
 from streams.audit.trail import verify_trail
 from streams.codec import Codecs
+from streams.demo.ondemand import request_documents, start_ondemand, summarise_ondemand
 from streams.demo.processes import (
     ProcessFailed,
     ServiceProcess,
@@ -85,6 +91,8 @@ class DemoOptions:
     invalid_share: float = 0.03
     document_requests: int = 300
     """Portal document requests on ``air.document-requests.v1`` (the asynchronous path)."""
+    ondemand_documents: int = 5
+    """Invoices the portal asks the on-demand service for (the synchronous path)."""
     state_dir: Path = Path("build/demo-kafka")
     summary_path: Path = Path("build/demo-summary.json")
     emulator_faults: tuple[str, ...] = (
@@ -132,6 +140,12 @@ def run_demo(options: DemoOptions, echo: Echo, progress: ProgressFactory) -> dic
 
         roundtrip = _schema_roundtrip(bootstrap, prefix)
         echo(f"Schemas: {len(roundtrip)} record types round-tripped through Kafka: all equal")
+        wire_format = (
+            "Confluent wire format (KAFKA_SCHEMA_REGISTRY_URL)"
+            if Codecs.from_environment().writes_confluent
+            else "Avro single-object encoding"
+        )
+        echo(f"Framing: every component writes {wire_format}")
 
         dataset = generate(
             Scenario(
@@ -196,6 +210,22 @@ def run_demo(options: DemoOptions, echo: Echo, progress: ProgressFactory) -> dic
             f"({requests.invalid} of them invalid)"
         )
 
+        ondemand, portal = start_ondemand(
+            bootstrap,
+            prefix,
+            workdir,
+            services,
+            exstream_url=exstream.emulator_url,
+            client_secret=exstream.client_secret,
+            customers=[p.customer_id for p in dataset.preferences[: options.ondemand_documents]],
+        )
+        echo(f"{ondemand.name}: started (log: {ondemand.log})")
+        served = request_documents(portal, ondemand)
+        echo(
+            f"Portal (synchronous): {served['ondemand_documents_served']} of "
+            f"{served['ondemand_requests']} invoices served as PDFs by the on-demand service"
+        )
+
         _start_sink(bootstrap, prefix, workdir, services, echo, exstream)
         t1 = time.monotonic()
         documents = _wait_exstream_side(bootstrap, topology, exstream, services, worker, progress)
@@ -205,6 +235,8 @@ def run_demo(options: DemoOptions, echo: Echo, progress: ProgressFactory) -> dic
         summary = _summarise(bootstrap, topology, report.events, report.invalid, report.json)
         summary.update(_summarise_requests(bootstrap, topology, requests, dataset))
         summary.update(_summarise_exstream(bootstrap, topology, exstream))
+        summary.update(served)
+        summary.update(summarise_ondemand(bootstrap, topology))
         routing = summarise_routing_metrics(worker_metrics, topology)
         summary.update(routing)
         if routing:
@@ -217,6 +249,7 @@ def run_demo(options: DemoOptions, echo: Echo, progress: ProgressFactory) -> dic
         summary["exstream_side_seconds"] = round(exstream_s, 2)
         summary["topic_prefix"] = prefix
         summary["schemas_round_tripped"] = roundtrip
+        summary["wire_format"] = wire_format
         summary["seed"] = options.seed
         summary["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
         summary["total_seconds"] = round(time.monotonic() - started, 1)
