@@ -34,6 +34,8 @@ COUNTERS = {
     "pushbacks": "Answers that halved the concurrency limit (429, 503, timeouts).",
     "dead_letters": "Commands written to the dead-letter topic.",
     "commits": "Offset commits of accepted work.",
+    "commits_lost_to_rebalance": "Offset commits refused because the group rebalanced without "
+    "this sink (its batches are recovered by whoever gets the partitions).",
 }
 
 GAUGES = {

@@ -43,6 +43,7 @@ from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError
 from aiokafka.structs import OffsetAndMetadata
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -475,9 +476,21 @@ class Sink:
             if not ready:
                 return
             topic = self.settings.commands_topic
-            await self.consumer.commit(
-                {TopicPartition(topic, p): OffsetAndMetadata(o, "") for p, o in ready.items()}
-            )
+            try:
+                await self.consumer.commit(
+                    {TopicPartition(topic, p): OffsetAndMetadata(o, "") for p, o in ready.items()}
+                )
+            except CommitFailedError as exc:
+                # the group moved on without us (e.g. the coordinator was unreachable past the
+                # session timeout): the consumer rejoins, the revocation forgets these
+                # partitions and whoever gets them recovers their intended batches and looks
+                # them up at Exstream by external id, so nothing is sent twice. Not fatal.
+                self.metrics.inc("commits_lost_to_rebalance")
+                log.warning(
+                    "sink commit lost to a rebalance, the batches will be recovered: %s",
+                    type(exc).__name__,
+                )
+                return
             self.metrics.inc("commits")
             for p, o in ready.items():
                 await self.intents.committed(p, o)
