@@ -23,9 +23,10 @@ Checked:
   events span the moves;
 - audit chain heads: ``audit verify`` passes, every partition's chain runs 1..n without a gap or a
   repeat, and the last head in the ``audit-chain-heads`` changelog is each partition's last record;
-- delivery tracking: Exstream posts its callbacks (5 % of emails bounce) to the webhook receiver;
-  every delivery event reaches Kafka, no status is repeated and each communication ends at the
-  furthest status its events reached, tracked by the ``communications`` table across the moves.
+- delivery tracking is not covered: with Exstream's callbacks on (webhook receiver, delivery
+  events through the workers' ``communications`` table) one run took over 7 minutes here and
+  the emulator abandoned 712 delivery events after 409 answers from the receiver under that
+  load; ``tests/faults/test_process_crashes.py`` covers tracking across a worker restart.
 
 Each worker's ``records_in_total`` (its metrics endpoint) shows that it routed events. Reports
 events/s per phase and how long routing paused after each move (printed with -s).
@@ -43,6 +44,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from confluent_kafka import ConsumerGroupState, KafkaException
+from confluent_kafka.admin import AdminClient
 
 from streams.codec import codec_for
 from streams.demo.processes import WorkerProcess, free_port, scrape_counters
@@ -59,6 +62,7 @@ from tests.faults.system import (
     check_audit,
     check_commands,
     check_dead_letters,
+    check_delivery,
     check_documents,
     expected_for,
 )
@@ -69,11 +73,14 @@ pytestmark = pytest.mark.faults
 SCENARIO = Scenario(seed=20261207, customers=2_000, events=20_000, invalid_share=0.03)
 CHANGED = 150
 """Customers whose preferences change mid-run (their events come after the moves)."""
-PUBLISH_RATE = 300.0
+PUBLISH_RATE = 200.0
 """Events published per second (in chunks) while the workers come and go."""
 CHUNK = 150
 JOIN_SECOND, JOIN_THIRD, LEAVE, KILL = 0.15, 0.30, 0.55, 0.70
 """Shares of the first part of the stream routed when each move happens."""
+CALLBACKS = True
+"""Exstream posts delivery callbacks (webhook receiver, delivery tracking in the workers)."""
+BOUNCE_RATE = "0.05"
 SESSION_TIMEOUT_S = "10"
 """How soon the group notices the SIGKILLed worker (the worker's default is 20 s)."""
 
@@ -112,13 +119,15 @@ class Worker:
         return self.routed
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class Move:
     what: str
     at: float
     """Progress clock."""
     routed: int
     """Events routed at that moment."""
+    stable_s: float | None = None
+    """Seconds until the group was stable again with the workers expected after the move."""
 
 
 def _paced(system: System, events: list[SimEvent], seed: int) -> int:
@@ -131,6 +140,16 @@ def _paced(system: System, events: list[SimEvent], seed: int) -> int:
         if ahead > 0:
             time.sleep(ahead)
     return len(events)
+
+
+def _group(admin: AdminClient, group: str) -> tuple[ConsumerGroupState, int] | None:
+    """The routing workers' group state and member count (None when the broker cannot say)."""
+    try:
+        found = admin.describe_consumer_groups([group], request_timeout=10)[group]
+        described = found.result(timeout=15)
+    except KafkaException:
+        return None
+    return described.state, len(described.members)
 
 
 @pytest.mark.timeout(900)
@@ -161,12 +180,13 @@ def test_workers_joining_and_leaving_mid_stream_lose_and_duplicate_nothing(
                 "AIR_EXSTREAM_SESSION_TIMEOUT_S": SESSION_TIMEOUT_S,
                 "AIR_EXSTREAM_METRICS_PORT": str(ports[0]),
             },
-            emulator_args=("--bounce-rate", "0"),  # no fallbacks: the reference is exact
-            callbacks=False,  # delivery tracking: see the module docstring
+            emulator_args=("--bounce-rate", BOUNCE_RATE if CALLBACKS else "0"),
+            callbacks=CALLBACKS,
         )
         expected = expected_for(final, system)
         stale = expected_for(dataset, system)
         event_topics = system.inputs
+        admin = AdminClient(system.conf)
         with system, ThreadPoolExecutor(1) as publisher:
             system.start(dataset)
             workers = [Worker("worker-1", system.worker, _metrics(ports[0]))]
@@ -177,19 +197,29 @@ def test_workers_joining_and_leaving_mid_stream_lose_and_duplicate_nothing(
             def at_share(share: float) -> Callable[[Sample], bool]:
                 return lambda s: s.routed >= share * len(first)
 
-            def move(what: str) -> None:
-                moves.append(Move(what, progress.now(), progress.routed_at(progress.now())))
+            def routes(worker: Worker) -> Callable[[Sample], bool]:
+                return lambda s: worker.scrape(event_topics) > 0
 
-            def routes(worker: Worker, beyond: float = 0.0) -> Callable[[Sample], bool]:
-                return lambda s: worker.scrape(event_topics) > beyond
+            def mark(what: str) -> Move:
+                m = Move(what, progress.now(), progress.routed_at(progress.now()))
+                moves.append(m)
+                return m
 
+            def stable(m: Move, members: int) -> None:
+                """Wait until the group is stable with ``members`` after ``m``."""
+                target = (ConsumerGroupState.STABLE, members)
+                system.run_until(progress, lambda s: _group(admin, group) == target,
+                                 what=f"the group stable after {m.what}")  # fmt: skip
+                m.stable_s = progress.now() - m.at
+
+            group = system.worker.app_id
             # ---- two workers join while events stream in
             for n, share in ((2, JOIN_SECOND), (3, JOIN_THIRD)):
                 system.run_until(progress, at_share(share), what=f"{share:.0%} routed")
                 port = ports[n - 1]
                 process = system.add_worker({"AIR_EXSTREAM_METRICS_PORT": str(port)})
                 workers.append(Worker(f"worker-{n}", process, _metrics(port)))
-                move(f"worker-{n} joins")
+                stable(mark(f"worker-{n} joins"), n)
                 system.run_until(progress, routes(workers[-1]), what=f"worker-{n} routing")
 
             # ---- preferences change while three workers run
@@ -197,7 +227,6 @@ def test_workers_joining_and_leaving_mid_stream_lose_and_duplicate_nothing(
             publish_reference(
                 Dataset(templates=[], rules=[], preferences=changed), system.topology, system.conf
             )
-            move(f"{CHANGED} preferences change")
             preferences_topic = [system.name(names.PREFERENCES)]
             system.run_until(progress, lambda s: system.consumed(preferences_topic),
                              what="the changed preferences stored")  # fmt: skip
@@ -206,35 +235,38 @@ def test_workers_joining_and_leaving_mid_stream_lose_and_duplicate_nothing(
             system.run_until(progress, at_share(LEAVE), what=f"{LEAVE:.0%} routed")
             for w in workers:
                 w.scrape(event_topics)
-            move("worker-1 SIGTERM")
-            left = time.monotonic()
+            leave = mark("worker-1 SIGTERM")
             status = system.retire(workers[0].process, kill=False)
-            leave_s = time.monotonic() - left
-            before = workers[2].routed
+            leave_s = progress.now() - leave.at
+            stable(leave, 2)
             system.run_until(progress, at_share(KILL), what=f"{KILL:.0%} routed")
-            system.run_until(progress, routes(workers[2], before),
-                             what="worker-3 routing after worker-1 left")  # fmt: skip
             workers[2].scrape(event_topics)
-            move("worker-3 SIGKILL")
+            kill = mark("worker-3 SIGKILL")
             system.retire(workers[2].process, kill=True)
+            stable(kill, 1)
 
             # ---- the survivor finishes; the changed customers' events come last
             assert publishing.result(timeout=600) == len(first)
-            move("events of the changed customers published")
+            published_at = progress.now()
             system.publish(later, seed=SCENARIO.seed + 7_777)
-            done = system.run_until(progress, lambda s: s.routed >= total, every_s=1.0,
-                                    what="routing of every event")  # fmt: skip
-            system.run_until(progress, lambda s: s.documents >= len(expected.commands),
-                             every_s=1.0, what="composition of every command")  # fmt: skip
-            settled = progress.now()
+            if CALLBACKS:
+                settled = system.wait_settled(progress, events=total)
+            else:
+                system.run_until(progress, lambda s: s.routed >= total, every_s=1.0,
+                                 what="routing of every event")  # fmt: skip
+                system.run_until(progress, lambda s: s.documents >= len(expected.commands),
+                                 every_s=1.0, what="composition of every command")  # fmt: skip
+                settled = progress.now()
+            routed_at = next(s.at for s in progress.samples if s.routed >= total)
             workers[1].scrape(event_topics)
             system.check_alive()
 
             ids, fallbacks = check_commands(system, expected)
-            assert fallbacks == 0
             documents = check_documents(system, ids)
+            delivery = check_delivery(system, ids) if CALLBACKS else "callbacks off"
             dead = check_dead_letters(system, dataset, expected)
-            audit = check_audit(system, commands=ids, dead_letters=dead)
+            composed = ids if CALLBACKS else set()
+            audit = check_audit(system, commands=ids, dead_letters=dead, composed=composed)
             decisions = check_decisions(system, expected)
             heads = check_chain_heads(system)
             check_preferences_changelog(system, latest)
@@ -248,29 +280,27 @@ def test_workers_joining_and_leaving_mid_stream_lose_and_duplicate_nothing(
     opted_out = len(expected.undeliverable - stale.undeliverable)
     assert opted_out > 0, "no opt-out turned a command into an undeliverable communication"
 
-    phases = [Move("start", 0.0, 0), *moves, Move("all routed", done.at, total)]
+    phases = [Move("start", 0.0, 0), *moves, Move("all routed", routed_at, total)]
     rates = "; ".join(
         f"{a.what} -> {b.what}: {progress.rate(a.at, b.at):.0f} events/s"
         for a, b in itertools.pairwise(phases)
         if b.at > a.at
     )
-    pauses = ", ".join(
-        f"{m.what}: {'never' if (p := progress.stall_after(m.at)) is None else f'{p:.1f} s'}"
-        for m in moves
-    )
     print(
         f"\nscale-out: {total} events ({len(dataset.invalid_events)} invalid), "
-        f"{len(expected.commands)} communications; moves at "
-        + ", ".join(f"t={m.at:.0f}s {m.what} ({m.routed} routed)" for m in moves)
-        + f"; worker-1 exited {leave_s:.1f} s after SIGTERM; events routed per worker "
+        f"{len(expected.commands)} communications routed + {fallbacks} fallbacks; moves: "
+        + ", ".join(
+            f"t={m.at:.0f}s {m.what} ({m.routed} routed; group stable {m.stable_s:.1f} s later)"
+            for m in moves
+        )
+        + f"; worker-1 exited {leave_s:.1f} s after SIGTERM; the changed customers' events "
+        f"published at t={published_at:.0f}s; events routed per worker "
         + ", ".join(f"{w.name} {w.routed:.0f}" for w in workers)
-        + f"; rates: {rates}; routing paused after each move for (until a commit moved): "
-        f"{pauses}; all routed at t={done.at:.0f}s, composed at t={settled:.0f}s; "
-        f"{documents}; decisions "
-        f"{decisions}; {decided} commands decided by the changed preferences, {opted_out} "
-        f"opt-outs undeliverable; dead letters {len(dead)}; audit records {audit} in "
-        f"{len(heads)} chains (verified); test took {time.monotonic() - began:.0f} s\n"
-        f"timeline: {progress.timeline()}"
+        + f"; rates: {rates}; all routed at t={routed_at:.0f}s, settled at t={settled:.0f}s; "
+        f"{documents}; delivery {delivery}; decisions {decisions}; {decided} commands decided "
+        f"by the changed preferences, {opted_out} opt-outs undeliverable; dead letters "
+        f"{len(dead)}; audit records {audit} in {len(heads)} chains (verified); test took "
+        f"{time.monotonic() - began:.0f} s\ntimeline: {progress.timeline()}"
     )
 
 
