@@ -335,6 +335,7 @@ class CommitGuard:
         self._seek_before_resume(app, consumer)
         if app.in_transaction:
             self._route_sends_by_input_partition(app, consumer)
+            self._stop_producers_given_away(consumer)
 
     async def on_revoked(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         # the first rebalance callback of a worker: running, not yet recovering tables
@@ -366,13 +367,45 @@ class CommitGuard:
         revoke = consumer.on_partitions_revoked
 
         async def commit_then_revoke(revoked: Any) -> Any:
-            async with self._deadline.guard("A commit before a rebalance"), self._lock:
-                self._revoked_generation = self._app.consumer_generation_id
-                await self._flush_pending()
-                await force_commit()
+            try:
+                async with self._deadline.guard("A commit before a rebalance"), self._lock:
+                    self._revoked_generation = self._app.consumer_generation_id
+                    await self._flush_pending()
+                    await force_commit()
+            except Exception as exc:  # as faust does when a commit is fenced: end the worker
+                log.exception("the commit before a rebalance failed")
+                await self._app.crash(exc)
+                raise
             return await revoke(revoked)
 
         consumer.on_partitions_revoked = commit_then_revoke
+
+    @staticmethod
+    def _stop_producers_given_away(consumer: Any) -> None:
+        """Stop the transactional producer of every partition this worker no longer owns.
+
+        faust-streaming 0.15.3 stops only the producers of revoked partitions that are not
+        standbys, and a partition handed to another worker usually becomes a standby here: its
+        producer stayed, fenced by the new owner, and when the partition came back it was
+        reused and failed its first send (ProducerFenced, then "Can't send messages while not in
+        transaction": the worker crashed, seen when a worker left). Here, before faust starts the
+        producers of a new assignment, every other one is stopped; a partition that comes back
+        gets a new producer, whose initialisation fences the previous owner's.
+        """
+        transactions = consumer.transactions
+        on_rebalance = transactions.on_rebalance
+
+        async def stop_then_rebalance(assigned: Any, revoked: Any, newly_assigned: Any) -> Any:
+            keep = transactions._tps_to_transactional_ids(assigned)
+            producer = transactions.producer
+            given_away = [t for t in producer._transaction_producers if t not in keep]
+            for transactional_id in given_away:
+                await producer.stop_transaction(transactional_id)
+            if given_away:
+                log.info("stopped the transactional producers of %s", ", ".join(given_away))
+            return await on_rebalance(assigned, revoked, newly_assigned)
+
+        transactions.on_rebalance = stop_then_rebalance
 
     async def _flush_pending(self) -> None:
         """Send every pending changelog record through its input partition's transaction."""
