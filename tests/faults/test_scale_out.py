@@ -3,14 +3,14 @@ alone, events stream in, a second and a third worker join the group, then the fi
 gracefully (SIGTERM) and the third is SIGKILLed; the second finishes. Afterwards every output is
 exactly what the independent reference computes, and the state tables held on their new owners.
 
-Size: 12,000 seeded events (3 % invalid) for 1,500 customers, published at about 150 events/s
+Size: 8,000 seeded events (3 % invalid) for 1,000 customers, published at about 150 events/s
 (faster than the workers route them on this loaded 2-core machine, so each move finds a backlog),
-with Exstream's delivery callbacks on. The issue asks for 100,000; 20,000 with callbacks took
-6.7 minutes here (routing 3 minutes, tracking the ~47,000 delivery events 2 more), beyond the
-fault suite's CI budget (~15-20 minutes for every fault test); 12,000 keep every move mid-stream
-and the test near 4 minutes. The moves happen at shares of the events routed (15 % second worker,
-30 % third, 55 % SIGTERM, 70 % SIGKILL), each once the group is stable again after the previous
-one (reported: how long that took, events/s between moves).
+with Exstream's delivery callbacks on. The issue asks for 100,000; here 20,000 with callbacks took
+6.7 minutes (routing 3, tracking the ~47,000 delivery events 2 more) and 12,000 took 5, beyond
+the fault suite's CI budget (~15-20 minutes for every fault test); 8,000 keep every move
+mid-stream and the test near 4 minutes. The moves happen at shares of the events routed (15 %
+second worker, 30 % third, 55 % SIGTERM, 70 % SIGKILL), each once the group is stable again after
+the previous one (reported: how long that took, events/s between moves).
 
 Checked:
 
@@ -72,7 +72,7 @@ from topology import names
 
 pytestmark = pytest.mark.faults
 
-SCENARIO = Scenario(seed=20261207, customers=1_500, events=12_000, invalid_share=0.03)
+SCENARIO = Scenario(seed=20261207, customers=1_000, events=8_000, invalid_share=0.03)
 CHANGED = 150
 """Customers whose preferences change mid-run (their events come after the moves)."""
 PUBLISH_RATE = 150.0
@@ -242,7 +242,9 @@ def test_workers_joining_and_leaving_mid_stream_lose_and_duplicate_nothing(
             leave_s = progress.now() - leave.at
             stable(leave, 2)
             system.run_until(progress, at_share(KILL), what=f"{KILL:.0%} routed")
-            workers[2].scrape(event_topics)
+            since = workers[2].scrape(event_topics)  # it routes again, with worker-1's share
+            system.run_until(progress, lambda s: workers[2].scrape(event_topics) > since,
+                             what="worker-3 routing after worker-1 left")  # fmt: skip
             kill = mark("worker-3 SIGKILL")
             system.retire(workers[2].process, kill=True)
             stable(kill, 1)
