@@ -53,6 +53,7 @@ from streams.codec import codec_for
 from streams.demo.processes import WorkerProcess, free_port, scrape_counters
 from streams.domain.records import AuditKind, AuditRecord, Preference
 from streams.localkafka import LocalKafka
+from streams.routing.preference_versions import latest_value
 from streams.simulator.generator import Dataset, Scenario, SimEvent, generate
 from streams.simulator.publish import publish_reference
 from streams.topic_reader import read_topic
@@ -365,10 +366,11 @@ def check_chain_heads(system: System) -> dict[int, int]:
 
 
 def check_preferences_changelog(system: System, latest: dict[str, Preference]) -> None:
-    """The ``preferences`` changelog (what an owner restores) ends at each customer's latest
-    preference, the changed ones included."""
+    """The ``preferences`` changelog (what an owner restores: each customer's versions) ends at
+    each customer's latest preference, the changed ones included."""
     codec = codec_for(Preference)
     stored: dict[str, Preference | None] = {}
     for r in read_topic(system.bootstrap, f"{system.worker.app_id}-preferences-changelog"):
-        stored[(r.key or b"").decode()] = codec.decode(r.value) if r.value else None
+        value = latest_value(r.value)
+        stored[(r.key or b"").decode()] = codec.decode(value) if value else None
     assert stored == latest
