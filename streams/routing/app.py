@@ -115,6 +115,7 @@ class Counters:
     audit_written: int = 0
     preferences: int = 0
     redeliveries_skipped: int = 0
+    revoked_skipped: int = 0
     started: float = field(default_factory=time.monotonic)
 
     def line(self) -> str:
@@ -123,7 +124,8 @@ class Counters:
             f"events={self.events} ({rate:.0f}/s) commands={self.commands} "
             f"suppressed={self.suppressed} alerts={self.alerts} "
             f"dead_letters={self.dead_letters} audit={self.audit_written} "
-            f"preferences={self.preferences} redeliveries_skipped={self.redeliveries_skipped}"
+            f"preferences={self.preferences} redeliveries_skipped={self.redeliveries_skipped} "
+            f"revoked_skipped={self.revoked_skipped}"
         )
 
 
@@ -305,6 +307,8 @@ class CommitGuard:
         self._installed = False
         self._pending: dict[str, dict[tuple[str, bytes], tuple[int, bytes | None]]] = {}
         """transactional id -> (changelog topic, key) -> (partition, value or None)"""
+        self._revoked_generation: int | None = None
+        """The last consumer generation whose partitions were revoked (see :meth:`process`)."""
 
     def _transactional_id(self, topic: str, partition: int) -> str:
         """The transactional id faust gives an input partition (``{app}-{group}-{partition}``)."""
@@ -327,9 +331,11 @@ class CommitGuard:
                     return await force_commit(*args, **kwargs)
 
         consumer.force_commit = locked_commit
+        self._commit_before_revoke(consumer, force_commit)
         self._seek_before_resume(app, consumer)
         if app.in_transaction:
             self._route_sends_by_input_partition(app, consumer)
+            self._stop_producers_given_away(consumer)
 
     async def on_revoked(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         # the first rebalance callback of a worker: running, not yet recovering tables
@@ -339,6 +345,67 @@ class CommitGuard:
         for tp in revoked:
             # the partition's open transaction is aborted: its pending writes go with it
             self._pending.pop(self._transactional_id(tp.topic, tp.partition), None)
+
+    def _commit_before_revoke(
+        self, consumer: Any, force_commit: Callable[[], Awaitable[Any]]
+    ) -> None:
+        """Commit every processed record, with its outputs, before a rebalance revokes.
+
+        faust-streaming 0.15.3 forgets, as a revocation starts, which offsets were acked since
+        the last commit; after the new assignment it seeks every partition back to its committed
+        offset, while the transactions of the partitions it keeps stay open. Those records were
+        then processed again into the same open transaction and committed twice (seen when a
+        second worker joined: 284 commands written twice). A record still being processed, or
+        waiting for the lock, when the revocation started was processed for a partition whose
+        transactional id the next owner had already fenced: the worker crashed on that send or
+        on the next commit. Here a revocation first waits for the record being processed and
+        commits every processed record (as Kafka Streams commits its tasks before giving them
+        up); records fetched in that consumer generation and not yet processed are then skipped
+        (:meth:`process`) and read again from the committed offset by the partition's next
+        owner (this worker too, when it keeps the partition).
+        """
+        revoke = consumer.on_partitions_revoked
+
+        async def commit_then_revoke(revoked: Any) -> Any:
+            try:
+                async with self._deadline.guard("A commit before a rebalance"), self._lock:
+                    self._revoked_generation = self._app.consumer_generation_id
+                    await self._flush_pending()
+                    await force_commit()
+            except Exception as exc:  # as faust does when a commit is fenced: end the worker
+                log.exception("the commit before a rebalance failed")
+                await self._app.crash(exc)
+                raise
+            return await revoke(revoked)
+
+        consumer.on_partitions_revoked = commit_then_revoke
+
+    @staticmethod
+    def _stop_producers_given_away(consumer: Any) -> None:
+        """Stop the transactional producer of every partition this worker no longer owns.
+
+        faust-streaming 0.15.3 stops only the producers of revoked partitions that are not
+        standbys, and a partition handed to another worker usually becomes a standby here: its
+        producer stayed, fenced by the new owner, and when the partition came back it was
+        reused and failed its first send (ProducerFenced, then "Can't send messages while not in
+        transaction": the worker crashed, seen when a worker left). Here, before faust starts the
+        producers of a new assignment, every other one is stopped; a partition that comes back
+        gets a new producer, whose initialisation fences the previous owner's.
+        """
+        transactions = consumer.transactions
+        on_rebalance = transactions.on_rebalance
+
+        async def stop_then_rebalance(assigned: Any, revoked: Any, newly_assigned: Any) -> Any:
+            keep = transactions._tps_to_transactional_ids(assigned)
+            producer = transactions.producer
+            given_away = [t for t in producer._transaction_producers if t not in keep]
+            for transactional_id in given_away:
+                await producer.stop_transaction(transactional_id)
+            if given_away:
+                log.info("stopped the transactional producers of %s", ", ".join(given_away))
+            return await on_rebalance(assigned, revoked, newly_assigned)
+
+        transactions.on_rebalance = stop_then_rebalance
 
     async def _flush_pending(self) -> None:
         """Send every pending changelog record through its input partition's transaction."""
@@ -426,12 +493,23 @@ class CommitGuard:
         the tail record of each partition routed twice). Within one generation an offset
         processed once is either committed or in the open transaction, so skipping it loses
         nothing; a rebalance starts a new generation, where the committed offset rules again.
+
+        Also returns False for a record fetched in a consumer generation whose partitions were
+        since revoked (see :meth:`_commit_before_revoke`): it is marked acked without telling
+        the consumer, so that neither this nor faust's stream registers its offset (which would
+        let a later commit skip it); the partition's next owner reads it again.
         """
         if not self._installed:
             self._install()
         msg = event.message
         position = (self._app.consumer_generation_id, msg.topic, msg.partition)
         async with self._lock:
+            revoked = self._revoked_generation
+            fetched_in = getattr(msg, "generation_id", None)
+            if revoked is not None and fetched_in is not None and fetched_in <= revoked:
+                self._counters.revoked_skipped += 1
+                msg.acked = True
+                return False
             last = self._processed.get(position)
             if last is not None and last >= msg.offset:
                 self._counters.redeliveries_skipped += 1

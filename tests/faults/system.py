@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 import signal
+import subprocess
 import time
 import urllib.request
 import uuid
@@ -175,10 +176,16 @@ class System:
             self.topology.name(names.CASE_EVENTS),
         ]
         env = {"AIR_EXSTREAM_TOPOLOGY_PROFILE": profile}
+        self.workdir = workdir
+        self._worker_env = {**env, **(worker_env or {})}
         self.worker = WorkerProcess(
             bootstrap, self.prefix, f"router-{uuid.uuid4().hex[:6]}", workdir,
-            env={**env, **(worker_env or {})},
+            env=self._worker_env,
         )  # fmt: skip
+        self.extra_workers: list[WorkerProcess] = []
+        """Routing workers added with :meth:`add_worker` (same group as :attr:`worker`)."""
+        self.retired: list[ServiceProcess] = []
+        """Processes stopped on purpose (:meth:`retire`): no longer expected to run."""
         client_secret, hook_secret = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         port, hook_port = free_port(), free_port()
         self.emulator_url = f"http://127.0.0.1:{port}"
@@ -215,8 +222,10 @@ class System:
 
     @property
     def processes(self) -> list[ServiceProcess]:
-        services = [self.worker, self.emulator, self.sink]
-        return services + ([self.receiver] if self.receiver is not None else [])
+        """The processes expected to be running (those retired on purpose aside)."""
+        services = [self.worker, *self.extra_workers, self.emulator, self.sink]
+        services += [self.receiver] if self.receiver is not None else []
+        return [p for p in services if not any(p is r for r in self.retired)]
 
     def name(self, logical: str) -> str:
         return self.topology.name(logical)
@@ -248,6 +257,37 @@ class System:
                 raise ProcessFailed(f"no preferences loaded:\n{self.worker.tail()}")
             time.sleep(0.5)
 
+    def add_worker(self, env: Mapping[str, str] | None = None) -> WorkerProcess:
+        """Start one more routing worker in the group of :attr:`worker` (same app id, settings
+        plus ``env``), with its own data dir and log under ``<workdir>/worker-<n>``."""
+        workdir = self.workdir / f"worker-{len(self.extra_workers) + 2}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        worker = WorkerProcess(
+            self.bootstrap, self.prefix, self.worker.app_id, workdir,
+            env={**self._worker_env, **(env or {})},
+        )  # fmt: skip
+        self.extra_workers.append(worker)
+        worker.start()
+        return worker
+
+    def retire(self, process: ServiceProcess, *, kill: bool, wait_s: float = 120.0) -> int | None:
+        """Take ``process`` out of the run for good: SIGKILL, or SIGTERM and wait up to
+        ``wait_s`` for it to exit by itself. Returns its exit status (None: it did not exit in
+        time after SIGTERM, and was then SIGKILLed)."""
+        self.retired.append(process)
+        proc = process.proc
+        assert proc is not None, f"{process.name} never started"
+        assert proc.poll() is None, f"{process.name} is not running"
+        if kill:
+            process.kill()
+            return proc.returncode
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return None
+
     def publish(self, events: list[SimEvent], *, seed: int) -> PublishReport:
         return publish_events(events, self.topology, self.conf, seed=seed)
 
@@ -272,7 +312,7 @@ class System:
         return None if proc is None else proc.poll()
 
     def stop(self) -> None:
-        for process in (self.sink, self.receiver, self.emulator, self.worker):
+        for process in (self.sink, self.receiver, self.emulator, *self.extra_workers, self.worker):
             if process is not None:
                 process.stop()
         if self._probe is not None:
@@ -296,6 +336,11 @@ class System:
         assert self._probe is not None
         done = committed(self._probe, list(ends))
         return all(done.get(tp, -1) >= end for tp, end in ends.items() if end > 0)
+
+    def consumed(self, topics: list[str]) -> bool:
+        """True when the routing workers' group committed every record of ``topics`` written so
+        far (False too while the coordinator cannot say)."""
+        return self._committed_all(end_offsets(self.bootstrap, topics))
 
     def routed(self) -> int | None:
         """Input events the worker committed, or None while the group coordinator cannot say."""
