@@ -107,3 +107,134 @@ async def test_the_worker_reports_settled_positions_to_recovery() -> None:
     await settled_changelog_positions(app, guard, set(), signal=None)  # type: ignore[arg-type]
     assert await consumer.position(TP) == NOT_SETTLED
     assert await consumer.position(TP) == END + 1
+
+
+# ---- faust-streaming's own recovery loop, driven step by step (no broker, no clock)
+
+
+@dataclass
+class ChangelogEvent:
+    message: Any
+
+
+@dataclass
+class Record:
+    tp: Any
+    offset: int
+
+
+class ScriptedQueue:
+    """The changelog queue: an empty ``get`` is the loop's 5 s wait running out."""
+
+    def __init__(self, recovery: Any) -> None:
+        self.items: list[ChangelogEvent] = []
+        self.recovery = recovery
+
+    async def get(self) -> ChangelogEvent:
+        if self.items:
+            return self.items.pop(0)
+        if self.recovery.ended:
+            self.recovery.should_stop = True
+        raise TimeoutError
+
+
+class FetchingConsumer:
+    """Fetches the partition (records 0..2, then the commit marker at 3) during the first
+    position request: the records reach the queue while faust's loop is busy asking."""
+
+    def __init__(self, queue: ScriptedQueue) -> None:
+        self.queue = queue
+        self.fetched = False
+
+    async def position(self, tp: Any) -> int:
+        if not self.fetched:
+            self.fetched = True
+            self.queue.items.extend(ChangelogEvent(Record(tp, o)) for o in range(3))
+        return 4
+
+    async def seek_wait(self, partitions: Any) -> None:
+        return None
+
+
+class RecoveringTable:
+    recovery_buffer_size = 1000
+
+    def __init__(self) -> None:
+        self.applied: list[int] = []
+
+    def apply_changelog_batch(self, batch: list[ChangelogEvent]) -> None:
+        self.applied.extend(e.message.offset for e in batch)
+
+    async def on_changelog_event(self, event: ChangelogEvent) -> None:
+        return None
+
+
+def recovery_state(table: RecoveringTable) -> Any:
+    """The attributes of ``faust.tables.recovery.Recovery`` its changelog loop uses."""
+    from collections import Counter, defaultdict, deque
+    from types import SimpleNamespace
+
+    from faust.tables.recovery import Recovery
+
+    state: Any = SimpleNamespace(
+        active_tps={TP},
+        standby_tps=set(),
+        tp_to_table={TP: table},
+        active_offsets=Counter({TP: -1}),
+        active_highwaters=Counter({TP: 3}),
+        standby_offsets=Counter(),
+        standby_highwaters=Counter(),
+        _active_events_received_at={},
+        _standby_events_received_at={},
+        buffers=defaultdict(list),
+        buffer_sizes={},
+        _processing_times=deque(),
+        _last_active_event_processed_at=None,
+        num_samples_required_for_estimate=999,
+        _actives_span=None,
+        _standbys_span=None,
+        signal_recovery_end=SimpleNamespace(set=lambda: None, clear=lambda: None),
+        in_recovery=True,
+        ended=False,
+        should_stop=False,
+    )
+    state.tables = SimpleNamespace(standbys_ready=True, on_standbys_ready=lambda: None)
+    for name in ("need_recovery", "active_remaining", "standby_remaining"):
+        setattr(state, name, getattr(Recovery, name).__get__(state))
+    state.standby_remaining_total = lambda: 0
+    state.flush_buffers = Recovery.flush_buffers.__get__(state)
+
+    def ended() -> None:
+        state.in_recovery = False
+        state.ended = True
+
+    state._set_recovery_ended = ended
+    queue = ScriptedQueue(state)
+    state.tables.changelog_queue = queue
+    state.app = SimpleNamespace(in_transaction=True, consumer=FetchingConsumer(queue))
+    return state
+
+
+async def run_recovery_loop(state: Any) -> None:
+    from faust.tables.recovery import Recovery
+
+    slurp: Any = Recovery.__dict__["_slurp_changelogs"]
+    await slurp.fun(state)
+
+
+async def test_faust_alone_skips_a_partition_fetched_during_its_position_check() -> None:
+    table = RecoveringTable()
+    state = recovery_state(table)
+    await run_recovery_loop(state)
+    assert state.ended
+    assert table.applied == [], "faust-streaming 0.15.3 as it is: the partition's records lost"
+
+
+async def test_with_settled_positions_every_record_is_applied_before_recovery_ends() -> None:
+    table = RecoveringTable()
+    state = recovery_state(table)
+    await settled_changelog_positions(state.app, SettledPositions(), set(), signal=None)
+    await run_recovery_loop(state)
+    assert state.ended
+    assert table.applied == [0, 1, 2]
+    assert state.active_offsets[TP] == 3
