@@ -85,7 +85,6 @@ from streams.routing.join_gate import GateCounters, JoinGate, ProgressSignal
 from streams.routing.metrics import RoutingMetrics, SendSensor, positions, table_entries
 from streams.routing.partitioning import WRONG_PARTITION, partition_problem
 from streams.routing.preference_versions import Version, value_as_of, with_version
-from streams.routing.recovery_guard import SettledPositions
 from streams.routing.reference import ReferenceView
 from streams.routing.requests import RequestCounters, RequestsContext, install_requests
 from streams.routing.settings import WorkerSettings
@@ -261,38 +260,6 @@ async def highwaters_from_broker(app: faust.App, *args: Any, **kwargs: Any) -> N
 
     thread._highwaters = highwaters
     thread._highwaters_from_broker = True
-
-
-async def settled_changelog_positions(
-    app: faust.App, positions: SettledPositions, *args: Any, **kwargs: Any
-) -> None:
-    """Make table recovery read a changelog partition's position only once it has settled
-    (a rebalance callback: installs on the first, forgets every look at each).
-
-    faust-streaming 0.15.3 marks a changelog partition read to its end when the consumer's
-    position is there, even while the records it fetched are still queued for recovery, which
-    then skips them: a whole partition of a table could be missing after a restart (see
-    :mod:`streams.routing.recovery_guard`). The consumer's ``position`` and ``seek_wait`` are
-    used by table recovery only.
-    """
-    positions.reset()
-    consumer: Any = app.consumer
-    if getattr(consumer, "_settled_positions", None) is positions:
-        return
-    position = consumer.position
-    seek_wait = consumer.seek_wait
-
-    async def settled_position(tp: TP) -> int | None:
-        return positions.look(tp, await position(tp))
-
-    async def seek_then_forget(partitions: Any) -> None:
-        positions.sought(partitions)
-        await seek_wait(partitions)
-        positions.sought(partitions)
-
-    consumer.position = settled_position
-    consumer.seek_wait = seek_then_forget
-    consumer._settled_positions = positions
 
 
 class CommitGuard:
@@ -642,7 +609,6 @@ def create_app(
     guard = CommitGuard(app, counters, Deadline(worker.commit_timeout_s), metrics)
     app.on_partitions_revoked.connect(guard.on_revoked)
     app.on_partitions_revoked.connect(partial(highwaters_from_broker, app))
-    app.on_partitions_revoked.connect(partial(settled_changelog_positions, app, SettledPositions()))
     kafka_kwargs = kafka.aiokafka_kwargs()  # every aiokafka client of the worker
 
     def topic(logical: str) -> Any:
