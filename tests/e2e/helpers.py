@@ -3,13 +3,14 @@ reading the emulator's ledger and telling which event a dead letter holds."""
 
 from __future__ import annotations
 
+import dataclasses
 import urllib.request
 from typing import Any
 
 import orjson
 
 from streams.codec import DecodeError, codec_for
-from streams.domain.records import AccountEvent, CaseEvent, DeadLetter
+from streams.domain.records import AccountEvent, CaseEvent, DeadLetter, Preference
 from streams.emulator.synced import publish_synced_templates
 from streams.simulator.generator import Dataset
 from streams.simulator.publish import PublishReport, publish_reference
@@ -42,3 +43,31 @@ def event_id_of(letter: DeadLetter, account_topic: str) -> str | None:
         return codec_for(CaseEvent).decode(letter.original_value, headers).event_id
     except DecodeError:
         return None
+
+
+def changed_preference(p: Preference, i: int) -> Preference:
+    """``p`` changed so that it routes differently (the backlog and state-recovery tests):
+    every electronic channel opted out, paperless and email consent flipped, or another
+    language with web consent flipped."""
+    if i % 3 == 0:
+        return dataclasses.replace(
+            p,
+            paperless=True,
+            email_consent=False,
+            sms_consent=False,
+            push_consent=False,
+            web_consent=False,
+            updated_at=p.updated_at + 1,
+        )
+    if i % 3 == 1:
+        return dataclasses.replace(
+            p,
+            paperless=not p.paperless,
+            email_consent=not p.email_consent,
+            email=f"{p.customer_id}@example.com",
+            updated_at=p.updated_at + 1,
+        )
+    language = "fr" if p.language != "fr" else "es"
+    return dataclasses.replace(
+        p, language=language, web_consent=not p.web_consent, updated_at=p.updated_at + 1
+    )

@@ -33,7 +33,7 @@ from streams.simulator.generator import Dataset, Scenario, generate
 from streams.simulator.publish import publish_events, publish_reference
 from streams.topic_reader import read_topic
 from tests.conftest import KafkaCluster
-from tests.e2e.helpers import publish_reference_and_templates
+from tests.e2e.helpers import changed_preference, publish_reference_and_templates
 from tests.e2e.reference import Expected, expected_outcome
 from topology import names
 from topology.apply import apply_topology
@@ -113,33 +113,6 @@ def test_a_cold_worker_joins_a_backlog_with_the_preferences_published_before_eac
     assert len(expected.commands) > 2 * len(expected.undeliverable)
 
 
-def _changed(p: Preference, i: int) -> Preference:
-    """A preference that routes differently: every electronic channel opted out, paperless and
-    email consent flipped, or another language with web consent flipped."""
-    if i % 3 == 0:
-        return dataclasses.replace(
-            p,
-            paperless=True,
-            email_consent=False,
-            sms_consent=False,
-            push_consent=False,
-            web_consent=False,
-            updated_at=p.updated_at + 1,
-        )
-    if i % 3 == 1:
-        return dataclasses.replace(
-            p,
-            paperless=not p.paperless,
-            email_consent=not p.email_consent,
-            email=f"{p.customer_id}@example.com",
-            updated_at=p.updated_at + 1,
-        )
-    language = "fr" if p.language != "fr" else "es"
-    return dataclasses.replace(
-        p, language=language, web_consent=not p.web_consent, updated_at=p.updated_at + 1
-    )
-
-
 @pytest.mark.timeout(900)
 def test_a_preference_changed_after_an_event_does_not_affect_that_event(
     kafka: KafkaCluster, tmp_path: Path
@@ -148,7 +121,7 @@ def test_a_preference_changed_after_an_event_does_not_affect_that_event(
     dataset = generate(CHANGES)
     half = len(dataset.events) // 2
     before, after = dataset.events[:half], dataset.events[half:]
-    changed = [_changed(p, i) for i, p in enumerate(dataset.preferences)]
+    changed = [changed_preference(p, i) for i, p in enumerate(dataset.preferences)]
 
     # preferences, events, every preference changed, more events: all before the worker starts
     publish_reference_and_templates(dataset, topology, conf)

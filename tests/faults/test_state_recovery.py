@@ -40,6 +40,7 @@ from streams.simulator.generator import Dataset, Scenario, SimEvent, generate
 from streams.simulator.publish import publish_events, publish_reference
 from streams.topic_reader import read_topic
 from tests.conftest import KafkaCluster
+from tests.e2e.helpers import changed_preference
 from tests.e2e.reference import Expected, expected_outcome
 from tests.exstream.templates import publish_synced_templates
 from topology import names
@@ -59,33 +60,6 @@ def _customer(sim: SimEvent) -> int:
     return int(sim.record.customer_id.removeprefix("cust-"))
 
 
-def _changed(p: Preference, i: int) -> Preference:
-    """A preference that routes differently: an opt-out of every electronic channel, paperless
-    and email consent flipped, or another language with web consent flipped."""
-    if i % 3 == 0:
-        return dataclasses.replace(
-            p,
-            paperless=True,
-            email_consent=False,
-            sms_consent=False,
-            push_consent=False,
-            web_consent=False,
-            updated_at=p.updated_at + 1,
-        )
-    if i % 3 == 1:
-        return dataclasses.replace(
-            p,
-            paperless=not p.paperless,
-            email_consent=not p.email_consent,
-            email=f"{p.customer_id}@example.com",
-            updated_at=p.updated_at + 1,
-        )
-    language = "fr" if p.language != "fr" else "es"
-    return dataclasses.replace(
-        p, language=language, web_consent=not p.web_consent, updated_at=p.updated_at + 1
-    )
-
-
 class World:
     """The topics, the dataset and what the worker should hold."""
 
@@ -102,7 +76,7 @@ class World:
     def change_preferences(self, events: list[SimEvent]) -> list[Preference]:
         """Publish changed preferences for ``UPDATED`` customers of ``events``."""
         customers = list(dict.fromkeys(e.record.customer_id for e in events))[:UPDATED]
-        changed = [_changed(self.latest[c], i) for i, c in enumerate(customers)]
+        changed = [changed_preference(self.latest[c], i) for i, c in enumerate(customers)]
         publish_reference(
             Dataset(templates=[], rules=[], preferences=changed), self.topology, self.conf
         )
