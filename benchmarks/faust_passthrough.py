@@ -2,7 +2,8 @@
 
 ``python -m benchmarks.faust_passthrough --bootstrap HOST:PORT --app-id ID --output TOPIC INPUT...``
 runs until stopped. Same guarantees and machinery as the routing worker (faust-streaming,
-``exactly_once``, the worker's :class:`~streams.routing.app.CommitGuard`, so every record and its
+``exactly_once``, the worker's
+:class:`~streams.routing.faust_compat.CommitGuard`, so every record and its
 offset commit in the input partition's transaction; the worker's producer linger, event loop and
 log level), but each input record is copied unchanged to
 ``--output`` (same key, value, headers and partition) with no decoding, no join and no audit: what
@@ -18,7 +19,8 @@ from typing import Any
 import faust
 from faust.worker import Worker
 
-from streams.routing.app import RAW, CommitGuard, Counters
+from streams.routing.app import RAW, Counters
+from streams.routing.faust_compat import CommitGuard
 from streams.routing.settings import WorkerSettings
 from streams.routing.watchdog import Deadline
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from streams.errors import AirExstreamError
+
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,3 +72,94 @@ def test_the_check_sees_every_import_form(tmp_path: Path) -> None:
         "c.py",
         "d.py",
     ]
+
+
+# ---- third-party internals live in the compat modules only
+
+COMPAT = ("streams/routing/faust_compat.py", "streams/aiokafka_compat.py")
+"""The modules allowed to touch private attributes of faust-streaming and aiokafka objects."""
+PUBLIC_UNDERSCORED = {
+    "KafkaError._PARTITION_EOF",
+    "KafkaError._AUTHENTICATION",
+    "KafkaError._INVALID_ARG",
+    "os._exit",
+}
+"""Names with a leading underscore that their library documents as public (librdkafka's local
+error codes, ``os._exit``)."""
+
+
+def foreign_private_accesses(path: Path) -> list[str]:
+    """``x._name`` in ``path`` where ``x`` is not ``self``/``cls`` and no class of the same
+    module sets ``self._name``: a private attribute of someone else's object."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    own: set[str] = set()
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "self"
+        ):
+            own.add(node.attr)
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute):
+            continue
+        name = node.attr
+        if not name.startswith("_") or name.startswith("__") or name in own:
+            continue
+        owner = ast.unparse(node.value)
+        if owner in ("self", "cls") or f"{owner}.{name}" in PUBLIC_UNDERSCORED:
+            continue
+        found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {owner}.{name}")
+    return found
+
+
+def test_only_the_compat_modules_touch_third_party_internals() -> None:
+    modules = [m for m in production_modules() if m.relative_to(ROOT).as_posix() not in COMPAT]
+    assert [f for m in modules for f in foreign_private_accesses(m)] == []
+
+
+def test_the_internals_check_sees_a_private_attribute_of_a_library_object(tmp_path: Path) -> None:
+    inside = ROOT / "streams" / "routing"
+    probe = inside / f"_probe_{tmp_path.name}.py"
+    probe.write_text(
+        "class Own:\n"
+        "    def __init__(self) -> None:\n"
+        "        self._mine = 1\n"
+        "def f(consumer, other):\n"
+        "    return consumer._committed_offset, other._mine, self_like._x\n"
+    )
+    try:
+        found = foreign_private_accesses(probe)
+    finally:
+        probe.unlink()
+    assert [f.split(": ", 1)[1] for f in found] == ["consumer._committed_offset", "self_like._x"]
+
+
+@pytest.mark.parametrize(
+    ("check", "installed", "accepted"),
+    [
+        ("faust", "0.15.3", True),
+        ("faust", "0.15.4", False),
+        ("faust", "0.16.0", False),
+        ("aiokafka", "0.14.0", True),
+        ("aiokafka", "0.14.9", True),
+        ("aiokafka", "0.15.0", False),
+    ],
+)
+def test_the_compat_modules_refuse_a_release_they_were_not_read_against(
+    check: str, installed: str, accepted: bool
+) -> None:
+    from streams import aiokafka_compat
+    from streams.routing import faust_compat
+
+    verify = (
+        faust_compat.check_faust_version
+        if check == "faust"
+        else aiokafka_compat.check_aiokafka_version
+    )
+    if accepted:
+        verify(installed)
+        return
+    with pytest.raises(AirExstreamError, match=f"{installed} is installed"):
+        verify(installed)

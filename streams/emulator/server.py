@@ -83,6 +83,13 @@ class EmulatorConfig:
     max_body_bytes: int = 8 * 1024 * 1024
 
 
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:  # a status the standard library does not name
+        return ""
+
+
 def spring_error(
     status: int, message: str, path: str, *, retry_after: int | None = None, details: str = ""
 ) -> web.Response:
@@ -90,7 +97,7 @@ def spring_error(
     body = {
         "timestamp": int(time.time() * 1000),
         "status": status,
-        "error": HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "",
+        "error": _phrase(status),
         "message": message,
         "details": details,
         "errorCode": status,

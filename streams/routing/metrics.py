@@ -3,8 +3,8 @@
 Series (prefix ``air_exstream_routing_``):
 
 - ``records_in_total{topic}``: input records processed (every agent's records, through
-  :meth:`CommitGuard.process <streams.routing.app.CommitGuard.process>`; redeliveries skipped
-  are not counted);
+  :meth:`CommitGuard.process <streams.routing.faust_compat.CommitGuard.process>`;
+  redeliveries skipped are not counted);
 - ``records_out_total{topic}``: records sent (outputs, dead letters, changelogs), counted when
   the send is initiated (a faust sensor): a transaction aborted by a crash counts its records
   although ``read_committed`` readers never see them;
@@ -27,7 +27,6 @@ Series (prefix ``air_exstream_routing_``):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,33 +168,3 @@ class SendSensor(faust.Sensor):
     ) -> Any:
         self._record_out(topic)
         return None
-
-
-def positions(app: faust.App, topics: set[str]) -> list[PartitionPosition]:
-    """Where the worker stands in each assigned partition of ``topics`` (its inputs)."""
-    consumer: Any = app.consumer
-    out = []
-    for tp in consumer.assignment():
-        if tp.topic not in topics:
-            continue
-        read = consumer._read_offset.get(tp)
-        next_offset = read + 1 if read is not None else consumer._committed_offset.get(tp)
-        try:
-            end = consumer.highwater(tp)
-        except Exception:  # noqa: BLE001 - not fetched yet / being revoked: unknown for now
-            end = None
-        out.append(PartitionPosition(tp.topic, tp.partition, end, next_offset))
-    return out
-
-
-def table_entries(table: Any) -> int:
-    """Entries in ``table``'s active partitions here (rocksdb: its estimate, no full scan)."""
-    store: Any = table.data
-    dbs = getattr(store, "_dbs", None)
-    if dbs is not None:
-        total = 0
-        for db in list(dbs.values()):
-            with suppress(Exception):  # a db being closed by a rebalance: counted next time
-                total += int(db.property_int_value("rocksdb.estimate-num-keys") or 0)
-        return total
-    return len(store)

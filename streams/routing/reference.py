@@ -29,6 +29,7 @@ from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.aiokafka_compat import partitions_of
 from streams.errors import AirExstreamError
 from streams.routing.alignment import ReferencePartition
 
@@ -225,8 +226,7 @@ class ReferenceView(Generic[V]):
         if self._partition_count is not None:
             return list(range(self._partition_count))
         for _ in range(100):  # bounded: about 10 s for the topic's metadata to appear
-            cluster = await consumer._client.fetch_all_metadata()
-            parts = cluster.partitions_for_topic(self.topic)
+            parts = await partitions_of(consumer, self.topic)
             if parts:
                 return sorted(parts)
             await asyncio.sleep(0.1)

@@ -2,7 +2,7 @@
 
 The agent reads ``air.document-requests.v1`` (keyed by customer id, co-partitioned with the
 events) and, per record, inside the worker's exactly-once transaction
-(:meth:`streams.routing.app.CommitGuard.process`, exactly like the business-event agents):
+(:meth:`streams.routing.faust_compat.CommitGuard.process`, exactly like the business-event agents):
 
 1. decodes it with the project's codec (Avro, or JSON with the content-type header); bytes that
    do not decode are dead-lettered with the codec's code (``BAD_MAGIC``, ``DECODE_ERROR``...);
@@ -63,7 +63,7 @@ class RequestsContext:
 
     app: Any
     guard: Any
-    """The worker's :class:`~streams.routing.app.CommitGuard`."""
+    """The worker's :class:`~streams.routing.faust_compat.CommitGuard`."""
     requests_topic: Any
     source_topic: str
     """The requests topic's (possibly prefixed) name: the commands' ``source_topic``."""

@@ -50,7 +50,8 @@ be decoded counts toward the bound and is skipped, logged, when the command come
 Events, commands and delivery events are keyed by customer id and co-partitioned, so a
 communication's input event, command, delivery events and state live in the same partition; the
 table is keyed by communication id and its changelog is written to that partition. Agent work
-runs inside the worker's exactly-once transactions (:class:`streams.routing.app.CommitGuard`);
+runs inside the worker's exactly-once transactions
+(:class:`streams.routing.faust_compat.CommitGuard`);
 the SLA timer runs outside any input record, so its reports are at-least-once (a crash between
 the report and its state write can repeat one).
 """

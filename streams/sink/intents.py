@@ -24,6 +24,7 @@ from collections.abc import Iterable
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from streams.aiokafka_compat import partitions_of
 from streams.errors import AirExstreamError
 from streams.sink.batching import Range
 
@@ -116,8 +117,7 @@ class IntentLog:
         try:
             parts: set[int] = set()
             for _ in range(100):  # bounded: about 10 s for the topic's metadata to appear
-                cluster = await consumer._client.fetch_all_metadata()
-                parts = set(cluster.partitions_for_topic(self.topic) or ())
+                parts = await partitions_of(consumer, self.topic)
                 if parts:
                     break
                 await asyncio.sleep(0.1)
