@@ -62,7 +62,7 @@ import base64
 import logging
 import struct
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -160,6 +160,12 @@ class TrackingContext:
 
 Register = Callable[[Any, CompositionCommand], Awaitable[None]]
 """``register(msg, command)``: start tracking a command emitted while ``msg`` is processed."""
+
+
+def owned_partitions(assignment: Iterable[Any], delivery_topic: str) -> set[int]:
+    """The partitions this worker processes (its active ones): those of the delivery topic in
+    its consumer's assignment (a standby is assigned only its changelog partitions)."""
+    return {tp.partition for tp in assignment if tp.topic == delivery_topic}
 
 
 def install_tracking(ctx: TrackingContext) -> Register:
@@ -324,12 +330,15 @@ def install_tracking(ctx: TrackingContext) -> Register:
     @ctx.app.timer(interval=ctx.sla_check_interval_s)
     async def sla_check() -> None:
         now_ms = int(time.time() * 1000)
+        # the table also holds the standby copies of partitions another worker owns: their
+        # communications are that worker's to report (reported here too, they came twice)
+        owned = owned_partitions(ctx.app.consumer.assignment(), ctx.delivery_topic_name)
         for key, raw in list(ctx.communications.data.items()):
             loaded = load(raw)
             if loaded is None:
                 continue
             partition, state = loaded
-            if state.sla_breached or state.sla_deadline >= now_ms:
+            if partition not in owned or state.sla_breached or state.sla_deadline >= now_ms:
                 continue
             transition = delivery.on_sla_check(state, now_ms=now_ms)
             if transition.state is None:
