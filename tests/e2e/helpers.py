@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import dataclasses
 import urllib.request
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
 
 from streams.codec import DecodeError, codec_for
-from streams.domain.records import AccountEvent, CaseEvent, DeadLetter, Preference
+from streams.domain.records import (
+    AccountEvent,
+    CaseEvent,
+    CompositionCommand,
+    DeadLetter,
+    Preference,
+)
 from streams.emulator.synced import publish_synced_templates
 from streams.simulator.generator import Dataset
 from streams.simulator.publish import PublishReport, publish_reference
@@ -70,4 +78,24 @@ def changed_preference(p: Preference, i: int) -> Preference:
     language = "fr" if p.language != "fr" else "es"
     return dataclasses.replace(
         p, language=language, web_consent=not p.web_consent, updated_at=p.updated_at + 1
+    )
+
+
+def assert_commands_match(
+    produced: Iterable[CompositionCommand], expected: Mapping[str, CompositionCommand]
+) -> None:
+    """``produced`` (as read, read_committed) is exactly ``expected`` (communication id ->
+    command of the independent reference): each once, none missing, none more, none different."""
+    produced = list(produced)
+    ids = Counter(c.communication_id for c in produced)
+    twice = [i for i, n in ids.items() if n > 1]
+    assert twice == [], f"{len(twice)} commands written twice, e.g. {twice[:3]}"
+    by_id = {c.communication_id: c for c in produced}
+    missing = sorted(set(expected) - set(by_id))
+    unexpected = sorted(set(by_id) - set(expected))
+    assert missing == [], f"{len(missing)} expected commands missing, e.g. {missing[:3]}"
+    assert unexpected == [], f"{len(unexpected)} unexpected commands, e.g. {unexpected[:3]}"
+    differing = [i for i, c in by_id.items() if c != expected[i]]
+    assert differing == [], (
+        f"{len(differing)} commands differ from the reference, e.g. {differing[:3]}"
     )

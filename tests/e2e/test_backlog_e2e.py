@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,8 +32,12 @@ from streams.simulator.generator import Dataset, Scenario, generate
 from streams.simulator.publish import publish_events, publish_reference
 from streams.topic_reader import read_topic
 from tests.conftest import KafkaCluster
-from tests.e2e.helpers import changed_preference, publish_reference_and_templates
-from tests.e2e.reference import Expected, expected_outcome
+from tests.e2e.helpers import (
+    assert_commands_match,
+    changed_preference,
+    publish_reference_and_templates,
+)
+from tests.e2e.reference import expected_outcome
 from topology import names
 from topology.apply import apply_topology
 from topology.model import Topology, load_topology
@@ -77,18 +80,6 @@ def _run_cold_worker(
     return [codec.decode(r.value) for r in read_topic(bootstrap, topology.name(names.COMMANDS))]
 
 
-def _assert_commands_match(produced: list[CompositionCommand], expected: Expected) -> None:
-    ids = Counter(c.communication_id for c in produced)
-    assert [i for i, n in ids.items() if n > 1] == [], "duplicate commands"
-    by_id = {c.communication_id: c for c in produced}
-    missing = sorted(set(expected.commands) - set(by_id))
-    unexpected = sorted(set(by_id) - set(expected.commands))
-    assert missing == [], f"{len(missing)} expected commands missing, e.g. {missing[:3]}"
-    assert unexpected == [], f"{len(unexpected)} unexpected commands, e.g. {unexpected[:3]}"
-    differing = [i for i, c in by_id.items() if c != expected.commands[i]]
-    assert differing == [], f"{len(differing)} commands differ, e.g. {differing[:3]}"
-
-
 def _source(topology: Topology) -> Callable[[BusinessEvent], str]:
     account, case = topology.name(names.ACCOUNT_EVENTS), topology.name(names.CASE_EVENTS)
     return lambda e: account if isinstance(e, AccountEvent) else case
@@ -107,7 +98,7 @@ def test_a_cold_worker_joins_a_backlog_with_the_preferences_published_before_eac
     produced = _run_cold_worker(kafka, topology, tmp_path, "backlog")
 
     expected = expected_outcome(dataset, source_topics=_source(topology))
-    _assert_commands_match(produced, expected)
+    assert_commands_match(produced, expected.commands)
     # the join mattered: without the preferences nearly every decision is undeliverable
     assert len(expected.commands) > 2_000
     assert len(expected.commands) > 2 * len(expected.undeliverable)
@@ -149,7 +140,7 @@ def test_a_preference_changed_after_an_event_does_not_affect_that_event(
         source_topics=source,
         preference_at=preference_at,
     )
-    _assert_commands_match(produced, expected)
+    assert_commands_match(produced, expected.commands)
 
     # the test can tell: joining the early events with the later preferences differs
     joined_late = expected_outcome(

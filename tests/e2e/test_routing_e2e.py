@@ -34,7 +34,7 @@ from streams.simulator.generator import Scenario, generate
 from streams.simulator.publish import publish_events, publish_reference
 from streams.topic_reader import read_topic
 from tests.conftest import KafkaCluster
-from tests.e2e.helpers import event_id_of
+from tests.e2e.helpers import assert_commands_match, event_id_of
 from tests.e2e.reference import expected_outcome
 from tests.exstream.templates import publish_synced_templates
 from topology import names
@@ -102,15 +102,7 @@ def test_seeded_stream_matches_reference_across_a_worker_crash(
     audit_codec = codec_for(AuditRecord)
     codec = codec_for(CompositionCommand)
     produced = [codec.decode(r.value) for r in read_topic(bootstrap, commands_topic)]
-    ids = Counter(c.communication_id for c in produced)
-    assert [i for i, n in ids.items() if n > 1] == [], "duplicate commands after the crash"
-    by_id = {c.communication_id: c for c in produced}
-    missing = sorted(set(expected.commands) - set(by_id))
-    unexpected = sorted(set(by_id) - set(expected.commands))
-    assert missing == [], f"{len(missing)} expected commands missing, e.g. {missing[:3]}"
-    assert unexpected == [], f"{len(unexpected)} unexpected commands, e.g. {unexpected[:3]}"
-    differing = [i for i, c in by_id.items() if c != expected.commands[i]]
-    assert differing == [], f"commands differ from the reference, e.g. {differing[:3]}"
+    assert_commands_match(produced, expected.commands)
     assert len(produced) > 2_000, "the workload must exercise the join, not trivially pass"
 
     # ---- every invalid record is dead-lettered with its reason

@@ -17,7 +17,6 @@ import dataclasses
 import os
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -40,7 +39,7 @@ from streams.simulator.generator import Dataset, Scenario, SimEvent, generate
 from streams.simulator.publish import publish_events, publish_reference
 from streams.topic_reader import read_topic
 from tests.conftest import KafkaCluster
-from tests.e2e.helpers import changed_preference
+from tests.e2e.helpers import assert_commands_match, changed_preference
 from tests.e2e.reference import Expected, expected_outcome
 from tests.exstream.templates import publish_synced_templates
 from topology import names
@@ -192,15 +191,7 @@ def test_rocksdb_preferences_survive_worker_crashes(kafka: KafkaCluster, tmp_pat
     codec = codec_for(CompositionCommand)
     commands_topic = topology.name(names.COMMANDS)
     produced = [codec.decode(r.value or b"") for r in read_topic(bootstrap, commands_topic)]
-    ids = Counter(c.communication_id for c in produced)
-    assert [i for i, n in ids.items() if n > 1] == [], "duplicate commands"
-    by_id = {c.communication_id: c for c in produced}
-    missing = sorted(set(expected) - set(by_id))
-    unexpected = sorted(set(by_id) - set(expected))
-    assert missing == [], f"{len(missing)} expected commands missing, e.g. {missing[:3]}"
-    assert unexpected == [], f"{len(unexpected)} unexpected commands, e.g. {unexpected[:3]}"
-    differing = [i for i, c in by_id.items() if c != expected[i]]
-    assert differing == [], f"commands differ from the reference, e.g. {differing[:3]}"
+    assert_commands_match(produced, expected)
 
     # ---- the changed preferences decided: stale ones would have produced other commands
     stale_first = world.expected(first, {**latest_first, **_subset(base, changed_first)}.values())
