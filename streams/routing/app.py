@@ -231,13 +231,20 @@ def create_app(
         stream_wait_empty=False,
         broker_max_poll_records=worker.max_poll_records,
         stream_buffer_maxsize=worker.stream_buffer_maxsize,
-        broker_commit_interval=worker.commit_interval_s,
+        broker_commit_interval=worker.commit_cadence.tick_s,
     )
     counters = Counters()
     if metrics is None:
         metrics = RoutingMetrics(commit_deadline_s=worker.commit_timeout_s)
     app.sensors.add(SendSensor(metrics))
-    guard = CommitGuard(app, counters, Deadline(worker.commit_timeout_s), metrics)
+    guard = CommitGuard(
+        app,
+        counters,
+        Deadline(worker.commit_timeout_s),
+        metrics,
+        cadence=worker.commit_cadence,
+        positions=lambda: positions(app, input_topics),
+    )
     app.on_partitions_revoked.connect(guard.on_revoked)
     app.on_partitions_revoked.connect(partial(highwaters_from_broker, app))
     kafka_kwargs = kafka.aiokafka_kwargs()  # every aiokafka client of the worker

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
 from importlib.metadata import version
 from typing import Any, Protocol
@@ -24,6 +25,7 @@ from faust.streams import current_event
 from faust.types import TP
 
 from streams.errors import AirExstreamError
+from streams.routing.commit_cadence import CommitCadence
 from streams.routing.metrics import PartitionPosition, RoutingMetrics
 from streams.routing.watchdog import Deadline
 
@@ -203,9 +205,16 @@ class CommitGuard:
         counters: SkipCounters,
         deadline: Deadline,
         metrics: RoutingMetrics | None = None,
+        cadence: CommitCadence | None = None,
+        positions: Callable[[], Iterable[PartitionPosition]] = tuple,
     ) -> None:
         self._app = app
         self._counters = counters
+        self._cadence = cadence
+        """When the periodic commit is due (:mod:`streams.routing.commit_cadence`); None: at
+        every tick of faust's commit timer."""
+        self._positions = positions
+        """The worker's positions in its input partitions, for :attr:`_cadence`."""
         self._deadline = deadline
         self._metrics = metrics if metrics is not None else RoutingMetrics()
         """A commit that cannot finish ends the worker (see :mod:`streams.routing.watchdog`)."""
@@ -238,11 +247,32 @@ class CommitGuard:
                     return await force_commit(*args, **kwargs)
 
         consumer.force_commit = locked_commit
+        if self._cadence is not None and self._cadence.adaptive:
+            self._pace_commits(consumer, self._cadence)
         self._commit_before_revoke(consumer, force_commit)
         self._seek_before_resume(app, consumer)
         if app.in_transaction:
             self._route_sends_by_input_partition(app, consumer)
             self._stop_producers_given_away(consumer)
+
+    def _pace_commits(self, consumer: Any, cadence: CommitCadence) -> None:
+        """Let faust's commit timer (ticking every ``cadence.tick_s``) commit only when
+        ``cadence`` says a commit is due: early once the worker has caught up with its inputs,
+        at the latest every ``max_interval_s``. Only the argument-less periodic commit is
+        paced; a commit of given topics, before a rebalance or at shutdown goes through."""
+        commit = consumer.commit
+        last = [time.monotonic()]
+
+        async def paced_commit(*args: Any, **kwargs: Any) -> Any:
+            now = time.monotonic()
+            periodic = not args and not kwargs
+            since_last_s = now - last[0]
+            if periodic and not cadence.due(since_last_s=since_last_s, positions=self._positions()):
+                return False
+            last[0] = now
+            return await commit(*args, **kwargs)
+
+        consumer.commit = paced_commit
 
     async def on_revoked(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         # the first rebalance callback of a worker: running, not yet recovering tables

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.routing.commit_cadence import CommitCadence
+
 
 class WorkerSettings(BaseSettings):
     """How the routing worker runs. Kafka connection settings live in ``KafkaSettings``."""
@@ -101,8 +103,17 @@ class WorkerSettings(BaseSettings):
     (:attr:`stream_buffer_maxsize`), an events agent waiting for preferences never fills its
     buffer to the point where the consumer stops delivering preferences as well."""
     commit_interval_s: float = 2.8
-    """How often the worker commits (faust's ``broker_commit_interval``): under exactly_once the
-    outputs become visible to read_committed consumers at the commit, so this bounds latency."""
+    """The longest the worker goes between commits: under exactly_once the outputs become
+    visible to read_committed consumers at the commit, so this bounds latency."""
+    min_commit_interval_s: float | None = None
+    """When set (e.g. 0.05), the worker commits as soon as this has passed *and* it has
+    processed everything fetched so far, and at the latest every :attr:`commit_interval_s`
+    under a backlog: low latency on a live stream without committing often under load
+    (:mod:`streams.routing.commit_cadence`). Unset: every :attr:`commit_interval_s`."""
+
+    @property
+    def commit_cadence(self) -> CommitCadence:
+        return CommitCadence(self.commit_interval_s, self.min_commit_interval_s)
 
     @property
     def stream_buffer_maxsize(self) -> int:
