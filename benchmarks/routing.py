@@ -1,23 +1,38 @@
-"""Routing worker: throughput, end-to-end latency and scaling over worker processes.
+"""Routing worker: throughput, backlog, end-to-end latency and scaling over worker processes.
 
-Throughput (``routing``). Measured: the routing worker (``python -m streams worker``, a process,
-``exactly_once``) on a seeded workload of ``BENCH_ROUTING_EVENTS`` events (1,000 customers, 3 %
-invalid). Reference data is published first, the worker is started and waits until it has
-consumed the preferences; then every event is published in one go and the rate is taken from
-the worker group's committed input offsets between 10 % and 100 % of the events (warm-up,
-group join and the first fetch excluded). Baseline, same run, same records, same broker: a bare
-confluent-kafka consume -> produce passthrough in one Python process (the bytes, key and
-headers of every input record copied to another topic, ``acks=all``, offsets committed
-synchronously every ``PASSTHROUGH_COMMIT_EVERY`` records and at the end), over the same
-10 %..100 % window of its committed offsets: the ceiling any Python processor faces on this
-broker. ``BENCH_REPETITIONS`` repetitions, each on fresh topics; medians.
+Every result carries the issue 14 goal it answers (``goal``: target, ``met``).
 
-Latency (``routing_latency``). Events published open loop at ``BENCH_LATENCY_RATE`` events/s
-for ``BENCH_LATENCY_SECONDS`` s into a running worker; latency = produce call -> the event's
-CompositionCommand visible to a ``read_committed`` consumer of the commands topic (matched by
-``source_event_id``), over the events that produce commands, the first ``LATENCY_WARMUP_S``
-seconds excluded. Baseline, same run, same events: produce call -> the event record itself
-visible to the same consumer on its input topic (Kafka's own produce -> consume latency).
+Throughput (``routing_throughput``; part of ``routing``). Measured: the routing worker
+(``python -m streams worker``, a process, ``exactly_once``) on a seeded workload of
+``BENCH_ROUTING_EVENTS`` events (1,000 customers, 3 % invalid). Reference data is published
+first, the worker is started and waits until it has consumed the preferences; then every event is
+published in one go and the rate is taken from the worker group's committed input offsets between
+10 % and 100 % of the events (warm-up, group join and the first fetch excluded). Baseline, same
+run, same records, same broker, over the same window of its committed offsets: a plain
+confluent-kafka transactional loop running the same decision code and writing every output the
+worker writes (:mod:`benchmarks.txn_loop`, one process); goal: the worker at >= 0.8 of it. The
+commands each wrote are counted (read_committed) and checked against the decision's count on the
+same dataset without Kafka (``commands``). Ceilings next to it: a bare confluent-kafka consume ->
+produce passthrough in one Python process (the bytes, key and headers of every input record copied
+to another topic, ``acks=all``, offsets committed synchronously every ``PASSTHROUGH_COMMIT_EVERY``
+records and at the end), and Faust's exactly-once passthrough
+(:mod:`benchmarks.faust_passthrough`). ``BENCH_REPETITIONS`` repetitions, each on fresh topics;
+medians.
+
+Backlog (``routing_backlog``; part of ``routing``). The same reference data and events, all
+published before a cold worker starts: events/s over the same window, and whether its commands
+equal the count with every preference known first (goal 4 of issue 14: the join under backlog).
+
+Latency (``routing_latency``; part of ``routing``). Events published open loop at
+``BENCH_LATENCY_RATE`` events/s for ``BENCH_LATENCY_SECONDS`` s into a running worker (commit
+interval ``BENCH_LATENCY_COMMIT_INTERVAL_S``, default the worker's 2.8 s); latency = produce call
+-> the event's CompositionCommand visible to a ``read_committed`` consumer of the commands topic
+(matched by ``source_event_id``), over the events that produce commands, the first
+``LATENCY_WARMUP_S`` seconds excluded; goal: p99 <= 250 ms at 100 events/s. Baseline, same run,
+same events: produce call -> the event record itself visible to the same consumer on its input
+topic (Kafka's own produce -> consume latency). ``throughput_at_cadence``: the worker's events/s
+at that commit interval (the throughput benchmark's figure at the default interval, else one run
+of ``BENCH_SCALING_EVENTS`` events).
 
 Latency by commit interval (``routing_latency_commit_interval``). The latency measurement above,
 once per worker commit interval in ``BENCH_COMMIT_INTERVALS`` (seconds, comma-separated; the
@@ -25,9 +40,10 @@ worker's ``AIR_EXSTREAM_COMMIT_INTERVAL_S``; default ``2.8,0.5,0.1``), each on f
 under exactly_once a command becomes visible when its transaction commits, so the interval
 bounds the latency. Measured: the shortest interval; baseline: faust's default 2.8 s.
 
-Scaling (``routing_scaling``). Throughput as above (``BENCH_SCALING_EVENTS`` events, one run per
-configuration) with 1, 2 and 4 worker processes in the same consumer group. Partition counts
-are fixed at 6 by the topology (``customer_partitions``), so 1/2/4 workers share 6 partitions.
+Scaling (``routing_scaling``; part of ``routing``). Throughput as above
+(``BENCH_SCALING_EVENTS`` events, one run per configuration) with ``BENCH_SCALING_WORKERS``
+(default 1, 2 and 3) worker processes in the same consumer group. Partition counts are fixed at 6
+by the topology (``customer_partitions``), so the workers share 6 partitions.
 """
 
 from __future__ import annotations
