@@ -115,6 +115,7 @@ def markdown(results: Sequence[Result], plots: Sequence[str]) -> str:
         for field, label in (
             ("passthrough_ceiling", "Passthrough ceiling"),
             ("framework_ceiling", "Framework ceiling"),
+            ("preferences_first", "Preferences loaded first"),
         ):
             ceiling = r.get(field)
             if isinstance(ceiling, dict):
@@ -123,6 +124,13 @@ def markdown(results: Sequence[Result], plots: Sequence[str]) -> str:
                     f"{number(ceiling.get('value'))} {r.get('unit', '')}, "
                     f"ratio {ratio(ceiling.get('ratio'))}."
                 )
+        commands = r.get("commands")
+        if isinstance(commands, dict) and "expected" in commands:
+            out[-1] += (
+                f" Commands: {commands['expected']:,} expected; the measured side's match: "
+                f"{commands.get('worker_matches')}, the baseline's: "
+                f"{commands.get('loop_matches')}."
+            )
         target = r.get("goal")
         if isinstance(target, dict) and target.get("what"):
             out[-1] += f" Goal: {target['what']}: {goal(r)}."

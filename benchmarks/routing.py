@@ -60,7 +60,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -311,6 +311,8 @@ class Run:
     """Commands the workers wrote (committed), -1 when not counted."""
     loop_commands: int = -1
     """Commands the transactional loop wrote (committed), -1 when not run."""
+    loop_cpu: dict[str, float] = field(default_factory=dict)
+    """Cores used during the window by the loop and by the whole machine."""
 
 
 def _assignments(procs: list[WorkerProcess]) -> int:
@@ -358,8 +360,18 @@ def routing_once(
             return Run(rate, float("nan"), meter.shares(), rebalances, commands=commands)
         ceiling = passthrough(fx, len(data.events))
         framework = faust_passthrough(fx, len(data.events), workdir)
-        loop, loop_commands = transactional_loop(fx, len(data.events), workdir)
-    return Run(rate, ceiling, meter.shares(), rebalances, framework, loop, commands, loop_commands)
+        loop, loop_commands, loop_cpu = transactional_loop(fx, len(data.events), workdir)
+    return Run(
+        rate,
+        ceiling,
+        meter.shares(),
+        rebalances,
+        framework,
+        loop,
+        commands,
+        loop_commands,
+        loop_cpu,
+    )
 
 
 def count_records(bootstrap: str, topic: str) -> int:
@@ -377,9 +389,9 @@ def expected_commands(events: int) -> int:
     )
 
 
-def transactional_loop(fx: Fixture, n: int, workdir: Path) -> tuple[float, int]:
+def transactional_loop(fx: Fixture, n: int, workdir: Path) -> tuple[float, int, dict[str, float]]:
     """:mod:`benchmarks.txn_loop` (a process) on the same input records: events/s over the same
-    window of its committed offsets, and the commands it wrote."""
+    window of its committed offsets, the commands it wrote and the cores it used."""
     group = f"{fx.app_id}-txn-loop"
     out = f"{fx.prefix}bench.txn-loop."
     log = workdir / f"{group}.log"
@@ -390,9 +402,10 @@ def transactional_loop(fx: Fixture, n: int, workdir: Path) -> tuple[float, int]:
             stdout=sink,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
+    meter = CpuMeter([proc.pid])
     try:
         rate = committed_window_rate(
-            fx.bootstrap, group, fx.inputs(), n, lambda: proc.poll() is None
+            fx.bootstrap, group, fx.inputs(), n, lambda: proc.poll() is None, meter=meter
         )
     except ProcessFailed as exc:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
@@ -404,7 +417,7 @@ def transactional_loop(fx: Fixture, n: int, workdir: Path) -> tuple[float, int]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
-    return rate, count_records(fx.bootstrap, f"{out}commands")
+    return rate, count_records(fx.bootstrap, f"{out}commands"), meter.shares()
 
 
 def passthrough(fx: Fixture, n: int, timeout_s: float = 300.0) -> float:
@@ -522,7 +535,8 @@ def throughput(bootstrap: str, workdir: Path) -> dict[str, Any]:
         runs.append(run)
         print(
             f"  routing rep {rep + 1}: worker {run.rate:.0f} events/s ({run.commands} commands), "
-            f"transactional loop {run.loop:.0f} events/s ({run.loop_commands} commands), "
+            f"transactional loop {run.loop:.0f} events/s ({run.loop_commands} commands, cores "
+            f"{run.loop_cpu}), "
             f"passthrough {run.ceiling:.0f} records/s, faust passthrough {run.framework:.0f} "
             f"records/s; cores used: {run.cpu}, rebalances {run.rebalances}"
         )
@@ -550,6 +564,7 @@ def throughput(bootstrap: str, workdir: Path) -> dict[str, Any]:
             "value": b,
             "runs": loops,
             "commands": [r.loop_commands for r in runs],
+            "cores_used_by_loop": [r.loop_cpu.get("processes") for r in runs],
         },
         "ratio": ratio,
         "goal": {
@@ -961,6 +976,14 @@ def run_backlog() -> dict[str, Any]:
 def run_all() -> list[dict[str, Any]]:
     """Throughput, backlog, latency and scaling on one broker."""
     results = _with_broker(throughput, backlog, latency_at_cadence, scaling)
+    backlog_result, preferences_first = results[1], results[0]["measured"]["value"]
+    backlog_result["preferences_first"] = {
+        "what": "the routing benchmark's worker, preferences loaded before the events",
+        "value": preferences_first,
+        "ratio": backlog_result["measured"]["value"] / preferences_first
+        if preferences_first
+        else None,
+    }
     cadence = results[2]["throughput_at_cadence"]
     if cadence["value"] is None:  # the default interval: the throughput benchmark's cadence
         cadence["value"] = results[0]["measured"]["value"]

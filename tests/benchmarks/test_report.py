@@ -135,3 +135,14 @@ def test_the_passthrough_ceiling_is_described_under_the_table() -> None:
     }
     text = report.markdown([with_ceiling], [])
     assert "Passthrough ceiling = bare passthrough: 45,000 events/s, ratio 0.019." in text
+
+
+def test_the_command_counts_checked_are_described_under_the_table() -> None:
+    checked = {
+        **ROUTING,
+        "commands": {"expected": 15074, "worker_matches": True, "loop_matches": False},
+    }
+    text = report.markdown([checked], [])
+    assert (
+        "Commands: 15,074 expected; the measured side's match: True, the baseline's: False." in text
+    )
