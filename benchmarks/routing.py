@@ -546,6 +546,9 @@ def throughput(bootstrap: str, workdir: Path) -> dict[str, Any]:
     c, f = median([r.ceiling for r in runs]), median([r.framework for r in runs])
     expected = expected_commands(EVENTS)
     ratio = m / b if b else None
+    worker_cpu = [per_cpu_second(r.rate, r.cpu) for r in runs]
+    loop_cpu = [per_cpu_second(r.loop, r.loop_cpu) for r in runs]
+    mc, bc = _median_of_known(worker_cpu), _median_of_known(loop_cpu)
     return {
         "benchmark": "routing",
         "unit": "events/s",
@@ -577,6 +580,13 @@ def throughput(bootstrap: str, workdir: Path) -> dict[str, Any]:
             "worker_matches": all(r.commands == expected for r in runs),
             "loop_matches": all(r.loop_commands == expected for r in runs),
         },
+        "per_cpu_second": {
+            "what": "events per CPU-second of the process under test over the window (less "
+            "sensitive than events/s to other load on a shared machine)",
+            "worker": worker_cpu,
+            "loop": loop_cpu,
+            "ratio": mc / bc if mc is not None and bc else None,
+        },
         "passthrough_ceiling": {
             "what": "bare confluent-kafka consume -> produce passthrough, same records",
             "value": c,
@@ -607,6 +617,17 @@ def throughput(bootstrap: str, workdir: Path) -> dict[str, Any]:
         },
         "machine": machine(),
     }
+
+
+def per_cpu_second(rate: float, cpu: dict[str, float]) -> float | None:
+    """``rate`` per core the process used (None when the cores were not measured)."""
+    cores = cpu.get("processes")
+    return rate / cores if cores else None
+
+
+def _median_of_known(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return median(known) if known else None
 
 
 def backlog(bootstrap: str, workdir: Path) -> dict[str, Any]:

@@ -29,3 +29,9 @@ def test_the_issue_goals_are_the_ones_checked() -> None:
     assert routing.LATENCY_GOAL_MS == 250.0
     assert routing.LATENCY_RATE == 100
     assert routing.SCALING_WORKERS == (1, 2, 3)
+
+
+def test_a_rate_per_cpu_second_needs_the_cores_used() -> None:
+    assert routing.per_cpu_second(1000.0, {"processes": 0.5, "machine": 1.9}) == 2000.0
+    assert routing.per_cpu_second(1000.0, {}) is None
+    assert routing.per_cpu_second(1000.0, {"processes": 0.0}) is None
