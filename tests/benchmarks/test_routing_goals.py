@@ -27,8 +27,6 @@ def test_a_missing_figure_meets_no_goal() -> None:
 def test_the_issue_goals_are_the_ones_checked() -> None:
     assert routing.LOOP_GOAL == 0.8
     assert routing.LATENCY_GOAL_MS == 250.0
-    assert routing.LATENCY_RATE == 100
-    assert routing.SCALING_WORKERS == (1, 2, 3)
 
 
 def test_a_rate_per_cpu_second_needs_the_cores_used() -> None:
