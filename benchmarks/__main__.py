@@ -19,8 +19,10 @@ BENCHMARKS: dict[str, Callable[[], Result | list[Result]]] = {
     "decision": decision.run,  # no broker: the decision per event on one core
     "sink": sink.run,
     "ondemand": ondemand.run,
-    "routing": routing.run_all,  # throughput, latency and scaling on one broker
+    # throughput (vs the transactional loop and passthroughs), backlog, latency, scaling
+    "routing": routing.run_all,
     "routing_throughput": routing.run,
+    "routing_backlog": routing.run_backlog,
     "routing_latency": routing.run_latency,
     # latency per worker commit interval (BENCH_COMMIT_INTERVALS); ~1 min per interval
     "routing_latency_commit_interval": routing.run_latency_commit_interval,

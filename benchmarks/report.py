@@ -20,7 +20,7 @@ import orjson
 
 Result = Mapping[str, Any]
 
-COLUMNS = ("benchmark", "measured", "baseline", "ratio", "unit", "key config")
+COLUMNS = ("benchmark", "measured", "baseline", "ratio", "unit", "goal", "key config")
 PERCENTILES = ("p50_ms", "p95_ms", "p99_ms")
 
 
@@ -71,6 +71,16 @@ def key_config(config: Mapping[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def goal(result: Result) -> str:
+    """The result's goal and whether it is met (``goal: {"value", "met"}``); empty without."""
+    target = result.get("goal")
+    if not isinstance(target, Mapping):
+        return ""
+    value = target.get("value")
+    shown = number(value) if isinstance(value, int | float) else str(value)
+    return f"{shown}: {'met' if target.get('met') else 'not met'}"
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
@@ -79,7 +89,7 @@ def table(results: Sequence[Result]) -> str:
     """The Markdown table: one row per result."""
     lines = [
         "| " + " | ".join(COLUMNS) + " |",
-        "| " + " | ".join(("---", "---:", "---:", "---:", "---", "---")) + " |",
+        "| " + " | ".join(("---", "---:", "---:", "---:", "---", "---", "---")) + " |",
     ]
     for r in results:
         row = (
@@ -88,6 +98,7 @@ def table(results: Sequence[Result]) -> str:
             number(r["baseline"].get("value")),
             ratio(r.get("ratio")),
             str(r.get("unit", "")),
+            goal(r),
             key_config(r.get("config", {})),
         )
         lines.append("| " + " | ".join(_cell(c) for c in row) + " |")
@@ -101,13 +112,28 @@ def markdown(results: Sequence[Result], plots: Sequence[str]) -> str:
     for r in results:
         out.append(f"- **{r['benchmark']}**: measured = {r['measured'].get('what', '?')}; ")
         out[-1] += f"baseline = {r['baseline'].get('what', '?')}."
-        framework = r.get("framework_ceiling")
-        if isinstance(framework, dict):
+        for field, label in (
+            ("passthrough_ceiling", "Passthrough ceiling"),
+            ("framework_ceiling", "Framework ceiling"),
+            ("preferences_first", "Preferences loaded first"),
+        ):
+            ceiling = r.get(field)
+            if isinstance(ceiling, dict):
+                out[-1] += (
+                    f" {label} = {ceiling.get('what', '?')}: "
+                    f"{number(ceiling.get('value'))} {r.get('unit', '')}, "
+                    f"ratio {ratio(ceiling.get('ratio'))}."
+                )
+        commands = r.get("commands")
+        if isinstance(commands, dict) and "expected" in commands:
             out[-1] += (
-                f" Framework ceiling = {framework.get('what', '?')}: "
-                f"{number(framework.get('value'))} {r.get('unit', '')}, "
-                f"ratio {ratio(framework.get('ratio'))}."
+                f" Commands: {commands['expected']:,} expected; the measured side's match: "
+                f"{commands.get('worker_matches')}, the baseline's: "
+                f"{commands.get('loop_matches')}."
             )
+        target = r.get("goal")
+        if isinstance(target, dict) and target.get("what"):
+            out[-1] += f" Goal: {target['what']}: {goal(r)}."
     if results:
         m = results[0].get("machine", {})
         out += [

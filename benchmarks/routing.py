@@ -1,23 +1,38 @@
-"""Routing worker: throughput, end-to-end latency and scaling over worker processes.
+"""Routing worker: throughput, backlog, end-to-end latency and scaling over worker processes.
 
-Throughput (``routing``). Measured: the routing worker (``python -m streams worker``, a process,
-``exactly_once``) on a seeded workload of ``BENCH_ROUTING_EVENTS`` events (1,000 customers, 3 %
-invalid). Reference data is published first, the worker is started and waits until it has
-consumed the preferences; then every event is published in one go and the rate is taken from
-the worker group's committed input offsets between 10 % and 100 % of the events (warm-up,
-group join and the first fetch excluded). Baseline, same run, same records, same broker: a bare
-confluent-kafka consume -> produce passthrough in one Python process (the bytes, key and
-headers of every input record copied to another topic, ``acks=all``, offsets committed
-synchronously every ``PASSTHROUGH_COMMIT_EVERY`` records and at the end), over the same
-10 %..100 % window of its committed offsets: the ceiling any Python processor faces on this
-broker. ``BENCH_REPETITIONS`` repetitions, each on fresh topics; medians.
+Every result carries the issue 14 goal it answers (``goal``: target, ``met``).
 
-Latency (``routing_latency``). Events published open loop at ``BENCH_LATENCY_RATE`` events/s
-for ``BENCH_LATENCY_SECONDS`` s into a running worker; latency = produce call -> the event's
-CompositionCommand visible to a ``read_committed`` consumer of the commands topic (matched by
-``source_event_id``), over the events that produce commands, the first ``LATENCY_WARMUP_S``
-seconds excluded. Baseline, same run, same events: produce call -> the event record itself
-visible to the same consumer on its input topic (Kafka's own produce -> consume latency).
+Throughput (``routing_throughput``; part of ``routing``). Measured: the routing worker
+(``python -m streams worker``, a process, ``exactly_once``) on a seeded workload of
+``BENCH_ROUTING_EVENTS`` events (1,000 customers, 3 % invalid). Reference data is published
+first, the worker is started and waits until it has consumed the preferences; then every event is
+published in one go and the rate is taken from the worker group's committed input offsets between
+10 % and 100 % of the events (warm-up, group join and the first fetch excluded). Baseline, same
+run, same records, same broker, over the same window of its committed offsets: a plain
+confluent-kafka transactional loop running the same decision code and writing every output the
+worker writes (:mod:`benchmarks.txn_loop`, one process); goal: the worker at >= 0.8 of it. The
+commands each wrote are counted (read_committed) and checked against the decision's count on the
+same dataset without Kafka (``commands``). Ceilings next to it: a bare confluent-kafka consume ->
+produce passthrough in one Python process (the bytes, key and headers of every input record copied
+to another topic, ``acks=all``, offsets committed synchronously every ``PASSTHROUGH_COMMIT_EVERY``
+records and at the end), and Faust's exactly-once passthrough
+(:mod:`benchmarks.faust_passthrough`). ``BENCH_REPETITIONS`` repetitions, each on fresh topics;
+medians.
+
+Backlog (``routing_backlog``; part of ``routing``). The same reference data and events, all
+published before a cold worker starts: events/s over the same window, and whether its commands
+equal the count with every preference known first (goal 4 of issue 14: the join under backlog).
+
+Latency (``routing_latency``; part of ``routing``). Events published open loop at
+``BENCH_LATENCY_RATE`` events/s for ``BENCH_LATENCY_SECONDS`` s into a running worker (commit
+interval ``BENCH_LATENCY_COMMIT_INTERVAL_S``, default the worker's 2.8 s); latency = produce call
+-> the event's CompositionCommand visible to a ``read_committed`` consumer of the commands topic
+(matched by ``source_event_id``), over the events that produce commands, the first
+``LATENCY_WARMUP_S`` seconds excluded; goal: p99 <= 250 ms at 100 events/s. Baseline, same run,
+same events: produce call -> the event record itself visible to the same consumer on its input
+topic (Kafka's own produce -> consume latency). ``throughput_at_cadence``: the worker's events/s
+at that commit interval (the throughput benchmark's figure at the default interval, else one run
+of ``BENCH_SCALING_EVENTS`` events).
 
 Latency by commit interval (``routing_latency_commit_interval``). The latency measurement above,
 once per worker commit interval in ``BENCH_COMMIT_INTERVALS`` (seconds, comma-separated; the
@@ -25,9 +40,10 @@ worker's ``AIR_EXSTREAM_COMMIT_INTERVAL_S``; default ``2.8,0.5,0.1``), each on f
 under exactly_once a command becomes visible when its transaction commits, so the interval
 bounds the latency. Measured: the shortest interval; baseline: faust's default 2.8 s.
 
-Scaling (``routing_scaling``). Throughput as above (``BENCH_SCALING_EVENTS`` events, one run per
-configuration) with 1, 2 and 4 worker processes in the same consumer group. Partition counts
-are fixed at 6 by the topology (``customer_partitions``), so 1/2/4 workers share 6 partitions.
+Scaling (``routing_scaling``; part of ``routing``). Throughput as above
+(``BENCH_SCALING_EVENTS`` events, one run per configuration) with ``BENCH_SCALING_WORKERS``
+(default 1, 2 and 3) worker processes in the same consumer group. Partition counts are fixed at 6
+by the topology (``customer_partitions``), so the workers share 6 partitions.
 """
 
 from __future__ import annotations
@@ -44,7 +60,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -52,6 +68,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from benchmarks import decision, txn_loop
 from benchmarks.common import broker, machine, median
 from streams.codec import codec_for
 from streams.demo.processes import ProcessFailed, WorkerProcess, committed, wait_consumed
@@ -65,11 +82,14 @@ from topology.model import Topology, load_topology
 
 EVENTS = int(os.environ.get("BENCH_ROUTING_EVENTS", "20000"))
 SCALING_EVENTS = int(os.environ.get("BENCH_SCALING_EVENTS", "10000"))
-SCALING_WORKERS = tuple(int(w) for w in os.environ.get("BENCH_SCALING_WORKERS", "1,2,4").split(","))
+SCALING_WORKERS = tuple(int(w) for w in os.environ.get("BENCH_SCALING_WORKERS", "1,2,3").split(","))
 REPETITIONS = int(os.environ.get("BENCH_REPETITIONS", "3"))
 LATENCY_RATE = int(os.environ.get("BENCH_LATENCY_RATE", "100"))
 LATENCY_SECONDS = float(os.environ.get("BENCH_LATENCY_SECONDS", "20"))
 LATENCY_WARMUP_S = 2.0
+_INTERVAL = os.environ.get("BENCH_LATENCY_COMMIT_INTERVAL_S")
+LATENCY_COMMIT_INTERVAL_S = float(_INTERVAL) if _INTERVAL else None
+"""The worker's commit interval in the latency run of ``routing`` (None: its default, 2.8 s)."""
 COMMIT_INTERVALS = [
     float(x) for x in os.environ.get("BENCH_COMMIT_INTERVALS", "2.8,0.5,0.1").split(",") if x
 ]
@@ -111,10 +131,16 @@ class Fixture:
 
 @contextmanager
 def fixture(
-    bootstrap: str, workdir: Path, workers: int = 1, env: dict[str, str] | None = None
+    bootstrap: str,
+    workdir: Path,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    backlog: Dataset | None = None,
 ) -> Iterator[tuple[Fixture, list[WorkerProcess]]]:
     """Fresh prefixed topics with the reference data on them, and ``workers`` routing workers
-    (one consumer group) that have consumed the preferences and formed a stable group."""
+    (one consumer group) that have consumed the preferences and formed a stable group. With
+    ``backlog``, its events are published too before the workers start, and the workers are
+    yielded as soon as they are started (cold, nothing waited for)."""
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     app_id = f"air-exstream-bench-{uuid.uuid4().hex[:6]}"
     topology = load_topology("local", prefix=prefix)
@@ -125,6 +151,8 @@ def fixture(
     # the templates as the template sync would publish them (the simulator does not): without
     # them no event produces a command
     publish_synced_templates(reference.templates, topology, fx.conf)
+    if backlog is not None:
+        publish_events(backlog.events, topology, fx.conf, seed=SEED)
     procs: list[WorkerProcess] = []
     try:
         for i in range(workers):
@@ -133,10 +161,15 @@ def fixture(
             procs.append(WorkerProcess(bootstrap, prefix, app_id, wdir, env=env))
         for proc in procs:
             proc.start()
-        wait_consumed(
-            bootstrap, app_id, [topology.name(names.PREFERENCES)], worker=procs[0], timeout_s=240
-        )
-        _wait_group(bootstrap, app_id, workers, procs)
+        if backlog is None:
+            wait_consumed(
+                bootstrap,
+                app_id,
+                [topology.name(names.PREFERENCES)],
+                worker=procs[0],
+                timeout_s=240,
+            )
+            _wait_group(bootstrap, app_id, workers, procs)
         yield fx, procs
     finally:
         for proc in procs:
@@ -272,6 +305,14 @@ class Run:
     """Partition assignments the workers logged after the group was stable (0 expected)."""
     framework: float = float("nan")
     """Faust exactly-once passthrough records/s over the same window (NaN when not run)."""
+    loop: float = float("nan")
+    """Transactional loop (:mod:`benchmarks.txn_loop`) events/s, same window (NaN: not run)."""
+    commands: int = -1
+    """Commands the workers wrote (committed), -1 when not counted."""
+    loop_commands: int = -1
+    """Commands the transactional loop wrote (committed), -1 when not run."""
+    loop_cpu: dict[str, float] = field(default_factory=dict)
+    """Cores used during the window by the loop and by the whole machine."""
 
 
 def _assignments(procs: list[WorkerProcess]) -> int:
@@ -283,11 +324,17 @@ def _assignments(procs: list[WorkerProcess]) -> int:
 
 
 def routing_once(
-    bootstrap: str, workdir: Path, events: int, workers: int = 1, *, baseline: bool = True
+    bootstrap: str,
+    workdir: Path,
+    events: int,
+    workers: int = 1,
+    *,
+    baseline: bool = True,
+    env: dict[str, str] | None = None,
 ) -> Run:
     """The workers, then (``baseline``) the passthrough, on the same freshly published records."""
     data = dataset(events)
-    with fixture(bootstrap, workdir, workers) as (fx, procs):
+    with fixture(bootstrap, workdir, workers, env=env) as (fx, procs):
         assigned = _assignments(procs)
         meter = CpuMeter([p.proc.pid for p in procs if p.proc is not None])
         publisher = threading.Thread(
@@ -308,9 +355,69 @@ def routing_once(
         rebalances = _assignments(procs) - assigned
         for proc in procs:  # the baselines get the CPU to themselves
             proc.stop()
-        ceiling = passthrough(fx, len(data.events)) if baseline else float("nan")
-        framework = faust_passthrough(fx, len(data.events), workdir) if baseline else float("nan")
-    return Run(rate, ceiling, meter.shares(), rebalances, framework)
+        commands = count_records(bootstrap, fx.topology.name(names.COMMANDS))
+        if not baseline:
+            return Run(rate, float("nan"), meter.shares(), rebalances, commands=commands)
+        ceiling = passthrough(fx, len(data.events))
+        framework = faust_passthrough(fx, len(data.events), workdir)
+        loop, loop_commands, loop_cpu = transactional_loop(fx, len(data.events), workdir)
+    return Run(
+        rate,
+        ceiling,
+        meter.shares(),
+        rebalances,
+        framework,
+        loop,
+        commands,
+        loop_commands,
+        loop_cpu,
+    )
+
+
+def count_records(bootstrap: str, topic: str) -> int:
+    """The committed records of ``topic`` (read_committed, to its end)."""
+    return len(txn_loop.read_to_end({"bootstrap.servers": bootstrap}, topic))
+
+
+def expected_commands(events: int) -> int:
+    """Commands the decision makes for the benchmark's ``events`` with every preference known
+    first: :class:`benchmarks.decision.FastSide`, in memory, no Kafka (the invalid events are
+    corrupted with another seed there than on the topics; none of them makes a command)."""
+    data = dataset(events)
+    return (
+        decision.FastSide(data).run(decision.inputs(data), decision.Timer(False)).counts["commands"]
+    )
+
+
+def transactional_loop(fx: Fixture, n: int, workdir: Path) -> tuple[float, int, dict[str, float]]:
+    """:mod:`benchmarks.txn_loop` (a process) on the same input records: events/s over the same
+    window of its committed offsets, the commands it wrote and the cores it used."""
+    group = f"{fx.app_id}-txn-loop"
+    out = f"{fx.prefix}bench.txn-loop."
+    log = workdir / f"{group}.log"
+    with log.open("ab") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.txn_loop", "--bootstrap", fx.bootstrap,
+             "--prefix", fx.prefix, "--group", group, "--output-prefix", out],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    meter = CpuMeter([proc.pid])
+    try:
+        rate = committed_window_rate(
+            fx.bootstrap, group, fx.inputs(), n, lambda: proc.poll() is None, meter=meter
+        )
+    except ProcessFailed as exc:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+        raise ProcessFailed(f"{exc}; transactional loop log:\n{tail}") from exc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    return rate, count_records(fx.bootstrap, f"{out}commands"), meter.shares()
 
 
 def passthrough(fx: Fixture, n: int, timeout_s: float = 300.0) -> float:
@@ -407,23 +514,41 @@ def faust_passthrough(fx: Fixture, n: int, workdir: Path) -> float:
             proc.wait(10)
 
 
+def goal(value: float, measured: float | None, *, at_most: bool = False) -> dict[str, Any]:
+    """The issue's goal for a result: ``met`` when ``measured`` reaches ``value`` (or stays at
+    or under it with ``at_most``); not met when there is no figure."""
+    if measured is None or measured != measured:  # None or NaN
+        return {"value": value, "met": False}
+    return {"value": value, "met": measured <= value if at_most else measured >= value}
+
+
+LOOP_GOAL = 0.8
+"""The worker's events/s as a share of the transactional loop's (issue 14, goal 2)."""
+LATENCY_GOAL_MS = 250.0
+"""p99 event -> command visible at ``LATENCY_RATE`` events/s (issue 14, goal 3)."""
+
+
 def throughput(bootstrap: str, workdir: Path) -> dict[str, Any]:
-    measured: list[float] = []
-    baseline: list[float] = []
-    framework: list[float] = []
     runs: list[Run] = []
     for rep in range(REPETITIONS):
         run = routing_once(bootstrap, workdir, EVENTS)
         runs.append(run)
-        measured.append(run.rate)
-        baseline.append(run.ceiling)
-        framework.append(run.framework)
         print(
-            f"  routing rep {rep + 1}: worker {run.rate:.0f} events/s, passthrough "
-            f"{run.ceiling:.0f} records/s, faust passthrough {run.framework:.0f} records/s; "
-            f"cores used: {run.cpu}, rebalances {run.rebalances}"
+            f"  routing rep {rep + 1}: worker {run.rate:.0f} events/s ({run.commands} commands), "
+            f"transactional loop {run.loop:.0f} events/s ({run.loop_commands} commands, cores "
+            f"{run.loop_cpu}), "
+            f"passthrough {run.ceiling:.0f} records/s, faust passthrough {run.framework:.0f} "
+            f"records/s; cores used: {run.cpu}, rebalances {run.rebalances}"
         )
-    m, b, f = median(measured), median(baseline), median(framework)
+    measured = [r.rate for r in runs]
+    loops = [r.loop for r in runs]
+    m, b = median(measured), median(loops)
+    c, f = median([r.ceiling for r in runs]), median([r.framework for r in runs])
+    expected = expected_commands(EVENTS)
+    ratio = m / b if b else None
+    worker_cpu = [per_cpu_second(r.rate, r.cpu) for r in runs]
+    loop_cpu = [per_cpu_second(r.loop, r.loop_cpu) for r in runs]
+    mc, bc = _median_of_known(worker_cpu), _median_of_known(loop_cpu)
     return {
         "benchmark": "routing",
         "unit": "events/s",
@@ -431,21 +556,48 @@ def throughput(bootstrap: str, workdir: Path) -> dict[str, Any]:
             "what": "routing worker (1 process, exactly_once), input offsets committed",
             "value": m,
             "runs": measured,
+            "commands": [r.commands for r in runs],
             "cores_used_by_worker": [r.cpu.get("processes") for r in runs],
             "cores_used_by_machine": [r.cpu.get("machine") for r in runs],
             "rebalances_in_window": [r.rebalances for r in runs],
         },
         "baseline": {
-            "what": "bare confluent-kafka consume -> produce passthrough, same records",
+            "what": "plain confluent-kafka transactional loop (benchmarks/txn_loop.py) running "
+            "the same decision code, every output the worker writes, same records",
             "value": b,
-            "runs": baseline,
+            "runs": loops,
+            "commands": [r.loop_commands for r in runs],
+            "cores_used_by_loop": [r.loop_cpu.get("processes") for r in runs],
         },
-        "ratio": m / b if b else None,
+        "ratio": ratio,
+        "goal": {
+            "what": f"worker >= {LOOP_GOAL} of the transactional loop (issue 14, goal 2)",
+            **goal(LOOP_GOAL, ratio),
+        },
+        "commands": {
+            "expected": expected,
+            "expected_what": "benchmarks.decision's fast path on the same dataset, no Kafka",
+            "worker_matches": all(r.commands == expected for r in runs),
+            "loop_matches": all(r.loop_commands == expected for r in runs),
+        },
+        "per_cpu_second": {
+            "what": "events per CPU-second of the process under test over the window (less "
+            "sensitive than events/s to other load on a shared machine)",
+            "worker": worker_cpu,
+            "loop": loop_cpu,
+            "ratio": mc / bc if mc is not None and bc else None,
+        },
+        "passthrough_ceiling": {
+            "what": "bare confluent-kafka consume -> produce passthrough, same records",
+            "value": c,
+            "runs": [r.ceiling for r in runs],
+            "ratio": m / c if c else None,
+        },
         "framework_ceiling": {
             "what": "Faust exactly_once passthrough (benchmarks/faust_passthrough.py): the same "
             "records copied unchanged through the worker's transactional machinery",
             "value": f,
-            "runs": framework,
+            "runs": [r.framework for r in runs],
             "ratio": m / f if f else None,
         },
         "config": {
@@ -457,8 +609,79 @@ def throughput(bootstrap: str, workdir: Path) -> dict[str, Any]:
             "repetitions": REPETITIONS,
             "worker": "python -m streams worker, processing_guarantee=exactly_once, "
             "faust commit interval 2.8 s / every 10,000 records (defaults)",
+            "transactional_loop": f"one process, batches of {txn_loop.BATCH}, one transaction "
+            "per batch, linger.ms=5, read_committed",
             "passthrough": f"acks=all, idempotent, linger.ms=5, sync commit every "
             f"{PASSTHROUGH_COMMIT_EVERY} records and at the end, read_committed",
+            "window": WINDOW,
+        },
+        "machine": machine(),
+    }
+
+
+def per_cpu_second(rate: float, cpu: dict[str, float]) -> float | None:
+    """``rate`` per core the process used (None when the cores were not measured)."""
+    cores = cpu.get("processes")
+    return rate / cores if cores else None
+
+
+def _median_of_known(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return median(known) if known else None
+
+
+def backlog(bootstrap: str, workdir: Path) -> dict[str, Any]:
+    """A cold worker on a backlog: reference data, preferences and every event published before
+    it starts (issue 14, goal 4); events/s and its commands against the expected count."""
+    data = dataset(EVENTS)
+    with fixture(bootstrap, workdir, backlog=data) as (fx, procs):
+        started = time.monotonic()
+        rate = committed_window_rate(
+            bootstrap,
+            fx.app_id,
+            fx.inputs(),
+            len(data.events),
+            lambda: all(p.alive() for p in procs),
+        )
+        elapsed = time.monotonic() - started
+        for proc in procs:
+            proc.stop()
+        commands = count_records(bootstrap, fx.topology.name(names.COMMANDS))
+    expected = expected_commands(EVENTS)
+    print(
+        f"  backlog: cold worker {rate:.0f} events/s, all {len(data.events)} events in "
+        f"{elapsed:.0f} s; {commands} commands, expected {expected}"
+    )
+    return {
+        "benchmark": "routing_backlog",
+        "unit": "events/s",
+        "measured": {
+            "what": "routing worker started cold on a backlog (preferences and events all "
+            "published first), input offsets committed",
+            "value": rate,
+            "seconds_from_start_to_all_committed": elapsed,
+            "commands": commands,
+        },
+        "baseline": {
+            "what": "commands the decision makes with every preference known first "
+            "(benchmarks.decision's fast path, no Kafka)",
+            "value": None,
+            "commands": expected,
+        },
+        "ratio": None,
+        "goal": {
+            "what": "the backlog's commands equal those with preferences loaded first "
+            "(issue 14, goal 4)",
+            "value": expected,
+            "met": commands == expected,
+        },
+        "config": {
+            "events": EVENTS,
+            "customers": CUSTOMERS,
+            "invalid_share": INVALID_SHARE,
+            "seed": SEED,
+            "partitions": PARTITIONS,
+            "runs": 1,
             "window": WINDOW,
         },
         "machine": machine(),
@@ -619,6 +842,11 @@ def latency(
             "p99_ms": b["p99_ms"],
         },
         "ratio": m["p50_ms"] / b["p50_ms"] if b["p50_ms"] else None,
+        "goal": {
+            "what": f"p99 <= {LATENCY_GOAL_MS:g} ms at 100 events/s (issue 14, goal 3)",
+            "p99_ms": m["p99_ms"],
+            **goal(LATENCY_GOAL_MS, m["p99_ms"], at_most=True),
+        },
         "rates": [{"rate": LATENCY_RATE, "measured": m, "baseline": b}],
         "config": {
             "rate_per_s": LATENCY_RATE,
@@ -693,6 +921,7 @@ def scaling(bootstrap: str, workdir: Path) -> dict[str, Any]:
             f"rebalances {run.rebalances}"
         )
     first, last = series[0], series[-1]
+    reported = {p["workers"] for p in series}
     return {
         "benchmark": "routing_scaling",
         "unit": "events/s",
@@ -700,6 +929,12 @@ def scaling(bootstrap: str, workdir: Path) -> dict[str, Any]:
         "baseline": {"what": f"{first['workers']} worker process(es)", "value": first["value"]},
         "ratio": last["value"] / first["value"] if first["value"] else None,
         "series": series,
+        "goal": {
+            "what": "events/s with 1, 2 and 3 workers reported (issue 14, goal 5; its "
+            "scale-out fault test is not a benchmark)",
+            "value": "1/2/3",
+            "met": {1, 2, 3} <= reported,
+        },
         "config": {
             "events": SCALING_EVENTS,
             "workers": list(SCALING_WORKERS),
@@ -725,8 +960,26 @@ def run() -> dict[str, Any]:
     return _with_broker(throughput)[0]
 
 
+def latency_at_cadence(bootstrap: str, workdir: Path) -> dict[str, Any]:
+    """:func:`latency` at ``LATENCY_COMMIT_INTERVAL_S``, with the worker's throughput at that
+    commit cadence: measured here when the interval is not the default (one run of
+    ``BENCH_SCALING_EVENTS`` events), else the throughput benchmark's (``run_all`` fills it)."""
+    result = latency(bootstrap, workdir, commit_interval_s=LATENCY_COMMIT_INTERVAL_S)
+    value = None
+    if LATENCY_COMMIT_INTERVAL_S is not None:
+        env = {"AIR_EXSTREAM_COMMIT_INTERVAL_S": str(LATENCY_COMMIT_INTERVAL_S)}
+        value = routing_once(bootstrap, workdir, SCALING_EVENTS, baseline=False, env=env).rate
+        print(f"  throughput at commit interval {LATENCY_COMMIT_INTERVAL_S} s: {value:.0f}")
+    result["throughput_at_cadence"] = {
+        "what": "worker events/s at the latency run's commit interval",
+        "value": value,
+        "commit_interval_s": result["config"]["commit_interval_s"],
+    }
+    return result
+
+
 def run_latency() -> dict[str, Any]:
-    return _with_broker(latency)[0]
+    return _with_broker(latency_at_cadence)[0]
 
 
 def run_latency_commit_interval() -> dict[str, Any]:
@@ -737,6 +990,23 @@ def run_scaling() -> dict[str, Any]:
     return _with_broker(scaling)[0]
 
 
+def run_backlog() -> dict[str, Any]:
+    return _with_broker(backlog)[0]
+
+
 def run_all() -> list[dict[str, Any]]:
-    """Throughput, latency and scaling on one broker."""
-    return _with_broker(throughput, latency, scaling)
+    """Throughput, backlog, latency and scaling on one broker."""
+    results = _with_broker(throughput, backlog, latency_at_cadence, scaling)
+    backlog_result, preferences_first = results[1], results[0]["measured"]["value"]
+    backlog_result["preferences_first"] = {
+        "what": "the routing benchmark's worker, preferences loaded before the events",
+        "value": preferences_first,
+        "ratio": backlog_result["measured"]["value"] / preferences_first
+        if preferences_first
+        else None,
+    }
+    cadence = results[2]["throughput_at_cadence"]
+    if cadence["value"] is None:  # the default interval: the throughput benchmark's cadence
+        cadence["value"] = results[0]["measured"]["value"]
+        cadence["source"] = "the routing benchmark (same default commit interval)"
+    return results

@@ -64,18 +64,18 @@ ONDEMAND: dict[str, Any] = {
 
 def test_table_is_exactly_the_expected_markdown() -> None:
     assert report.table([ONDEMAND, ROUTING, SCALING]) == (
-        "| benchmark | measured | baseline | ratio | unit | key config |\n"
-        "| --- | ---: | ---: | ---: | --- | --- |\n"
-        "| ondemand | 23.5 | 21.0 | n/a | ms p50 | rates_per_s=10/25/50, seconds_per_rate=10 |\n"
-        "| routing | 842 | 33,327 | 0.025 | events/s | events=20000, invalid_share=0.03 |\n"
-        "| routing_scaling | 650 | 700 | 0.93 | events/s | events=10000, workers=1/2/4 |\n"
+        "| benchmark | measured | baseline | ratio | unit | goal | key config |\n"
+        "| --- | ---: | ---: | ---: | --- | --- | --- |\n"
+        "| ondemand | 23.5 | 21.0 | n/a | ms p50 |  | rates_per_s=10/25/50, seconds_per_rate=10 |\n"
+        "| routing | 842 | 33,327 | 0.025 | events/s |  | events=20000, invalid_share=0.03 |\n"
+        "| routing_scaling | 650 | 700 | 0.93 | events/s |  | events=10000, workers=1/2/4 |\n"
     )
 
 
 def test_missing_figures_read_n_a() -> None:
     result = {**ROUTING, "baseline": {"what": "x", "value": None}, "config": {}}
     assert report.table([result]).splitlines()[-1] == (
-        "| routing | 842 | n/a | 0.025 | events/s |  |"
+        "| routing | 842 | n/a | 0.025 | events/s |  |  |"
     )
     assert report.number(float("nan")) == "n/a"
     assert report.ratio(None) == "n/a"
@@ -114,3 +114,35 @@ def test_the_framework_ceiling_is_described_under_the_table() -> None:
     text = report.markdown([with_framework, SCALING], [])
     assert "Framework ceiling = faust passthrough: 2,400 events/s, ratio 0.35." in text
     assert text.count("Framework ceiling") == 1
+
+
+def test_a_goal_shows_its_target_and_whether_it_is_met() -> None:
+    met = {**ROUTING, "goal": {"what": "worker >= 0.8 of the loop", "value": 0.8, "met": True}}
+    missed = {**SCALING, "goal": {"value": "1/2/3", "met": False}}
+    latency = {**ONDEMAND, "goal": {"value": 250.0, "met": False}}
+    rows = report.table([met, missed, latency]).splitlines()
+    assert rows[2].split(" | ")[5] == "0.8: met"
+    assert rows[3].split(" | ")[5] == "1/2/3: not met"
+    assert rows[4].split(" | ")[5] == "250: not met"
+    text = report.markdown([met], [])
+    assert "Goal: worker >= 0.8 of the loop: 0.8: met." in text
+
+
+def test_the_passthrough_ceiling_is_described_under_the_table() -> None:
+    with_ceiling = {
+        **ROUTING,
+        "passthrough_ceiling": {"what": "bare passthrough", "value": 45000.0, "ratio": 0.0187},
+    }
+    text = report.markdown([with_ceiling], [])
+    assert "Passthrough ceiling = bare passthrough: 45,000 events/s, ratio 0.019." in text
+
+
+def test_the_command_counts_checked_are_described_under_the_table() -> None:
+    checked = {
+        **ROUTING,
+        "commands": {"expected": 15074, "worker_matches": True, "loop_matches": False},
+    }
+    text = report.markdown([checked], [])
+    assert (
+        "Commands: 15,074 expected; the measured side's match: True, the baseline's: False." in text
+    )
