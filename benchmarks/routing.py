@@ -34,6 +34,11 @@ topic (Kafka's own produce -> consume latency). ``throughput_at_cadence``: the w
 at that commit interval (the throughput benchmark's figure at the default interval, else one run
 of ``BENCH_SCALING_EVENTS`` events).
 
+Latency on a live stream (``routing_latency_live``; part of ``routing``). The same, with the
+worker's settings for a live stream (:data:`LIVE_CADENCE`: the adaptive commit cadence of
+``streams.routing.commit_cadence`` and 10 ms reference fetches), and the worker's events/s with
+those settings next to the same run with the default ones (the scaling benchmark's one worker).
+
 Latency by commit interval (``routing_latency_commit_interval``). The latency measurement above,
 once per worker commit interval in ``BENCH_COMMIT_INTERVALS`` (seconds, comma-separated; the
 worker's ``AIR_EXSTREAM_COMMIT_INTERVAL_S``; default ``2.8,0.5,0.1``), each on fresh topics:
@@ -754,15 +759,16 @@ class _Watcher(threading.Thread):
 
 
 def latency(
-    bootstrap: str, workdir: Path, commit_interval_s: float | None = None
+    bootstrap: str,
+    workdir: Path,
+    commit_interval_s: float | None = None,
+    env_extra: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     total = int(LATENCY_RATE * LATENCY_SECONDS)
     events = dataset(total, invalid_share=0.0).events
-    env = (
-        {"AIR_EXSTREAM_COMMIT_INTERVAL_S": str(commit_interval_s)}
-        if commit_interval_s is not None
-        else None
-    )
+    env = dict(env_extra or {})
+    if commit_interval_s is not None:
+        env["AIR_EXSTREAM_COMMIT_INTERVAL_S"] = str(commit_interval_s)
     with fixture(bootstrap, workdir, env=env) as (fx, procs):
         watcher = _Watcher(fx)
         watcher.start()
@@ -978,6 +984,40 @@ def latency_at_cadence(bootstrap: str, workdir: Path) -> dict[str, Any]:
     return result
 
 
+LIVE_CADENCE = {
+    "AIR_EXSTREAM_MIN_COMMIT_INTERVAL_S": "0.05",
+    "AIR_EXSTREAM_REFERENCE_FETCH_WAIT_MS": "10",
+}
+"""The worker's settings for a live stream: the adaptive commit cadence (a commit 50 ms after the
+last once it is live, every 2.8 s under a backlog) and reference views that see their topics'
+ends every 10 ms (the join's reference check waits for an end observed after the event)."""
+
+
+def latency_live(bootstrap: str, workdir: Path) -> dict[str, Any]:
+    """:func:`latency` with :data:`LIVE_CADENCE`, and the worker's throughput with the same
+    settings (one run of ``BENCH_SCALING_EVENTS`` events; ``run_all`` puts the scaling
+    benchmark's one-worker run, same events, default settings, next to it)."""
+    result = latency(bootstrap, workdir, env_extra=LIVE_CADENCE)
+    result["benchmark"] = "routing_latency_live"
+    settings = " ".join(f"{k}={v}" for k, v in LIVE_CADENCE.items())
+    result["measured"]["what"] += f", worker with {settings}"
+    result["config"]["worker"] = f"1 process, exactly_once, {settings}"
+    result["config"]["commit_interval_s"] = None
+    result["config"]["cadence"] = LIVE_CADENCE
+    value = routing_once(bootstrap, workdir, SCALING_EVENTS, baseline=False, env=LIVE_CADENCE).rate
+    print(f"  throughput with the live cadence: {value:.0f} events/s")
+    result["throughput_at_cadence"] = {
+        "what": f"worker events/s with {settings} ({SCALING_EVENTS} events)",
+        "value": value,
+        "default_settings": None,
+    }
+    return result
+
+
+def run_latency_live() -> dict[str, Any]:
+    return _with_broker(latency_live)[0]
+
+
 def run_latency() -> dict[str, Any]:
     return _with_broker(latency_at_cadence)[0]
 
@@ -996,7 +1036,7 @@ def run_backlog() -> dict[str, Any]:
 
 def run_all() -> list[dict[str, Any]]:
     """Throughput, backlog, latency and scaling on one broker."""
-    results = _with_broker(throughput, backlog, latency_at_cadence, scaling)
+    results = _with_broker(throughput, backlog, latency_at_cadence, latency_live, scaling)
     backlog_result, preferences_first = results[1], results[0]["measured"]["value"]
     backlog_result["preferences_first"] = {
         "what": "the routing benchmark's worker, preferences loaded before the events",
@@ -1009,4 +1049,7 @@ def run_all() -> list[dict[str, Any]]:
     if cadence["value"] is None:  # the default interval: the throughput benchmark's cadence
         cadence["value"] = results[0]["measured"]["value"]
         cadence["source"] = "the routing benchmark (same default commit interval)"
+    one_worker = [s["value"] for s in results[4]["series"] if s["workers"] == 1]
+    if one_worker:  # the same events with the default settings, from the scaling benchmark
+        results[3]["throughput_at_cadence"]["default_settings"] = one_worker[0]
     return results
