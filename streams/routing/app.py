@@ -86,12 +86,14 @@ from streams.routing.faust_compat import (
     end_offset,
     highwaters_from_broker,
     positions,
+    settled_changelog_positions,
     table_entries,
 )
 from streams.routing.join_gate import GateCounters, JoinGate, ProgressSignal
 from streams.routing.metrics import RoutingMetrics, SendSensor
 from streams.routing.partitioning import WRONG_PARTITION, partition_problem
 from streams.routing.preference_versions import Version, value_as_of, with_version
+from streams.routing.recovery_guard import SettledPositions
 from streams.routing.reference import ReferenceView
 from streams.routing.requests import RequestCounters, RequestsContext, install_requests
 from streams.routing.settings import WorkerSettings
@@ -247,6 +249,7 @@ def create_app(
     )
     app.on_partitions_revoked.connect(guard.on_revoked)
     app.on_partitions_revoked.connect(partial(highwaters_from_broker, app))
+    app.on_partitions_revoked.connect(partial(settled_changelog_positions, app, SettledPositions()))
     kafka_kwargs = kafka.aiokafka_kwargs()  # every aiokafka client of the worker
 
     def topic(logical: str) -> Any:
