@@ -245,7 +245,7 @@ def create_app(
         Deadline(worker.commit_timeout_s),
         metrics,
         cadence=worker.commit_cadence,
-        positions=lambda: positions(app, input_topics),
+        inputs=lambda: input_topics,
     )
     app.on_partitions_revoked.connect(guard.on_revoked)
     app.on_partitions_revoked.connect(partial(highwaters_from_broker, app))

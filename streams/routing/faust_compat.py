@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection
 from contextlib import suppress
 from importlib.metadata import version
 from typing import Any, Protocol
@@ -247,15 +247,15 @@ class CommitGuard:
         deadline: Deadline,
         metrics: RoutingMetrics | None = None,
         cadence: CommitCadence | None = None,
-        positions: Callable[[], Iterable[PartitionPosition]] = tuple,
+        inputs: Callable[[], Collection[str]] = frozenset,
     ) -> None:
         self._app = app
         self._counters = counters
         self._cadence = cadence
         """When the periodic commit is due (:mod:`streams.routing.commit_cadence`); None: at
         every tick of faust's commit timer."""
-        self._positions = positions
-        """The worker's positions in its input partitions, for :attr:`_cadence`."""
+        self._inputs = inputs
+        """The worker's input topics, whose processing positions :attr:`_cadence` weighs."""
         self._deadline = deadline
         self._metrics = metrics if metrics is not None else RoutingMetrics()
         """A commit that cannot finish ends the worker (see :mod:`streams.routing.watchdog`)."""
@@ -308,12 +308,32 @@ class CommitGuard:
             now = time.monotonic()
             periodic = not args and not kwargs
             since_last_s = now - last[0]
-            if periodic and not cadence.due(since_last_s=since_last_s, positions=self._positions()):
+            if periodic and not cadence.due(
+                since_last_s=since_last_s, positions=self.processing_positions()
+            ):
                 return False
             last[0] = now
             return await commit(*args, **kwargs)
 
         consumer.commit = paced_commit
+
+    def processing_positions(self) -> list[PartitionPosition]:
+        """Where processing stands in each assigned input partition: the offset after the last
+        record processed in this consumer generation (else the committed one), and the end the
+        consumer last saw. Not faust's read offsets: faust reads thousands of records ahead
+        into its stream buffers, so those show no lag while a backlog waits there."""
+        app = self._app
+        consumer: Any = app.consumer
+        generation = app.consumer_generation_id
+        inputs = self._inputs()
+        out = []
+        for tp in consumer.assignment():
+            if tp.topic not in inputs:
+                continue
+            done = self._processed.get((generation, tp.topic, tp.partition))
+            next_offset = done + 1 if done is not None else committed_offset(app, tp)
+            out.append(PartitionPosition(tp.topic, tp.partition, end_offset(app, tp), next_offset))
+        return out
 
     async def on_revoked(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         # the first rebalance callback of a worker: running, not yet recovering tables
