@@ -390,6 +390,39 @@ def create_app(
             on_give_up=lambda: alignment.gave_up(msg.partition, committed_offset(app, tp)),
         )
 
+    def still_current(msg: Any) -> bool:
+        """False when a rebalance came while ``msg`` waited in the gate: its partition is read
+        again from its committed offset (faust skips a record of an older generation the same
+        way). It is marked acked without telling the consumer, so that no commit of the new
+        generation can move past the records before it; it is not processed, since the guard
+        would then take the records before it for redeliveries."""
+        if msg.generation_id == app.consumer_generation_id:
+            return True
+        msg.acked = True
+        gate_counters.stale_skipped += 1
+        return False
+
+    async def templates_admitted(msg: Any) -> bool:
+        """Wait (bounded, outside the commit lock) until every template version published
+        before the document request ``msg`` is in the templates view; False when ``msg`` must
+        be left for a re-read (:func:`still_current`)."""
+        arrived_at_ms, timestamp = _now_ms(), _timestamp_ms(msg)
+
+        def verdict() -> Verdict:
+            covered = reference_covers(
+                templates_view.partition_states(),
+                event_timestamp_ms=timestamp,
+                arrived_at_ms=arrived_at_ms,
+            )
+            return Verdict.CAUGHT_UP if covered else Verdict.WAIT
+
+        await gate.admit(
+            verdict,
+            what=f"the templates published before {msg.topic}/{msg.partition}",
+            interrupted=lambda: app.consumer_generation_id != msg.generation_id,
+        )
+        return still_current(msg)
+
     rules_view: ReferenceView[CommRule] = ReferenceView(
         topic=topology.name(names.COMM_RULES),
         partitions=topology.topic(names.COMM_RULES).partitions,
@@ -653,14 +686,7 @@ def create_app(
         async for event in stream.events():
             msg = event.message
             await await_join_inputs(msg)
-            if msg.generation_id != app.consumer_generation_id:
-                # a rebalance came while it waited: the partition is read again from its
-                # committed offset (faust skips a record of an older generation the same way).
-                # Marked acked without telling the consumer, so that no commit of the new
-                # generation can move past the records before it; it is not processed, since
-                # the guard would then take the records before it for redeliveries.
-                msg.acked = True
-                gate_counters.stale_skipped += 1
+            if not still_current(msg):
                 continue
             await guard.process(event, partial(route_one, codec=codec, source_topic=source_topic))
 
@@ -791,6 +817,7 @@ def create_app(
             key_mismatch=_key_mismatch,
             reference_ready=reference_ready,
             templates_by_id=templates_by_id,
+            admitted=templates_admitted,
             counters=requests,
             codecs=codecs,
             topology=topology,

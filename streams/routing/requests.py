@@ -83,6 +83,10 @@ class RequestsContext:
     registry_wait_s: float
     """See :attr:`~streams.routing.settings.WorkerSettings.registry_wait_s`."""
     metrics: RoutingMetrics = field(default_factory=RoutingMetrics)
+    admitted: Callable[[Any], Awaitable[bool]] | None = None
+    """Waits until the templates published before a request are in the view (the join order
+    of :mod:`streams.routing.alignment`, applied to the one reference a request reads); False
+    when the record must be left unprocessed (a rebalance came meanwhile). None: no wait."""
 
 
 def install_requests(ctx: RequestsContext) -> Callable[[Any], Awaitable[None]]:
@@ -132,6 +136,8 @@ def install_requests(ctx: RequestsContext) -> Callable[[Any], Awaitable[None]]:
     async def document_requests_agent(stream: Any) -> None:
         await ctx.reference_ready()
         async for event in stream.events():
+            if ctx.admitted is not None and not await ctx.admitted(event.message):
+                continue
             await ctx.guard.process(event, handle)
 
     return handle
