@@ -85,7 +85,6 @@ from streams.routing.faust_compat import (
     committed_offset,
     end_offset,
     highwaters_from_broker,
-    positions,
     settled_changelog_positions,
     table_entries,
 )
@@ -849,7 +848,7 @@ def create_app(
 
     @app.timer(interval=worker.metrics_interval_s)
     async def refresh_metrics() -> None:
-        metrics.observe_positions(positions(app, input_topics))
+        metrics.observe_positions(guard.processing_positions())
         metrics.observe_tables({name: table_entries(t) for name, t in state_tables.items()})
 
     @app.timer(interval=10.0)

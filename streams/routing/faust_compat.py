@@ -63,23 +63,6 @@ class SkipCounters(Protocol):
     revoked_skipped: int
 
 
-def positions(app: faust.App, topics: set[str]) -> list[PartitionPosition]:
-    """Where the worker stands in each assigned partition of ``topics`` (its inputs)."""
-    consumer: Any = app.consumer
-    out = []
-    for tp in consumer.assignment():
-        if tp.topic not in topics:
-            continue
-        read = consumer._read_offset.get(tp)
-        next_offset = read + 1 if read is not None else consumer._committed_offset.get(tp)
-        try:
-            end = consumer.highwater(tp)
-        except Exception:  # noqa: BLE001 - not fetched yet / being revoked: unknown for now
-            end = None
-        out.append(PartitionPosition(tp.topic, tp.partition, end, next_offset))
-    return out
-
-
 def table_entries(table: Any) -> int:
     """Entries in ``table``'s active partitions here (rocksdb: its estimate, no full scan)."""
     store: Any = table.data
@@ -91,13 +74,6 @@ def table_entries(table: Any) -> int:
                 total += int(db.property_int_value("rocksdb.estimate-num-keys") or 0)
         return total
     return len(store)
-
-
-def read_offset(app: faust.App, tp: TP) -> int | None:
-    """The offset of the last record of ``tp`` the worker's streams received, if any."""
-    consumer: Any = app.consumer
-    offset = consumer._read_offset.get(tp)
-    return offset if isinstance(offset, int) else None
 
 
 def end_offset(app: faust.App, tp: TP) -> int | None:

@@ -14,7 +14,9 @@ Series (prefix ``air_exstream_routing_``):
   ``flow="delivery"``: ``fallback`` (a fallback command after a bounce), ``sla_breach``;
 - ``dead_letters_total{topic,reason}``: records dead-lettered, by source topic and reason code;
 - ``consumer_lag{topic,partition}``: the partition's end (last stable offset under
-  exactly-once) minus the next offset to process, refreshed every ``metrics_interval_s``. On a
+  exactly-once) minus the offset after the last record processed (not faust's read offset:
+  faust reads thousands of records ahead into its stream buffers), refreshed every
+  ``metrics_interval_s``. On a
   topic written in transactions (the audit intake) a caught-up partition can show 1: the commit
   marker after its last record;
 - ``commit_duration_seconds``: one commit of the worker (waiting for the record being processed,
