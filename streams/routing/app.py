@@ -74,9 +74,8 @@ from streams.domain.reference_checks import (
     rule_problems,
     template_problems,
 )
-from streams.domain.routing import route_event
-from streams.domain.suppression import SuppressionEntry
 from streams.errors import AirExstreamError
+from streams.routing.adapters import GuardedTable, TopicEventOutputs
 from streams.routing.alignment import TableAlignment, Verdict, reference_covers
 from streams.routing.decoding import decode_in_worker
 from streams.routing.faust_compat import (
@@ -89,10 +88,11 @@ from streams.routing.faust_compat import (
     settled_changelog_positions,
     table_entries,
 )
+from streams.routing.handlers.events import EventCodecs, EventsHandler, ReferenceSource
 from streams.routing.join_gate import GateCounters, JoinGate, ProgressSignal
 from streams.routing.metrics import RoutingMetrics, SendSensor
 from streams.routing.partitioning import WRONG_PARTITION, partition_problem
-from streams.routing.preference_versions import Version, value_as_of, with_version
+from streams.routing.preference_versions import Version, with_version
 from streams.routing.recovery_guard import SettledPositions
 from streams.routing.reference import ReferenceView
 from streams.routing.requests import RequestCounters, RequestsContext, install_requests
@@ -145,26 +145,6 @@ def _now_ms() -> int:
 def _timestamp_ms(msg: Any) -> int:
     """A faust message's Kafka timestamp (faust gives seconds as a float) in ms."""
     return round(float(msg.timestamp) * 1000)
-
-
-def _suppression_state(raw: bytes | None) -> dict[str, SuppressionEntry]:
-    if not raw:
-        return {}
-    return {key: SuppressionEntry(**value) for key, value in orjson.loads(raw).items()}
-
-
-def _dump_suppression(state: dict[str, SuppressionEntry]) -> bytes:
-    return orjson.dumps(
-        {
-            key: {
-                "communication_id": e.communication_id,
-                "source_event_id": e.source_event_id,
-                "emitted_at": e.emitted_at,
-                "expires_at": e.expires_at,
-            }
-            for key, e in state.items()
-        }
-    )
 
 
 class UnusableRecord(AirExstreamError):
@@ -665,64 +645,7 @@ def create_app(
             await guard.process(event, partial(route_one, codec=codec, source_topic=source_topic))
 
     async def route_one(msg: Any, codec: Any, source_topic: str) -> None:
-        try:
-            record = await decoded(codec, msg)
-        except CodecError as exc:
-            await dead_letter(msg, exc.code, str(exc))
-            return
-        key = record.customer_id.encode()
-        if msg.key is not None and msg.key != key:
-            await dead_letter(msg, "KEY_MISMATCH", _key_mismatch(msg.key, record.customer_id))
-            return
-        # a keyed event must be in its key's partition, or it would be joined with another
-        # partition's preferences. An unkeyed one is accepted as before (routed by its
-        # customer id); the producer's partitioner put it anywhere, so the join holds only while
-        # one worker holds every partition
-        if msg.key is not None:
-            misplaced = partition_problem(key, msg.partition, partition_counts[msg.topic])
-            if misplaced is not None:
-                await dead_letter(msg, WRONG_PARTITION, misplaced)
-                return
-        # the version in force at the event's timestamp (a later change may be applied already)
-        pref_raw = value_as_of(preferences.get(key), _timestamp_ms(msg))
-        preference = pref_state.decode(pref_raw) if pref_raw else None
-        state = _suppression_state(suppression.get(key))
-        outcome = route_event(
-            record,
-            source_topic=source_topic,
-            preference=preference,
-            rules=current_rules(),
-            templates_by_id=templates_by_id(),
-            suppression_state=state,
-            now_ms=record.occurred_at - worker.suppression_grace_ms,
-        )
-        counters.events += 1
-        if outcome.rejection is not None:
-            metrics.decided("event", "rejected")
-            await dead_letter(msg, outcome.rejection.code, outcome.rejection.reason)
-            return
-        for command in outcome.commands:
-            await commands_topic.send(key=key, value=command_codec.encode(command))
-            await register(msg, command)
-        for alert in outcome.alerts:
-            await alerts_topic.send(
-                key=(alert.rule_id or alert.template_id).encode(),
-                value=alert_codec.encode(alert),
-            )
-        for entry in outcome.audit:
-            await send_audit(entry, key)
-        counters.commands += len(outcome.commands)
-        counters.suppressed += len(outcome.suppressed) + len(outcome.undeliverable)
-        counters.alerts += len(outcome.alerts)
-        metrics.decided("event", "command", len(outcome.commands))
-        metrics.decided("event", "suppressed", len(outcome.suppressed))
-        metrics.decided("event", "undeliverable", len(outcome.undeliverable))
-        metrics.decided("event", "alert", len(outcome.alerts))
-        if outcome.suppression_updates or outcome.expired_keys:
-            state.update(outcome.suppression_updates)
-            for stale in outcome.expired_keys:
-                state.pop(stale, None)
-            await guard.put(suppression, msg, key, _dump_suppression(state))
+        await events_handler.handle(msg, decode=codec.decode, source_topic=source_topic)
 
     @app.agent(account_topic)
     async def account_events_agent(stream: Any) -> None:
@@ -773,6 +696,36 @@ def create_app(
             metrics=metrics,
         )
     )
+
+    events_handler = EventsHandler(
+        preferences=preferences,
+        suppression=GuardedTable(guard, suppression),
+        reference=ReferenceSource(
+            version=lambda: (rules_view.version, templates_view.version),
+            rules=current_rules,
+            templates_by_id=templates_by_id,
+        ),
+        outputs=TopicEventOutputs(
+            commands_topic=commands_topic,
+            alerts_topic=alerts_topic,
+            registrar=register,
+            audit=send_audit,
+            letters=dead_letter,
+        ),
+        codecs=EventCodecs(
+            preference=pref_state.decode, command=command_codec.encode, alert=alert_codec.encode
+        ),
+        counters=counters,
+        metrics=metrics,
+        partition_counts=partition_counts,
+        suppression_grace_ms=worker.suppression_grace_ms,
+        registry_wait_s=worker.registry_wait_s,
+    )
+
+    async def forget_decoded_state(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        events_handler.forget({tp.partition for tp in (args[0] if args else ())})
+
+    app.on_partitions_revoked.connect(forget_decoded_state)
 
     # ------------------------------------------------------------------ portal requests
 
