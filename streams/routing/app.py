@@ -52,7 +52,7 @@ from yarl import URL
 
 from streams.audit.chain import ChainHead, append
 from streams.audit.signing import AuditSigning
-from streams.codec import CodecError, Codecs
+from streams.codec import Codecs
 from streams.config import KafkaSettings
 from streams.deadletter.letters import dead_letter_headers, make_dead_letter
 from streams.domain.alignment import check_rule, compare_versions
@@ -77,7 +77,6 @@ from streams.domain.reference_checks import (
 from streams.errors import AirExstreamError
 from streams.routing.adapters import GuardedTable, TopicEventOutputs
 from streams.routing.alignment import TableAlignment, Verdict, reference_covers
-from streams.routing.decoding import decode_in_worker
 from streams.routing.faust_compat import (
     CommitGuard,
     checkpoint,
@@ -88,6 +87,7 @@ from streams.routing.faust_compat import (
     settled_changelog_positions,
     table_entries,
 )
+from streams.routing.handlers.decode import decode_or_dead_letter, key_mismatch, key_text
 from streams.routing.handlers.events import EventCodecs, EventsHandler, ReferenceSource
 from streams.routing.join_gate import GateCounters, JoinGate, ProgressSignal
 from streams.routing.metrics import RoutingMetrics, SendSensor
@@ -165,18 +165,6 @@ def usable(
         return record
 
     return checked
-
-
-def _key_mismatch(key: bytes | None, customer_id: str) -> str:
-    return (
-        f"the record key {_key_text(key)!r} is not the record's customer_id {customer_id!r}: "
-        "the key decides the partition, hence which customer's preferences and suppression "
-        "state the record meets; key each record by its customer_id"
-    )
-
-
-def _key_text(key: bytes | None) -> str | None:
-    return key.decode("utf-8", "replace") if key else None
 
 
 def create_app(
@@ -302,9 +290,9 @@ def create_app(
         codecs.for_topic(names.dlq(topology.name(source)), DeadLetter).prepare()
 
     def decoded(codec: Any, msg: Any) -> Awaitable[Any]:
-        return decode_in_worker(
-            partial(codec.decode, msg.value, msg.headers), wait_s=worker.registry_wait_s
-        )
+        """``msg`` decoded by ``codec``, or None once dead-lettered (the one decoding step of
+        every handler, :func:`~streams.routing.handlers.decode.decode_or_dead_letter`)."""
+        return decode_or_dead_letter(codec.decode, msg, dead_letter, wait_s=worker.registry_wait_s)
 
     # customer-keyed inputs: a record must be in its key's murmur2 partition (partitioning.py)
     partition_counts = {
@@ -494,7 +482,7 @@ def create_app(
             AuditRecord(
                 audit_id=audit_id(AuditKind.DEAD_LETTER, subject),
                 kind=AuditKind.DEAD_LETTER,
-                customer_id=_key_text(msg.key),
+                customer_id=key_text(msg.key),
                 occurred_at=letter.failed_at,
                 summary=f"record {subject} dead-lettered: {error_type}",
                 details={"error_type": error_type, "source": subject, "reason": reason},
@@ -530,13 +518,11 @@ def create_app(
         if msg.value is None:
             await put_preference_version(msg, None)
             return
-        try:
-            preference = await decoded(pref_codec, msg)
-        except CodecError as exc:
-            await dead_letter(msg, exc.code, str(exc))
+        preference = await decoded(pref_codec, msg)
+        if preference is None:
             return
         if msg.key != preference.customer_id.encode():
-            await dead_letter(msg, "KEY_MISMATCH", _key_mismatch(msg.key, preference.customer_id))
+            await dead_letter(msg, "KEY_MISMATCH", key_mismatch(msg.key, preference.customer_id))
             return
         problems = preference_problems(preference)
         if problems:  # the customer's previous preference, if any, stays in force
@@ -566,10 +552,8 @@ def create_app(
     async def check_rule_change(msg: Any) -> None:
         if msg.value is None:
             return
-        try:
-            rule = await decoded(rule_codec, msg)
-        except CodecError as exc:
-            await dead_letter(msg, exc.code, str(exc))
+        rule = await decoded(rule_codec, msg)
+        if rule is None:
             return
         problems = rule_problems(rule)
         if problems:  # the view keeps the rule's previous version, if any
@@ -588,10 +572,8 @@ def create_app(
     async def check_template_change(msg: Any) -> None:
         if msg.value is None:
             return
-        try:
-            new = await decoded(template_codec, msg)
-        except CodecError as exc:
-            await dead_letter(msg, exc.code, str(exc))
+        new = await decoded(template_codec, msg)
+        if new is None:
             return
         problems = template_problems(new)
         if problems:  # the view keeps the version's previous record, if any
@@ -663,10 +645,8 @@ def create_app(
             await guard.process(event, chain_one)
 
     async def chain_one(msg: Any) -> None:
-        try:
-            record = await decoded(intake_codec, msg)
-        except CodecError as exc:
-            await dead_letter(msg, exc.code, str(exc))
+        record = await decoded(intake_codec, msg)
+        if record is None:
             return
         await append_audit(msg, msg.key or b"", record)
 
@@ -741,7 +721,7 @@ def create_app(
             register=register,
             send_audit=send_audit,
             dead_letter=dead_letter,
-            key_mismatch=_key_mismatch,
+            key_mismatch=key_mismatch,
             reference_ready=reference_ready,
             templates_by_id=templates_by_id,
             counters=requests,
