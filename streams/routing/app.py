@@ -70,7 +70,6 @@ from streams.domain.records import (
     TemplateVersion,
 )
 from streams.domain.reference_checks import (
-    preference_problems,
     rule_problems,
     template_problems,
 )
@@ -89,10 +88,9 @@ from streams.routing.faust_compat import (
 )
 from streams.routing.handlers.decode import decode_or_dead_letter, key_mismatch, key_text
 from streams.routing.handlers.events import EventCodecs, EventsHandler, ReferenceSource
+from streams.routing.handlers.preferences import PreferencesHandler
 from streams.routing.join_gate import GateCounters, JoinGate, ProgressSignal
 from streams.routing.metrics import RoutingMetrics, SendSensor
-from streams.routing.partitioning import WRONG_PARTITION, partition_problem
-from streams.routing.preference_versions import Version, with_version
 from streams.routing.recovery_guard import SettledPositions
 from streams.routing.reference import ReferenceView
 from streams.routing.requests import RequestCounters, RequestsContext, install_requests
@@ -508,40 +506,7 @@ def create_app(
             preference_applied(event.message)
 
     async def store_preference(msg: Any) -> None:
-        if msg.key is None:
-            await dead_letter(msg, "MISSING_KEY", "preference record has no customer id key")
-            return
-        misplaced = partition_problem(msg.key, msg.partition, partition_counts[msg.topic])
-        if misplaced is not None:  # applied here, no event of this customer would see it
-            await dead_letter(msg, WRONG_PARTITION, misplaced)
-            return
-        if msg.value is None:
-            await put_preference_version(msg, None)
-            return
-        preference = await decoded(pref_codec, msg)
-        if preference is None:
-            return
-        if msg.key != preference.customer_id.encode():
-            await dead_letter(msg, "KEY_MISMATCH", key_mismatch(msg.key, preference.customer_id))
-            return
-        problems = preference_problems(preference)
-        if problems:  # the customer's previous preference, if any, stays in force
-            await dead_letter(msg, "INVALID_PREFERENCE", "; ".join(problems))
-            return
-        # stored as Avro whatever it arrived as (JSON too): readers decode without headers
-        await put_preference_version(msg, pref_state.encode(preference))
-        counters.preferences += 1
-
-    async def put_preference_version(msg: Any, value: bytes | None) -> None:
-        """Add the version ``msg`` sets (None: deleted) to its customer's versions."""
-        version = Version(msg.offset, _timestamp_ms(msg), value)
-        versions = with_version(
-            preferences.get(msg.key),
-            version,
-            history_ms=worker.preference_history_ms,
-            max_versions=worker.preference_max_versions,
-        )
-        await guard.put(preferences, msg, msg.key, versions)
+        await preferences_handler.handle(msg)
 
     @app.agent(rules_topic)
     async def rule_alignment_agent(stream: Any) -> None:
@@ -677,6 +642,17 @@ def create_app(
         )
     )
 
+    preferences_handler = PreferencesHandler(
+        table=GuardedTable(guard, preferences),
+        decode=pref_codec.decode,
+        encode_state=pref_state.encode,
+        dead_letter=dead_letter,
+        counters=counters,
+        partition_counts=partition_counts,
+        history_ms=worker.preference_history_ms,
+        max_versions=worker.preference_max_versions,
+        registry_wait_s=worker.registry_wait_s,
+    )
     events_handler = EventsHandler(
         preferences=preferences,
         suppression=GuardedTable(guard, suppression),
