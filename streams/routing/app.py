@@ -7,7 +7,8 @@ Topology of the worker (all names resolved through the :class:`~topology.model.T
 - ``air.comm-rules.v1`` and ``exstream.templates.v1`` -> :class:`ReferenceView` on every worker
   (all partitions, like a GlobalKTable), plus one agent each that raises alignment alerts when a
   rule or template changes;
-- ``air.account-events.v1`` and ``air.case-events.v1`` -> agent -> :func:`route_event` ->
+- ``air.account-events.v1`` and ``air.case-events.v1`` -> agent ->
+  :class:`~streams.routing.handlers.events.EventsHandler` (``route_indexed``) ->
   ``exstream.composition-commands.v1``, ``alignment.alerts.v1``, ``audit.communications.v1``,
   and the per-customer ``suppression`` table;
 - ``air.document-requests.v1`` (the portal's asynchronous requests) -> agent
@@ -31,8 +32,9 @@ backlog of preferences and events is joined as if they had arrived in timestamp 
 Guarantee: with ``processing_guarantee=exactly_once`` (the default), every input record's outputs,
 table updates and consumer offset are committed in one Kafka transaction per partition. A crash
 or restart neither loses nor duplicates records as seen by ``read_committed`` consumers.
-Determinism (see :func:`route_event`) makes even an at-least-once replay produce byte-identical
-commands with the same communication ids, which the sink's idempotency then discards.
+Determinism (see :func:`~streams.domain.routing.route_event`) makes even an at-least-once
+replay produce byte-identical commands with the same communication ids, which the sink's
+idempotency then discards.
 """
 
 from __future__ import annotations
