@@ -57,7 +57,6 @@ from streams.audit.signing import AuditSigning
 from streams.codec import Codecs
 from streams.config import KafkaSettings
 from streams.deadletter.letters import dead_letter_headers, make_dead_letter
-from streams.domain.alignment import check_rule, compare_versions
 from streams.domain.ids import audit_id
 from streams.domain.records import (
     AccountEvent,
@@ -91,6 +90,7 @@ from streams.routing.faust_compat import (
 from streams.routing.handlers.decode import decode_or_dead_letter, key_mismatch, key_text
 from streams.routing.handlers.events import EventCodecs, EventsHandler, ReferenceSource
 from streams.routing.handlers.preferences import PreferencesHandler
+from streams.routing.handlers.reference import ReferenceChanges
 from streams.routing.join_gate import GateCounters, JoinGate, ProgressSignal
 from streams.routing.metrics import RoutingMetrics, SendSensor
 from streams.routing.recovery_guard import SettledPositions
@@ -517,18 +517,7 @@ def create_app(
             await guard.process(event, check_rule_change)
 
     async def check_rule_change(msg: Any) -> None:
-        if msg.value is None:
-            return
-        rule = await decoded(rule_codec, msg)
-        if rule is None:
-            return
-        problems = rule_problems(rule)
-        if problems:  # the view keeps the rule's previous version, if any
-            await dead_letter(msg, "INVALID_RULE", "; ".join(problems))
-            return
-        versions = templates_by_id().get(rule.template_id, [])
-        for alert in check_rule(rule, versions, raised_at=int(msg.timestamp * 1000)):
-            await emit_alert(alert)
+        await reference_changes.rule_changed(msg)
 
     @app.agent(templates_topic)
     async def template_alignment_agent(stream: Any) -> None:
@@ -537,28 +526,7 @@ def create_app(
             await guard.process(event, check_template_change)
 
     async def check_template_change(msg: Any) -> None:
-        if msg.value is None:
-            return
-        new = await decoded(template_codec, msg)
-        if new is None:
-            return
-        problems = template_problems(new)
-        if problems:  # the view keeps the version's previous record, if any
-            await dead_letter(msg, "INVALID_TEMPLATE", "; ".join(problems))
-            return
-        older = [
-            v
-            for v in templates_by_id().get(new.template_id, [])
-            if v.language == new.language and v.version < new.version
-        ]
-        if not older:
-            return
-        previous = max(older, key=lambda v: v.version)
-        affected = [r.rule_id for r in current_rules() if r.template_id == new.template_id]
-        for alert in compare_versions(
-            previous, new, raised_at=new.updated_at, affected_rule_ids=affected
-        ):
-            await emit_alert(alert)
+        await reference_changes.template_changed(msg)
 
     async def emit_alert(alert: AlignmentAlert) -> None:
         key = (alert.rule_id or alert.template_id).encode()
@@ -644,6 +612,21 @@ def create_app(
         )
     )
 
+    # ------------------------------------------------------------------ handlers (handlers/)
+
+    reference_source = ReferenceSource(
+        version=lambda: (rules_view.version, templates_view.version),
+        rules=current_rules,
+        templates_by_id=templates_by_id,
+    )
+    reference_changes = ReferenceChanges(
+        reference=reference_source,
+        decode_rule=rule_codec.decode,
+        decode_template=template_codec.decode,
+        emit_alert=emit_alert,
+        dead_letter=dead_letter,
+        registry_wait_s=worker.registry_wait_s,
+    )
     preferences_handler = PreferencesHandler(
         table=GuardedTable(guard, preferences),
         decode=pref_codec.decode,
@@ -658,11 +641,7 @@ def create_app(
     events_handler = EventsHandler(
         preferences=preferences,
         suppression=GuardedTable(guard, suppression),
-        reference=ReferenceSource(
-            version=lambda: (rules_view.version, templates_view.version),
-            rules=current_rules,
-            templates_by_id=templates_by_id,
-        ),
+        reference=reference_source,
         outputs=TopicEventOutputs(
             commands_topic=commands_topic,
             alerts_topic=alerts_topic,
