@@ -7,7 +7,8 @@ Topology of the worker (all names resolved through the :class:`~topology.model.T
 - ``air.comm-rules.v1`` and ``exstream.templates.v1`` -> :class:`ReferenceView` on every worker
   (all partitions, like a GlobalKTable), plus one agent each that raises alignment alerts when a
   rule or template changes;
-- ``air.account-events.v1`` and ``air.case-events.v1`` -> agent -> :func:`route_event` ->
+- ``air.account-events.v1`` and ``air.case-events.v1`` -> agent ->
+  :class:`~streams.routing.handlers.events.EventsHandler` (``route_indexed``) ->
   ``exstream.composition-commands.v1``, ``alignment.alerts.v1``, ``audit.communications.v1``,
   and the per-customer ``suppression`` table;
 - ``air.document-requests.v1`` (the portal's asynchronous requests) -> agent
@@ -31,8 +32,9 @@ backlog of preferences and events is joined as if they had arrived in timestamp 
 Guarantee: with ``processing_guarantee=exactly_once`` (the default), every input record's outputs,
 table updates and consumer offset are committed in one Kafka transaction per partition. A crash
 or restart neither loses nor duplicates records as seen by ``read_committed`` consumers.
-Determinism (see :func:`route_event`) makes even an at-least-once replay produce byte-identical
-commands with the same communication ids, which the sink's idempotency then discards.
+Determinism (see :func:`~streams.domain.routing.route_event`) makes even an at-least-once
+replay produce byte-identical commands with the same communication ids, which the sink's
+idempotency then discards.
 """
 
 from __future__ import annotations
@@ -52,10 +54,9 @@ from yarl import URL
 
 from streams.audit.chain import ChainHead, append
 from streams.audit.signing import AuditSigning
-from streams.codec import CodecError, Codecs
+from streams.codec import Codecs
 from streams.config import KafkaSettings
 from streams.deadletter.letters import dead_letter_headers, make_dead_letter
-from streams.domain.alignment import check_rule, compare_versions
 from streams.domain.ids import audit_id
 from streams.domain.records import (
     AccountEvent,
@@ -70,15 +71,12 @@ from streams.domain.records import (
     TemplateVersion,
 )
 from streams.domain.reference_checks import (
-    preference_problems,
     rule_problems,
     template_problems,
 )
-from streams.domain.routing import route_event
-from streams.domain.suppression import SuppressionEntry
 from streams.errors import AirExstreamError
+from streams.routing.adapters import GuardedTable, TopicEventOutputs
 from streams.routing.alignment import TableAlignment, Verdict, reference_covers
-from streams.routing.decoding import decode_in_worker
 from streams.routing.faust_compat import (
     CommitGuard,
     checkpoint,
@@ -88,10 +86,12 @@ from streams.routing.faust_compat import (
     settled_changelog_positions,
     table_entries,
 )
+from streams.routing.handlers.decode import decode_or_dead_letter, key_mismatch, key_text
+from streams.routing.handlers.events import EventCodecs, EventsHandler, ReferenceSource
+from streams.routing.handlers.preferences import PreferencesHandler
+from streams.routing.handlers.reference import ReferenceChanges
 from streams.routing.join_gate import GateCounters, JoinGate, ProgressSignal
 from streams.routing.metrics import RoutingMetrics, SendSensor
-from streams.routing.partitioning import WRONG_PARTITION, partition_problem
-from streams.routing.preference_versions import Version, value_as_of, with_version
 from streams.routing.recovery_guard import SettledPositions
 from streams.routing.reference import ReferenceView
 from streams.routing.requests import RequestCounters, RequestsContext, install_requests
@@ -146,26 +146,6 @@ def _timestamp_ms(msg: Any) -> int:
     return round(float(msg.timestamp) * 1000)
 
 
-def _suppression_state(raw: bytes | None) -> dict[str, SuppressionEntry]:
-    if not raw:
-        return {}
-    return {key: SuppressionEntry(**value) for key, value in orjson.loads(raw).items()}
-
-
-def _dump_suppression(state: dict[str, SuppressionEntry]) -> bytes:
-    return orjson.dumps(
-        {
-            key: {
-                "communication_id": e.communication_id,
-                "source_event_id": e.source_event_id,
-                "emitted_at": e.emitted_at,
-                "expires_at": e.expires_at,
-            }
-            for key, e in state.items()
-        }
-    )
-
-
 class UnusableRecord(AirExstreamError):
     """A reference record decodes but its content is not usable (see
     :mod:`streams.domain.reference_checks`); the views skip it, the agents dead-letter it."""
@@ -184,18 +164,6 @@ def usable(
         return record
 
     return checked
-
-
-def _key_mismatch(key: bytes | None, customer_id: str) -> str:
-    return (
-        f"the record key {_key_text(key)!r} is not the record's customer_id {customer_id!r}: "
-        "the key decides the partition, hence which customer's preferences and suppression "
-        "state the record meets; key each record by its customer_id"
-    )
-
-
-def _key_text(key: bytes | None) -> str | None:
-    return key.decode("utf-8", "replace") if key else None
 
 
 def create_app(
@@ -321,9 +289,9 @@ def create_app(
         codecs.for_topic(names.dlq(topology.name(source)), DeadLetter).prepare()
 
     def decoded(codec: Any, msg: Any) -> Awaitable[Any]:
-        return decode_in_worker(
-            partial(codec.decode, msg.value, msg.headers), wait_s=worker.registry_wait_s
-        )
+        """``msg`` decoded by ``codec``, or None once dead-lettered (the one decoding step of
+        every handler, :func:`~streams.routing.handlers.decode.decode_or_dead_letter`)."""
+        return decode_or_dead_letter(codec.decode, msg, dead_letter, wait_s=worker.registry_wait_s)
 
     # customer-keyed inputs: a record must be in its key's murmur2 partition (partitioning.py)
     partition_counts = {
@@ -546,7 +514,7 @@ def create_app(
             AuditRecord(
                 audit_id=audit_id(AuditKind.DEAD_LETTER, subject),
                 kind=AuditKind.DEAD_LETTER,
-                customer_id=_key_text(msg.key),
+                customer_id=key_text(msg.key),
                 occurred_at=letter.failed_at,
                 summary=f"record {subject} dead-lettered: {error_type}",
                 details={"error_type": error_type, "source": subject, "reason": reason},
@@ -572,42 +540,7 @@ def create_app(
             preference_applied(event.message)
 
     async def store_preference(msg: Any) -> None:
-        if msg.key is None:
-            await dead_letter(msg, "MISSING_KEY", "preference record has no customer id key")
-            return
-        misplaced = partition_problem(msg.key, msg.partition, partition_counts[msg.topic])
-        if misplaced is not None:  # applied here, no event of this customer would see it
-            await dead_letter(msg, WRONG_PARTITION, misplaced)
-            return
-        if msg.value is None:
-            await put_preference_version(msg, None)
-            return
-        try:
-            preference = await decoded(pref_codec, msg)
-        except CodecError as exc:
-            await dead_letter(msg, exc.code, str(exc))
-            return
-        if msg.key != preference.customer_id.encode():
-            await dead_letter(msg, "KEY_MISMATCH", _key_mismatch(msg.key, preference.customer_id))
-            return
-        problems = preference_problems(preference)
-        if problems:  # the customer's previous preference, if any, stays in force
-            await dead_letter(msg, "INVALID_PREFERENCE", "; ".join(problems))
-            return
-        # stored as Avro whatever it arrived as (JSON too): readers decode without headers
-        await put_preference_version(msg, pref_state.encode(preference))
-        counters.preferences += 1
-
-    async def put_preference_version(msg: Any, value: bytes | None) -> None:
-        """Add the version ``msg`` sets (None: deleted) to its customer's versions."""
-        version = Version(msg.offset, _timestamp_ms(msg), value)
-        versions = with_version(
-            preferences.get(msg.key),
-            version,
-            history_ms=worker.preference_history_ms,
-            max_versions=worker.preference_max_versions,
-        )
-        await guard.put(preferences, msg, msg.key, versions)
+        await preferences_handler.handle(msg)
 
     @app.agent(rules_topic)
     async def rule_alignment_agent(stream: Any) -> None:
@@ -616,20 +549,7 @@ def create_app(
             await guard.process(event, check_rule_change)
 
     async def check_rule_change(msg: Any) -> None:
-        if msg.value is None:
-            return
-        try:
-            rule = await decoded(rule_codec, msg)
-        except CodecError as exc:
-            await dead_letter(msg, exc.code, str(exc))
-            return
-        problems = rule_problems(rule)
-        if problems:  # the view keeps the rule's previous version, if any
-            await dead_letter(msg, "INVALID_RULE", "; ".join(problems))
-            return
-        versions = templates_by_id().get(rule.template_id, [])
-        for alert in check_rule(rule, versions, raised_at=int(msg.timestamp * 1000)):
-            await emit_alert(alert)
+        await reference_changes.rule_changed(msg)
 
     @app.agent(templates_topic)
     async def template_alignment_agent(stream: Any) -> None:
@@ -638,30 +558,7 @@ def create_app(
             await guard.process(event, check_template_change)
 
     async def check_template_change(msg: Any) -> None:
-        if msg.value is None:
-            return
-        try:
-            new = await decoded(template_codec, msg)
-        except CodecError as exc:
-            await dead_letter(msg, exc.code, str(exc))
-            return
-        problems = template_problems(new)
-        if problems:  # the view keeps the version's previous record, if any
-            await dead_letter(msg, "INVALID_TEMPLATE", "; ".join(problems))
-            return
-        older = [
-            v
-            for v in templates_by_id().get(new.template_id, [])
-            if v.language == new.language and v.version < new.version
-        ]
-        if not older:
-            return
-        previous = max(older, key=lambda v: v.version)
-        affected = [r.rule_id for r in current_rules() if r.template_id == new.template_id]
-        for alert in compare_versions(
-            previous, new, raised_at=new.updated_at, affected_rule_ids=affected
-        ):
-            await emit_alert(alert)
+        await reference_changes.template_changed(msg)
 
     async def emit_alert(alert: AlignmentAlert) -> None:
         key = (alert.rule_id or alert.template_id).encode()
@@ -690,64 +587,7 @@ def create_app(
             await guard.process(event, partial(route_one, codec=codec, source_topic=source_topic))
 
     async def route_one(msg: Any, codec: Any, source_topic: str) -> None:
-        try:
-            record = await decoded(codec, msg)
-        except CodecError as exc:
-            await dead_letter(msg, exc.code, str(exc))
-            return
-        key = record.customer_id.encode()
-        if msg.key is not None and msg.key != key:
-            await dead_letter(msg, "KEY_MISMATCH", _key_mismatch(msg.key, record.customer_id))
-            return
-        # a keyed event must be in its key's partition, or it would be joined with another
-        # partition's preferences. An unkeyed one is accepted as before (routed by its
-        # customer id); the producer's partitioner put it anywhere, so the join holds only while
-        # one worker holds every partition
-        if msg.key is not None:
-            misplaced = partition_problem(key, msg.partition, partition_counts[msg.topic])
-            if misplaced is not None:
-                await dead_letter(msg, WRONG_PARTITION, misplaced)
-                return
-        # the version in force at the event's timestamp (a later change may be applied already)
-        pref_raw = value_as_of(preferences.get(key), _timestamp_ms(msg))
-        preference = pref_state.decode(pref_raw) if pref_raw else None
-        state = _suppression_state(suppression.get(key))
-        outcome = route_event(
-            record,
-            source_topic=source_topic,
-            preference=preference,
-            rules=current_rules(),
-            templates_by_id=templates_by_id(),
-            suppression_state=state,
-            now_ms=record.occurred_at - worker.suppression_grace_ms,
-        )
-        counters.events += 1
-        if outcome.rejection is not None:
-            metrics.decided("event", "rejected")
-            await dead_letter(msg, outcome.rejection.code, outcome.rejection.reason)
-            return
-        for command in outcome.commands:
-            await commands_topic.send(key=key, value=command_codec.encode(command))
-            await register(msg, command)
-        for alert in outcome.alerts:
-            await alerts_topic.send(
-                key=(alert.rule_id or alert.template_id).encode(),
-                value=alert_codec.encode(alert),
-            )
-        for entry in outcome.audit:
-            await send_audit(entry, key)
-        counters.commands += len(outcome.commands)
-        counters.suppressed += len(outcome.suppressed) + len(outcome.undeliverable)
-        counters.alerts += len(outcome.alerts)
-        metrics.decided("event", "command", len(outcome.commands))
-        metrics.decided("event", "suppressed", len(outcome.suppressed))
-        metrics.decided("event", "undeliverable", len(outcome.undeliverable))
-        metrics.decided("event", "alert", len(outcome.alerts))
-        if outcome.suppression_updates or outcome.expired_keys:
-            state.update(outcome.suppression_updates)
-            for stale in outcome.expired_keys:
-                state.pop(stale, None)
-            await guard.put(suppression, msg, key, _dump_suppression(state))
+        await events_handler.handle(msg, decode=codec.decode, source_topic=source_topic)
 
     @app.agent(account_topic)
     async def account_events_agent(stream: Any) -> None:
@@ -765,10 +605,8 @@ def create_app(
             await guard.process(event, chain_one)
 
     async def chain_one(msg: Any) -> None:
-        try:
-            record = await decoded(intake_codec, msg)
-        except CodecError as exc:
-            await dead_letter(msg, exc.code, str(exc))
+        record = await decoded(intake_codec, msg)
+        if record is None:
             return
         await append_audit(msg, msg.key or b"", record)
 
@@ -799,6 +637,58 @@ def create_app(
         )
     )
 
+    # ------------------------------------------------------------------ handlers (handlers/)
+
+    reference_source = ReferenceSource(
+        version=lambda: (rules_view.version, templates_view.version),
+        rules=current_rules,
+        templates_by_id=templates_by_id,
+    )
+    reference_changes = ReferenceChanges(
+        reference=reference_source,
+        decode_rule=rule_codec.decode,
+        decode_template=template_codec.decode,
+        emit_alert=emit_alert,
+        dead_letter=dead_letter,
+        registry_wait_s=worker.registry_wait_s,
+    )
+    preferences_handler = PreferencesHandler(
+        table=GuardedTable(guard, preferences),
+        decode=pref_codec.decode,
+        encode_state=pref_state.encode,
+        dead_letter=dead_letter,
+        counters=counters,
+        partition_counts=partition_counts,
+        history_ms=worker.preference_history_ms,
+        max_versions=worker.preference_max_versions,
+        registry_wait_s=worker.registry_wait_s,
+    )
+    events_handler = EventsHandler(
+        preferences=preferences,
+        suppression=GuardedTable(guard, suppression),
+        reference=reference_source,
+        outputs=TopicEventOutputs(
+            commands_topic=commands_topic,
+            alerts_topic=alerts_topic,
+            registrar=register,
+            audit=send_audit,
+            letters=dead_letter,
+        ),
+        codecs=EventCodecs(
+            preference=pref_state.decode, command=command_codec.encode, alert=alert_codec.encode
+        ),
+        counters=counters,
+        metrics=metrics,
+        partition_counts=partition_counts,
+        suppression_grace_ms=worker.suppression_grace_ms,
+        registry_wait_s=worker.registry_wait_s,
+    )
+
+    async def forget_decoded_state(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        events_handler.forget({tp.partition for tp in (args[0] if args else ())})
+
+    app.on_partitions_revoked.connect(forget_decoded_state)
+
     # ------------------------------------------------------------------ portal requests
 
     requests = RequestCounters()
@@ -813,7 +703,7 @@ def create_app(
             register=register,
             send_audit=send_audit,
             dead_letter=dead_letter,
-            key_mismatch=_key_mismatch,
+            key_mismatch=key_mismatch,
             reference_ready=reference_ready,
             templates_by_id=templates_by_id,
             admitted=templates_admitted,

@@ -26,13 +26,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
-from streams.codec import CodecError, Codecs
+from streams.codec import Codecs
 from streams.domain.document_requests import RequestRejection, decide_request, retry_audit
 from streams.domain.records import AuditRecord, CompositionCommand, DocumentRequest, TemplateVersion
-from streams.routing.decoding import decode_in_worker
+from streams.routing.handlers.decode import decode_or_dead_letter
 from streams.routing.metrics import RoutingMetrics
 from streams.routing.tracking import Register
 from topology import names
@@ -97,12 +96,10 @@ def install_requests(ctx: RequestsContext) -> Callable[[Any], Awaitable[None]]:
     counters = ctx.counters
 
     async def handle(msg: Any) -> None:
-        try:
-            request = await decode_in_worker(
-                partial(request_codec.decode, msg.value, msg.headers), wait_s=ctx.registry_wait_s
-            )
-        except CodecError as exc:
-            await ctx.dead_letter(msg, exc.code, str(exc))
+        request = await decode_or_dead_letter(
+            request_codec.decode, msg, ctx.dead_letter, wait_s=ctx.registry_wait_s
+        )
+        if request is None:
             return
         key = request.customer_id.encode()
         if msg.key is not None and msg.key != key:

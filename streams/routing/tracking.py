@@ -64,7 +64,6 @@ import struct
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import orjson
@@ -85,7 +84,7 @@ from streams.domain.records import (
     DocumentMetadata,
     Preference,
 )
-from streams.routing.decoding import decode_in_worker
+from streams.routing.handlers.decode import decode_or_dead_letter
 from streams.routing.metrics import RoutingMetrics
 from streams.routing.preference_versions import latest_value
 from topology import names
@@ -289,12 +288,10 @@ def install_tracking(ctx: TrackingContext) -> Register:
             return None
 
     async def track_delivery(msg: Any) -> None:
-        try:
-            event = await decode_in_worker(
-                partial(event_codec.decode, msg.value, msg.headers), wait_s=ctx.registry_wait_s
-            )
-        except CodecError as exc:
-            await ctx.dead_letter(msg, exc.code, str(exc))
+        event = await decode_or_dead_letter(
+            event_codec.decode, msg, ctx.dead_letter, wait_s=ctx.registry_wait_s
+        )
+        if event is None:
             return
         key = event.communication_id.encode()
         loaded = load(ctx.communications.get(key))

@@ -1,0 +1,55 @@
+"""The handlers' ports (:mod:`streams.routing.handlers.ports`) over the Faust worker's tables and
+topics, the only place that knows how a handler's writes reach a transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from streams.domain.records import AuditRecord, CompositionCommand
+from streams.routing.handlers.ports import InputRecord
+
+
+@dataclass(frozen=True, slots=True)
+class GuardedTable:
+    """A Faust table written through the worker's :class:`~streams.routing.app.CommitGuard`:
+    a put is in the store at once and its changelog record in the handled record's
+    transaction."""
+
+    guard: Any
+    table: Any
+
+    def get(self, key: bytes) -> bytes | None:
+        value: bytes | None = self.table.get(key)
+        return value
+
+    async def put(self, record: InputRecord, key: bytes, value: bytes | None) -> None:
+        await self.guard.put(self.table, record, key, value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopicEventOutputs:
+    """:class:`~streams.routing.handlers.events.EventOutputs` over the worker's Faust topics
+    (sent in the current record's transaction by the commit guard)."""
+
+    commands_topic: Any
+    alerts_topic: Any
+    registrar: Callable[[Any, CompositionCommand], Awaitable[None]]
+    audit: Callable[[AuditRecord, bytes | None], Awaitable[None]]
+    letters: Callable[[Any, str, str], Awaitable[None]]
+
+    async def send_command(self, key: bytes, value: bytes) -> None:
+        await self.commands_topic.send(key=key, value=value)
+
+    async def send_alert(self, key: bytes, value: bytes) -> None:
+        await self.alerts_topic.send(key=key, value=value)
+
+    async def register(self, record: InputRecord, command: CompositionCommand) -> None:
+        await self.registrar(record, command)
+
+    async def send_audit(self, audit: AuditRecord, key: bytes | None) -> None:
+        await self.audit(audit, key)
+
+    async def dead_letter(self, record: InputRecord, error_type: str, reason: str) -> None:
+        await self.letters(record, error_type, reason)
