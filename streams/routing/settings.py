@@ -105,15 +105,16 @@ class WorkerSettings(BaseSettings):
     commit_interval_s: float = 2.8
     """The longest the worker goes between commits: under exactly_once the outputs become
     visible to read_committed consumers at the commit, so this bounds latency."""
-    min_commit_interval_s: float | None = None
-    """When set (e.g. 0.05), the worker commits as soon as this has passed *and* it has
-    processed everything fetched so far, and at the latest every :attr:`commit_interval_s`
-    under a backlog: low latency on a live stream without committing often under load
-    (:mod:`streams.routing.commit_cadence`). Unset: every :attr:`commit_interval_s`."""
+    min_commit_interval_s: float = 0.05
+    """The worker commits as soon as this has passed while it is live (at most a hundred input
+    records waiting to be processed), and every :attr:`commit_interval_s` under a backlog: low
+    latency on a live stream without committing often under load
+    (:mod:`streams.routing.commit_cadence`). 0, or not below :attr:`commit_interval_s`: a
+    fixed interval."""
 
     @property
     def commit_cadence(self) -> CommitCadence:
-        return CommitCadence(self.commit_interval_s, self.min_commit_interval_s)
+        return CommitCadence(self.commit_interval_s, self.min_commit_interval_s or None)
 
     @property
     def stream_buffer_maxsize(self) -> int:
