@@ -13,9 +13,9 @@ from streams.routing.handlers.ports import InputRecord
 
 @dataclass(frozen=True, slots=True)
 class GuardedTable:
-    """A Faust table written through the worker's :class:`~streams.routing.app.CommitGuard`:
-    a put is in the store at once and its changelog record in the handled record's
-    transaction."""
+    """A Faust table written through the worker's
+    :class:`~streams.routing.faust_compat.CommitGuard`: a put is in the store at once and its
+    changelog record in the handled record's transaction."""
 
     guard: Any
     table: Any

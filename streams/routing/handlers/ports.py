@@ -1,7 +1,7 @@
 """What a handler needs from the worker, as small ``Protocol``s a test satisfies with plain fakes.
 
 The Faust worker (``streams/routing/app.py``) implements them over its messages, tables,
-topics and :class:`~streams.routing.app.CommitGuard`; nothing here imports Faust.
+topics and :class:`~streams.routing.faust_compat.CommitGuard`; nothing here imports Faust.
 
 Guarantees every implementation must keep (the handlers rely on them):
 
