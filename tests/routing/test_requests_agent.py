@@ -1,5 +1,6 @@
-"""The document-request agent waits for the templates published before each request, and leaves
-a request unprocessed when the wait says so (a rebalance came meanwhile)."""
+"""The document-request agent and handler on fakes (no broker): the agent waits for the templates
+published before each request and leaves a request unprocessed when the wait says so (a
+rebalance came meanwhile); the handler emits, registers and audits a command, or dead-letters."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from typing import Any
 
 import pytest
 
-from streams.codec import Codecs
+from streams.codec import Codecs, codec_for
+from streams.domain.document_requests import request_communication_id
+from streams.domain.records import AuditKind, AuditRecord, CompositionCommand, DocumentRequest
 from streams.routing.requests import RequestCounters, RequestsContext, install_requests
+from tests.domain.test_document_requests import catalogue, invoice
 from topology import names
 from topology.model import load_topology
 
@@ -102,3 +106,113 @@ async def test_without_a_wait_every_request_is_processed() -> None:
     agent, guard, _ = _agent(None)
     await agent(_Stream([1, 2]))
     assert guard.processed == [1, 2]
+
+
+# ---------------------------------------------------------------------------- the handler, on fakes
+
+
+class _Outputs:
+    """The topics, tracking and audit of the worker, recorded."""
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[bytes, bytes]] = []
+        self.registered: list[str] = []
+        self.audit: list[AuditRecord] = []
+        self.letters: list[tuple[str, str]] = []
+
+    async def send(self, *, key: bytes, value: bytes) -> None:
+        self.commands.append((key, value))
+
+    async def register(self, msg: Any, command: CompositionCommand) -> None:
+        self.registered.append(command.communication_id)
+
+    async def send_audit(self, record: AuditRecord, key: bytes | None) -> None:
+        self.audit.append(record)
+
+    async def dead_letter(self, msg: Any, code: str, reason: str) -> None:
+        self.letters.append((code, reason))
+
+
+def _handler(
+    communications: dict[bytes, bytes],
+) -> tuple[Callable[[Any], Awaitable[None]], _Outputs]:
+    outputs, topology = _Outputs(), load_topology("local")
+    handle = install_requests(
+        RequestsContext(
+            app=_App(),
+            guard=_Guard(),
+            requests_topic=object(),
+            source_topic=topology.name(names.DOCUMENT_REQUESTS),
+            commands_topic=outputs,
+            communications=communications,
+            register=outputs.register,
+            send_audit=outputs.send_audit,
+            dead_letter=outputs.dead_letter,
+            key_mismatch=lambda key, customer: f"key {key!r} is not {customer}",
+            reference_ready=_unused,
+            templates_by_id=catalogue,
+            counters=RequestCounters(),
+            codecs=Codecs(),
+            topology=topology,
+            registry_wait_s=1.0,
+        )
+    )
+    return handle, outputs
+
+
+def _record(request: DocumentRequest, key: bytes | None = None) -> SimpleNamespace:
+    return SimpleNamespace(
+        topic="air.document-requests.v1",
+        partition=0,
+        offset=7,
+        key=request.customer_id.encode() if key is None else key,
+        value=codec_for(DocumentRequest).encode(request),
+        headers=[],
+        timestamp=request.requested_at / 1000,
+    )
+
+
+async def test_a_request_emits_its_command_registers_it_and_audits_it() -> None:
+    handle, out = _handler({})
+    await handle(_record(invoice()))
+    ((key, value),) = out.commands
+    command = codec_for(CompositionCommand).decode(value)
+    assert key == b"cust-000001"
+    assert command.communication_id == request_communication_id("cust-000001", "req-1")
+    assert out.registered == [command.communication_id]
+    assert [a.kind for a in out.audit] == [AuditKind.COMMAND_EMITTED]
+    assert out.letters == []
+
+
+async def test_a_retried_request_emits_no_second_command() -> None:
+    already = {request_communication_id("cust-000001", "req-1").encode(): b"tracked"}
+    handle, out = _handler(already)
+    await handle(_record(invoice()))
+    assert out.commands == []
+    assert out.registered == []
+    assert len(out.audit) == 1
+    assert out.audit[0].kind == AuditKind.SUPPRESSED
+
+
+async def test_a_request_keyed_by_another_customer_is_dead_lettered() -> None:
+    handle, out = _handler({})
+    await handle(_record(invoice(), key=b"cust-000002"))
+    assert [code for code, _ in out.letters] == ["KEY_MISMATCH"]
+    assert out.commands == []
+
+
+async def test_a_rejected_request_is_dead_lettered_with_its_code() -> None:
+    handle, out = _handler({})
+    await handle(_record(invoice(document_type="NO_SUCH_TYPE")))
+    assert [code for code, _ in out.letters] == ["UNKNOWN_DOCUMENT_TYPE"]
+    assert out.commands == []
+    assert out.audit == []
+
+
+async def test_bytes_that_do_not_decode_are_dead_lettered() -> None:
+    handle, out = _handler({})
+    record = _record(invoice())
+    record.value = b"not a request"
+    await handle(record)
+    assert [code for code, _ in out.letters] == ["BAD_MAGIC"]
+    assert out.commands == []
