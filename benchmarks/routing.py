@@ -867,7 +867,7 @@ def latency(
             + (
                 f"fixed commit interval {commit_interval_s} s"
                 if commit_interval_s is not None
-                else "the default adaptive commit cadence (0.05 s when live, 2.8 s under a backlog)"
+                else "the worker's default commit settings"
             )
             + ": commands become visible when the transaction commits",
             "commit_interval_s": commit_interval_s,

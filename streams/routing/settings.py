@@ -105,12 +105,13 @@ class WorkerSettings(BaseSettings):
     commit_interval_s: float = 2.8
     """The longest the worker goes between commits: under exactly_once the outputs become
     visible to read_committed consumers at the commit, so this bounds latency."""
-    min_commit_interval_s: float = 0.05
-    """The worker commits as soon as this has passed while it is live (at most a hundred input
-    records waiting to be processed), and every :attr:`commit_interval_s` under a backlog: low
-    latency on a live stream without committing often under load
-    (:mod:`streams.routing.commit_cadence`). 0, or not below :attr:`commit_interval_s`: a
-    fixed interval."""
+    min_commit_interval_s: float = 0.0
+    """When set (0.05 measured best), the worker commits as soon as this has passed while it
+    is live (at most a hundred input records waiting to be processed), and every
+    :attr:`commit_interval_s` under a backlog: low latency on a live stream without committing
+    often under load (:mod:`streams.routing.commit_cadence`). 0 (the default), or not below
+    :attr:`commit_interval_s`: a fixed interval. Off by default: one run of the scale-out fault
+    test with it on stalled a worker after a rebalance (not yet explained)."""
 
     @property
     def commit_cadence(self) -> CommitCadence:

@@ -69,7 +69,7 @@ def test_the_worker_settings_build_the_cadence_from_the_environment(
 
     monkeypatch.delenv("AIR_EXSTREAM_MIN_COMMIT_INTERVAL_S", raising=False)
     monkeypatch.delenv("AIR_EXSTREAM_COMMIT_INTERVAL_S", raising=False)
-    assert WorkerSettings().commit_cadence == CommitCadence(2.8, 0.05)
+    assert WorkerSettings().commit_cadence == CommitCadence(2.8, None)
     monkeypatch.setenv("AIR_EXSTREAM_MIN_COMMIT_INTERVAL_S", "0.05")
     monkeypatch.setenv("AIR_EXSTREAM_COMMIT_INTERVAL_S", "1.5")
     cadence = WorkerSettings().commit_cadence
