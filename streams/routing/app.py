@@ -83,7 +83,6 @@ from streams.routing.faust_compat import (
     committed_offset,
     end_offset,
     highwaters_from_broker,
-    settled_changelog_positions,
     table_entries,
 )
 from streams.routing.handlers.decode import decode_or_dead_letter, key_mismatch, key_text
@@ -92,7 +91,6 @@ from streams.routing.handlers.preferences import PreferencesHandler
 from streams.routing.handlers.reference import ReferenceChanges
 from streams.routing.join_gate import GateCounters, JoinGate, ProgressSignal
 from streams.routing.metrics import RoutingMetrics, SendSensor
-from streams.routing.recovery_guard import SettledPositions
 from streams.routing.reference import ReferenceView
 from streams.routing.requests import RequestCounters, RequestsContext, install_requests
 from streams.routing.settings import WorkerSettings
@@ -216,7 +214,6 @@ def create_app(
     )
     app.on_partitions_revoked.connect(guard.on_revoked)
     app.on_partitions_revoked.connect(partial(highwaters_from_broker, app))
-    app.on_partitions_revoked.connect(partial(settled_changelog_positions, app, SettledPositions()))
     kafka_kwargs = kafka.aiokafka_kwargs()  # every aiokafka client of the worker
 
     def topic(logical: str) -> Any:

@@ -27,7 +27,6 @@ from faust.types import TP
 from streams.errors import AirExstreamError
 from streams.routing.commit_cadence import CommitCadence
 from streams.routing.metrics import PartitionPosition, RoutingMetrics
-from streams.routing.recovery_guard import SettledPositions
 from streams.routing.watchdog import Deadline
 
 log = logging.getLogger(__name__)
@@ -146,46 +145,6 @@ async def highwaters_from_broker(app: faust.App, *args: Any, **kwargs: Any) -> N
 
     thread._highwaters = highwaters
     thread._highwaters_from_broker = True
-
-
-async def settled_changelog_positions(
-    app: faust.App, positions: SettledPositions, *args: Any, **kwargs: Any
-) -> None:
-    """Make table recovery read a changelog partition's position only once it has settled
-    (a rebalance callback: installs on the first, forgets every look at each).
-
-    faust-streaming 0.15.3 marks a changelog partition read to its end when the consumer's
-    position is there, even while the records it fetched are still queued for recovery, which
-    then skips them: a whole partition of a table could be missing after a restart (see
-    :mod:`streams.routing.recovery_guard`). In 0.15.3 the consumer's ``position`` and
-    ``seek_wait`` are called by table recovery only (``Recovery._slurp_changelogs``'s aborted
-    transaction check and ``Recovery._seek_offsets``), always for changelog partitions; still,
-    only a changelog partition's position during a recovery is held back: a stream partition's,
-    or any asked for outside a recovery, is the consumer's own answer.
-    """
-    positions.reset()
-    consumer: Any = app.consumer
-    if getattr(consumer, "_settled_positions", None) is positions:
-        return
-    position = consumer.position
-    seek_wait = consumer.seek_wait
-
-    async def settled_position(tp: TP) -> int | None:
-        return positions.for_recovery(
-            tp,
-            await position(tp),
-            changelog=tp.topic in app.tables.changelog_topics,
-            in_recovery=bool(app.in_recovery),
-        )
-
-    async def seek_then_forget(partitions: Any) -> None:
-        positions.sought(partitions)
-        await seek_wait(partitions)
-        positions.sought(partitions)
-
-    consumer.position = settled_position
-    consumer.seek_wait = seek_then_forget
-    consumer._settled_positions = positions
 
 
 class CommitGuard:
