@@ -110,8 +110,9 @@ class WorkerSettings(BaseSettings):
     is live (at most a hundred input records waiting to be processed), and every
     :attr:`commit_interval_s` under a backlog: low latency on a live stream without committing
     often under load (:mod:`streams.routing.commit_cadence`). 0 (the default), or not below
-    :attr:`commit_interval_s`: a fixed interval. Off by default: one run of the scale-out fault
-    test with it on stalled a worker after a rebalance (not yet explained)."""
+    :attr:`commit_interval_s`: a fixed interval. Off by default until the fault suite has run
+    with it on (a scale-out stall seen with it on came back with it off: the recovery guard of
+    that time, since reverted)."""
 
     @property
     def commit_cadence(self) -> CommitCadence:
