@@ -18,6 +18,7 @@ A tombstone raises nothing. A record that does not decode, or whose content is n
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from streams.domain.alignment import check_rule, compare_versions
 from streams.domain.records import AlignmentAlert, CommRule, TemplateVersion
@@ -25,6 +26,8 @@ from streams.domain.reference_checks import rule_problems, template_problems
 from streams.routing.handlers.decode import decode_or_dead_letter
 from streams.routing.handlers.events import ReferenceSource
 from streams.routing.handlers.ports import DeadLetter, Decode, InputRecord
+
+T = TypeVar("T")
 
 EmitAlert = Callable[[AlignmentAlert], Awaitable[None]]
 """Sends an alert and its audit record."""
@@ -50,17 +53,29 @@ class ReferenceChanges:
         self._dead_letter = dead_letter
         self._wait_s = registry_wait_s
 
-    async def rule_changed(self, record: InputRecord) -> None:
+    async def _usable(
+        self,
+        record: InputRecord,
+        decode: Decode[T],
+        problems_of: Callable[[T], list[str]],
+        invalid: str,
+    ) -> T | None:
+        """The record decoded, or None: a tombstone, or dead-lettered (undecodable, or
+        ``invalid`` with its problems; the view keeps the previous version, if any)."""
         if record.value is None:
-            return
-        rule = await decode_or_dead_letter(
-            self._decode_rule, record, self._dead_letter, wait_s=self._wait_s
-        )
+            return None
+        value = await decode_or_dead_letter(decode, record, self._dead_letter, wait_s=self._wait_s)
+        if value is None:
+            return None
+        problems = problems_of(value)
+        if problems:
+            await self._dead_letter(record, invalid, "; ".join(problems))
+            return None
+        return value
+
+    async def rule_changed(self, record: InputRecord) -> None:
+        rule = await self._usable(record, self._decode_rule, rule_problems, "INVALID_RULE")
         if rule is None:
-            return
-        problems = rule_problems(rule)
-        if problems:  # the view keeps the rule's previous version, if any
-            await self._dead_letter(record, "INVALID_RULE", "; ".join(problems))
             return
         versions = self._reference.templates_by_id().get(rule.template_id, [])
         # the record's timestamp in whole ms, truncated as the worker always did
@@ -68,16 +83,10 @@ class ReferenceChanges:
             await self._emit_alert(alert)
 
     async def template_changed(self, record: InputRecord) -> None:
-        if record.value is None:
-            return
-        new = await decode_or_dead_letter(
-            self._decode_template, record, self._dead_letter, wait_s=self._wait_s
+        new = await self._usable(
+            record, self._decode_template, template_problems, "INVALID_TEMPLATE"
         )
         if new is None:
-            return
-        problems = template_problems(new)
-        if problems:  # the view keeps the version's previous record, if any
-            await self._dead_letter(record, "INVALID_TEMPLATE", "; ".join(problems))
             return
         older = [
             v
