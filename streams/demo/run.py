@@ -566,5 +566,6 @@ def _summarise_exstream(bootstrap: str, topology: Any, side: ExstreamSide) -> di
         "exceptions": dict(Counter(s.exception_code for s in statuses if s.exception_code)),
         "document_metadata_records": metadata,
         "sink_metrics": scrape_counters(side.sink_metrics_url, "air_exstream_sink_"),
+        "emulator_stats": _get_json(f"{side.emulator_url}/_emulator/stats"),
         "webhook_metrics": scrape_counters(side.webhook_metrics_url, ""),
     }

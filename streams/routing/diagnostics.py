@@ -9,77 +9,13 @@ line) and nothing else.
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import sys
-import traceback
-from types import FrameType
-from typing import IO, Any
 
 from faust.worker import Worker
 
+from streams.diagnostics import awaited_frames, dump_tasks, format_tasks
 
-def format_tasks(tasks: set[asyncio.Task[Any]] | None = None) -> str:
-    """One block per task (``tasks``, default every task of the running loop): its name and
-    state, then its frames, innermost last. No local variable is read."""
-    if tasks is None:
-        tasks = asyncio.all_tasks()
-    blocks = [f"asyncio tasks: {len(tasks)}"]
-    for task in sorted(tasks, key=lambda t: t.get_name()):
-        state = "done" if task.done() else "pending"
-        coro = task.get_coro()
-        frames = traceback.StackSummary.extract(
-            ((f, f.f_lineno) for f in awaited_frames(coro)), capture_locals=False
-        )
-        name = getattr(coro, "__qualname__", type(coro).__name__)
-        blocks.append(f"task {task.get_name()} ({name}, {state}):\n{''.join(frames.format())}")
-    return "\n".join(blocks)
-
-
-_FRAME = ("cr_frame", "gi_frame", "ag_frame")
-_AWAITS = ("cr_await", "gi_yieldfrom", "ag_await")
-MAX_DEPTH = 64
-
-
-def awaited_frames(coro: object) -> list[FrameType]:
-    """The frames of ``coro`` and of everything it awaits, outermost first, down to the future
-    the innermost waits on. ``Task.get_stack`` gives only the outermost frame of a suspended
-    task, which says nothing about where it waits. The chain is followed through coroutines,
-    generators, awaited tasks (faust's agents run in a task their supervisor awaits) and the
-    wrappers ``__await__`` returns (found among the wrapper's referents)."""
-    frames: list[FrameType] = []
-    current: object = coro
-    for _ in range(MAX_DEPTH):
-        if isinstance(current, asyncio.Task):
-            current = current.get_coro()
-        frame = next((f for a in _FRAME if (f := getattr(current, a, None)) is not None), None)
-        if frame is None:
-            inner = _wrapped_coroutine(current)
-            if inner is None:
-                break
-            current = inner
-            continue
-        frames.append(frame)
-        current = next((c for a in _AWAITS if (c := getattr(current, a, None)) is not None), None)
-        if current is None:
-            break
-    return frames
-
-
-def _wrapped_coroutine(obj: object) -> object | None:
-    """The coroutine behind an awaitable wrapper (``coroutine.__await__()`` returns one that
-    exposes nothing but holds a reference to it) or the task behind the iterator ``await task``
-    suspends on, or None (a plain future: the end of the chain)."""
-    if obj is None or isinstance(obj, asyncio.Future):
-        return None
-    return next(
-        (
-            r
-            for r in gc.get_referents(obj)
-            if isinstance(r, asyncio.Task) or any(hasattr(r, a) for a in _FRAME)
-        ),
-        None,
-    )
+__all__ = ["DiagnosableWorker", "awaited_frames", "dump_tasks", "format_tasks"]
 
 
 class DiagnosableWorker(Worker):
@@ -87,8 +23,3 @@ class DiagnosableWorker(Worker):
 
     def _on_sigusr1(self) -> None:
         dump_tasks(sys.stderr)
-
-
-def dump_tasks(out: IO[str]) -> None:
-    out.write(format_tasks() + "\n")
-    out.flush()

@@ -55,7 +55,7 @@ from streams.exstream.client import ExstreamClient
 from streams.exstream.driver import batch_file, customer_record
 from streams.exstream.errors import ExstreamError
 from streams.routing.reference import ReferenceView
-from streams.sink.batching import Batcher, Cut, batch_id
+from streams.sink.batching import Batcher, Cut, Range, batch_id
 from streams.sink.client import Accepted, Outcome, Rejected, Retry, classify
 from streams.sink.intents import IntentLog
 from streams.sink.metrics import SinkMetrics
@@ -101,6 +101,12 @@ class SinkSettings(BaseSettings):
     pause before the batch is sent again (a request still travelling may land meanwhile)."""
     max_attempts: int | None = None
     """None: retry retryable failures for ever (the work must not be dropped)."""
+    progress_log_s: float = 30.0
+    """How often the sink logs one progress line (counts only, no record content) while it has
+    work or something changed; 0: never."""
+    recover_timeout_s: float = 60.0
+    """How long one read of the intents topic may take on an assignment before it is tried
+    again (three tries, then the sink stops rather than guess what was intended)."""
 
 
 @dataclass(slots=True)
@@ -177,6 +183,21 @@ class Sink:
         for codec in (self._submission_codec, self._letter_codec):
             await asyncio.to_thread(codec.prepare)
         self.consumer.subscribe([topic], listener=_Rebalance(self))
+        reporter = (
+            asyncio.ensure_future(self._report_progress(self.settings.progress_log_s))
+            if self.settings.progress_log_s > 0
+            else None
+        )
+        try:
+            await self._loop()
+        finally:
+            if reporter is not None:
+                reporter.cancel()
+                await asyncio.gather(reporter, return_exceptions=True)
+        if self.failure is not None:
+            raise SinkFailed(str(self.failure)) from self.failure
+
+    async def _loop(self) -> None:
         while not self._stopping.is_set():
             await self._wait_for_room()
             if self._stopping.is_set():
@@ -192,8 +213,26 @@ class Sink:
                 for cut in self._cuts(tp.partition, records):
                     self._start(cut)
         await self.drain()
-        if self.failure is not None:
-            raise SinkFailed(str(self.failure)) from self.failure
+
+    def progress(self) -> str:
+        """One line of counts for the log: what the sink read, settled and holds."""
+        m = self.metrics
+        return (
+            f"sink: read {m['commands_read']:.0f}, accepted {m['commands_accepted']:.0f}, "
+            f"dead-lettered {m['dead_letters']:.0f}, commits {m['commits']:.0f}; "
+            f"{len(self._inflight)} batch(es) in flight (limit {self.limit.limit}), "
+            f"circuit {self.breaker.state.value}, partitions {sorted(self._batchers)}, "
+            f"{'assigned' if self._assigned.is_set() else 'recovering or unassigned'}"
+        )
+
+    async def _report_progress(self, every_s: float) -> None:
+        last = ""
+        while True:
+            await asyncio.sleep(every_s)
+            line = self.progress()
+            if line != last or self._inflight:
+                log.info("%s", line)
+                last = line
 
     def stop(self) -> None:
         self._stopping.set()
@@ -211,17 +250,40 @@ class Sink:
             await self._changed.wait()
 
     async def recover(self, partitions: set[int]) -> None:
-        """Assigned ``partitions``: the batches intended there before are cut again exactly."""
+        """Assigned ``partitions``: the batches intended there before are cut again exactly.
+        Each try is bounded (``recover_timeout_s``); after three the sink stops (raises)."""
+        log.info(
+            "sink: assigned partitions %s, reading the batches intended there",
+            sorted(p for p in partitions),
+        )
+        tries = 3
+        for attempt in range(1, tries + 1):
+            try:
+                async with asyncio.timeout(self.settings.recover_timeout_s):
+                    recovered = await self._read_intended(partitions)
+                break
+            except TimeoutError:
+                if attempt == tries:
+                    raise
+                log.warning(
+                    "sink: reading the intended batches took over %.0f s (try %d of %d), again",
+                    self.settings.recover_timeout_s,
+                    attempt,
+                    tries,
+                )
+        for p in partitions:
+            self._batchers[p] = Batcher(self.settings.batch_size, recovered.get(p, []))
+            self.metrics.inc("batches_recovered", len(recovered.get(p, [])))
+        self._assigned.set()
+        log.info("sink: partitions %s ready", sorted(partitions))
+
+    async def _read_intended(self, partitions: set[int]) -> dict[int, list[Range]]:
         topic = self.settings.commands_topic
         committed: dict[int, int] = {}
         for p in partitions:
             offset = await self.consumer.committed(TopicPartition(topic, p))
             committed[p] = offset if offset is not None else 0
-        recovered = await self.intents.load(self.consumer_kwargs, committed)
-        for p in partitions:
-            self._batchers[p] = Batcher(self.settings.batch_size, recovered.get(p, []))
-            self.metrics.inc("batches_recovered", len(recovered.get(p, [])))
-        self._assigned.set()
+        return await self.intents.load(self.consumer_kwargs, committed)
 
     def _decode(self, record: Record) -> CompositionCommand:
         self.metrics.inc("commands_read")
@@ -509,9 +571,14 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self._sink = sink
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        self._sink._assigned.clear()
-        await self._sink.drain()
         partitions = {tp.partition for tp in revoked}
+        self._sink._assigned.clear()
+        log.info(
+            "sink: partitions %s revoked, settling %d batch(es) in flight first",
+            sorted(partitions),
+            len(self._sink._inflight),
+        )
+        await self._sink.drain()
         self._sink.tracker.forget(partitions)
         self._sink.intents.forget(partitions)
         for p in partitions:

@@ -401,20 +401,27 @@ class System:
             if time.monotonic() - moved > stall_s:
                 raise ProcessFailed(
                     f"waiting for {what}: no progress for {stall_s:.0f} s (last: {last}); "
-                    f"the worker's tasks (its log, {self.worker.log}):\n{self._dump_worker()}"
+                    f"the worker's and the sink's tasks:\n{self._dump_worker()}"
                 )
             time.sleep(every_s)
 
     def _dump_worker(self) -> str:
-        """Ask a stuck worker for the stack of every asyncio task (SIGUSR1: faust's worker
-        writes them to its log) and return the end of its log, so a stall in CI shows where
-        it is stuck."""
-        proc = self.worker.proc
-        if proc is None or proc.poll() is not None:
-            return self.worker.tail()
-        proc.send_signal(signal.SIGUSR1)
-        time.sleep(DUMP_WAIT_S)
-        return self.worker.tail(DUMP_LINES)
+        """Ask the stuck worker and sink for the stack of every asyncio task (SIGUSR1: each
+        writes them to its log) and return the end of both logs, so a stall in CI shows where
+        each is stuck."""
+        asked = [
+            p
+            for p in (self.worker, self.sink)
+            if p.proc is not None and p.proc.poll() is None
+        ]
+        for p in asked:
+            assert p.proc is not None
+            p.proc.send_signal(signal.SIGUSR1)
+        if asked:
+            time.sleep(DUMP_WAIT_S)
+        return "\n".join(
+            f"---- {p.name} ({p.log}):\n{p.tail(DUMP_LINES)}" for p in (self.worker, self.sink)
+        )
 
     def kill_and_restart(
         self,
