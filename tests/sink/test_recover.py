@@ -60,7 +60,8 @@ async def test_a_hung_read_of_the_intents_is_tried_again(caplog: pytest.LogCaptu
     assert sum("try 1 of 3" in r.message or "try 2 of 3" in r.message for r in caplog.records) == 2
     assert sink.metrics["batches_recovered"] == 1
     assert set(sink._batchers) == {0, 1}
-    assert "partitions [0, 1]" in sink.progress() and "assigned" in sink.progress()
+    assert "partitions [0, 1]" in sink.progress()
+    assert "assigned" in sink.progress()
 
 
 async def test_three_hung_reads_stop_the_recovery() -> None:
