@@ -410,9 +410,7 @@ class System:
         writes them to its log) and return the end of both logs, so a stall in CI shows where
         each is stuck."""
         asked = [
-            p
-            for p in (self.worker, self.sink)
-            if p.proc is not None and p.proc.poll() is None
+            p for p in (self.worker, self.sink) if p.proc is not None and p.proc.poll() is None
         ]
         for p in asked:
             assert p.proc is not None
