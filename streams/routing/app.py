@@ -83,6 +83,7 @@ from streams.routing.faust_compat import (
     committed_offset,
     end_offset,
     highwaters_from_broker,
+    recovery_reads_to_the_last_record,
     table_entries,
 )
 from streams.routing.handlers.decode import decode_or_dead_letter, key_mismatch, key_text
@@ -213,8 +214,9 @@ def create_app(
         inputs=lambda: input_topics,
     )
     app.on_partitions_revoked.connect(guard.on_revoked)
-    app.on_partitions_revoked.connect(partial(highwaters_from_broker, app))
     kafka_kwargs = kafka.aiokafka_kwargs()  # every aiokafka client of the worker
+    app.on_partitions_revoked.connect(partial(highwaters_from_broker, app))
+    app.on_partitions_revoked.connect(partial(recovery_reads_to_the_last_record, app, kafka_kwargs))
 
     def topic(logical: str) -> Any:
         return app.topic(topology.name(logical), internal=False, **RAW)

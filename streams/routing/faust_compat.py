@@ -25,6 +25,7 @@ from faust.streams import current_event
 from faust.types import TP
 
 from streams.errors import AirExstreamError
+from streams.routing.changelog_tail import TailUnread, recovery_ends
 from streams.routing.commit_cadence import CommitCadence
 from streams.routing.metrics import PartitionPosition, RoutingMetrics
 from streams.routing.watchdog import Deadline
@@ -145,6 +146,90 @@ async def highwaters_from_broker(app: faust.App, *args: Any, **kwargs: Any) -> N
 
     thread._highwaters = highwaters
     thread._highwaters_from_broker = True
+
+
+async def recovery_reads_to_the_last_record(
+    app: faust.App, kafka_kwargs: dict[str, Any], *args: Any, **kwargs: Any
+) -> None:
+    """Make table recovery end when each changelog partition's last committed record was applied
+    (a rebalance callback: installs on the first, does nothing after).
+
+    faust-streaming 0.15.3 takes a changelog's "highwater" as the offset below its end, under
+    exactly-once usually a transaction marker that is never delivered, and so ends recovery by
+    comparing the consumer's fetch position with it (``Recovery._slurp_changelogs``'
+    ``detect_aborted_tx``, after two 5-s waits without a record, counted across recoveries).
+    The position is at the end as soon as the records are fetched, before they are taken from
+    the queue, and those records were then skipped: a whole partition of a table was missing
+    after a restart (:mod:`streams.routing.changelog_tail`). Here the highwaters recovery asks
+    for are one past each partition's last committed record, read from its tail, and the
+    position recovery compares is, for those partitions, no further than what recovery has
+    applied, so that comparison can no longer end it early: recovery ends when the last record
+    is applied, as faust does without transactions. Where the tail cannot be read in time the
+    partition keeps faust's own highwater and check (and its race), with a warning.
+
+    A persisted offset (rocksdb checkpoint, :func:`checkpoint`) at or above the last record is
+    kept as the highwater: the partition has nothing left to recover.
+    """
+    consumer: Any = app.consumer
+    if getattr(consumer, "_reads_to_the_last_record", False):
+        return
+    highwaters = consumer.highwaters
+    position = consumer.position
+    exact: set[Any] = set()
+
+    async def to_the_last_record(*partitions: TP) -> dict[Any, int]:
+        ends = dict(await highwaters(*partitions))
+        if not any(ends.values()):
+            # empty changelogs: nothing to read (and an aiokafka consumer stopped before it ever
+            # awaited anything raises CancelledError from its stop())
+            exact.update(ends)
+            return ends
+        reader = AIOKafkaConsumer(
+            **kafka_kwargs,
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
+        await reader.start()
+        try:
+            tails = await recovery_ends(reader, {tp: end or 0 for tp, end in ends.items()})
+        except TailUnread as exc:
+            log.warning("table recovery falls back to faust's own end check: %s", exc)
+            exact.difference_update(ends)
+            return ends
+        finally:
+            await reader.stop()
+        exact.update(ends)
+        persisted = _persisted_offsets(app, list(ends))
+        return {
+            tp: max(tail, persisted[tp] + 1) if tp in persisted else tail
+            for tp, tail in tails.items()
+        }
+
+    tables: Any = app.tables
+
+    async def no_further_than_applied(tp: TP) -> int | None:
+        at: int | None = await position(tp)
+        if at is None or tp not in exact:
+            return at
+        applied: int | None = tables.recovery.active_offsets.get(tp)
+        return at if applied is None else min(at, applied)
+
+    consumer.highwaters = to_the_last_record
+    consumer.position = no_further_than_applied
+    consumer._reads_to_the_last_record = True
+
+
+def _persisted_offsets(app: faust.App, partitions: list[Any]) -> dict[Any, int]:
+    """The persisted (checkpointed) offset of each changelog partition that has one."""
+    by_topic = {t.changelog_topic.get_topic_name(): t for t in app.tables.values()}
+    out: dict[Any, int] = {}
+    for tp in partitions:
+        table = by_topic.get(tp.topic)
+        offset = table.persisted_offset(tp) if table is not None else None
+        if offset is not None:
+            out[tp] = offset
+    return out
 
 
 class CommitGuard:

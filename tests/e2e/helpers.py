@@ -20,6 +20,7 @@ from streams.domain.records import (
     Preference,
 )
 from streams.emulator.synced import publish_synced_templates
+from streams.routing.partitioning import murmur2_partition
 from streams.simulator.generator import Dataset
 from streams.simulator.publish import PublishReport, publish_reference
 from topology.model import Topology
@@ -81,6 +82,13 @@ def changed_preference(p: Preference, i: int) -> Preference:
     )
 
 
+def _by_partition(commands: Iterable[CompositionCommand]) -> dict[int, int]:
+    """How many of ``commands`` fall on each partition of the customer key (a whole partition
+    missing points at state lost for that partition, e.g. a table's recovery)."""
+    counts = Counter(murmur2_partition(c.customer_id.encode(), 6) for c in commands)
+    return dict(sorted(counts.items()))
+
+
 def assert_commands_match(
     produced: Iterable[CompositionCommand], expected: Mapping[str, CompositionCommand]
 ) -> None:
@@ -93,8 +101,15 @@ def assert_commands_match(
     by_id = {c.communication_id: c for c in produced}
     missing = sorted(set(expected) - set(by_id))
     unexpected = sorted(set(by_id) - set(expected))
-    assert missing == [], f"{len(missing)} expected commands missing, e.g. {missing[:3]}"
-    assert unexpected == [], f"{len(unexpected)} unexpected commands, e.g. {unexpected[:3]}"
+    assert missing == [], (
+        f"{len(missing)} expected commands missing, e.g. {missing[:3]}; by the customer's "
+        f"partition (of 6): {_by_partition(expected[i] for i in missing)}; customers: "
+        f"{len({expected[i].customer_id for i in missing})}; first: {expected[missing[0]]!r}"
+    )
+    assert unexpected == [], (
+        f"{len(unexpected)} unexpected commands, e.g. {unexpected[:3]}; by the customer's "
+        f"partition (of 6): {_by_partition(by_id[i] for i in unexpected)}"
+    )
     differing = [i for i, c in by_id.items() if c != expected[i]]
     assert differing == [], (
         f"{len(differing)} commands differ from the reference, e.g. {differing[:3]}"
