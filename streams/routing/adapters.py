@@ -7,7 +7,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from faust.types import TP
+
+from streams.audit.chain import ChainHead
+from streams.audit.signing import AuditSigning
 from streams.domain.records import AuditRecord, CompositionCommand
+from streams.routing.faust_compat import committed_offset, end_offset
 from streams.routing.handlers.ports import InputRecord
 
 
@@ -53,3 +58,55 @@ class TopicEventOutputs:
 
     async def dead_letter(self, record: InputRecord, error_type: str, reason: str) -> None:
         await self.letters(record, error_type, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicChainedAudit:
+    """:class:`~streams.routing.handlers.audit.ChainedAudit` over the audit Faust topic."""
+
+    topic: Any
+
+    async def send(self, key: bytes, value: bytes, partition: int) -> None:
+        await self.topic.send(key=key, value=value, partition=partition)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicCheckpoints:
+    """:class:`~streams.routing.handlers.audit.Checkpoints`: the worker's signing, its
+    checkpoint records sent to the checkpoints Faust topic (in the current transaction)."""
+
+    signing: AuditSigning
+    topic: Any
+
+    async def after_append(self, partition: int, head: ChainHead) -> None:
+        await self.signing.after_append(partition, head, self.topic.send)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerPositions:
+    """:class:`~streams.routing.handlers.join.TablePositions` of ``topic`` as the Faust app's
+    consumer knows them."""
+
+    app: Any
+    topic: str
+
+    def end_offset(self, partition: int) -> int | None:
+        return end_offset(self.app, TP(self.topic, partition))
+
+    def committed_offset(self, partition: int) -> int | None:
+        return committed_offset(self.app, TP(self.topic, partition))
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerGenerations:
+    """:class:`~streams.routing.handlers.join.Generations` over Faust messages (each carries
+    the generation it was fetched in) and the app's consumer."""
+
+    app: Any
+
+    def is_current(self, record: Any) -> bool:
+        return bool(record.generation_id == self.app.consumer_generation_id)
+
+    def leave_for_reread(self, record: Any) -> None:
+        # acked without telling the consumer: no commit of the new generation moves past it
+        record.acked = True

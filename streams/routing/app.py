@@ -41,18 +41,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import faust
-import orjson
 from faust.streams import current_event
-from faust.types import TP
 from yarl import URL
 
-from streams.audit.chain import ChainHead, append
 from streams.audit.signing import AuditSigning
 from streams.codec import Codecs
 from streams.config import KafkaSettings
@@ -75,18 +72,25 @@ from streams.domain.reference_checks import (
     template_problems,
 )
 from streams.errors import AirExstreamError
-from streams.routing.adapters import GuardedTable, TopicEventOutputs
-from streams.routing.alignment import TableAlignment, Verdict, reference_covers
+from streams.routing.adapters import (
+    ConsumerGenerations,
+    ConsumerPositions,
+    GuardedTable,
+    TopicChainedAudit,
+    TopicCheckpoints,
+    TopicEventOutputs,
+)
+from streams.routing.alignment import TableAlignment
 from streams.routing.faust_compat import (
     CommitGuard,
     checkpoint,
-    committed_offset,
-    end_offset,
     highwaters_from_broker,
     table_entries,
 )
-from streams.routing.handlers.decode import decode_or_dead_letter, key_mismatch, key_text
+from streams.routing.handlers.audit import AuditChains, AuditWriter
+from streams.routing.handlers.decode import key_mismatch, key_text
 from streams.routing.handlers.events import EventCodecs, EventsHandler, ReferenceSource
+from streams.routing.handlers.join import JoinAdmission
 from streams.routing.handlers.preferences import PreferencesHandler
 from streams.routing.handlers.reference import ReferenceChanges
 from streams.routing.join_gate import GateCounters, JoinGate, ProgressSignal
@@ -137,11 +141,6 @@ class Counters:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _timestamp_ms(msg: Any) -> int:
-    """A faust message's Kafka timestamp (faust gives seconds as a float) in ms."""
-    return round(float(msg.timestamp) * 1000)
 
 
 class UnusableRecord(AirExstreamError):
@@ -285,11 +284,6 @@ def create_app(
     ):
         codecs.for_topic(names.dlq(topology.name(source)), DeadLetter).prepare()
 
-    def decoded(codec: Any, msg: Any) -> Awaitable[Any]:
-        """``msg`` decoded by ``codec``, or None once dead-lettered (the one decoding step of
-        every handler, :func:`~streams.routing.handlers.decode.decode_or_dead_letter`)."""
-        return decode_or_dead_letter(codec.decode, msg, dead_letter, wait_s=worker.registry_wait_s)
-
     # customer-keyed inputs: a record must be in its key's murmur2 partition (partitioning.py)
     partition_counts = {
         topology.name(n): topology.topic(n).partitions
@@ -298,94 +292,9 @@ def create_app(
 
     # ---- join order (streams/routing/alignment.py): the events agents wait in the gate
     progress = ProgressSignal()
-    alignment = TableAlignment(idle_grace_s=worker.alignment_idle_grace_s)
     gate_counters = GateCounters()
     gate = JoinGate(signal=progress, max_wait_s=worker.alignment_max_wait_s, counters=gate_counters)
     preferences_name = topology.name(names.PREFERENCES)
-    table_applied_at = [time.monotonic()]
-
-    def preference_applied(msg: Any) -> None:
-        alignment.applied(msg.partition, msg.offset, _timestamp_ms(msg))
-        table_applied_at[0] = time.monotonic()
-        progress.notify()
-
-    async def forget_preferences(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        revoked = args[0] if args else ()
-        alignment.forget(tp.partition for tp in revoked if tp.topic == preferences_name)
-        table_applied_at[0] = time.monotonic()  # idle from now on at the earliest
-        progress.notify()  # a waiting event re-checks (its own partition may have gone)
-
-    async def preferences_assigned(sender: Any, /, *args: Any, **kwargs: Any) -> None:
-        table_applied_at[0] = time.monotonic()
-
-    app.on_partitions_revoked.connect(forget_preferences)
-    app.on_partitions_assigned.connect(preferences_assigned)
-
-    def join_verdict(msg: Any, arrived_at_ms: int, arrived_at: float) -> Verdict:
-        timestamp = _timestamp_ms(msg)
-        tp = TP(preferences_name, msg.partition)
-        verdict = alignment.verdict(
-            msg.partition,
-            event_timestamp_ms=timestamp,
-            end_offset=end_offset(app, tp),
-            committed_offset=committed_offset(app, tp),
-            # idle: nothing applied since this event arrived (or since the last record)
-            table_idle_s=time.monotonic() - max(table_applied_at[0], arrived_at),
-        )
-        if not verdict.may_go:
-            return verdict
-        for view in (rules_view, templates_view):
-            if not reference_covers(
-                view.partition_states(), event_timestamp_ms=timestamp, arrived_at_ms=arrived_at_ms
-            ):
-                return Verdict.WAIT
-        return verdict
-
-    async def await_join_inputs(msg: Any) -> None:
-        """Wait (bounded) until ``msg`` may be decided; outside the commit lock, so the
-        preferences agent and the commits go on meanwhile."""
-        arrived_at_ms = _now_ms()
-        tp = TP(preferences_name, msg.partition)
-        await gate.admit(
-            partial(join_verdict, msg, arrived_at_ms, time.monotonic()),
-            what=f"the inputs joined with {msg.topic}/{msg.partition}",
-            # a rebalance ends the wait (the caller then skips the record)
-            interrupted=lambda: app.consumer_generation_id != msg.generation_id,
-            on_give_up=lambda: alignment.gave_up(msg.partition, committed_offset(app, tp)),
-        )
-
-    def still_current(msg: Any) -> bool:
-        """False when a rebalance came while ``msg`` waited in the gate: its partition is read
-        again from its committed offset (faust skips a record of an older generation the same
-        way). It is marked acked without telling the consumer, so that no commit of the new
-        generation can move past the records before it; it is not processed, since the guard
-        would then take the records before it for redeliveries."""
-        if msg.generation_id == app.consumer_generation_id:
-            return True
-        msg.acked = True
-        gate_counters.stale_skipped += 1
-        return False
-
-    async def templates_admitted(msg: Any) -> bool:
-        """Wait (bounded, outside the commit lock) until every template version published
-        before the document request ``msg`` is in the templates view; False when ``msg`` must
-        be left for a re-read (:func:`still_current`)."""
-        arrived_at_ms, timestamp = _now_ms(), _timestamp_ms(msg)
-
-        def verdict() -> Verdict:
-            covered = reference_covers(
-                templates_view.partition_states(),
-                event_timestamp_ms=timestamp,
-                arrived_at_ms=arrived_at_ms,
-            )
-            return Verdict.CAUGHT_UP if covered else Verdict.WAIT
-
-        await gate.admit(
-            verdict,
-            what=f"the templates published before {msg.topic}/{msg.partition}",
-            interrupted=lambda: app.consumer_generation_id != msg.generation_id,
-        )
-        return still_current(msg)
 
     rules_view: ReferenceView[CommRule] = ReferenceView(
         topic=topology.name(names.COMM_RULES),
@@ -403,6 +312,24 @@ def create_app(
         on_progress=progress.notify,
         fetch_wait_ms=worker.reference_fetch_wait_ms,
     )
+    join = JoinAdmission(
+        gate=gate,
+        alignment=TableAlignment(idle_grace_s=worker.alignment_idle_grace_s),
+        positions=ConsumerPositions(app, preferences_name),
+        generations=ConsumerGenerations(app),
+        rules=rules_view,
+        templates=templates_view,
+    )
+
+    async def forget_preferences(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        revoked = args[0] if args else ()
+        join.preferences_revoked(tp.partition for tp in revoked if tp.topic == preferences_name)
+
+    async def preferences_assigned(sender: Any, /, *args: Any, **kwargs: Any) -> None:
+        join.preferences_assigned()
+
+    app.on_partitions_revoked.connect(forget_preferences)
+    app.on_partitions_assigned.connect(preferences_assigned)
     index: dict[str, Any] = {"rules_version": -1, "templates_version": -1}
 
     def current_rules() -> list[CommRule]:
@@ -449,24 +376,9 @@ def create_app(
         and the audit writer (rule and template alerts, the SLA timer)."""
         event = current_event()
         if event is not None and same_transactions_as_intake(event.message.topic):
-            await append_audit(event.message, key or b"", record)
+            await chains.append(event.message, key or b"", record)
             return
         await intake_topic.send(key=key or b"", value=intake_codec.encode(record))
-
-    async def append_audit(msg: Any, key: bytes, record: AuditRecord) -> None:
-        """Append ``record`` to the chain of audit partition ``msg.partition`` while ``msg`` is
-        processed (its transaction holds the record and the new chain head)."""
-        head_key = str(msg.partition).encode()
-        raw_head = chain_heads.get(head_key)
-        head = ChainHead(**orjson.loads(raw_head)) if raw_head else ChainHead()
-        chained, head = append(head, record)
-        await audit_topic.send(key=key, value=audit_codec.encode(chained), partition=msg.partition)
-        await guard.put(
-            chain_heads, msg, head_key, orjson.dumps({"seq": head.seq, "hash": head.hash})
-        )
-        counters.audit_written += 1
-        if audit_signing is not None:  # a signed checkpoint, in this record's transaction
-            await audit_signing.after_append(msg.partition, head, checkpoints_topic.send)
 
     # signed checkpoints of the audit chains (streams/audit/signing.py); off without a key
     audit_signing = AuditSigning.from_environment()
@@ -482,6 +394,16 @@ def create_app(
             signing.forget({tp.partition for tp in (args[0] if args else ())})
 
         app.on_partitions_revoked.connect(forget_revoked)
+
+    chains = AuditChains(
+        heads=GuardedTable(guard, chain_heads),
+        audit=TopicChainedAudit(audit_topic),
+        encode=audit_codec.encode,
+        counters=counters,
+        checkpoints=(
+            None if audit_signing is None else TopicCheckpoints(audit_signing, checkpoints_topic)
+        ),
+    )
 
     dlq_topics: dict[str, Any] = {}
 
@@ -534,7 +456,7 @@ def create_app(
     async def preferences_agent(stream: Any) -> None:
         async for event in stream.events():
             await guard.process(event, store_preference)
-            preference_applied(event.message)
+            join.preference_applied(event.message)
 
     async def store_preference(msg: Any) -> None:
         await preferences_handler.handle(msg)
@@ -578,8 +500,8 @@ def create_app(
         await reference_ready()
         async for event in stream.events():
             msg = event.message
-            await await_join_inputs(msg)
-            if not still_current(msg):
+            await join.await_inputs(msg)
+            if not join.still_current(msg):
                 continue
             await guard.process(event, partial(route_one, codec=codec, source_topic=source_topic))
 
@@ -599,13 +521,7 @@ def create_app(
     @app.agent(intake_topic)
     async def audit_writer(stream: Any) -> None:
         async for event in stream.events():
-            await guard.process(event, chain_one)
-
-    async def chain_one(msg: Any) -> None:
-        record = await decoded(intake_codec, msg)
-        if record is None:
-            return
-        await append_audit(msg, msg.key or b"", record)
+            await guard.process(event, intake_writer.handle)
 
     tracking = TrackingCounters()
     communications = table("communications")
@@ -646,6 +562,12 @@ def create_app(
         decode_rule=rule_codec.decode,
         decode_template=template_codec.decode,
         emit_alert=emit_alert,
+        dead_letter=dead_letter,
+        registry_wait_s=worker.registry_wait_s,
+    )
+    intake_writer = AuditWriter(
+        chains=chains,
+        decode=intake_codec.decode,
         dead_letter=dead_letter,
         registry_wait_s=worker.registry_wait_s,
     )
@@ -703,7 +625,7 @@ def create_app(
             key_mismatch=key_mismatch,
             reference_ready=reference_ready,
             templates_by_id=templates_by_id,
-            admitted=templates_admitted,
+            admitted=join.templates_admitted,
             counters=requests,
             codecs=codecs,
             topology=topology,
