@@ -47,13 +47,11 @@ from functools import partial
 from typing import Any
 
 import faust
-from faust.streams import current_event
 from yarl import URL
 
 from streams.audit.signing import AuditSigning
 from streams.codec import Codecs
 from streams.config import KafkaSettings
-from streams.deadletter.letters import dead_letter_headers, make_dead_letter
 from streams.domain.ids import audit_id
 from streams.domain.records import (
     AccountEvent,
@@ -79,6 +77,7 @@ from streams.routing.adapters import (
     TopicChainedAudit,
     TopicCheckpoints,
     TopicEventOutputs,
+    WorkerOutputs,
 )
 from streams.routing.alignment import TableAlignment
 from streams.routing.faust_compat import (
@@ -88,7 +87,7 @@ from streams.routing.faust_compat import (
     table_entries,
 )
 from streams.routing.handlers.audit import AuditChains, AuditWriter
-from streams.routing.handlers.decode import key_mismatch, key_text
+from streams.routing.handlers.decode import key_mismatch
 from streams.routing.handlers.events import EventCodecs, EventsHandler, ReferenceSource
 from streams.routing.handlers.join import JoinAdmission
 from streams.routing.handlers.preferences import PreferencesHandler
@@ -137,10 +136,6 @@ class Counters:
             f"preferences={self.preferences} redeliveries_skipped={self.redeliveries_skipped} "
             f"revoked_skipped={self.revoked_skipped}"
         )
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class UnusableRecord(AirExstreamError):
@@ -353,33 +348,6 @@ def create_app(
         await rules_view.wait_ready(worker.reference_ready_timeout_s)
         await templates_view.wait_ready(worker.reference_ready_timeout_s)
 
-    intake_name = topology.name(names.AUDIT_INTAKE)
-    chain_directly = (
-        topology.topic(names.AUDIT).partitions == topology.topic(names.AUDIT_INTAKE).partitions
-    )
-
-    def same_transactions_as_intake(topic_name: str) -> bool:
-        """True when ``topic_name``'s partition p is processed in the transaction of intake
-        partition p (faust gives co-partitioned topics one transactional id per partition), so
-        that audit partition p keeps a single writer and one chain."""
-        if not chain_directly:
-            return False
-        try:
-            group = app.assignor.group_for_topic(topic_name)
-            return bool(group == app.assignor.group_for_topic(intake_name))
-        except KeyError:  # not assigned to this worker
-            return False
-
-    async def send_audit(record: AuditRecord, key: bytes | None) -> None:
-        """Chain ``record`` into the audit topic: directly, in the partition of the record being
-        processed, when that keeps one writer per chain; else through the audit intake topic
-        and the audit writer (rule and template alerts, the SLA timer)."""
-        event = current_event()
-        if event is not None and same_transactions_as_intake(event.message.topic):
-            await chains.append(event.message, key or b"", record)
-            return
-        await intake_topic.send(key=key or b"", value=intake_codec.encode(record))
-
     # signed checkpoints of the audit chains (streams/audit/signing.py); off without a key
     audit_signing = AuditSigning.from_environment()
     checkpoints_topic = topic(names.AUDIT_CHECKPOINTS)
@@ -405,42 +373,21 @@ def create_app(
         ),
     )
 
-    dlq_topics: dict[str, Any] = {}
-
-    async def dead_letter(msg: Any, error_type: str, reason: str) -> None:
-        letter = make_dead_letter(
-            source_topic=msg.topic,
-            partition=msg.partition,
-            offset=msg.offset,
-            key=msg.key,
-            value=msg.value,
-            headers=list(msg.headers or ()),
-            error_type=error_type,
-            reason=reason,
-            failed_at=_now_ms(),
-        )
-        dlq = dlq_topics.get(msg.topic)
-        if dlq is None:
-            dlq = dlq_topics[msg.topic] = app.topic(names.dlq(msg.topic), internal=False, **RAW)
-        letter_codec = codecs.for_topic(names.dlq(msg.topic), DeadLetter)
-        await dlq.send(
-            key=msg.key, value=letter_codec.encode(letter), headers=dead_letter_headers(letter)
-        )
-        counters.dead_letters += 1
-        metrics.dead_letters.labels(msg.topic, error_type).inc()
-        subject = f"{msg.topic}/{msg.partition}/{msg.offset}"
-        await send_audit(
-            AuditRecord(
-                audit_id=audit_id(AuditKind.DEAD_LETTER, subject),
-                kind=AuditKind.DEAD_LETTER,
-                customer_id=key_text(msg.key),
-                occurred_at=letter.failed_at,
-                summary=f"record {subject} dead-lettered: {error_type}",
-                details={"error_type": error_type, "source": subject, "reason": reason},
-            ),
-            msg.key,
-        )
-        log.warning("dead-lettered %s: %s", subject, error_type)
+    outputs = WorkerOutputs(
+        app=app,
+        chains=chains,
+        intake_topic=intake_topic,
+        intake_name=topology.name(names.AUDIT_INTAKE),
+        encode_intake=intake_codec.encode,
+        chain_directly=(
+            topology.topic(names.AUDIT).partitions == topology.topic(names.AUDIT_INTAKE).partitions
+        ),
+        dlq_topic=lambda name: app.topic(name, internal=False, **RAW),
+        letter_codec=lambda name: codecs.for_topic(name, DeadLetter),
+        counters=counters,
+        metrics=metrics,
+    )
+    send_audit, dead_letter = outputs.send_audit, outputs.dead_letter
 
     # ------------------------------------------------------------------ reference data
 
