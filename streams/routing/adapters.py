@@ -16,7 +16,7 @@ from streams.audit.chain import ChainHead
 from streams.audit.signing import AuditSigning
 from streams.deadletter.letters import dead_letter_headers, make_dead_letter
 from streams.domain.ids import audit_id
-from streams.domain.records import AuditKind, AuditRecord, CompositionCommand
+from streams.domain.records import AlignmentAlert, AuditKind, AuditRecord, CompositionCommand
 from streams.routing.faust_compat import committed_offset, end_offset
 from streams.routing.handlers.audit import AuditChains
 from streams.routing.handlers.decode import key_text
@@ -239,3 +239,33 @@ class WorkerOutputs:
             msg.key,
         )
         log.warning("dead-lettered %s: %s", subject, error_type)
+
+
+class AlertCounters(Protocol):
+    alerts: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopicAlerts:
+    """Sends an alignment alert of a rule or template change (keyed by its rule, else its
+    template) and its ALIGNMENT_ALERT audit record, in the handled record's transaction."""
+
+    topic: Any
+    encode: Callable[[AlignmentAlert], bytes]
+    counters: AlertCounters
+    send_audit: Callable[[AuditRecord, bytes | None], Awaitable[None]]
+
+    async def emit(self, alert: AlignmentAlert) -> None:
+        key = (alert.rule_id or alert.template_id).encode()
+        await self.topic.send(key=key, value=self.encode(alert))
+        self.counters.alerts += 1
+        await self.send_audit(
+            AuditRecord(
+                audit_id=audit_id(AuditKind.ALIGNMENT_ALERT, alert.alert_id),
+                kind=AuditKind.ALIGNMENT_ALERT,
+                occurred_at=alert.raised_at,
+                summary=alert.message[:200],
+                details={"alert_id": alert.alert_id, "kind": alert.kind},
+            ),
+            key,
+        )

@@ -52,11 +52,9 @@ from yarl import URL
 from streams.audit.signing import AuditSigning
 from streams.codec import Codecs
 from streams.config import KafkaSettings
-from streams.domain.ids import audit_id
 from streams.domain.records import (
     AccountEvent,
     AlignmentAlert,
-    AuditKind,
     AuditRecord,
     CaseEvent,
     CommRule,
@@ -74,6 +72,7 @@ from streams.routing.adapters import (
     ConsumerGenerations,
     ConsumerPositions,
     GuardedTable,
+    TopicAlerts,
     TopicChainedAudit,
     TopicCheckpoints,
     TopicEventOutputs,
@@ -88,10 +87,11 @@ from streams.routing.faust_compat import (
 )
 from streams.routing.handlers.audit import AuditChains, AuditWriter
 from streams.routing.handlers.decode import key_mismatch
-from streams.routing.handlers.events import EventCodecs, EventsHandler, ReferenceSource
+from streams.routing.handlers.events import EventCodecs, EventsHandler
 from streams.routing.handlers.join import JoinAdmission
 from streams.routing.handlers.preferences import PreferencesHandler
 from streams.routing.handlers.reference import ReferenceChanges
+from streams.routing.handlers.reference_views import ReferenceViews
 from streams.routing.join_gate import GateCounters, JoinGate, ProgressSignal
 from streams.routing.metrics import RoutingMetrics, SendSensor
 from streams.routing.reference import ReferenceView
@@ -325,28 +325,11 @@ def create_app(
 
     app.on_partitions_revoked.connect(forget_preferences)
     app.on_partitions_assigned.connect(preferences_assigned)
-    index: dict[str, Any] = {"rules_version": -1, "templates_version": -1}
-
-    def current_rules() -> list[CommRule]:
-        if index["rules_version"] != rules_view.version:
-            index["rules"] = rules_view.values()
-            index["rules_version"] = rules_view.version
-        rules: list[CommRule] = index["rules"]
-        return rules
-
-    def templates_by_id() -> dict[str, list[TemplateVersion]]:
-        if index["templates_version"] != templates_view.version:
-            by_id: dict[str, list[TemplateVersion]] = {}
-            for t in templates_view.values():
-                by_id.setdefault(t.template_id, []).append(t)
-            index["templates"] = by_id
-            index["templates_version"] = templates_view.version
-        templates: dict[str, list[TemplateVersion]] = index["templates"]
-        return templates
-
-    async def reference_ready() -> None:
-        await rules_view.wait_ready(worker.reference_ready_timeout_s)
-        await templates_view.wait_ready(worker.reference_ready_timeout_s)
+    views = ReferenceViews(
+        rules=rules_view,
+        templates=templates_view,
+        ready_timeout_s=worker.reference_ready_timeout_s,
+    )
 
     # signed checkpoints of the audit chains (streams/audit/signing.py); off without a key
     audit_signing = AuditSigning.from_environment()
@@ -402,58 +385,32 @@ def create_app(
     @app.agent(preferences_topic)
     async def preferences_agent(stream: Any) -> None:
         async for event in stream.events():
-            await guard.process(event, store_preference)
+            await guard.process(event, preferences_handler.handle)
             join.preference_applied(event.message)
-
-    async def store_preference(msg: Any) -> None:
-        await preferences_handler.handle(msg)
 
     @app.agent(rules_topic)
     async def rule_alignment_agent(stream: Any) -> None:
-        await reference_ready()
+        await views.ready()
         async for event in stream.events():
-            await guard.process(event, check_rule_change)
-
-    async def check_rule_change(msg: Any) -> None:
-        await reference_changes.rule_changed(msg)
+            await guard.process(event, reference_changes.rule_changed)
 
     @app.agent(templates_topic)
     async def template_alignment_agent(stream: Any) -> None:
-        await reference_ready()
+        await views.ready()
         async for event in stream.events():
-            await guard.process(event, check_template_change)
-
-    async def check_template_change(msg: Any) -> None:
-        await reference_changes.template_changed(msg)
-
-    async def emit_alert(alert: AlignmentAlert) -> None:
-        key = (alert.rule_id or alert.template_id).encode()
-        await alerts_topic.send(key=key, value=alert_codec.encode(alert))
-        counters.alerts += 1
-        await send_audit(
-            AuditRecord(
-                audit_id=audit_id(AuditKind.ALIGNMENT_ALERT, alert.alert_id),
-                kind=AuditKind.ALIGNMENT_ALERT,
-                occurred_at=alert.raised_at,
-                summary=alert.message[:200],
-                details={"alert_id": alert.alert_id, "kind": alert.kind},
-            ),
-            key,
-        )
+            await guard.process(event, reference_changes.template_changed)
 
     # ------------------------------------------------------------------ business events
 
     async def route(stream: Any, codec: Any, source_topic: str) -> None:
-        await reference_ready()
+        await views.ready()
         async for event in stream.events():
             msg = event.message
             await join.await_inputs(msg)
             if not join.still_current(msg):
                 continue
-            await guard.process(event, partial(route_one, codec=codec, source_topic=source_topic))
-
-    async def route_one(msg: Any, codec: Any, source_topic: str) -> None:
-        await events_handler.handle(msg, decode=codec.decode, source_topic=source_topic)
+            handle = partial(events_handler.handle, decode=codec.decode, source_topic=source_topic)
+            await guard.process(event, handle)
 
     @app.agent(account_topic)
     async def account_events_agent(stream: Any) -> None:
@@ -499,16 +456,14 @@ def create_app(
 
     # ------------------------------------------------------------------ handlers (handlers/)
 
-    reference_source = ReferenceSource(
-        version=lambda: (rules_view.version, templates_view.version),
-        rules=current_rules,
-        templates_by_id=templates_by_id,
-    )
+    reference_source = views.source()
     reference_changes = ReferenceChanges(
         reference=reference_source,
         decode_rule=rule_codec.decode,
         decode_template=template_codec.decode,
-        emit_alert=emit_alert,
+        emit_alert=TopicAlerts(
+            topic=alerts_topic, encode=alert_codec.encode, counters=counters, send_audit=send_audit
+        ).emit,
         dead_letter=dead_letter,
         registry_wait_s=worker.registry_wait_s,
     )
@@ -570,8 +525,8 @@ def create_app(
             send_audit=send_audit,
             dead_letter=dead_letter,
             key_mismatch=key_mismatch,
-            reference_ready=reference_ready,
-            templates_by_id=templates_by_id,
+            reference_ready=views.ready,
+            templates_by_id=views.templates_by_id,
             admitted=join.templates_admitted,
             counters=requests,
             codecs=codecs,

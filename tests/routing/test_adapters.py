@@ -12,8 +12,8 @@ import pytest
 from streams.codec import codec_for
 from streams.deadletter.letters import dead_letter_headers
 from streams.domain.ids import audit_id
-from streams.domain.records import AuditKind, AuditRecord, DeadLetter
-from streams.routing.adapters import WorkerOutputs
+from streams.domain.records import AlignmentAlert, AuditKind, AuditRecord, DeadLetter
+from streams.routing.adapters import TopicAlerts, WorkerOutputs
 from streams.routing.handlers.audit import AuditChains
 from streams.routing.metrics import RoutingMetrics
 from tests.domain.factories import T0
@@ -27,6 +27,7 @@ RULES = "air.comm-rules.v1"
 NOW = T0 + 123
 audit_codec = codec_for(AuditRecord)
 letter_codec = codec_for(DeadLetter)
+alert_codec = codec_for(AlignmentAlert)
 
 
 @dataclass
@@ -204,3 +205,45 @@ async def test_each_source_topic_gets_its_dead_letter_topic_once() -> None:
     assert world.dead_letter_count(EVENTS, "BAD_MAGIC") == 3
     # not being handled (handling is None): the audit records went through the intake
     assert [a.customer_id for a in world.via_intake()] == ["cust-1"] * 3 + [None]
+
+
+@pytest.mark.parametrize(
+    ("rule_id", "key"), [("r-7", b"r-7"), (None, b"tpl-statement")], ids=["rule", "template"]
+)
+async def test_an_alert_is_keyed_by_its_rule_else_its_template_counted_and_audited(
+    rule_id: str | None, key: bytes
+) -> None:
+    alerts = Topic("alignment.alerts.v1")
+    audits: list[tuple[AuditRecord, bytes | None]] = []
+    totals = AlertTotals()
+
+    async def send_audit(record: AuditRecord, k: bytes | None) -> None:
+        audits.append((record, k))
+
+    alert = AlignmentAlert(
+        alert_id="al-1",
+        kind="TEMPLATE_MISSING",
+        rule_id=rule_id,
+        template_id="tpl-statement",
+        message="m" * 300,
+        raised_at=T0,
+    )
+    await TopicAlerts(
+        topic=alerts, encode=alert_codec.encode, counters=totals, send_audit=send_audit
+    ).emit(alert)
+    assert [(s["key"], alert_codec.decode(s["value"])) for s in alerts.sent] == [(key, alert)]
+    assert totals.alerts == 1
+    [(audit, audit_key)] = audits
+    assert audit_key == key
+    assert audit == AuditRecord(
+        audit_id=audit_id(AuditKind.ALIGNMENT_ALERT, "al-1"),
+        kind=AuditKind.ALIGNMENT_ALERT,
+        occurred_at=T0,
+        summary="m" * 200,
+        details={"alert_id": "al-1", "kind": "TEMPLATE_MISSING"},
+    )
+
+
+@dataclass
+class AlertTotals:
+    alerts: int = 0
