@@ -17,16 +17,20 @@ Topology of the worker (all names resolved through the :class:`~topology.model.T
   kept in the ``audit-chain-heads`` table). Those of customer-partitioned inputs are appended
   directly, to the partition of the record being processed and in its transaction; the others
   (rule and template alerts, the SLA timer) go through ``audit.intake.v1`` and the audit writer
-  agent, which appends them in the intake record's partition. Partition p of every
+  agent, which appends them in the intake record's partition
+  (:mod:`streams.routing.handlers.audit`; which way a record goes:
+  :class:`~streams.routing.adapters.WorkerOutputs`). Partition p of every
   customer-partitioned topic shares one transactional id, so each chain has a single writer;
-- every undecodable or invalid record -> ``<topic>.dlq`` with the reason (and an audit record);
+- every undecodable or invalid record -> ``<topic>.dlq`` with the reason (and an audit record,
+  :meth:`~streams.routing.adapters.WorkerOutputs.dead_letter`);
   so is a keyed event or preference record in another partition than its key's murmur2 partition
   (``WRONG_PARTITION``, :mod:`streams.routing.partitioning`): joined there, it would meet
   another partition's preferences and state.
 
 Join order: an event is decided only once the preferences of its partition, and the rules and
 templates, published before it are applied (:mod:`streams.routing.alignment`; the events agents
-wait in :class:`~streams.routing.join_gate.JoinGate`, bounded by ``alignment_max_wait_s``), so a
+wait through :class:`~streams.routing.handlers.join.JoinAdmission` in
+:class:`~streams.routing.join_gate.JoinGate`, bounded by ``alignment_max_wait_s``), so a
 backlog of preferences and events is joined as if they had arrived in timestamp order.
 
 Guarantee: with ``processing_guarantee=exactly_once`` (the default), every input record's outputs,
