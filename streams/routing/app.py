@@ -17,16 +17,20 @@ Topology of the worker (all names resolved through the :class:`~topology.model.T
   kept in the ``audit-chain-heads`` table). Those of customer-partitioned inputs are appended
   directly, to the partition of the record being processed and in its transaction; the others
   (rule and template alerts, the SLA timer) go through ``audit.intake.v1`` and the audit writer
-  agent, which appends them in the intake record's partition. Partition p of every
+  agent, which appends them in the intake record's partition
+  (:mod:`streams.routing.handlers.audit`; which way a record goes:
+  :class:`~streams.routing.adapters.WorkerOutputs`). Partition p of every
   customer-partitioned topic shares one transactional id, so each chain has a single writer;
-- every undecodable or invalid record -> ``<topic>.dlq`` with the reason (and an audit record);
+- every undecodable or invalid record -> ``<topic>.dlq`` with the reason (and an audit record,
+  :meth:`~streams.routing.adapters.WorkerOutputs.dead_letter`);
   so is a keyed event or preference record in another partition than its key's murmur2 partition
   (``WRONG_PARTITION``, :mod:`streams.routing.partitioning`): joined there, it would meet
   another partition's preferences and state.
 
 Join order: an event is decided only once the preferences of its partition, and the rules and
 templates, published before it are applied (:mod:`streams.routing.alignment`; the events agents
-wait in :class:`~streams.routing.join_gate.JoinGate`, bounded by ``alignment_max_wait_s``), so a
+wait through :class:`~streams.routing.handlers.join.JoinAdmission` in
+:class:`~streams.routing.join_gate.JoinGate`, bounded by ``alignment_max_wait_s``), so a
 backlog of preferences and events is joined as if they had arrived in timestamp order.
 
 Guarantee: with ``processing_guarantee=exactly_once`` (the default), every input record's outputs,
@@ -41,27 +45,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import faust
-import orjson
-from faust.streams import current_event
-from faust.types import TP
 from yarl import URL
 
-from streams.audit.chain import ChainHead, append
 from streams.audit.signing import AuditSigning
 from streams.codec import Codecs
 from streams.config import KafkaSettings
-from streams.deadletter.letters import dead_letter_headers, make_dead_letter
-from streams.domain.ids import audit_id
 from streams.domain.records import (
     AccountEvent,
     AlignmentAlert,
-    AuditKind,
     AuditRecord,
     CaseEvent,
     CommRule,
@@ -75,21 +72,31 @@ from streams.domain.reference_checks import (
     template_problems,
 )
 from streams.errors import AirExstreamError
-from streams.routing.adapters import GuardedTable, TopicEventOutputs
-from streams.routing.alignment import TableAlignment, Verdict, reference_covers
+from streams.routing.adapters import (
+    ConsumerGenerations,
+    ConsumerPositions,
+    GuardedTable,
+    TopicAlerts,
+    TopicChainedAudit,
+    TopicCheckpoints,
+    TopicEventOutputs,
+    WorkerOutputs,
+)
+from streams.routing.alignment import TableAlignment
 from streams.routing.faust_compat import (
     CommitGuard,
     checkpoint,
-    committed_offset,
-    end_offset,
     highwaters_from_broker,
     recovery_reads_to_the_last_record,
     table_entries,
 )
-from streams.routing.handlers.decode import decode_or_dead_letter, key_mismatch, key_text
-from streams.routing.handlers.events import EventCodecs, EventsHandler, ReferenceSource
+from streams.routing.handlers.audit import AuditChains, AuditWriter
+from streams.routing.handlers.decode import key_mismatch
+from streams.routing.handlers.events import EventCodecs, EventsHandler
+from streams.routing.handlers.join import JoinAdmission
 from streams.routing.handlers.preferences import PreferencesHandler
 from streams.routing.handlers.reference import ReferenceChanges
+from streams.routing.handlers.reference_views import ReferenceViews
 from streams.routing.join_gate import GateCounters, JoinGate, ProgressSignal
 from streams.routing.metrics import RoutingMetrics, SendSensor
 from streams.routing.reference import ReferenceView
@@ -134,15 +141,6 @@ class Counters:
             f"preferences={self.preferences} redeliveries_skipped={self.redeliveries_skipped} "
             f"revoked_skipped={self.revoked_skipped}"
         )
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _timestamp_ms(msg: Any) -> int:
-    """A faust message's Kafka timestamp (faust gives seconds as a float) in ms."""
-    return round(float(msg.timestamp) * 1000)
 
 
 class UnusableRecord(AirExstreamError):
@@ -287,11 +285,6 @@ def create_app(
     ):
         codecs.for_topic(names.dlq(topology.name(source)), DeadLetter).prepare()
 
-    def decoded(codec: Any, msg: Any) -> Awaitable[Any]:
-        """``msg`` decoded by ``codec``, or None once dead-lettered (the one decoding step of
-        every handler, :func:`~streams.routing.handlers.decode.decode_or_dead_letter`)."""
-        return decode_or_dead_letter(codec.decode, msg, dead_letter, wait_s=worker.registry_wait_s)
-
     # customer-keyed inputs: a record must be in its key's murmur2 partition (partitioning.py)
     partition_counts = {
         topology.name(n): topology.topic(n).partitions
@@ -300,94 +293,9 @@ def create_app(
 
     # ---- join order (streams/routing/alignment.py): the events agents wait in the gate
     progress = ProgressSignal()
-    alignment = TableAlignment(idle_grace_s=worker.alignment_idle_grace_s)
     gate_counters = GateCounters()
     gate = JoinGate(signal=progress, max_wait_s=worker.alignment_max_wait_s, counters=gate_counters)
     preferences_name = topology.name(names.PREFERENCES)
-    table_applied_at = [time.monotonic()]
-
-    def preference_applied(msg: Any) -> None:
-        alignment.applied(msg.partition, msg.offset, _timestamp_ms(msg))
-        table_applied_at[0] = time.monotonic()
-        progress.notify()
-
-    async def forget_preferences(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        revoked = args[0] if args else ()
-        alignment.forget(tp.partition for tp in revoked if tp.topic == preferences_name)
-        table_applied_at[0] = time.monotonic()  # idle from now on at the earliest
-        progress.notify()  # a waiting event re-checks (its own partition may have gone)
-
-    async def preferences_assigned(sender: Any, /, *args: Any, **kwargs: Any) -> None:
-        table_applied_at[0] = time.monotonic()
-
-    app.on_partitions_revoked.connect(forget_preferences)
-    app.on_partitions_assigned.connect(preferences_assigned)
-
-    def join_verdict(msg: Any, arrived_at_ms: int, arrived_at: float) -> Verdict:
-        timestamp = _timestamp_ms(msg)
-        tp = TP(preferences_name, msg.partition)
-        verdict = alignment.verdict(
-            msg.partition,
-            event_timestamp_ms=timestamp,
-            end_offset=end_offset(app, tp),
-            committed_offset=committed_offset(app, tp),
-            # idle: nothing applied since this event arrived (or since the last record)
-            table_idle_s=time.monotonic() - max(table_applied_at[0], arrived_at),
-        )
-        if not verdict.may_go:
-            return verdict
-        for view in (rules_view, templates_view):
-            if not reference_covers(
-                view.partition_states(), event_timestamp_ms=timestamp, arrived_at_ms=arrived_at_ms
-            ):
-                return Verdict.WAIT
-        return verdict
-
-    async def await_join_inputs(msg: Any) -> None:
-        """Wait (bounded) until ``msg`` may be decided; outside the commit lock, so the
-        preferences agent and the commits go on meanwhile."""
-        arrived_at_ms = _now_ms()
-        tp = TP(preferences_name, msg.partition)
-        await gate.admit(
-            partial(join_verdict, msg, arrived_at_ms, time.monotonic()),
-            what=f"the inputs joined with {msg.topic}/{msg.partition}",
-            # a rebalance ends the wait (the caller then skips the record)
-            interrupted=lambda: app.consumer_generation_id != msg.generation_id,
-            on_give_up=lambda: alignment.gave_up(msg.partition, committed_offset(app, tp)),
-        )
-
-    def still_current(msg: Any) -> bool:
-        """False when a rebalance came while ``msg`` waited in the gate: its partition is read
-        again from its committed offset (faust skips a record of an older generation the same
-        way). It is marked acked without telling the consumer, so that no commit of the new
-        generation can move past the records before it; it is not processed, since the guard
-        would then take the records before it for redeliveries."""
-        if msg.generation_id == app.consumer_generation_id:
-            return True
-        msg.acked = True
-        gate_counters.stale_skipped += 1
-        return False
-
-    async def templates_admitted(msg: Any) -> bool:
-        """Wait (bounded, outside the commit lock) until every template version published
-        before the document request ``msg`` is in the templates view; False when ``msg`` must
-        be left for a re-read (:func:`still_current`)."""
-        arrived_at_ms, timestamp = _now_ms(), _timestamp_ms(msg)
-
-        def verdict() -> Verdict:
-            covered = reference_covers(
-                templates_view.partition_states(),
-                event_timestamp_ms=timestamp,
-                arrived_at_ms=arrived_at_ms,
-            )
-            return Verdict.CAUGHT_UP if covered else Verdict.WAIT
-
-        await gate.admit(
-            verdict,
-            what=f"the templates published before {msg.topic}/{msg.partition}",
-            interrupted=lambda: app.consumer_generation_id != msg.generation_id,
-        )
-        return still_current(msg)
 
     rules_view: ReferenceView[CommRule] = ReferenceView(
         topic=topology.name(names.COMM_RULES),
@@ -405,70 +313,29 @@ def create_app(
         on_progress=progress.notify,
         fetch_wait_ms=worker.reference_fetch_wait_ms,
     )
-    index: dict[str, Any] = {"rules_version": -1, "templates_version": -1}
-
-    def current_rules() -> list[CommRule]:
-        if index["rules_version"] != rules_view.version:
-            index["rules"] = rules_view.values()
-            index["rules_version"] = rules_view.version
-        rules: list[CommRule] = index["rules"]
-        return rules
-
-    def templates_by_id() -> dict[str, list[TemplateVersion]]:
-        if index["templates_version"] != templates_view.version:
-            by_id: dict[str, list[TemplateVersion]] = {}
-            for t in templates_view.values():
-                by_id.setdefault(t.template_id, []).append(t)
-            index["templates"] = by_id
-            index["templates_version"] = templates_view.version
-        templates: dict[str, list[TemplateVersion]] = index["templates"]
-        return templates
-
-    async def reference_ready() -> None:
-        await rules_view.wait_ready(worker.reference_ready_timeout_s)
-        await templates_view.wait_ready(worker.reference_ready_timeout_s)
-
-    intake_name = topology.name(names.AUDIT_INTAKE)
-    chain_directly = (
-        topology.topic(names.AUDIT).partitions == topology.topic(names.AUDIT_INTAKE).partitions
+    join = JoinAdmission(
+        gate=gate,
+        alignment=TableAlignment(idle_grace_s=worker.alignment_idle_grace_s),
+        positions=ConsumerPositions(app, preferences_name),
+        generations=ConsumerGenerations(app),
+        rules=rules_view,
+        templates=templates_view,
     )
 
-    def same_transactions_as_intake(topic_name: str) -> bool:
-        """True when ``topic_name``'s partition p is processed in the transaction of intake
-        partition p (faust gives co-partitioned topics one transactional id per partition), so
-        that audit partition p keeps a single writer and one chain."""
-        if not chain_directly:
-            return False
-        try:
-            group = app.assignor.group_for_topic(topic_name)
-            return bool(group == app.assignor.group_for_topic(intake_name))
-        except KeyError:  # not assigned to this worker
-            return False
+    async def forget_preferences(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        revoked = args[0] if args else ()
+        join.preferences_revoked(tp.partition for tp in revoked if tp.topic == preferences_name)
 
-    async def send_audit(record: AuditRecord, key: bytes | None) -> None:
-        """Chain ``record`` into the audit topic: directly, in the partition of the record being
-        processed, when that keeps one writer per chain; else through the audit intake topic
-        and the audit writer (rule and template alerts, the SLA timer)."""
-        event = current_event()
-        if event is not None and same_transactions_as_intake(event.message.topic):
-            await append_audit(event.message, key or b"", record)
-            return
-        await intake_topic.send(key=key or b"", value=intake_codec.encode(record))
+    async def preferences_assigned(sender: Any, /, *args: Any, **kwargs: Any) -> None:
+        join.preferences_assigned()
 
-    async def append_audit(msg: Any, key: bytes, record: AuditRecord) -> None:
-        """Append ``record`` to the chain of audit partition ``msg.partition`` while ``msg`` is
-        processed (its transaction holds the record and the new chain head)."""
-        head_key = str(msg.partition).encode()
-        raw_head = chain_heads.get(head_key)
-        head = ChainHead(**orjson.loads(raw_head)) if raw_head else ChainHead()
-        chained, head = append(head, record)
-        await audit_topic.send(key=key, value=audit_codec.encode(chained), partition=msg.partition)
-        await guard.put(
-            chain_heads, msg, head_key, orjson.dumps({"seq": head.seq, "hash": head.hash})
-        )
-        counters.audit_written += 1
-        if audit_signing is not None:  # a signed checkpoint, in this record's transaction
-            await audit_signing.after_append(msg.partition, head, checkpoints_topic.send)
+    app.on_partitions_revoked.connect(forget_preferences)
+    app.on_partitions_assigned.connect(preferences_assigned)
+    views = ReferenceViews(
+        rules=rules_view,
+        templates=templates_view,
+        ready_timeout_s=worker.reference_ready_timeout_s,
+    )
 
     # signed checkpoints of the audit chains (streams/audit/signing.py); off without a key
     audit_signing = AuditSigning.from_environment()
@@ -485,42 +352,31 @@ def create_app(
 
         app.on_partitions_revoked.connect(forget_revoked)
 
-    dlq_topics: dict[str, Any] = {}
+    chains = AuditChains(
+        heads=GuardedTable(guard, chain_heads),
+        audit=TopicChainedAudit(audit_topic),
+        encode=audit_codec.encode,
+        counters=counters,
+        checkpoints=(
+            None if audit_signing is None else TopicCheckpoints(audit_signing, checkpoints_topic)
+        ),
+    )
 
-    async def dead_letter(msg: Any, error_type: str, reason: str) -> None:
-        letter = make_dead_letter(
-            source_topic=msg.topic,
-            partition=msg.partition,
-            offset=msg.offset,
-            key=msg.key,
-            value=msg.value,
-            headers=list(msg.headers or ()),
-            error_type=error_type,
-            reason=reason,
-            failed_at=_now_ms(),
-        )
-        dlq = dlq_topics.get(msg.topic)
-        if dlq is None:
-            dlq = dlq_topics[msg.topic] = app.topic(names.dlq(msg.topic), internal=False, **RAW)
-        letter_codec = codecs.for_topic(names.dlq(msg.topic), DeadLetter)
-        await dlq.send(
-            key=msg.key, value=letter_codec.encode(letter), headers=dead_letter_headers(letter)
-        )
-        counters.dead_letters += 1
-        metrics.dead_letters.labels(msg.topic, error_type).inc()
-        subject = f"{msg.topic}/{msg.partition}/{msg.offset}"
-        await send_audit(
-            AuditRecord(
-                audit_id=audit_id(AuditKind.DEAD_LETTER, subject),
-                kind=AuditKind.DEAD_LETTER,
-                customer_id=key_text(msg.key),
-                occurred_at=letter.failed_at,
-                summary=f"record {subject} dead-lettered: {error_type}",
-                details={"error_type": error_type, "source": subject, "reason": reason},
-            ),
-            msg.key,
-        )
-        log.warning("dead-lettered %s: %s", subject, error_type)
+    outputs = WorkerOutputs(
+        app=app,
+        chains=chains,
+        intake_topic=intake_topic,
+        intake_name=topology.name(names.AUDIT_INTAKE),
+        encode_intake=intake_codec.encode,
+        chain_directly=(
+            topology.topic(names.AUDIT).partitions == topology.topic(names.AUDIT_INTAKE).partitions
+        ),
+        dlq_topic=lambda name: app.topic(name, internal=False, **RAW),
+        letter_codec=lambda name: codecs.for_topic(name, DeadLetter),
+        counters=counters,
+        metrics=metrics,
+    )
+    send_audit, dead_letter = outputs.send_audit, outputs.dead_letter
 
     # ------------------------------------------------------------------ reference data
 
@@ -535,58 +391,32 @@ def create_app(
     @app.agent(preferences_topic)
     async def preferences_agent(stream: Any) -> None:
         async for event in stream.events():
-            await guard.process(event, store_preference)
-            preference_applied(event.message)
-
-    async def store_preference(msg: Any) -> None:
-        await preferences_handler.handle(msg)
+            await guard.process(event, preferences_handler.handle)
+            join.preference_applied(event.message)
 
     @app.agent(rules_topic)
     async def rule_alignment_agent(stream: Any) -> None:
-        await reference_ready()
+        await views.ready()
         async for event in stream.events():
-            await guard.process(event, check_rule_change)
-
-    async def check_rule_change(msg: Any) -> None:
-        await reference_changes.rule_changed(msg)
+            await guard.process(event, reference_changes.rule_changed)
 
     @app.agent(templates_topic)
     async def template_alignment_agent(stream: Any) -> None:
-        await reference_ready()
+        await views.ready()
         async for event in stream.events():
-            await guard.process(event, check_template_change)
-
-    async def check_template_change(msg: Any) -> None:
-        await reference_changes.template_changed(msg)
-
-    async def emit_alert(alert: AlignmentAlert) -> None:
-        key = (alert.rule_id or alert.template_id).encode()
-        await alerts_topic.send(key=key, value=alert_codec.encode(alert))
-        counters.alerts += 1
-        await send_audit(
-            AuditRecord(
-                audit_id=audit_id(AuditKind.ALIGNMENT_ALERT, alert.alert_id),
-                kind=AuditKind.ALIGNMENT_ALERT,
-                occurred_at=alert.raised_at,
-                summary=alert.message[:200],
-                details={"alert_id": alert.alert_id, "kind": alert.kind},
-            ),
-            key,
-        )
+            await guard.process(event, reference_changes.template_changed)
 
     # ------------------------------------------------------------------ business events
 
     async def route(stream: Any, codec: Any, source_topic: str) -> None:
-        await reference_ready()
+        await views.ready()
         async for event in stream.events():
             msg = event.message
-            await await_join_inputs(msg)
-            if not still_current(msg):
+            await join.await_inputs(msg)
+            if not join.still_current(msg):
                 continue
-            await guard.process(event, partial(route_one, codec=codec, source_topic=source_topic))
-
-    async def route_one(msg: Any, codec: Any, source_topic: str) -> None:
-        await events_handler.handle(msg, decode=codec.decode, source_topic=source_topic)
+            handle = partial(events_handler.handle, decode=codec.decode, source_topic=source_topic)
+            await guard.process(event, handle)
 
     @app.agent(account_topic)
     async def account_events_agent(stream: Any) -> None:
@@ -601,13 +431,7 @@ def create_app(
     @app.agent(intake_topic)
     async def audit_writer(stream: Any) -> None:
         async for event in stream.events():
-            await guard.process(event, chain_one)
-
-    async def chain_one(msg: Any) -> None:
-        record = await decoded(intake_codec, msg)
-        if record is None:
-            return
-        await append_audit(msg, msg.key or b"", record)
+            await guard.process(event, intake_writer.handle)
 
     tracking = TrackingCounters()
     communications = table("communications")
@@ -638,16 +462,20 @@ def create_app(
 
     # ------------------------------------------------------------------ handlers (handlers/)
 
-    reference_source = ReferenceSource(
-        version=lambda: (rules_view.version, templates_view.version),
-        rules=current_rules,
-        templates_by_id=templates_by_id,
-    )
+    reference_source = views.source()
     reference_changes = ReferenceChanges(
         reference=reference_source,
         decode_rule=rule_codec.decode,
         decode_template=template_codec.decode,
-        emit_alert=emit_alert,
+        emit_alert=TopicAlerts(
+            topic=alerts_topic, encode=alert_codec.encode, counters=counters, send_audit=send_audit
+        ).emit,
+        dead_letter=dead_letter,
+        registry_wait_s=worker.registry_wait_s,
+    )
+    intake_writer = AuditWriter(
+        chains=chains,
+        decode=intake_codec.decode,
         dead_letter=dead_letter,
         registry_wait_s=worker.registry_wait_s,
     )
@@ -703,9 +531,9 @@ def create_app(
             send_audit=send_audit,
             dead_letter=dead_letter,
             key_mismatch=key_mismatch,
-            reference_ready=reference_ready,
-            templates_by_id=templates_by_id,
-            admitted=templates_admitted,
+            reference_ready=views.ready,
+            templates_by_id=views.templates_by_id,
+            admitted=join.templates_admitted,
             counters=requests,
             codecs=codecs,
             topology=topology,
