@@ -16,6 +16,8 @@ import time
 from collections.abc import Hashable, Mapping
 from typing import Protocol, TypeVar
 
+from streams.errors import AirExstreamError
+
 TP = TypeVar("TP", bound=Hashable)
 
 FIRST_WINDOW = 64
@@ -42,8 +44,11 @@ class TailReader(Protocol[TP]):
     async def position(self, partition: TP) -> int: ...
 
 
-class TailUnread(TimeoutError):
-    """The tails could not be read within the deadline."""
+class TailUnread(AirExstreamError, TimeoutError):
+    """The tails could not be read within the deadline (the broker is slow or unreachable):
+    retriable; the caller falls back to faust's own end check."""
+
+    retriable = True
 
 
 async def recovery_ends(

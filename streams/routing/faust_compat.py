@@ -462,10 +462,28 @@ class CommitGuard:
 
         async def seek_then_resume() -> None:
             await perform_seek()
+            await _uncommitted_to_the_beginning()
             if pending:
                 ready = set(pending)
                 pending.clear()
                 resume(ready)
+
+        async def _uncommitted_to_the_beginning() -> None:
+            # faust seeks only partitions with a committed offset: one without keeps the fetch
+            # position it had, and records fetched there and dropped by faust (fetched for a
+            # partition not active yet, or in a generation a rebalance then ended) were never
+            # read again: seen as the first 500 records of a partition skipped by a worker
+            # restarted before anything of that partition was committed. The worker's reset
+            # policy is "earliest": such partitions go back to their beginning.
+            changelogs = app.tables.changelog_topics
+            committed = consumer._committed_offset
+            never = [
+                TopicPartition(tp.topic, tp.partition)
+                for tp in consumer.assignment()
+                if tp.topic not in changelogs and not committed.get(tp)
+            ]
+            if never:
+                await consumer._thread.seek_to_beginning(*never)
 
         consumer.resume_partitions = deferred_resume
         consumer.perform_seek = seek_then_resume
@@ -533,6 +551,17 @@ class CommitGuard:
                 self._counters.redeliveries_skipped += 1
                 event.ack()
                 return False
+            if last is None:
+                # one line per input partition and generation: where processing (re)started
+                consumer: Any = self._app.consumer
+                log.info(
+                    "routing: first record of %s/%d in generation %s at offset %d (committed: %s)",
+                    msg.topic,
+                    msg.partition,
+                    position[0],
+                    msg.offset,
+                    consumer._committed_offset.get(msg.tp),
+                )
             await self._register_gap(msg, last)
             await handle(msg)
             self._processed[position] = msg.offset
