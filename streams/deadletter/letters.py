@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from typing import Any, Protocol
 
 from streams.domain.records import DeadLetter
 
@@ -70,6 +71,41 @@ def _copied_size(key: bytes | None, value: bytes | None, headers: dict[str, str]
 
 def _fingerprint(what: str, raw: bytes) -> str:
     return f"{what} {len(raw)} bytes sha256 {hashlib.sha256(raw).hexdigest()}"
+
+
+class ConsumedRecord(Protocol):
+    """A record read from Kafka (aiokafka's ``ConsumerRecord``, a faust ``Message``)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Any: ...
+
+
+def dead_letter_of(
+    record: ConsumedRecord, *, error_type: str, reason: str, failed_at: int
+) -> DeadLetter:
+    """The dead letter for ``record``, rejected from the topic it was read from (see
+    :func:`make_dead_letter`)."""
+    return make_dead_letter(
+        source_topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        headers=list(record.headers or ()),
+        error_type=error_type,
+        reason=reason,
+        failed_at=failed_at,
+    )
 
 
 def make_dead_letter(

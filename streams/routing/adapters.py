@@ -14,7 +14,7 @@ from faust.types import TP
 
 from streams.audit.chain import ChainHead
 from streams.audit.signing import AuditSigning
-from streams.deadletter.letters import dead_letter_headers, make_dead_letter
+from streams.deadletter.letters import dead_letter_headers, dead_letter_of
 from streams.domain.ids import audit_id
 from streams.domain.records import AlignmentAlert, AuditKind, AuditRecord, CompositionCommand
 from streams.routing.faust_compat import committed_offset, end_offset
@@ -204,17 +204,7 @@ class WorkerOutputs:
     async def dead_letter(self, msg: InputRecord, error_type: str, reason: str) -> None:
         """``msg`` to ``<topic>.dlq`` with the reason (headers too), and its DEAD_LETTER audit
         record. ``reason`` must not contain personal data."""
-        letter = make_dead_letter(
-            source_topic=msg.topic,
-            partition=msg.partition,
-            offset=msg.offset,
-            key=msg.key,
-            value=msg.value,
-            headers=list(msg.headers or ()),
-            error_type=error_type,
-            reason=reason,
-            failed_at=self._now_ms(),
-        )
+        letter = dead_letter_of(msg, error_type=error_type, reason=reason, failed_at=self._now_ms())
         dlq_name = names.dlq(msg.topic)
         dlq = self._dlq_topics.get(msg.topic)
         if dlq is None:

@@ -48,7 +48,7 @@ from aiokafka.structs import OffsetAndMetadata
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.codec import CodecError, Codecs
-from streams.deadletter.letters import dead_letter_headers, make_dead_letter
+from streams.deadletter.letters import dead_letter_headers, dead_letter_of
 from streams.domain.records import CompositionCommand, DeadLetter, Submission, TemplateVersion
 from streams.errors import AirExstreamError
 from streams.exstream.client import ExstreamClient
@@ -254,7 +254,7 @@ class Sink:
         Each try is bounded (``recover_timeout_s``); after three the sink stops (raises)."""
         log.info(
             "sink: assigned partitions %s, reading the batches intended there",
-            sorted(p for p in partitions),
+            sorted(partitions),
         )
         tries = 3
         for attempt in range(1, tries + 1):
@@ -509,16 +509,8 @@ class Sink:
     async def _dead_letter(
         self, record: ConsumerRecord[bytes, bytes], code: str, reason: str
     ) -> None:
-        letter = make_dead_letter(
-            source_topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            value=record.value,
-            headers=list(record.headers or ()),
-            error_type=code,
-            reason=reason,
-            failed_at=int(time.time() * 1000),
+        letter = dead_letter_of(
+            record, error_type=code, reason=reason, failed_at=int(time.time() * 1000)
         )
         fut = await self.producer.send(
             names.dlq(record.topic),

@@ -401,11 +401,11 @@ class System:
             if time.monotonic() - moved > stall_s:
                 raise ProcessFailed(
                     f"waiting for {what}: no progress for {stall_s:.0f} s (last: {last}); "
-                    f"the worker's and the sink's tasks:\n{self._dump_worker()}"
+                    f"the worker's and the sink's tasks:\n{self._dump_tasks()}"
                 )
             time.sleep(every_s)
 
-    def _dump_worker(self) -> str:
+    def _dump_tasks(self) -> str:
         """Ask the stuck worker and sink for the stack of every asyncio task (SIGUSR1: each
         writes them to its log) and return the end of both logs, so a stall in CI shows where
         each is stuck."""
