@@ -21,7 +21,7 @@ demo: $(STAMP)
 
 ## The full test suite: unit, component and end-to-end tests on a real local Kafka broker.
 test: $(STAMP)
-	$(BIN)/pytest -m "not faults"
+	$(BIN)/pytest -m "not faults" --durations=20
 
 ## Only the fast pure-logic tests.
 test-unit: $(STAMP)
@@ -30,7 +30,7 @@ test-unit: $(STAMP)
 ## Fault-injection suite (broker loss and hang, process crashes, outages, state recovery) on
 ## real brokers.
 test-faults: $(STAMP)
-	$(BIN)/pytest -m faults
+	$(BIN)/pytest -m faults --durations=10
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
