@@ -27,6 +27,8 @@ from streams.engine.engine import Engine, EngineConfig
 
 def build(args: argparse.Namespace) -> Engine:
     kafka = KafkaSettings().with_bootstrap(args.bootstrap).confluent_config()
+    # a SIGKILLed member's partitions move after its session times out: 10 s, not 45
+    kafka["session.timeout.ms"] = "10000"
     engine = Engine(
         EngineConfig(
             app_id=args.app_id,

@@ -93,35 +93,36 @@ class _Apps:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self, instance: str, *, delay_ms: float = 0.0) -> subprocess.Popen[bytes]:
-        log = (self.tmp_path / f"{instance}-{len(self.procs)}.log").open("wb")
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.engine.counting_app",
-                "--bootstrap",
-                self.kafka.bootstrap_servers,
-                "--app-id",
-                self.topics["app"],
-                "--instance-id",
-                instance,
-                "--input",
-                self.topics["input"],
-                "--output",
-                self.topics["output"],
-                "--changelog",
-                self.topics["changelog"],
-                "--partitions",
-                str(PARTITIONS),
-                "--state-file",
-                str(self.state_file(instance)),
-                "--delay-ms",
-                str(delay_ms),
-            ],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        log_path = self.tmp_path / f"{instance}-{len(self.procs)}.log"
+        with log_path.open("wb") as log:  # the child keeps its own descriptor
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.engine.counting_app",
+                    "--bootstrap",
+                    self.kafka.bootstrap_servers,
+                    "--app-id",
+                    self.topics["app"],
+                    "--instance-id",
+                    instance,
+                    "--input",
+                    self.topics["input"],
+                    "--output",
+                    self.topics["output"],
+                    "--changelog",
+                    self.topics["changelog"],
+                    "--partitions",
+                    str(PARTITIONS),
+                    "--state-file",
+                    str(self.state_file(instance)),
+                    "--delay-ms",
+                    str(delay_ms),
+                ],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.procs.append(proc)
         return proc
 
