@@ -239,7 +239,7 @@ async def test_co_partitioned_backlogs_are_handed_over_in_timestamp_order(
     preferences = topic_factory("engine-prefs", partitions=2)
     events = topic_factory("engine-events", partitions=2)
     producer = producer_factory()
-    base = 1_700_000_000_000
+    base = int(time.time() * 1000) - 60_000  # recent: retention never deletes them
     # events first on the broker (offset order says nothing), stamped between preferences
     per_partition = 300
     for p in range(2):
