@@ -267,10 +267,13 @@ class Engine:
             await self._abort()
             raise
         finally:
-            self._consumer.close()  # leaves the group: its partitions move at once
-            restorer.close()
-            self._producer.flush(10)
-            self._producer.close()
+            try:
+                self._consumer.close()  # leaves the group: its partitions move at once
+                restorer.close()
+                self._producer.flush(10)
+                self._producer.close()
+            except KafkaException as exc:  # an error on the way out does not hide the first
+                log.warning("engine %s: closing: %s", self.config.app_id, exc)
 
     async def _cycle(self, restorer: Any) -> None:
         self._pause_full_buffers()
@@ -296,8 +299,9 @@ class Engine:
                         parts.at_end.add(tp)
                         parts.ends_seen[tp] = msg.offset()
                     continue
-                if error.fatal() or not error.retriable():
+                if error.fatal():
                     raise EngineError(f"consuming {tp[0]}[{tp[1]}]: {error}")
+                # the client retries (a broker away, a topic not there yet): say it, go on
                 log.warning("engine %s: consumer: %s", self.config.app_id, error)
                 continue
             if tp not in parts.assigned:

@@ -59,9 +59,9 @@ async def restore(
                         if eof in ends and msg.offset() >= ends[eof]:
                             del ends[eof]
                         continue
-                    if error.fatal() or not error.retriable():
+                    if error.fatal():
                         raise EngineError(f"restoring a changelog: {error}")
-                    continue
+                    continue  # the client retries; the deadline bounds the wait
                 tp = (msg.topic(), msg.partition())
                 target = stores.get(tp)
                 if target is not None:
