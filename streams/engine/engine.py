@@ -234,6 +234,9 @@ class Engine:
         await self._kafka_call(self._producer.init_transactions, self._timeout_s())
         self._consumer = Consumer(
             {
+                # a quiet input's end is known one empty fetch after its last record: a group
+                # waits that long for it (librdkafka's default is 500 ms); config.kafka may say
+                "fetch.wait.max.ms": 100,
                 **config.kafka,
                 "group.id": config.app_id,
                 "partition.assignment.strategy": "range",
@@ -376,6 +379,8 @@ class Engine:
         return None
 
     async def _handle_batch(self) -> int:
+        if not any(self._parts.buffers.values()):
+            return 0
         handled = 0
         opened = time.monotonic()
         while True:
