@@ -392,9 +392,10 @@ class Engine:
             try:
                 await self._inputs[record.topic](record)
             except Exception as exc:
+                # the type only: an exception's text may quote the record (personal data)
                 raise HandlerFailed(
                     f"the handler of {record.topic} failed on record "
-                    f"{record.topic}[{record.partition}]@{record.offset}: {exc}"
+                    f"{record.topic}[{record.partition}]@{record.offset}: {type(exc).__name__}"
                 ) from exc
             finally:
                 self._active = False
@@ -421,7 +422,7 @@ class Engine:
             try:
                 await timer.fn()
             except Exception as exc:
-                raise HandlerFailed(f"a timer failed: {exc}") from exc
+                raise HandlerFailed(f"a timer failed: {type(exc).__name__}") from exc
             finally:
                 self._active = False
             await self._commit()
@@ -452,6 +453,8 @@ class Engine:
                 return
             except BufferError:
                 self._producer.poll(0.05)
+            except KafkaException as exc:  # e.g. an unknown topic, a record too large
+                raise EngineError(f"producing to {topic}: {exc}") from exc
 
     async def _begin(self) -> None:
         if not self._txn_open:
