@@ -309,13 +309,17 @@ class Engine:
                 continue
             if tp not in parts.assigned:
                 continue  # fetched before a revocation
+            offset = msg.offset()
+            buffer = parts.buffers.setdefault(tp, deque())
+            if offset < (buffer[-1].offset + 1 if buffer else parts.next_offsets.get(tp, 0)):
+                continue  # already buffered or handled: never twice, never out of order
             _kind, timestamp_ms = msg.timestamp()
             headers = msg.headers()
-            parts.buffers.setdefault(tp, deque()).append(
+            buffer.append(
                 Record(
                     topic=tp[0],
                     partition=tp[1],
-                    offset=msg.offset(),
+                    offset=offset,
                     key=msg.key(),
                     value=msg.value(),
                     headers=headers,
