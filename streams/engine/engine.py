@@ -229,6 +229,8 @@ class Engine:
                 "enable.idempotence": True,
                 "transaction.timeout.ms": config.transaction_timeout_ms,
                 "linger.ms": 5,
+                # the Java client's partitioner (Faust's, aiokafka's): co-partitioned by key
+                "partitioner": "murmur2_random",
             }
         )
         await self._kafka_call(self._producer.init_transactions, self._timeout_s())
