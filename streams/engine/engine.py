@@ -39,6 +39,7 @@ from streams.engine.api import (
     Store,
     Timer,
 )
+from streams.engine.assignment import held_numbers
 from streams.engine.errors import EngineError, HandlerFailed, NotInTransaction
 from streams.engine.ordering import Head, choose_next
 from streams.engine.restore import restore
@@ -94,9 +95,6 @@ class _Partitions:
     at_end: set[TP] = field(default_factory=set)
     paused: set[TP] = field(default_factory=set)
     pending_restore: set[int] = field(default_factory=set)
-
-    def numbers(self) -> set[int]:
-        return {p for _t, p in self.assigned}
 
 
 class _Outputs:
@@ -515,7 +513,7 @@ class Engine:
         """Inside ``consume`` (no transaction open): note the partitions, read their committed
         offsets; their stores are restored before any record is handled."""
         parts = self._parts
-        held = parts.numbers()
+        held = self._held()
         consumer.assign(partitions)
         consumer.resume(partitions)  # a pause of an earlier assignment does not carry over
         committed = consumer.committed(partitions, timeout=self._timeout_s())
@@ -524,19 +522,16 @@ class Engine:
             parts.assigned.add(key)
             if tp.offset >= 0:
                 parts.next_offsets[key] = tp.offset
-        parts.pending_restore |= parts.numbers() - held
+        new = self._held() - held
+        parts.pending_restore |= new
         self._regroup()
-        log.info(
-            "engine %s: assigned partitions %s",
-            self.config.app_id,
-            sorted(parts.numbers() - held),
-        )
+        log.info("engine %s: assigned partitions %s", self.config.app_id, sorted(new))
 
     def _revoked(self, consumer: Any, partitions: list[Any]) -> None:
         """Inside ``consume`` or ``close`` (no transaction open: nothing to commit): drop the
         revoked partitions' buffers and store state, then call ``on_revoked``."""
         parts = self._parts
-        held = parts.numbers()
+        held = self._held()
         tps = {(tp.topic, tp.partition) for tp in partitions}
         paused = [TopicPartition(*tp) for tp in tps & parts.paused]
         if paused:
@@ -548,14 +543,23 @@ class Engine:
             parts.ends_seen.pop(tp, None)
             parts.at_end.discard(tp)
             parts.paused.discard(tp)
-        gone = held - parts.numbers()
+        gone = held - self._held()
         for store in self._stores:
             store.drop(gone)
         parts.pending_restore -= gone
         self._regroup()
+        if not gone:
+            return  # e.g. a reference topic's partition moved: no partition number changed
         log.info("engine %s: revoked partitions %s", self.config.app_id, sorted(gone))
         for fn in self._on_revoked:
             fn(frozenset(gone))
+
+    def _held(self) -> set[int]:
+        return held_numbers(
+            self._parts.assigned,
+            self._partition_counts,
+            (store.partition_count for store in self._stores),
+        )
 
     def _regroup(self) -> None:
         groups: dict[tuple[int, int], list[TP]] = {}
