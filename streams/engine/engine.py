@@ -499,10 +499,22 @@ class Engine:
             log.warning("engine %s: abort failed: %s", self.config.app_id, exc)
 
     async def _kafka_call(self, fn: Any, *args: Any) -> None:
-        try:
-            await asyncio.to_thread(fn, *args)
-        except KafkaException as exc:
-            raise EngineError(f"{getattr(fn, '__name__', 'kafka')}: {exc}") from exc
+        """A blocking transactional call in a worker thread, tried again while librdkafka says
+        the error is retriable (a timeout, a coordinator moving), up to the transaction
+        timeout; any other error ends the run (the transaction is aborted by the caller)."""
+        name = getattr(fn, "__name__", "kafka")
+        deadline = time.monotonic() + self._timeout_s()
+        while True:
+            try:
+                await asyncio.to_thread(fn, *args)
+                return
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                retriable = getattr(error, "retriable", lambda: False)()
+                if not retriable or time.monotonic() >= deadline:
+                    raise EngineError(f"{name}: {exc}") from exc
+                log.warning("engine %s: %s: %s; trying again", self.config.app_id, name, exc)
+                await asyncio.sleep(0.1)
 
     def _timeout_s(self) -> float:
         return self.config.transaction_timeout_ms / 1000
