@@ -95,6 +95,8 @@ class _Partitions:
     at_end: set[TP] = field(default_factory=set)
     paused: set[TP] = field(default_factory=set)
     pending_restore: set[int] = field(default_factory=set)
+    unknown_offsets: set[TP] = field(default_factory=set)
+    """Assigned partitions whose committed offset was not read yet."""
 
 
 class _Outputs:
@@ -282,6 +284,8 @@ class Engine:
         self._pause_full_buffers()
         msgs = self._consumer.consume(self.config.max_batch, timeout=0)
         self._buffer(msgs)
+        if self._parts.unknown_offsets:
+            await self._read_committed_offsets()
         if self._parts.pending_restore:
             await self._restore(restorer)
         ran = await self._run_due_timers()
@@ -522,18 +526,15 @@ class Engine:
     # ---------------------------------------------------------------- rebalances
 
     def _assigned(self, consumer: Any, partitions: list[Any]) -> None:
-        """Inside ``consume`` (no transaction open): note the partitions, read their committed
-        offsets; their stores are restored before any record is handled."""
+        """Inside ``consume`` (no transaction open): note the partitions; their committed
+        offsets are read and their stores restored before any record is handled."""
         parts = self._parts
         held = self._held()
         consumer.assign(partitions)
         consumer.resume(partitions)  # a pause of an earlier assignment does not carry over
-        committed = consumer.committed(partitions, timeout=self._timeout_s())
-        for tp in committed:
-            key = (tp.topic, tp.partition)
-            parts.assigned.add(key)
-            if tp.offset >= 0:
-                parts.next_offsets[key] = tp.offset
+        for tp in partitions:
+            parts.assigned.add((tp.topic, tp.partition))
+            parts.unknown_offsets.add((tp.topic, tp.partition))
         new = self._held() - held
         parts.pending_restore |= new
         self._regroup()
@@ -555,6 +556,7 @@ class Engine:
             parts.ends_seen.pop(tp, None)
             parts.at_end.discard(tp)
             parts.paused.discard(tp)
+            parts.unknown_offsets.discard(tp)
         gone = held - self._held()
         for store in self._stores:
             store.drop(gone)
@@ -582,6 +584,23 @@ class Engine:
                     groups.setdefault((count, p), []).append((t, p))
         self._groups = [_Group(tps) for _key, tps in sorted(groups.items())]
         self._next_group = 0
+
+    async def _read_committed_offsets(self) -> None:
+        """The group's committed offsets of newly assigned partitions (for :meth:`positions`
+        before their first record is handled), read off the event loop thread."""
+        parts = self._parts
+        asked = [TopicPartition(*tp) for tp in sorted(parts.unknown_offsets)]
+        try:
+            committed = await asyncio.to_thread(
+                self._consumer.committed, asked, timeout=self._timeout_s()
+            )
+        except KafkaException as exc:
+            raise EngineError(f"reading committed offsets: {exc}") from exc
+        for tp in committed:
+            key = (tp.topic, tp.partition)
+            if key in parts.unknown_offsets and tp.offset >= 0:
+                parts.next_offsets.setdefault(key, tp.offset)
+        parts.unknown_offsets.difference_update((tp.topic, tp.partition) for tp in committed)
 
     async def _restore(self, restorer: Any) -> None:
         numbers = frozenset(self._parts.pending_restore)
@@ -621,6 +640,13 @@ class Engine:
             return
         admin = AdminClient(dict(self.config.kafka))
         existing = admin.list_topics(timeout=30).topics
+        for store in self._stores:
+            found = existing.get(store.changelog_topic)
+            if found is not None and len(found.partitions) < store.partition_count:
+                raise EngineError(
+                    f"changelog {store.changelog_topic} has {len(found.partitions)} partitions,"
+                    f" store {store.name} needs {store.partition_count}"
+                )
         wanted = [
             NewTopic(
                 store.changelog_topic,
