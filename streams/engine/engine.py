@@ -141,6 +141,8 @@ class Engine:
         self._active = False
         self._txn_open = False
         self._txn_positions: dict[TP, int] = {}
+        self._wrote = False
+        """Something was produced in the open transaction."""
         self._ran = False
         self._consumer: Any = None
         self._producer: Any = None
@@ -433,7 +435,7 @@ class Engine:
                 raise HandlerFailed(f"a timer failed: {type(exc).__name__}") from exc
             finally:
                 self._active = False
-            await self._commit()
+            await self._commit(fence=True)
             ran += 1
         return ran
 
@@ -449,6 +451,7 @@ class Engine:
         headers: Headers | None = None,
     ) -> None:
         """Queue one record in the open transaction (waits while the producer queue is full)."""
+        self._wrote = True
         while True:
             try:
                 self._producer.produce(
@@ -472,12 +475,20 @@ class Engine:
                 raise EngineError(f"beginning a transaction: {exc}") from exc
             self._txn_open = True
 
-    async def _commit(self) -> None:
+    async def _commit(self, *, fence: bool = False) -> None:
+        """Produce the stores' changes, send the handled positions, commit. ``fence`` (a
+        timer's transaction): when it wrote anything, the positions already handled are sent
+        too, so that a member the group has moved on from (a zombie) cannot commit it."""
         for store in self._stores:
             for change in store.take_changes():
                 self._produce(
                     change.topic, change.value, key=change.key, partition=change.partition
                 )
+        if fence and self._wrote:
+            parts = self._parts
+            for tp, offset in parts.next_offsets.items():
+                if tp in parts.assigned:
+                    self._txn_positions.setdefault(tp, offset)
         offsets = [TopicPartition(t, p, o) for (t, p), o in self._txn_positions.items()]
         if offsets:
             await self._kafka_call(
@@ -488,12 +499,14 @@ class Engine:
             )
         await self._kafka_call(self._producer.commit_transaction, self._timeout_s())
         self._txn_open = False
+        self._wrote = False
         self._txn_positions.clear()
 
     async def _abort(self) -> None:
         for store in self._stores:
             store.discard_changes()
         self._txn_positions.clear()
+        self._wrote = False
         if not self._txn_open or self._producer is None:
             return
         self._txn_open = False
