@@ -276,6 +276,7 @@ class Engine:
         finally:
             try:
                 self._consumer.close()  # leaves the group: its partitions move at once
+                self._consumer = None  # end_offsets() from other tasks: nothing assigned now
                 restorer.close()
                 self._producer.flush(10)
                 self._producer.close()
