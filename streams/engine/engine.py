@@ -1,0 +1,545 @@
+"""The engine: one consumer and one transactional producer per process, handlers run one record
+at a time inside Kafka transactions (the guarantees are :mod:`streams.engine.api`'s).
+
+The loop, on the event loop thread, with zero-timeout calls into confluent-kafka (the blocking
+transaction calls run in a worker thread while the loop waits for them):
+
+1. ``consume`` what was fetched into per-partition buffers; rebalance callbacks run here, between
+   transactions (no transaction is ever open while ``consume`` runs), so a revocation has
+   nothing to commit: it drops the revoked partitions' buffers and store state;
+2. restore the store partitions of newly assigned partition numbers, then call ``on_assigned``;
+3. run the timers that are due, each in a transaction of its own;
+4. hand buffered records to their handlers, the next record of each partition group chosen by
+   :func:`streams.engine.ordering.choose_next`, in one transaction, committed by
+   :class:`streams.engine.transactions.CommitPolicy` with the stores' changes and the handled
+   positions (``send_offsets_to_transaction``).
+
+A handler that raises, or any Kafka error, aborts the open transaction and ends :meth:`run` with
+the error; an Engine runs once (its in-memory state is not trusted after a failure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from streams.engine.api import (
+    Handler,
+    Headers,
+    PartitionsChanged,
+    Record,
+    Store,
+    Timer,
+)
+from streams.engine.assignment import held_numbers
+from streams.engine.errors import EngineError, HandlerFailed, NotInTransaction
+from streams.engine.partitions import TP, InputPartitions
+from streams.engine.restore import restore
+from streams.engine.stores import MemoryStore
+from streams.engine.topics import create_changelogs, partition_counts
+from streams.engine.transactions import CommitPolicy
+
+log = logging.getLogger(__name__)
+
+_IDLE_SLEEP_S = 0.005
+"""The loop's pause when nothing was fetched, handled or due."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineConfig:
+    app_id: str
+    """Consumer group id; ``transactional.id`` is ``f"{app_id}-{instance_id}"``."""
+    kafka: Mapping[str, str]
+    """confluent-kafka client settings (bootstrap, security)."""
+    instance_id: str
+    """Stable per process slot: a restart with the same id aborts the dead process's open
+    transaction at once (``init_transactions``)."""
+    max_batch: int = 500
+    commit_interval_ms: int = 100
+    max_task_idle_ms: int = 10_000
+    transaction_timeout_ms: int = 60_000
+    restore_timeout_s: float = 120.0
+
+
+@dataclass(slots=True)
+class _Timer:
+    interval_s: float
+    fn: Timer
+    due: float = 0.0
+
+
+class _Outputs:
+    """:class:`streams.engine.api.Outputs` over the engine's producer."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        partition: int | None = None,
+        headers: Headers | None = None,
+    ) -> None:
+        if not self._engine.in_transaction():
+            raise NotInTransaction(f"send to {topic} outside a handler or timer")
+        self._engine._produce(topic, value, key=key, partition=partition, headers=headers)
+
+
+class Engine:
+    """See the module docstring; register inputs, stores, timers and callbacks, then
+    :meth:`run`."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.outputs = _Outputs(self)
+        self._policy = CommitPolicy(
+            max_batch=config.max_batch, commit_interval_ms=config.commit_interval_ms
+        )
+        self._inputs: dict[str, Handler] = {}
+        self._stores: list[MemoryStore] = []
+        self._timers: list[_Timer] = []
+        self._on_assigned: list[PartitionsChanged] = []
+        self._on_revoked: list[PartitionsChanged] = []
+        self._parts = InputPartitions(max_idle_ms=config.max_task_idle_ms)
+        self._paused: set[TP] = set()
+        self._pending_restore: set[int] = set()
+        self._unknown_offsets: set[TP] = set()
+        """Assigned partitions whose committed offset was not read yet."""
+        self._partition_counts: dict[str, int] = {}
+        self._active = False
+        self._txn_open = False
+        self._txn_positions: dict[TP, int] = {}
+        self._wrote = False
+        """Something was produced in the open transaction."""
+        self._ran = False
+        self._consumer: Any = None
+        self._producer: Any = None
+
+    # ---------------------------------------------------------------- registration
+
+    def input(self, topic: str, handler: Handler) -> None:
+        if topic in self._inputs:
+            raise EngineError(f"input {topic} registered twice")
+        self._inputs[topic] = handler
+
+    def store(self, name: str, *, changelog_topic: str, partitions: int) -> Store:
+        store = MemoryStore(
+            name,
+            changelog_topic=changelog_topic,
+            partitions=partitions,
+            in_transaction=self.in_transaction,
+        )
+        self._stores.append(store)
+        return store
+
+    def timer(self, interval_s: float, timer: Timer) -> None:
+        self._timers.append(_Timer(interval_s, timer, time.monotonic() + interval_s))
+
+    def on_assigned(self, fn: PartitionsChanged) -> None:
+        self._on_assigned.append(fn)
+
+    def on_revoked(self, fn: PartitionsChanged) -> None:
+        self._on_revoked.append(fn)
+
+    # ---------------------------------------------------------------- state seen from outside
+
+    def in_transaction(self) -> bool:
+        """True while a handler or timer runs (sends and puts are valid)."""
+        return self._active
+
+    def positions(self) -> dict[TP, int]:
+        """The next offset to handle per assigned input partition (where known: the committed
+        offset, then the handled records; past the end's transaction markers once read to it)."""
+        return self._parts.positions()
+
+    def end_offsets(self) -> dict[TP, int]:
+        """The last known end per assigned input partition (none before its first fetch): where
+        the partition was last read to its end (the last stable offset) while nothing new was
+        fetched since, else the high watermark of the last fetch (which counts records of open
+        transactions: a partition is caught up when its position equals this end)."""
+        consumer = self._consumer
+        if consumer is None:
+            return self._parts.ends(None)
+
+        def high_watermark(tp: TP) -> int:
+            _low, high = consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
+            return int(high)
+
+        return self._parts.ends(high_watermark)
+
+    # ---------------------------------------------------------------- the run
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set (the open transaction committed, the group left) or an
+        error (the transaction aborted, the error raised: :class:`HandlerFailed` for a handler
+        or timer, :class:`EngineError` for Kafka)."""
+        if self._ran:
+            raise EngineError("an Engine runs once")
+        self._ran = True
+        if not self._inputs:
+            raise EngineError("no input registered")
+        config = self.config
+        await asyncio.to_thread(create_changelogs, config.kafka, self._stores)
+        self._producer = Producer(
+            {
+                **config.kafka,
+                "transactional.id": f"{config.app_id}-{config.instance_id}",
+                "acks": "all",
+                "enable.idempotence": True,
+                "transaction.timeout.ms": config.transaction_timeout_ms,
+                "linger.ms": 5,
+                # the Java client's partitioner (Faust's, aiokafka's): co-partitioned by key
+                "partitioner": "murmur2_random",
+            }
+        )
+        await self._kafka_call(self._producer.init_transactions, self._timeout_s())
+        self._consumer = Consumer(
+            {
+                # a quiet input's end is known one empty fetch after its last record: a group
+                # waits that long for it (librdkafka's default is 500 ms); config.kafka may say
+                "fetch.wait.max.ms": 100,
+                **config.kafka,
+                "group.id": config.app_id,
+                "partition.assignment.strategy": "range",
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "enable.partition.eof": True,
+            }
+        )
+        restorer = Consumer(
+            {
+                **config.kafka,
+                "group.id": f"{config.app_id}-restore",
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "enable.partition.eof": True,
+            }
+        )
+        try:
+            self._partition_counts = await asyncio.to_thread(
+                partition_counts, self._consumer, list(self._inputs)
+            )
+            self._consumer.subscribe(
+                list(self._inputs),
+                on_assign=self._assigned,
+                on_revoke=self._revoked,
+                on_lost=self._revoked,
+            )
+            while not stop.is_set():
+                await self._cycle(restorer)
+        except BaseException:
+            await self._abort()
+            raise
+        finally:
+            try:
+                self._consumer.close()  # leaves the group: its partitions move at once
+                self._consumer = None  # end_offsets() from other tasks: nothing assigned now
+                restorer.close()
+                self._producer.flush(10)
+                self._producer.close()
+            except KafkaException as exc:  # an error on the way out does not hide the first
+                log.warning("engine %s: closing: %s", self.config.app_id, exc)
+
+    async def _cycle(self, restorer: Any) -> None:
+        self._pause_full_buffers()
+        msgs = self._consumer.consume(self.config.max_batch, timeout=0)
+        self._buffer(msgs)
+        if self._unknown_offsets:
+            await self._read_committed_offsets()
+        if self._pending_restore:
+            await self._restore(restorer)
+        ran = await self._run_due_timers()
+        handled = await self._handle_batch()
+        # an idle loop sleeps a little; a busy one still lets other tasks run between cycles
+        await asyncio.sleep(0 if msgs or handled or ran else _IDLE_SLEEP_S)
+
+    # ---------------------------------------------------------------- records
+
+    def _buffer(self, msgs: list[Any]) -> None:
+        parts = self._parts
+        for msg in msgs:
+            error = msg.error()
+            tp = (msg.topic(), msg.partition())
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    parts.reached_end(tp, msg.offset())
+                    continue
+                if error.fatal():
+                    raise EngineError(f"consuming {tp[0]}[{tp[1]}]: {error}")
+                # the client retries (a broker away, a topic not there yet): say it, go on
+                log.warning("engine %s: consumer: %s", self.config.app_id, error)
+                continue
+            _kind, timestamp_ms = msg.timestamp()
+            parts.add(
+                Record(
+                    topic=tp[0],
+                    partition=tp[1],
+                    offset=msg.offset(),
+                    key=msg.key(),
+                    value=msg.value(),
+                    headers=msg.headers(),
+                    timestamp_ms=timestamp_ms,
+                )
+            )
+
+    def _pause_full_buffers(self) -> None:
+        """A partition with ``2 * max_batch`` records buffered is paused until it is down to
+        ``max_batch``: the buffer stays bounded while a group waits for a lagging input."""
+        full, drained = [], []
+        for tp in self._parts.assigned:
+            size = self._parts.buffered(tp)
+            if tp not in self._paused and size >= 2 * self.config.max_batch:
+                full.append(tp)
+            elif tp in self._paused and size < self.config.max_batch:
+                drained.append(tp)
+        if full:
+            self._consumer.pause([TopicPartition(*tp) for tp in full])
+            self._paused.update(full)
+        if drained:
+            self._consumer.resume([TopicPartition(*tp) for tp in drained])
+            self._paused.difference_update(drained)
+
+    async def _handle_batch(self) -> int:
+        if not self._parts.has_buffered():
+            return 0
+        handled = 0
+        opened = time.monotonic()
+        while True:
+            record = self._parts.take_next(int(time.monotonic() * 1000))
+            if record is None:
+                break
+            await self._begin()
+            self._active = True
+            try:
+                await self._inputs[record.topic](record)
+            except Exception as exc:
+                # the type only: an exception's text may quote the record (personal data)
+                raise HandlerFailed(
+                    f"the handler of {record.topic} failed on record "
+                    f"{record.topic}[{record.partition}]@{record.offset}: {type(exc).__name__}"
+                ) from exc
+            finally:
+                self._active = False
+            self._txn_positions[(record.topic, record.partition)] = record.offset + 1
+            self._parts.handled(record)
+            handled += 1
+            open_ms = (time.monotonic() - opened) * 1000
+            if self._policy.due(handled=handled, open_ms=open_ms, nothing_left=False):
+                break
+        if handled:
+            await self._commit()
+        return handled
+
+    async def _run_due_timers(self) -> int:
+        ran = 0
+        for timer in self._timers:
+            now = time.monotonic()
+            if now < timer.due:
+                continue
+            timer.due = now + timer.interval_s
+            await self._begin()
+            self._active = True
+            try:
+                await timer.fn()
+            except Exception as exc:
+                raise HandlerFailed(f"a timer failed: {type(exc).__name__}") from exc
+            finally:
+                self._active = False
+            await self._commit(fence=True)
+            ran += 1
+        return ran
+
+    # ---------------------------------------------------------------- transactions
+
+    def _produce(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        partition: int | None = None,
+        headers: Headers | None = None,
+    ) -> None:
+        """Queue one record in the open transaction (waits while the producer queue is full)."""
+        self._wrote = True
+        while True:
+            try:
+                self._producer.produce(
+                    topic,
+                    value=value,
+                    key=key,
+                    partition=-1 if partition is None else partition,
+                    headers=list(headers) if headers else None,
+                )
+                return
+            except BufferError:
+                self._producer.poll(0.05)
+            except KafkaException as exc:  # e.g. an unknown topic, a record too large
+                raise EngineError(f"producing to {topic}: {exc}") from exc
+
+    async def _begin(self) -> None:
+        if not self._txn_open:
+            try:
+                self._producer.begin_transaction()
+            except KafkaException as exc:
+                raise EngineError(f"beginning a transaction: {exc}") from exc
+            self._txn_open = True
+
+    async def _commit(self, *, fence: bool = False) -> None:
+        """Produce the stores' changes, send the handled positions, commit. ``fence`` (a
+        timer's transaction): when it wrote anything, the positions already handled are sent
+        too, so that a member the group has moved on from (a zombie) cannot commit it."""
+        for store in self._stores:
+            for change in store.take_changes():
+                self._produce(
+                    change.topic, change.value, key=change.key, partition=change.partition
+                )
+        if fence and self._wrote:
+            parts = self._parts
+            for tp, offset in parts.next_offsets.items():
+                if tp in parts.assigned:
+                    self._txn_positions.setdefault(tp, offset)
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self._txn_positions.items()]
+        if offsets:
+            await self._kafka_call(
+                self._producer.send_offsets_to_transaction,
+                offsets,
+                self._consumer.consumer_group_metadata(),
+                self._timeout_s(),
+            )
+        await self._kafka_call(self._producer.commit_transaction, self._timeout_s())
+        self._txn_open = False
+        self._wrote = False
+        self._txn_positions.clear()
+
+    async def _abort(self) -> None:
+        for store in self._stores:
+            store.discard_changes()
+        self._txn_positions.clear()
+        self._wrote = False
+        if not self._txn_open or self._producer is None:
+            return
+        self._txn_open = False
+        try:
+            await asyncio.to_thread(self._producer.abort_transaction, self._timeout_s())
+        except KafkaException as exc:  # the error that brought us here is the one to raise
+            log.warning("engine %s: abort failed: %s", self.config.app_id, exc)
+
+    async def _kafka_call(self, fn: Any, *args: Any) -> None:
+        """A blocking transactional call in a worker thread, tried again while librdkafka says
+        the error is retriable (a timeout, a coordinator moving), up to the transaction
+        timeout; any other error ends the run (the transaction is aborted by the caller)."""
+        name = getattr(fn, "__name__", "kafka")
+        deadline = time.monotonic() + self._timeout_s()
+        while True:
+            try:
+                await asyncio.to_thread(fn, *args)
+                return
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                retriable = getattr(error, "retriable", lambda: False)()
+                if not retriable or time.monotonic() >= deadline:
+                    raise EngineError(f"{name}: {exc}") from exc
+                log.warning("engine %s: %s: %s; trying again", self.config.app_id, name, exc)
+                await asyncio.sleep(0.1)
+
+    def _timeout_s(self) -> float:
+        return self.config.transaction_timeout_ms / 1000
+
+    # ---------------------------------------------------------------- rebalances
+
+    def _assigned(self, consumer: Any, partitions: list[Any]) -> None:
+        """Inside ``consume`` (no transaction open): note the partitions; their committed
+        offsets are read and their stores restored before any record is handled."""
+        parts = self._parts
+        held = self._held()
+        consumer.assign(partitions)
+        consumer.resume(partitions)  # a pause of an earlier assignment does not carry over
+        tps = [(tp.topic, tp.partition) for tp in partitions]
+        parts.assign(tps)
+        self._unknown_offsets.update(tps)
+        new = self._held() - held
+        self._pending_restore |= new
+        self._regroup()
+        log.info("engine %s: assigned partitions %s", self.config.app_id, sorted(new))
+
+    def _revoked(self, consumer: Any, partitions: list[Any]) -> None:
+        """Inside ``consume`` or ``close`` (no transaction open: nothing to commit): drop the
+        revoked partitions' buffers and store state, then call ``on_revoked``."""
+        parts = self._parts
+        held = self._held()
+        tps = {(tp.topic, tp.partition) for tp in partitions}
+        paused = [TopicPartition(*tp) for tp in tps & self._paused]
+        if paused:
+            consumer.resume(paused)
+        parts.revoke(tps)
+        self._paused -= tps
+        self._unknown_offsets -= tps
+        gone = held - self._held()
+        for store in self._stores:
+            store.drop(gone)
+        self._pending_restore -= gone
+        self._regroup()
+        if not gone:
+            return  # e.g. a reference topic's partition moved: no partition number changed
+        log.info("engine %s: revoked partitions %s", self.config.app_id, sorted(gone))
+        for fn in self._on_revoked:
+            fn(frozenset(gone))
+
+    def _held(self) -> set[int]:
+        return held_numbers(
+            self._parts.assigned,
+            self._partition_counts,
+            (store.partition_count for store in self._stores),
+        )
+
+    def _regroup(self) -> None:
+        self._parts.regroup(list(self._inputs), self._partition_counts)
+
+    async def _read_committed_offsets(self) -> None:
+        """The group's committed offsets of newly assigned partitions (for :meth:`positions`
+        before their first record is handled), read off the event loop thread."""
+        asked = [TopicPartition(*tp) for tp in sorted(self._unknown_offsets)]
+        try:
+            committed = await asyncio.to_thread(
+                self._consumer.committed, asked, timeout=self._timeout_s()
+            )
+        except KafkaException as exc:
+            raise EngineError(f"reading committed offsets: {exc}") from exc
+        for tp in committed:
+            key = (tp.topic, tp.partition)
+            if key in self._unknown_offsets:
+                self._parts.committed(key, tp.offset)
+                self._unknown_offsets.discard(key)
+
+    async def _restore(self, restorer: Any) -> None:
+        numbers = frozenset(self._pending_restore)
+        targets = {
+            (store.changelog_topic, p): store
+            for store in self._stores
+            for p in numbers
+            if p < store.partition_count
+        }
+        started = time.monotonic()
+        read = await restore(restorer, targets, timeout_s=self.config.restore_timeout_s)
+        self._pending_restore -= numbers
+        log.info(
+            "engine %s: restored %d changelog records of partitions %s in %.1f s",
+            self.config.app_id,
+            read,
+            sorted(numbers),
+            time.monotonic() - started,
+        )
+        for fn in self._on_assigned:
+            fn(numbers)
