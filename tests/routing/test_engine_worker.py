@@ -1,0 +1,183 @@
+"""The engine worker's wiring (streams/routing/engine_worker.py) on a plain fake engine: the inputs,
+stores and changelogs it registers, a preference then an event through the registered handlers
+(command, audit chain, table puts in the record's partition), dead letters, and the refusal to
+start without delivery tracking."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from streams.codec import Codecs, codec_for
+from streams.domain.records import (
+    AccountEvent,
+    AuditKind,
+    AuditRecord,
+    CommRule,
+    CompositionCommand,
+    DeadLetter,
+    Preference,
+    TemplateVersion,
+)
+from streams.engine.api import Record
+from streams.routing.engine_worker import (
+    EngineUnsupported,
+    EngineWorker,
+    check_supported,
+    install,
+    run,
+)
+from streams.routing.handlers.audit import decode_head, head_key
+from streams.routing.metrics import RoutingMetrics
+from streams.routing.partitioning import murmur2_partition
+from streams.routing.preference_versions import value_as_of
+from streams.routing.settings import WorkerSettings
+from tests.domain.factories import T0, billing_event, preference, rule, template
+from tests.routing.engine_fakes import FakeEngine
+from topology import names
+from topology.model import Topology, load_topology
+
+pytestmark = pytest.mark.unit
+
+APP = "router-test"
+CUSTOMER = b"cust-1"
+PARTITION = murmur2_partition(CUSTOMER, 6)
+
+
+def worker_settings(**overrides: Any) -> WorkerSettings:
+    return WorkerSettings(app_id=APP, engine="kafka", engine_without_tracking=True, **overrides)
+
+
+def installed() -> tuple[FakeEngine, EngineWorker, Topology]:
+    topology = load_topology("local", prefix="t.")
+    engine = FakeEngine()
+    parts = install(
+        engine,
+        kafka_kwargs={"bootstrap_servers": "127.0.0.1:1"},
+        worker=worker_settings(),
+        topology=topology,
+        codecs=Codecs(),
+        metrics=RoutingMetrics(),
+    )
+    return engine, parts, topology
+
+
+def rec(topic: str, offset: int, key: bytes | None, value: bytes | None, ts: int) -> Record:
+    return Record(topic, PARTITION, offset, key, value, None, ts)
+
+
+def test_it_reads_the_faust_workers_inputs_into_stores_named_as_faust_names_their_changelogs() -> (
+    None
+):
+    engine, _, topology = installed()
+    assert set(engine.inputs) == {
+        topology.name(n)
+        for n in (
+            names.PREFERENCES,
+            names.ACCOUNT_EVENTS,
+            names.CASE_EVENTS,
+            names.AUDIT_INTAKE,
+            names.COMM_RULES,
+            names.TEMPLATES,
+        )
+    }
+    assert {name: (topic, n) for name, (_, topic, n) in engine.stores.items()} == {
+        t: (f"{APP}-{t}-changelog", 6) for t in ("preferences", "suppression", "audit-chain-heads")
+    }
+
+
+async def test_a_preference_then_an_event_of_its_customer_make_a_command_and_chained_audit() -> (
+    None
+):
+    engine, parts, topology = installed()
+    parts.rules.apply("r-statement", codec_for(CommRule).encode(rule()), [])
+    parts.templates.apply("tpl", codec_for(TemplateVersion).encode(template()), [])
+    prefs_topic, events_topic = (
+        topology.name(names.PREFERENCES),
+        topology.name(names.ACCOUNT_EVENTS),
+    )
+    pref = preference(customer_id="cust-1")
+    await engine.handle(rec(prefs_topic, 0, CUSTOMER, codec_for(Preference).encode(pref), T0 - 5))
+    preferences = engine.stores["preferences"][0]
+    assert [(p, k) for p, k, _ in preferences.puts] == [(PARTITION, CUSTOMER)]
+    stored = value_as_of(preferences.get(PARTITION, CUSTOMER), T0)
+    assert stored is not None
+    assert codec_for(Preference).decode(stored) == pref
+
+    event = billing_event(customer_id="cust-1")
+    await engine.handle(rec(events_topic, 0, CUSTOMER, codec_for(AccountEvent).encode(event), T0))
+    out = engine.outputs
+    commands = [
+        codec_for(CompositionCommand).decode(s.value) for s in out.to("t." + names.COMMANDS)
+    ]
+    assert [c.source_event_id for c in commands] == [event.event_id]
+    assert [s.key for s in out.to("t." + names.COMMANDS)] == [CUSTOMER]
+    chained = out.to("t." + names.AUDIT)
+    assert len(chained) >= 2
+    assert {s.partition for s in chained} == {PARTITION}
+    assert [codec_for(AuditRecord).decode(s.value).seq for s in chained] == list(
+        range(1, len(chained) + 1)
+    )
+    heads = engine.stores["audit-chain-heads"][0]
+    assert decode_head(heads.get(PARTITION, head_key(PARTITION))).seq == len(chained)
+    assert parts.counters.events == 1
+    assert parts.counters.commands == 1
+
+
+async def test_undecodable_records_are_dead_lettered_with_audit_through_the_right_path() -> None:
+    engine, parts, topology = installed()
+    events_topic, rules_topic = topology.name(names.ACCOUNT_EVENTS), topology.name(names.COMM_RULES)
+    await engine.handle(rec(events_topic, 3, CUSTOMER, b"\x00junk", T0))
+    await engine.handle(Record(rules_topic, 0, 9, b"r1", b"\x00junk", None, T0))
+    out = engine.outputs
+    letters = [
+        codec_for(DeadLetter).decode(s.value)
+        for s in out.sent
+        if s.topic.endswith(".dlq") and s.value is not None
+    ]
+    assert [(d.source_topic, d.source_offset) for d in letters] == [
+        (events_topic, 3),
+        (rules_topic, 9),
+    ]
+    # the event's audit record chained in its partition, the rule's through the intake
+    [chained] = out.to("t." + names.AUDIT)
+    assert chained.partition == PARTITION
+    assert codec_for(AuditRecord).decode(chained.value).kind == AuditKind.DEAD_LETTER
+    [intake] = out.to("t." + names.AUDIT_INTAKE)
+    assert codec_for(AuditRecord).decode(intake.value).details["source"] == f"{rules_topic}/0/9"
+    assert parts.counters.dead_letters == 2
+
+
+async def test_run_waits_for_the_views_then_runs_the_engine_until_stopped() -> None:
+    engine, parts, _ = installed()
+    started = asyncio.Event()
+
+    async def caught_up(timeout_s: float | None = None) -> None:
+        started.set()
+
+    async def follow() -> None:
+        await asyncio.Event().wait()
+
+    for view in (parts.rules, parts.templates):
+        view.wait_ready = caught_up  # type: ignore[method-assign]
+        view.run = follow  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    running = asyncio.create_task(run(parts, stop, RoutingMetrics(), metrics_interval_s=60.0))
+    await asyncio.wait_for(started.wait(), 10)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert engine.ran
+    stop.set()
+    await asyncio.wait_for(running, 10)
+
+
+def test_the_engine_worker_refuses_to_start_unless_tracking_is_declared_unused() -> None:
+    with pytest.raises(EngineUnsupported, match="AIR_EXSTREAM_ENGINE_WITHOUT_TRACKING"):
+        check_supported(WorkerSettings(engine="kafka"))
+    check_supported(worker_settings())
+
+
+def test_the_faust_worker_stays_the_default() -> None:
+    assert WorkerSettings().engine == "faust"
