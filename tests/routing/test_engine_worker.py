@@ -115,7 +115,7 @@ async def test_a_preference_then_an_event_of_its_customer_make_a_command_and_cha
     assert [c.source_event_id for c in commands] == [event.event_id]
     assert [s.key for s in out.to("t." + names.COMMANDS)] == [CUSTOMER]
     chained = out.to("t." + names.AUDIT)
-    assert len(chained) >= 2
+    assert len(chained) >= 1
     assert {s.partition for s in chained} == {PARTITION}
     assert [codec_for(AuditRecord).decode(s.value).seq for s in chained] == list(
         range(1, len(chained) + 1)
