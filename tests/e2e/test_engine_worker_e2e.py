@@ -121,7 +121,9 @@ def _wait_some_commands(kafka: KafkaCluster, topology: Topology, worker: WorkerP
     while time.monotonic() < deadline:
         if not worker.alive():
             raise ProcessFailed(f"worker exited:\n{worker.tail()}")
-        count = len(read_topic(kafka.bootstrap_servers, topology.name(names.COMMANDS), timeout_s=5))
+        count = len(
+            list(read_topic(kafka.bootstrap_servers, topology.name(names.COMMANDS), timeout_s=5))
+        )
         if count > 0:
             return count
         time.sleep(0.2)
