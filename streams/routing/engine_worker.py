@@ -60,6 +60,7 @@ from streams.routing.engine_adapters import (
     EngineOutputs,
     EngineTopic,
     HandledRecord,
+    KeyPartitioned,
     ReferenceAdmission,
     StoreTable,
     untracked,
@@ -189,7 +190,7 @@ def install(
         templates=templates_view,
     )
 
-    out = engine.outputs
+    out = KeyPartitioned(engine.outputs, {t.name: t.partitions for t in topology.topics})
     signing = AuditSigning.from_environment()
     chains = AuditChains(
         heads=tables["audit-chain-heads"],

@@ -113,7 +113,7 @@ async def test_a_preference_then_an_event_of_its_customer_make_a_command_and_cha
         codec_for(CompositionCommand).decode(s.value) for s in out.to("t." + names.COMMANDS)
     ]
     assert [c.source_event_id for c in commands] == [event.event_id]
-    assert [s.key for s in out.to("t." + names.COMMANDS)] == [CUSTOMER]
+    assert [(s.key, s.partition) for s in out.to("t." + names.COMMANDS)] == [(CUSTOMER, PARTITION)]
     chained = out.to("t." + names.AUDIT)
     assert len(chained) >= 1
     assert {s.partition for s in chained} == {PARTITION}
