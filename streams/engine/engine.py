@@ -1,0 +1,599 @@
+"""The engine: one consumer and one transactional producer per process, handlers run one record
+at a time inside Kafka transactions (the guarantees are :mod:`streams.engine.api`'s).
+
+The loop, on the event loop thread, with zero-timeout calls into confluent-kafka (the blocking
+transaction calls run in a worker thread while the loop waits for them):
+
+1. ``consume`` what was fetched into per-partition buffers; rebalance callbacks run here, between
+   transactions (no transaction is ever open while ``consume`` runs), so a revocation has
+   nothing to commit: it drops the revoked partitions' buffers and store state;
+2. restore the store partitions of newly assigned partition numbers, then call ``on_assigned``;
+3. run the timers that are due, each in a transaction of its own;
+4. hand buffered records to their handlers, the next record of each partition group chosen by
+   :func:`streams.engine.ordering.choose_next`, in one transaction, committed by
+   :class:`streams.engine.transactions.CommitPolicy` with the stores' changes and the handled
+   positions (``send_offsets_to_transaction``).
+
+A handler that raises, or any Kafka error, aborts the open transaction and ends :meth:`run` with
+the error; an Engine runs once (its in-memory state is not trusted after a failure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streams.engine.api import (
+    Handler,
+    Headers,
+    PartitionsChanged,
+    Record,
+    Store,
+    Timer,
+)
+from streams.engine.errors import EngineError, HandlerFailed, NotInTransaction
+from streams.engine.ordering import Head, choose_next
+from streams.engine.restore import restore
+from streams.engine.stores import MemoryStore
+from streams.engine.transactions import CommitPolicy
+
+log = logging.getLogger(__name__)
+
+TP = tuple[str, int]
+_IDLE_SLEEP_S = 0.005
+"""The loop's pause when nothing was fetched, handled or due."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineConfig:
+    app_id: str
+    """Consumer group id; ``transactional.id`` is ``f"{app_id}-{instance_id}"``."""
+    kafka: Mapping[str, str]
+    """confluent-kafka client settings (bootstrap, security)."""
+    instance_id: str
+    """Stable per process slot: a restart with the same id aborts the dead process's open
+    transaction at once (``init_transactions``)."""
+    max_batch: int = 500
+    commit_interval_ms: int = 100
+    max_task_idle_ms: int = 10_000
+    transaction_timeout_ms: int = 60_000
+    restore_timeout_s: float = 120.0
+
+
+@dataclass(slots=True)
+class _Timer:
+    interval_s: float
+    fn: Timer
+    due: float = 0.0
+
+
+@dataclass(slots=True)
+class _Group:
+    """Partition ``number`` of the inputs with the same partition count."""
+
+    tps: list[TP]
+    waiting_since_ms: int | None = None
+
+
+@dataclass(slots=True)
+class _Partitions:
+    """What the engine holds of its assignment."""
+
+    assigned: set[TP] = field(default_factory=set)
+    buffers: dict[TP, deque[Record]] = field(default_factory=dict)
+    next_offsets: dict[TP, int] = field(default_factory=dict)
+    ends_seen: dict[TP, int] = field(default_factory=dict)
+    at_end: set[TP] = field(default_factory=set)
+    paused: set[TP] = field(default_factory=set)
+    pending_restore: set[int] = field(default_factory=set)
+
+    def numbers(self) -> set[int]:
+        return {p for _t, p in self.assigned}
+
+
+class _Outputs:
+    """:class:`streams.engine.api.Outputs` over the engine's producer."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        partition: int | None = None,
+        headers: Headers | None = None,
+    ) -> None:
+        if not self._engine.in_transaction():
+            raise NotInTransaction(f"send to {topic} outside a handler or timer")
+        self._engine.produce(topic, value, key=key, partition=partition, headers=headers)
+
+
+class Engine:
+    """See the module docstring; register inputs, stores, timers and callbacks, then
+    :meth:`run`."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.outputs = _Outputs(self)
+        self._policy = CommitPolicy(
+            max_batch=config.max_batch, commit_interval_ms=config.commit_interval_ms
+        )
+        self._inputs: dict[str, Handler] = {}
+        self._stores: list[MemoryStore] = []
+        self._timers: list[_Timer] = []
+        self._on_assigned: list[PartitionsChanged] = []
+        self._on_revoked: list[PartitionsChanged] = []
+        self._parts = _Partitions()
+        self._groups: list[_Group] = []
+        self._next_group = 0
+        self._partition_counts: dict[str, int] = {}
+        self._active = False
+        self._txn_open = False
+        self._txn_positions: dict[TP, int] = {}
+        self._ran = False
+        self._consumer: Any = None
+        self._producer: Any = None
+
+    # ---------------------------------------------------------------- registration
+
+    def input(self, topic: str, handler: Handler) -> None:
+        if topic in self._inputs:
+            raise EngineError(f"input {topic} registered twice")
+        self._inputs[topic] = handler
+
+    def store(self, name: str, *, changelog_topic: str, partitions: int) -> Store:
+        store = MemoryStore(
+            name,
+            changelog_topic=changelog_topic,
+            partitions=partitions,
+            in_transaction=self.in_transaction,
+        )
+        self._stores.append(store)
+        return store
+
+    def timer(self, interval_s: float, timer: Timer) -> None:
+        self._timers.append(_Timer(interval_s, timer, time.monotonic() + interval_s))
+
+    def on_assigned(self, fn: PartitionsChanged) -> None:
+        self._on_assigned.append(fn)
+
+    def on_revoked(self, fn: PartitionsChanged) -> None:
+        self._on_revoked.append(fn)
+
+    # ---------------------------------------------------------------- state seen from outside
+
+    def in_transaction(self) -> bool:
+        """True while a handler or timer runs (sends and puts are valid)."""
+        return self._active
+
+    def positions(self) -> dict[TP, int]:
+        """The next offset to handle per assigned input partition (where known: the committed
+        offset, then the handled records; past the end's transaction markers once read to it)."""
+        out: dict[TP, int] = {}
+        for tp in self._parts.assigned:
+            known = self._parts.next_offsets.get(tp)
+            if tp in self._parts.at_end and not self._parts.buffers.get(tp):
+                end = self._parts.ends_seen[tp]
+                known = end if known is None else max(known, end)
+            if known is not None:
+                out[tp] = known
+        return out
+
+    def end_offsets(self) -> dict[TP, int]:
+        """The last known end per assigned input partition (from fetches; none before)."""
+        out: dict[TP, int] = {}
+        for tp in self._parts.assigned:
+            end = self._parts.ends_seen.get(tp, -1)
+            if self._consumer is not None:
+                _low, high = self._consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
+                end = max(end, high)
+            if end >= 0:
+                out[tp] = end
+        return out
+
+    # ---------------------------------------------------------------- the run
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set (the open transaction committed, the group left) or an
+        error (the transaction aborted, the error raised: :class:`HandlerFailed` for a handler
+        or timer, :class:`EngineError` for Kafka)."""
+        if self._ran:
+            raise EngineError("an Engine runs once")
+        self._ran = True
+        if not self._inputs:
+            raise EngineError("no input registered")
+        config = self.config
+        await asyncio.to_thread(self._create_changelogs)
+        self._producer = Producer(
+            {
+                **config.kafka,
+                "transactional.id": f"{config.app_id}-{config.instance_id}",
+                "acks": "all",
+                "enable.idempotence": True,
+                "transaction.timeout.ms": config.transaction_timeout_ms,
+                "linger.ms": 5,
+            }
+        )
+        await self._kafka_call(self._producer.init_transactions, self._timeout_s())
+        self._consumer = Consumer(
+            {
+                **config.kafka,
+                "group.id": config.app_id,
+                "partition.assignment.strategy": "range",
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "enable.partition.eof": True,
+            }
+        )
+        restorer = Consumer(
+            {
+                **config.kafka,
+                "group.id": f"{config.app_id}-restore",
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+            }
+        )
+        try:
+            self._partition_counts = await asyncio.to_thread(self._input_partition_counts)
+            self._consumer.subscribe(
+                list(self._inputs),
+                on_assign=self._assigned,
+                on_revoke=self._revoked,
+                on_lost=self._revoked,
+            )
+            while not stop.is_set():
+                await self._cycle(restorer)
+        except BaseException:
+            await self._abort()
+            raise
+        finally:
+            self._consumer.close()  # leaves the group: its partitions move at once
+            restorer.close()
+            self._producer.flush(10)
+
+    async def _cycle(self, restorer: Any) -> None:
+        self._pause_full_buffers()
+        msgs = self._consumer.consume(self.config.max_batch, timeout=0)
+        self._buffer(msgs)
+        if self._parts.pending_restore:
+            await self._restore(restorer)
+        ran = await self._run_due_timers()
+        handled = await self._handle_batch()
+        # an idle loop sleeps a little; a busy one still lets other tasks run between cycles
+        await asyncio.sleep(0 if msgs or handled or ran else _IDLE_SLEEP_S)
+
+    # ---------------------------------------------------------------- records
+
+    def _buffer(self, msgs: list[Any]) -> None:
+        parts = self._parts
+        for msg in msgs:
+            error = msg.error()
+            tp = (msg.topic(), msg.partition())
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    if tp in parts.assigned:
+                        parts.at_end.add(tp)
+                        parts.ends_seen[tp] = msg.offset()
+                    continue
+                if error.fatal() or not error.retriable():
+                    raise EngineError(f"consuming {tp[0]}[{tp[1]}]: {error}")
+                log.warning("engine %s: consumer: %s", self.config.app_id, error)
+                continue
+            if tp not in parts.assigned:
+                continue  # fetched before a revocation
+            _kind, timestamp_ms = msg.timestamp()
+            headers = msg.headers()
+            parts.buffers.setdefault(tp, deque()).append(
+                Record(
+                    topic=tp[0],
+                    partition=tp[1],
+                    offset=msg.offset(),
+                    key=msg.key(),
+                    value=msg.value(),
+                    headers=headers,
+                    timestamp_ms=timestamp_ms,
+                )
+            )
+            parts.at_end.discard(tp)
+
+    def _pause_full_buffers(self) -> None:
+        """A partition with ``2 * max_batch`` records buffered is paused until it is down to
+        ``max_batch``: the buffer stays bounded while a group waits for a lagging input."""
+        parts = self._parts
+        full, drained = [], []
+        for tp in parts.assigned:
+            size = len(parts.buffers.get(tp, ()))
+            if tp not in parts.paused and size >= 2 * self.config.max_batch:
+                full.append(tp)
+            elif tp in parts.paused and size < self.config.max_batch:
+                drained.append(tp)
+        if full:
+            self._consumer.pause([TopicPartition(*tp) for tp in full])
+            parts.paused.update(full)
+        if drained:
+            self._consumer.resume([TopicPartition(*tp) for tp in drained])
+            parts.paused.difference_update(drained)
+
+    def _take_next(self) -> Record | None:
+        """The next record to handle: groups in turn, each by its own order."""
+        now_ms = int(time.monotonic() * 1000)
+        count = len(self._groups)
+        parts = self._parts
+        for i in range(count):
+            group = self._groups[(self._next_group + i) % count]
+            heads = []
+            for tp in group.tps:
+                buffer = parts.buffers.get(tp)
+                heads.append(
+                    Head(
+                        tp[0],
+                        buffer[0].timestamp_ms if buffer else None,
+                        tp in parts.at_end,
+                    )
+                )
+            choice = choose_next(
+                heads,
+                now_ms=now_ms,
+                waiting_since_ms=group.waiting_since_ms,
+                max_idle_ms=self.config.max_task_idle_ms,
+            )
+            group.waiting_since_ms = choice.waiting_since_ms
+            if choice.topic is not None:
+                self._next_group = (self._next_group + i + 1) % count
+                tp = (choice.topic, group.tps[0][1])
+                return parts.buffers[tp].popleft()
+        return None
+
+    async def _handle_batch(self) -> int:
+        handled = 0
+        opened = time.monotonic()
+        while True:
+            record = self._take_next()
+            if record is None:
+                break
+            await self._begin()
+            self._active = True
+            try:
+                await self._inputs[record.topic](record)
+            except Exception as exc:
+                raise HandlerFailed(
+                    f"the handler of {record.topic} failed on record "
+                    f"{record.topic}[{record.partition}]@{record.offset}: {exc}"
+                ) from exc
+            finally:
+                self._active = False
+            tp = (record.topic, record.partition)
+            self._txn_positions[tp] = record.offset + 1
+            self._parts.next_offsets[tp] = record.offset + 1
+            handled += 1
+            open_ms = (time.monotonic() - opened) * 1000
+            if self._policy.due(handled=handled, open_ms=open_ms, nothing_left=False):
+                break
+        if handled:
+            await self._commit()
+        return handled
+
+    async def _run_due_timers(self) -> int:
+        ran = 0
+        for timer in self._timers:
+            now = time.monotonic()
+            if now < timer.due:
+                continue
+            timer.due = now + timer.interval_s
+            await self._begin()
+            self._active = True
+            try:
+                await timer.fn()
+            except Exception as exc:
+                raise HandlerFailed(f"a timer failed: {exc}") from exc
+            finally:
+                self._active = False
+            await self._commit()
+            ran += 1
+        return ran
+
+    # ---------------------------------------------------------------- transactions
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        partition: int | None = None,
+        headers: Headers | None = None,
+    ) -> None:
+        """Queue one record in the open transaction (waits while the producer queue is full)."""
+        while True:
+            try:
+                self._producer.produce(
+                    topic,
+                    value=value,
+                    key=key,
+                    partition=-1 if partition is None else partition,
+                    headers=list(headers) if headers else None,
+                )
+                return
+            except BufferError:
+                self._producer.poll(0.05)
+
+    async def _begin(self) -> None:
+        if not self._txn_open:
+            try:
+                self._producer.begin_transaction()
+            except KafkaException as exc:
+                raise EngineError(f"beginning a transaction: {exc}") from exc
+            self._txn_open = True
+
+    async def _commit(self) -> None:
+        for store in self._stores:
+            for change in store.take_changes():
+                self.produce(change.topic, change.value, key=change.key, partition=change.partition)
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self._txn_positions.items()]
+        if offsets:
+            await self._kafka_call(
+                self._producer.send_offsets_to_transaction,
+                offsets,
+                self._consumer.consumer_group_metadata(),
+                self._timeout_s(),
+            )
+        await self._kafka_call(self._producer.commit_transaction, self._timeout_s())
+        self._txn_open = False
+        self._txn_positions.clear()
+
+    async def _abort(self) -> None:
+        for store in self._stores:
+            store.discard_changes()
+        self._txn_positions.clear()
+        if not self._txn_open or self._producer is None:
+            return
+        self._txn_open = False
+        try:
+            await asyncio.to_thread(self._producer.abort_transaction, self._timeout_s())
+        except KafkaException as exc:  # the error that brought us here is the one to raise
+            log.warning("engine %s: abort failed: %s", self.config.app_id, exc)
+
+    async def _kafka_call(self, fn: Any, *args: Any) -> None:
+        try:
+            await asyncio.to_thread(fn, *args)
+        except KafkaException as exc:
+            raise EngineError(f"{getattr(fn, '__name__', 'kafka')}: {exc}") from exc
+
+    def _timeout_s(self) -> float:
+        return self.config.transaction_timeout_ms / 1000
+
+    # ---------------------------------------------------------------- rebalances
+
+    def _assigned(self, consumer: Any, partitions: list[Any]) -> None:
+        """Inside ``consume`` (no transaction open): note the partitions, read their committed
+        offsets; their stores are restored before any record is handled."""
+        parts = self._parts
+        held = parts.numbers()
+        consumer.assign(partitions)
+        consumer.resume(partitions)  # a pause of an earlier assignment does not carry over
+        committed = consumer.committed(partitions, timeout=self._timeout_s())
+        for tp in committed:
+            key = (tp.topic, tp.partition)
+            parts.assigned.add(key)
+            if tp.offset >= 0:
+                parts.next_offsets[key] = tp.offset
+        parts.pending_restore |= parts.numbers() - held
+        self._regroup()
+        log.info(
+            "engine %s: assigned partitions %s",
+            self.config.app_id,
+            sorted(parts.numbers() - held),
+        )
+
+    def _revoked(self, consumer: Any, partitions: list[Any]) -> None:
+        """Inside ``consume`` or ``close`` (no transaction open: nothing to commit): drop the
+        revoked partitions' buffers and store state, then call ``on_revoked``."""
+        parts = self._parts
+        held = parts.numbers()
+        tps = {(tp.topic, tp.partition) for tp in partitions}
+        paused = [TopicPartition(*tp) for tp in tps & parts.paused]
+        if paused:
+            consumer.resume(paused)
+        for tp in tps:
+            parts.assigned.discard(tp)
+            parts.buffers.pop(tp, None)
+            parts.next_offsets.pop(tp, None)
+            parts.ends_seen.pop(tp, None)
+            parts.at_end.discard(tp)
+            parts.paused.discard(tp)
+        gone = held - parts.numbers()
+        for store in self._stores:
+            store.drop(gone)
+        parts.pending_restore -= gone
+        self._regroup()
+        log.info("engine %s: revoked partitions %s", self.config.app_id, sorted(gone))
+        for fn in self._on_revoked:
+            fn(frozenset(gone))
+
+    def _regroup(self) -> None:
+        groups: dict[tuple[int, int], list[TP]] = {}
+        for topic in self._inputs:  # registration order: ties of timestamps go to the first
+            count = self._partition_counts.get(topic, 0)
+            for t, p in sorted(self._parts.assigned):
+                if t == topic:
+                    groups.setdefault((count, p), []).append((t, p))
+        self._groups = [_Group(tps) for _key, tps in sorted(groups.items())]
+        self._next_group = 0
+
+    async def _restore(self, restorer: Any) -> None:
+        numbers = frozenset(self._parts.pending_restore)
+        targets = {
+            (store.changelog_topic, p): store
+            for store in self._stores
+            for p in numbers
+            if p < store.partition_count
+        }
+        started = time.monotonic()
+        read = await restore(restorer, targets, timeout_s=self.config.restore_timeout_s)
+        self._parts.pending_restore -= numbers
+        log.info(
+            "engine %s: restored %d changelog records of partitions %s in %.1f s",
+            self.config.app_id,
+            read,
+            sorted(numbers),
+            time.monotonic() - started,
+        )
+        for fn in self._on_assigned:
+            fn(numbers)
+
+    # ---------------------------------------------------------------- topics
+
+    def _input_partition_counts(self) -> dict[str, int]:
+        metadata = self._consumer.list_topics(timeout=30)
+        counts = {}
+        for topic in self._inputs:
+            found = metadata.topics.get(topic)
+            if found is None or found.error is not None or not found.partitions:
+                raise EngineError(f"input topic {topic} does not exist")
+            counts[topic] = len(found.partitions)
+        return counts
+
+    def _create_changelogs(self) -> None:
+        if not self._stores:
+            return
+        admin = AdminClient(dict(self.config.kafka))
+        existing = admin.list_topics(timeout=30).topics
+        wanted = [
+            NewTopic(
+                store.changelog_topic,
+                num_partitions=store.partition_count,
+                replication_factor=-1,
+                config={"cleanup.policy": "compact"},
+            )
+            for store in self._stores
+            if store.changelog_topic not in existing
+        ]
+        if not wanted:
+            return
+        for topic, future in admin.create_topics(wanted).items():
+            try:
+                future.result(30)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise EngineError(f"creating changelog {topic}: {exc}") from exc
+        deadline = time.monotonic() + 30
+        names = {t.topic for t in wanted}
+        while time.monotonic() < deadline:
+            topics = admin.list_topics(timeout=10).topics
+            if all(n in topics and topics[n].partitions for n in names):
+                return
+            time.sleep(0.1)
+        raise EngineError(f"changelog topics {sorted(names)} did not appear in 30 s")

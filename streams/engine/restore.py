@@ -1,0 +1,79 @@
+"""Reading changelog partitions back into the stores (Kafka I/O, asyncio-friendly).
+
+A changelog partition is read from its beginning to its end, read_committed, with a consumer of
+its own (assigned, never in a group, never committing). The end is the partition's high
+watermark when the restore begins; the read is done when the consumer's position reaches it: the
+last offsets of a transactional changelog are transaction markers, which are never delivered as
+records but which the position moves past.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+
+from streams.engine.errors import EngineError, RestoreTimeout
+from streams.engine.stores import MemoryStore
+
+_BATCH = 1000
+
+
+async def restore(
+    consumer: Any,
+    stores: Mapping[tuple[str, int], MemoryStore],
+    *,
+    timeout_s: float,
+) -> int:
+    """Load every (changelog topic, partition) of ``stores`` into its store; returns the records
+    read. Raises :class:`RestoreTimeout` when the ends are not reached in ``timeout_s``."""
+    for (_topic, partition), store in stores.items():
+        store.load(partition, ())  # held from now on, even when its changelog is empty
+    ends: dict[tuple[str, int], int] = {}
+    for topic, partition in stores:
+        low, high = await asyncio.to_thread(
+            consumer.get_watermark_offsets, TopicPartition(topic, partition), 10.0
+        )
+        if high > low:
+            ends[(topic, partition)] = high
+    if not ends:
+        return 0
+    consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in ends])
+    read = 0
+    deadline = time.monotonic() + timeout_s
+    try:
+        while ends:
+            msgs = consumer.consume(_BATCH, timeout=0)
+            for msg in msgs:
+                error = msg.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        continue
+                    if error.fatal() or not error.retriable():
+                        raise EngineError(f"restoring a changelog: {error}")
+                    continue
+                tp = (msg.topic(), msg.partition())
+                target = stores.get(tp)
+                if target is not None:
+                    target.load(tp[1], ((msg.key(), msg.value()),))
+                    read += 1
+            positions = consumer.position([TopicPartition(t, p) for t, p in ends])
+            for position in positions:
+                tp = (position.topic, position.partition)
+                if position.offset >= ends[tp]:
+                    del ends[tp]
+            if not ends:
+                break
+            if time.monotonic() > deadline:
+                left = ", ".join(f"{t}[{p}]" for t, p in sorted(ends))
+                raise RestoreTimeout(
+                    f"changelog partitions not read to their end in {timeout_s:.0f} s: {left}"
+                )
+            if not msgs:
+                await asyncio.sleep(0.005)
+    finally:
+        consumer.unassign()
+    return read

@@ -1,0 +1,87 @@
+"""The in-memory store: puts visible at once, buffered as the last value per key for the
+changelog, loaded from changelog records, dropped on revocation, guarded outside transactions
+and on partitions not held."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.engine.errors import NotInTransaction, PartitionNotHeld
+from streams.engine.stores import Change, MemoryStore
+
+pytestmark = pytest.mark.unit
+
+
+def _store(in_txn: list[bool] | None = None) -> MemoryStore:
+    flag = [True] if in_txn is None else in_txn
+    store = MemoryStore(
+        "counts", changelog_topic="cl", partitions=4, in_transaction=lambda: flag[0]
+    )
+    store.load(0, ())
+    store.load(1, ())
+    return store
+
+
+def test_a_put_is_visible_at_once() -> None:
+    store = _store()
+    store.put(0, b"k", b"1")
+    assert store.get(0, b"k") == b"1"
+    assert store.get(1, b"k") is None  # partitions are apart
+
+
+def test_changes_are_the_last_value_per_key_per_partition() -> None:
+    store = _store()
+    for value in (b"1", b"2", b"3"):
+        store.put(0, b"k", value)
+    store.put(1, b"k", b"x")
+    store.put(0, b"gone", b"1")
+    store.put(0, b"gone", None)
+    assert sorted(store.take_changes(), key=lambda c: (c.partition, c.key)) == [
+        Change("cl", 0, b"gone", None),
+        Change("cl", 0, b"k", b"3"),
+        Change("cl", 1, b"k", b"x"),
+    ]
+    assert store.take_changes() == []  # taken once
+    assert store.get(0, b"gone") is None
+
+
+def test_load_applies_changelog_records_in_order() -> None:
+    store = _store()
+    store.load(2, [(b"a", b"1"), (b"b", b"1"), (b"a", b"2"), (b"b", None), (None, b"x")])
+    assert dict(store.items(2)) == {b"a": b"2"}
+    assert store.partitions() == frozenset({0, 1, 2})
+    assert store.take_changes() == []  # restored records are not written back
+
+
+def test_drop_forgets_state_and_buffered_changes() -> None:
+    store = _store()
+    store.put(0, b"k", b"1")
+    store.put(1, b"k", b"1")
+    store.drop([0])
+    assert store.partitions() == frozenset({1})
+    assert store.get(0, b"k") is None
+    assert [c.partition for c in store.take_changes()] == [1]
+
+
+def test_discarded_changes_are_not_written() -> None:
+    store = _store()
+    store.put(0, b"k", b"1")
+    store.discard_changes()
+    assert store.take_changes() == []
+
+
+def test_a_put_outside_a_transaction_is_refused() -> None:
+    flag = [False]
+    store = _store(flag)
+    with pytest.raises(NotInTransaction):
+        store.put(0, b"k", b"1")
+    flag[0] = True
+    store.put(0, b"k", b"1")
+    assert store.get(0, b"k") == b"1"
+
+
+def test_a_put_into_a_partition_not_held_is_refused() -> None:
+    store = _store()
+    with pytest.raises(PartitionNotHeld, match="partition 3"):
+        store.put(3, b"k", b"1")
+    assert 3 not in store.partitions()
