@@ -33,7 +33,8 @@ from topology.model import Topology, load_topology
 
 pytestmark = pytest.mark.e2e
 
-BACKLOG = Scenario(seed=20261214, customers=20_000, events=2_000, invalid_share=0.02)
+BACKLOG = Scenario(seed=20261203, customers=100_000, events=5_000, invalid_share=0.02)
+"""The Faust worker's backlog test's shape (tests/e2e/test_backlog_e2e.py)."""
 RESTART = Scenario(seed=20261215, customers=2_000, events=3_000, invalid_share=0.02)
 EVENT_TOPICS = (names.ACCOUNT_EVENTS, names.CASE_EVENTS)
 
