@@ -83,12 +83,8 @@ def _run_on_engine(
     import asyncio
 
     from streams.metrics import serve_metrics
-    from streams.routing.engine_worker import EngineUnsupported, check_supported, serve
+    from streams.routing.engine_worker import serve
 
-    try:
-        check_supported(settings)
-    except EngineUnsupported as exc:
-        raise click.ClickException(str(exc)) from exc
     logging.basicConfig(
         level=loglevel.upper(), format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
     )

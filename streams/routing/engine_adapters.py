@@ -29,7 +29,7 @@ from typing import Any
 
 from streams.deadletter.letters import dead_letter_headers, dead_letter_of
 from streams.domain.ids import audit_id
-from streams.domain.records import AuditKind, AuditRecord, CompositionCommand
+from streams.domain.records import AuditKind, AuditRecord
 from streams.engine.api import Headers, Outputs, Record, Store
 from streams.routing.adapters import DeadLetterCounters
 from streams.routing.alignment import Verdict, reference_covers
@@ -101,6 +101,29 @@ class StoreTable:
         """How many keys this process holds (the table size metric)."""
         return sum(_count(self.store.items(p)) for p in self.store.partitions())
 
+    def items(self) -> list[tuple[bytes, bytes]]:
+        """Every (key, value) this process holds, of every partition."""
+        return [kv for p in sorted(self.store.partitions()) for kv in self.store.items(p)]
+
+
+class StoreGuard:
+    """The table writes :mod:`streams.routing.tracking` makes through the Faust worker's commit
+    guard, over :class:`StoreTable`s: all in the engine's current transaction (a timer's
+    ``put_outside`` too: the engine runs timers in a transaction of their own)."""
+
+    async def put(
+        self, table: StoreTable, msg: InputRecord, key: bytes, value: bytes | None
+    ) -> None:
+        table.store.put(msg.partition, key, value)
+
+    async def delete(self, table: StoreTable, msg: InputRecord, key: bytes) -> None:
+        table.store.put(msg.partition, key, None)
+
+    async def put_outside(
+        self, table: StoreTable, partition: int, key: bytes, value: bytes
+    ) -> None:
+        table.store.put(partition, key, value)
+
 
 def _count(items: Iterator[tuple[bytes, bytes]]) -> int:
     return sum(1 for _ in items)
@@ -150,10 +173,6 @@ class EngineTopic:
         headers: Headers | None = None,
     ) -> None:
         self.outputs.send(self.name, value, key=key, partition=partition, headers=headers)
-
-
-async def untracked(record: Any, command: CompositionCommand) -> None:
-    """The registrar of a deployment without delivery tracking: nothing is registered."""
 
 
 class EngineOutputs:
@@ -255,6 +274,23 @@ class ReferenceAdmission:
             ):
                 return Verdict.WAIT
         return Verdict.CAUGHT_UP
+
+    async def await_templates(self, record: InputRecord) -> None:
+        """Wait until the templates published before document request ``record`` are in the
+        view (the one reference data a request reads)."""
+        timestamp, arrived = timestamp_ms(record), self.now_ms()
+
+        def verdict() -> Verdict:
+            covered = reference_covers(
+                self.templates.partition_states(),
+                event_timestamp_ms=timestamp,
+                arrived_at_ms=arrived,
+            )
+            return Verdict.CAUGHT_UP if covered else Verdict.WAIT
+
+        await self.gate.admit(
+            verdict, what=f"the templates published before {record.topic}/{record.partition}"
+        )
 
     async def await_reference(self, record: InputRecord) -> None:
         timestamp, arrived = timestamp_ms(record), self.now_ms()

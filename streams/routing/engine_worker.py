@@ -13,11 +13,11 @@ ports over the engine (:mod:`.engine_adapters`):
 - the rules and templates views (:class:`~.reference.ReferenceView`) run as asyncio tasks
   beside the engine, which starts once both caught up; their topics are inputs too, for the
   alignment alerts of a change (:class:`~.handlers.reference.ReferenceChanges`);
+- delivery tracking (:func:`~.tracking.tracking_handlers`: ``exstream.delivery-events.v1``, the
+  SLA timer, commands registered in their record's transaction) and document requests
+  (:func:`~.requests.request_handler`, after the templates published before them), co-partitioned
+  with the events; the SLA timer runs in an engine transaction (its reports exactly-once here);
 - audit records: :class:`~.engine_adapters.EngineOutputs`.
-
-Not on the engine yet: delivery tracking with its SLA timer (:mod:`.tracking`) and document
-requests (:mod:`.requests`). The worker refuses to start unless
-``AIR_EXSTREAM_ENGINE_WITHOUT_TRACKING`` says the deployment does not use them.
 """
 
 from __future__ import annotations
@@ -48,7 +48,6 @@ from streams.domain.records import (
 )
 from streams.domain.reference_checks import rule_problems, template_problems
 from streams.engine.api import Outputs, PartitionsChanged, Record, Store, Timer
-from streams.errors import AirExstreamError
 from streams.routing.adapters import (
     TopicAlerts,
     TopicChainedAudit,
@@ -62,10 +61,11 @@ from streams.routing.engine_adapters import (
     HandledRecord,
     KeyPartitioned,
     ReferenceAdmission,
+    StoreGuard,
     StoreTable,
-    untracked,
 )
 from streams.routing.handlers.audit import AuditChains, AuditWriter
+from streams.routing.handlers.decode import key_mismatch
 from streams.routing.handlers.events import EventCodecs, EventsHandler
 from streams.routing.handlers.preferences import PreferencesHandler
 from streams.routing.handlers.reference import ReferenceChanges
@@ -73,17 +73,22 @@ from streams.routing.handlers.reference_views import ReferenceViews
 from streams.routing.join_gate import GateCounters, JoinGate, ProgressSignal
 from streams.routing.metrics import PartitionPosition, RoutingMetrics
 from streams.routing.reference import ReferenceView
+from streams.routing.requests import RequestCounters, RequestsContext, request_handler
 from streams.routing.settings import WorkerSettings
+from streams.routing.tracking import TrackingContext, TrackingCounters, tracking_handlers
 from topology import names
 from topology.model import Topology
 
 log = logging.getLogger(__name__)
 
-TABLES = ("preferences", "suppression", "audit-chain-heads")
-
-
-class EngineUnsupported(AirExstreamError):
-    """The engine worker lacks something the deployment uses: it does not start."""
+TABLES = (
+    "preferences",
+    "suppression",
+    "audit-chain-heads",
+    "communications",
+    "parked-delivery-events",
+)
+"""The Faust worker's tables, by the same names (their changelogs too)."""
 
 
 class RoutingEngine(Protocol):
@@ -101,16 +106,6 @@ class RoutingEngine(Protocol):
     async def run(self, stop: asyncio.Event) -> None: ...
 
 
-def check_supported(worker: WorkerSettings) -> None:
-    """Raise :class:`EngineUnsupported` unless the deployment does without what is missing."""
-    if not worker.engine_without_tracking:
-        raise EngineUnsupported(
-            "AIR_EXSTREAM_ENGINE=kafka: the engine worker has no delivery tracking, SLA timer "
-            "nor document requests yet; set AIR_EXSTREAM_ENGINE_WITHOUT_TRACKING=true if this "
-            "deployment does not use them, else run the Faust worker (AIR_EXSTREAM_ENGINE=faust)"
-        )
-
-
 @dataclass(frozen=True, slots=True)
 class EngineWorker:
     """The worker's parts around the engine (see :func:`run`)."""
@@ -121,6 +116,8 @@ class EngineWorker:
     templates: ReferenceView[TemplateVersion]
     counters: Counters
     gate_counters: GateCounters
+    tracking: TrackingCounters
+    requests: RequestCounters
     tables: dict[str, StoreTable]
 
 
@@ -160,7 +157,8 @@ def install(
     for written in (command_codec, alert_codec, intake_codec, audit_codec, pref_state):
         written.prepare()
     customer_inputs = (names.PREFERENCES, names.ACCOUNT_EVENTS, names.CASE_EVENTS)
-    for source in (*customer_inputs, names.COMM_RULES, names.TEMPLATES, names.AUDIT_INTAKE):
+    partitioned_inputs = (*customer_inputs, names.DELIVERY_EVENTS, names.DOCUMENT_REQUESTS)
+    for source in (*partitioned_inputs, names.COMM_RULES, names.TEMPLATES, names.AUDIT_INTAKE):
         codecs.for_topic(names.dlq(name(source)), DeadLetter).prepare()
     partition_counts = {name(n): topology.topic(n).partitions for n in customer_inputs}
 
@@ -203,7 +201,7 @@ def install(
     )
     chained_counts = {
         name(n): topology.topic(n).partitions
-        for n in (*customer_inputs, names.AUDIT_INTAKE, names.COMM_RULES, names.TEMPLATES)
+        for n in (*partitioned_inputs, names.AUDIT_INTAKE, names.COMM_RULES, names.TEMPLATES)
     }
     if topology.topic(names.AUDIT).partitions != topology.topic(names.AUDIT_INTAKE).partitions:
         chained_counts.pop(name(names.AUDIT_INTAKE))  # every audit record through the intake
@@ -244,6 +242,53 @@ def install(
         max_versions=worker.preference_max_versions,
         registry_wait_s=wait_s,
     )
+    tracking_counters, request_counters = TrackingCounters(), RequestCounters()
+    tracking = tracking_handlers(
+        TrackingContext(
+            app=None,
+            guard=StoreGuard(),
+            commands_topic=EngineTopic(out, name(names.COMMANDS)),
+            delivery_topic=None,
+            delivery_topic_name=name(names.DELIVERY_EVENTS),
+            status_topic=EngineTopic(out, name(names.COMMUNICATION_STATUS)),
+            metadata_topic=EngineTopic(out, name(names.DOCUMENT_METADATA)),
+            communications=tables["communications"],
+            parked=tables["parked-delivery-events"],
+            preferences=tables["preferences"],
+            send_audit=shared.send_audit,
+            dead_letter=shared.dead_letter,
+            sla_ms=worker.sla_ms,
+            sla_check_interval_s=worker.sla_check_interval_s,
+            counters=tracking_counters,
+            codecs=codecs,
+            topology=topology,
+            registry_wait_s=wait_s,
+            metrics=metrics,
+        ),
+        communications=tables["communications"].items,
+        owned=lambda: set(tables["communications"].store.partitions()),
+    )
+    request = request_handler(
+        RequestsContext(
+            app=None,
+            guard=None,
+            requests_topic=None,
+            source_topic=name(names.DOCUMENT_REQUESTS),
+            commands_topic=EngineTopic(out, name(names.COMMANDS)),
+            communications=tables["communications"],
+            register=tracking.register,
+            send_audit=shared.send_audit,
+            dead_letter=shared.dead_letter,
+            key_mismatch=key_mismatch,
+            reference_ready=views.ready,
+            templates_by_id=views.templates_by_id,
+            counters=request_counters,
+            codecs=codecs,
+            topology=topology,
+            registry_wait_s=wait_s,
+            metrics=metrics,
+        )
+    )
     events = EventsHandler(
         preferences=tables["preferences"],
         suppression=tables["suppression"],
@@ -251,7 +296,7 @@ def install(
         outputs=TopicEventOutputs(
             commands_topic=EngineTopic(out, name(names.COMMANDS)),
             alerts_topic=EngineTopic(out, name(names.ALIGNMENT_ALERTS)),
-            registrar=untracked,
+            registrar=tracking.register,
             audit=shared.send_audit,
             letters=shared.dead_letter,
         ),
@@ -287,6 +332,14 @@ def install(
     engine.input(name(names.AUDIT_INTAKE), wrap(writer.handle))
     engine.input(name(names.COMM_RULES), wrap(changes.rule_changed))
     engine.input(name(names.TEMPLATES), wrap(changes.template_changed))
+    engine.input(name(names.DELIVERY_EVENTS), wrap(tracking.track_delivery))
+
+    async def document_request(record: Record) -> None:
+        await admission.await_templates(record)
+        await request(record)
+
+    engine.input(name(names.DOCUMENT_REQUESTS), wrap(document_request))
+    engine.timer(worker.sla_check_interval_s, tracking.sla_check)
     engine.on_revoked(events.forget)
     if signing is not None:
         checkpoints = EngineTopic(out, name(names.AUDIT_CHECKPOINTS))
@@ -299,6 +352,8 @@ def install(
         templates=templates_view,
         counters=counters,
         gate_counters=gate_counters,
+        tracking=tracking_counters,
+        requests=request_counters,
         tables=tables,
     )
 
@@ -319,6 +374,8 @@ async def _report(parts: EngineWorker, metrics: RoutingMetrics, interval_s: floa
             since_log = 0.0
             log.info("routing: %s", parts.counters.line())
             log.info("join alignment: %s", parts.gate_counters.line())
+            log.info("tracking: %s", parts.tracking)
+            log.info("document requests: %s", parts.requests.line())
 
 
 async def run(
@@ -350,7 +407,6 @@ async def serve(
     """``air-exstream worker`` with ``AIR_EXSTREAM_ENGINE=kafka``: run until SIGTERM or SIGINT."""
     from streams.engine.engine import Engine, EngineConfig
 
-    check_supported(worker)
     engine = Engine(
         EngineConfig(
             app_id=worker.app_id,

@@ -134,10 +134,6 @@ class WorkerSettings(BaseSettings):
     """The engine worker's stable process slot: its transactional id is ``<app_id>-<instance_id>``,
     so a restart in the same slot aborts the dead process's open transaction at once (instead of
     the transaction timeout later). Empty: ``<hostname>-<pid>``."""
-    engine_without_tracking: bool = False
-    """The engine worker has no delivery tracking, SLA timer nor document requests yet: it refuses
-    to start unless this says the deployment does not use them (commands are then not
-    registered for delivery tracking, and those topics are not read)."""
 
     event_loop: Literal["asyncio", "uvloop"] = "uvloop"
     """The event loop implementation the worker runs on (``asyncio``: the standard one)."""

@@ -56,7 +56,6 @@ def _engine_worker(
         tmp_path,
         env={
             "AIR_EXSTREAM_ENGINE": "kafka",
-            "AIR_EXSTREAM_ENGINE_WITHOUT_TRACKING": "true",
             "AIR_EXSTREAM_INSTANCE_ID": "slot-0",
         },
     )

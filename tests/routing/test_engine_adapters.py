@@ -21,6 +21,7 @@ from streams.routing.engine_adapters import (
     HandledRecord,
     KeyPartitioned,
     ReferenceAdmission,
+    StoreGuard,
     StoreTable,
 )
 from streams.routing.handlers.audit import AuditChains, decode_head, head_key
@@ -240,3 +241,33 @@ def test_a_keyed_record_goes_to_its_keys_murmur2_partition_of_the_topics_known()
         (EVENTS, None),
         ("unknown", None),
     ]
+
+
+async def test_the_tracking_guard_writes_in_the_records_partition_or_the_one_named() -> None:
+    store = FakeStore("communications")
+    table, guard = StoreTable(store, HandledRecord()), StoreGuard()
+    await guard.put(table, record(partition=2), b"c1", b"s1")
+    await guard.put_outside(table, 5, b"c2", b"s2")  # the SLA timer: no record
+    await guard.delete(table, record(partition=2), b"c1")
+    assert store.puts == [(2, b"c1", b"s1"), (5, b"c2", b"s2"), (2, b"c1", None)]
+    assert table.items() == [(b"c2", b"s2")]
+
+
+async def test_a_document_request_waits_for_the_templates_only() -> None:
+    signal = ProgressSignal()
+    never = View([ReferencePartition(None, None, None, None)])  # the rules: not caught up
+    templates = View([caught_up(T0 - 1)])
+    admission = ReferenceAdmission(
+        gate=JoinGate(signal=signal, max_wait_s=60.0, recheck_s=0.01),
+        rules=never,
+        templates=templates,
+        now_ms=lambda: T0 + 50,
+    )
+    waiting = asyncio.create_task(admission.await_templates(record(ts=T0)))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not waiting.done()
+    templates.states = [caught_up(T0 + 2)]
+    signal.notify()
+    await asyncio.wait_for(waiting, 10)
+    assert admission.gate.counters.gave_up == 0

@@ -1,11 +1,12 @@
 """The engine worker's wiring (streams/routing/engine_worker.py) on a plain fake engine: the inputs,
 stores and changelogs it registers, a preference then an event through the registered handlers
-(command, audit chain, table puts in the record's partition), dead letters, and the refusal to
-start without delivery tracking."""
+(command, audit chain, table puts in the record's partition), dead letters, and the
+same delivery tracking and document requests as the Faust worker."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import pytest
@@ -18,22 +19,20 @@ from streams.domain.records import (
     CommRule,
     CompositionCommand,
     DeadLetter,
+    DeliveryEvent,
+    DeliveryStatus,
+    DocumentRequest,
     Preference,
     TemplateVersion,
 )
 from streams.engine.api import Record
-from streams.routing.engine_worker import (
-    EngineUnsupported,
-    EngineWorker,
-    check_supported,
-    install,
-    run,
-)
+from streams.routing.engine_worker import EngineWorker, install, run
 from streams.routing.handlers.audit import decode_head, head_key
 from streams.routing.metrics import RoutingMetrics
 from streams.routing.partitioning import murmur2_partition
 from streams.routing.preference_versions import value_as_of
 from streams.routing.settings import WorkerSettings
+from streams.simulator.generator import template_catalogue, template_key
 from tests.domain.factories import T0, billing_event, preference, rule, template
 from tests.routing.engine_fakes import FakeEngine
 from topology import names
@@ -47,7 +46,7 @@ PARTITION = murmur2_partition(CUSTOMER, 6)
 
 
 def worker_settings(**overrides: Any) -> WorkerSettings:
-    return WorkerSettings(app_id=APP, engine="kafka", engine_without_tracking=True, **overrides)
+    return WorkerSettings(app_id=APP, engine="kafka", **overrides)
 
 
 def installed() -> tuple[FakeEngine, EngineWorker, Topology]:
@@ -81,11 +80,21 @@ def test_it_reads_the_faust_workers_inputs_into_stores_named_as_faust_names_thei
             names.AUDIT_INTAKE,
             names.COMM_RULES,
             names.TEMPLATES,
+            names.DELIVERY_EVENTS,
+            names.DOCUMENT_REQUESTS,
         )
     }
     assert {name: (topic, n) for name, (_, topic, n) in engine.stores.items()} == {
-        t: (f"{APP}-{t}-changelog", 6) for t in ("preferences", "suppression", "audit-chain-heads")
+        t: (f"{APP}-{t}-changelog", 6)
+        for t in (
+            "preferences",
+            "suppression",
+            "audit-chain-heads",
+            "communications",
+            "parked-delivery-events",
+        )
     }
+    assert [interval for interval, _ in engine.timers] == [worker_settings().sla_check_interval_s]
 
 
 async def test_a_preference_then_an_event_of_its_customer_make_a_command_and_chained_audit() -> (
@@ -124,6 +133,31 @@ async def test_a_preference_then_an_event_of_its_customer_make_a_command_and_cha
     assert decode_head(heads.get(PARTITION, head_key(PARTITION))).seq == len(chained)
     assert parts.counters.events == 1
     assert parts.counters.commands == 1
+
+    # the command is tracked (in the event's partition); its delivery events come back as statuses
+    [command] = commands
+    communications = engine.stores["communications"][0]
+    assert [(p, k) for p, k, _ in communications.puts] == [
+        (PARTITION, command.communication_id.encode())
+    ]
+    delivery = topology.name(names.DELIVERY_EVENTS)
+    accepted = DeliveryEvent(
+        event_id="d1",
+        communication_id=command.communication_id,
+        customer_id="cust-1",
+        channel=command.channel,
+        status=DeliveryStatus.ACCEPTED,
+        occurred_at=T0 + 10,
+    )
+    await engine.handle(rec(delivery, 0, CUSTOMER, codec_for(DeliveryEvent).encode(accepted), T0))
+    statuses = out.to("t." + names.COMMUNICATION_STATUS)
+    assert [(s.key, s.partition) for s in statuses] == [(CUSTOMER, PARTITION)]
+    assert parts.tracking.delivery_events == 1
+    # one for a communication not known yet is parked
+    early = dataclasses.replace(accepted, event_id="d2", communication_id="unknown")
+    await engine.handle(rec(delivery, 1, CUSTOMER, codec_for(DeliveryEvent).encode(early), T0))
+    parked = engine.stores["parked-delivery-events"][0]
+    assert [(p, k) for p, k, _ in parked.puts] == [(PARTITION, b"unknown")]
 
 
 async def test_undecodable_records_are_dead_lettered_with_audit_through_the_right_path() -> None:
@@ -173,11 +207,40 @@ async def test_run_waits_for_the_views_then_runs_the_engine_until_stopped() -> N
     await asyncio.wait_for(running, 10)
 
 
-def test_the_engine_worker_refuses_to_start_unless_tracking_is_declared_unused() -> None:
-    with pytest.raises(EngineUnsupported, match="AIR_EXSTREAM_ENGINE_WITHOUT_TRACKING"):
-        check_supported(WorkerSettings(engine="kafka"))
-    check_supported(worker_settings())
-
-
 def test_the_faust_worker_stays_the_default() -> None:
     assert WorkerSettings().engine == "faust"
+
+
+async def test_a_document_request_makes_one_tracked_command_and_its_retry_none() -> None:
+    engine, parts, topology = installed()
+    for t in template_catalogue():
+        parts.templates.apply(template_key(t), codec_for(TemplateVersion).encode(t), [])
+    requests = topology.name(names.DOCUMENT_REQUESTS)
+    request = DocumentRequest(
+        request_id="req-1",
+        customer_id="cust-1",
+        document_type="INVOICE",
+        reference_id="INV-2026-0042",
+        language="fr",
+        delivery="SECURE_URL",
+        requested_at=T0,
+        fields={
+            "amount_due": "120.50",
+            "currency": "EUR",
+            "due_date": "2026-02-15",
+            "statement_period": "2026-01",
+        },
+    )
+    value = codec_for(DocumentRequest).encode(request)
+    await engine.handle(rec(requests, 0, CUSTOMER, value, T0))
+    await engine.handle(rec(requests, 1, CUSTOMER, value, T0 + 1))  # the portal retried
+    commands = engine.outputs.to("t." + names.COMMANDS)
+    assert [(s.key, s.partition) for s in commands] == [(CUSTOMER, PARTITION)]
+    [command] = [codec_for(CompositionCommand).decode(s.value) for s in commands]
+    communications = engine.stores["communications"][0]
+    assert communications.get(PARTITION, command.communication_id.encode()) is not None
+    assert (parts.requests.commands, parts.requests.retries) == (1, 1)
+    kinds = [
+        codec_for(AuditRecord).decode(s.value).kind for s in engine.outputs.to("t." + names.AUDIT)
+    ]
+    assert kinds == [AuditKind.COMMAND_EMITTED, AuditKind.SUPPRESSED]
