@@ -10,7 +10,17 @@ from typing import Any
 
 import orjson
 
-from benchmarks import audit_verify, codec, decision, ondemand, recovery, report, routing, sink
+from benchmarks import (
+    audit_verify,
+    codec,
+    decision,
+    engine_passthrough,
+    ondemand,
+    recovery,
+    report,
+    routing,
+    sink,
+)
 
 Result = dict[str, Any]
 
@@ -32,6 +42,8 @@ BENCHMARKS: dict[str, Callable[[], Result | list[Result]]] = {
     "recovery": recovery.run,  # 1,000,000 preferences: ~10+ minutes, not in DEFAULT
     "audit": audit_verify.run_all,  # verify full and incremental, and the writer's signing
     "audit_signing": audit_verify.run_signing,  # no broker
+    # the engine (streams/engine) copying records vs the plain transactional loop (issue 14)
+    "engine_passthrough": engine_passthrough.run,
 }
 DEFAULT = ["codec", "decision", "sink", "ondemand", "routing", "audit"]
 

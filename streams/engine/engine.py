@@ -263,6 +263,7 @@ class Engine:
             self._consumer.close()  # leaves the group: its partitions move at once
             restorer.close()
             self._producer.flush(10)
+            self._producer.close()
 
     async def _cycle(self, restorer: Any) -> None:
         self._pause_full_buffers()
