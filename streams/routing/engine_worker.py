@@ -89,6 +89,8 @@ TABLES = (
     "parked-delivery-events",
 )
 """The Faust worker's tables, by the same names (their changelogs too)."""
+TRANSACTION_TIMEOUT_MS = 60_000
+"""The engine producer's transaction timeout (the engine's default, as the Faust worker's)."""
 
 
 class RoutingEngine(Protocol):
@@ -182,7 +184,11 @@ def install(
     )
     admission = ReferenceAdmission(
         gate=JoinGate(
-            signal=progress, max_wait_s=worker.alignment_max_wait_s, counters=gate_counters
+            signal=progress,
+            # the wait holds the engine's transaction open: it gives up well before the broker
+            # would abort that transaction
+            max_wait_s=min(worker.alignment_max_wait_s, TRANSACTION_TIMEOUT_MS / 2000),
+            counters=gate_counters,
         ),
         rules=rules_view,
         templates=templates_view,
@@ -412,7 +418,7 @@ async def serve(
             app_id=worker.app_id,
             kafka=kafka.confluent_config(),
             instance_id=instance_id(worker),
-            transaction_timeout_ms=60_000,
+            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
         )
     )
     parts = install(
