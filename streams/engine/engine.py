@@ -116,7 +116,7 @@ class _Outputs:
     ) -> None:
         if not self._engine.in_transaction():
             raise NotInTransaction(f"send to {topic} outside a handler or timer")
-        self._engine.produce(topic, value, key=key, partition=partition, headers=headers)
+        self._engine._produce(topic, value, key=key, partition=partition, headers=headers)
 
 
 class Engine:
@@ -191,10 +191,16 @@ class Engine:
         return out
 
     def end_offsets(self) -> dict[TP, int]:
-        """The last known end per assigned input partition (from fetches; none before)."""
+        """The last known end per assigned input partition (none before its first fetch): where
+        the partition was last read to its end (the last stable offset) while nothing new was
+        fetched since, else the high watermark of the last fetch (which counts records of open
+        transactions: a partition is caught up when its position equals this end)."""
         out: dict[TP, int] = {}
         for tp in self._parts.assigned:
             end = self._parts.ends_seen.get(tp, -1)
+            if tp in self._parts.at_end:
+                out[tp] = end  # read to it: the last stable offset, past any marker
+                continue
             if self._consumer is not None:
                 _low, high = self._consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
                 end = max(end, high)
@@ -244,6 +250,7 @@ class Engine:
                 "isolation.level": "read_committed",
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
+                "enable.partition.eof": True,
             }
         )
         try:
@@ -335,6 +342,12 @@ class Engine:
         parts = self._parts
         for i in range(count):
             group = self._groups[(self._next_group + i) % count]
+            if len(group.tps) == 1:  # one input: offset order, nothing to wait for
+                buffer = parts.buffers.get(group.tps[0])
+                if buffer:
+                    self._next_group = (self._next_group + i + 1) % count
+                    return buffer.popleft()
+                continue
             heads = []
             for tp in group.tps:
                 buffer = parts.buffers.get(tp)
@@ -408,7 +421,7 @@ class Engine:
 
     # ---------------------------------------------------------------- transactions
 
-    def produce(
+    def _produce(
         self,
         topic: str,
         value: bytes | None,
@@ -442,7 +455,9 @@ class Engine:
     async def _commit(self) -> None:
         for store in self._stores:
             for change in store.take_changes():
-                self.produce(change.topic, change.value, key=change.key, partition=change.partition)
+                self._produce(
+                    change.topic, change.value, key=change.key, partition=change.partition
+                )
         offsets = [TopicPartition(t, p, o) for (t, p), o in self._txn_positions.items()]
         if offsets:
             await self._kafka_call(

@@ -1,10 +1,13 @@
 """Reading changelog partitions back into the stores (Kafka I/O, asyncio-friendly).
 
 A changelog partition is read from its beginning to its end, read_committed, with a consumer of
-its own (assigned, never in a group, never committing). The end is the partition's high
-watermark when the restore begins; the read is done when the consumer's position reaches it: the
+its own (assigned, never in a group, never committing). The end is the partition's last stable
+offset when the restore begins (the read_committed end: a transaction still open, e.g. a dead
+previous owner's until it times out, is not waited for and none of its records is applied);
+the read is done when the consumer's position reaches it: the
 last offsets of a transactional changelog are transaction markers, which are never delivered as
-records but which the position moves past.
+records but which the position moves past (the consumer's end-of-partition event says the same
+when no record follows: a partition of aborted records only).
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ async def restore(
     timeout_s: float,
 ) -> int:
     """Load every (changelog topic, partition) of ``stores`` into its store; returns the records
-    read. Raises :class:`RestoreTimeout` when the ends are not reached in ``timeout_s``."""
+    read. ``consumer`` is read_committed with ``enable.partition.eof``. Raises
+    :class:`RestoreTimeout` when the ends are not reached in ``timeout_s``."""
     for (_topic, partition), store in stores.items():
         store.load(partition, ())  # held from now on, even when its changelog is empty
     ends: dict[tuple[str, int], int] = {}
@@ -51,6 +55,9 @@ async def restore(
                 error = msg.error()
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
+                        eof = (msg.topic(), msg.partition())
+                        if eof in ends and msg.offset() >= ends[eof]:
+                            del ends[eof]
                         continue
                     if error.fatal() or not error.retriable():
                         raise EngineError(f"restoring a changelog: {error}")
@@ -60,7 +67,7 @@ async def restore(
                 if target is not None:
                     target.load(tp[1], ((msg.key(), msg.value()),))
                     read += 1
-            positions = consumer.position([TopicPartition(t, p) for t, p in ends])
+            positions = consumer.position([TopicPartition(t, p) for t, p in ends]) if ends else []
             for position in positions:
                 tp = (position.topic, position.partition)
                 if position.offset >= ends[tp]:

@@ -239,7 +239,7 @@ async def test_co_partitioned_backlogs_are_handed_over_in_timestamp_order(
     preferences = topic_factory("engine-prefs", partitions=2)
     events = topic_factory("engine-events", partitions=2)
     producer = producer_factory()
-    base = 1_700_000_000_000
+    base = int(time.time() * 1000) - 60_000  # recent: retention never deletes them
     # events first on the broker (offset order says nothing), stamped between preferences
     per_partition = 300
     for p in range(2):
@@ -266,9 +266,19 @@ async def test_co_partitioned_backlogs_are_handed_over_in_timestamp_order(
 
     engine.input(preferences, keep)
     engine.input(events, keep)
-    task = await _run_until(engine, lambda: len(handled) >= 4 * per_partition, 90)
+    caught_up = {(t, p): per_partition for t in (preferences, events) for p in range(2)}
+    seen_ends: list[dict[tuple[str, int], int]] = []
+
+    def done() -> bool:
+        if len(handled) < 4 * per_partition or engine.positions() != caught_up:
+            return False
+        seen_ends.append(engine.end_offsets())
+        return True
+
+    task = await _run_until(engine, done, 90)
     assert task.exception() is None
     assert len(handled) == 4 * per_partition
+    assert seen_ends == [caught_up]  # positions and ends agree once everything is handled
     for p in range(2):
         seen = [r for r in handled if r.partition == p]
         stamps = [r.timestamp_ms for r in seen]
