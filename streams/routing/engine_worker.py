@@ -416,7 +416,12 @@ async def serve(
     engine = Engine(
         EngineConfig(
             app_id=worker.app_id,
-            kafka=kafka.confluent_config(),
+            kafka={
+                **kafka.confluent_config(),
+                # a crashed worker's partitions move after this, as the Faust worker's do
+                "session.timeout.ms": str(int(worker.session_timeout_s * 1000)),
+                "heartbeat.interval.ms": str(int(min(3.0, worker.session_timeout_s / 4) * 1000)),
+            },
             instance_id=instance_id(worker),
             transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
         )
