@@ -234,6 +234,9 @@ class Engine:
         await self._kafka_call(self._producer.init_transactions, self._timeout_s())
         self._consumer = Consumer(
             {
+                # a quiet input's end is known one empty fetch after its last record: a group
+                # waits that long for it (librdkafka's default is 500 ms); config.kafka may say
+                "fetch.wait.max.ms": 100,
                 **config.kafka,
                 "group.id": config.app_id,
                 "partition.assignment.strategy": "range",
@@ -267,10 +270,13 @@ class Engine:
             await self._abort()
             raise
         finally:
-            self._consumer.close()  # leaves the group: its partitions move at once
-            restorer.close()
-            self._producer.flush(10)
-            self._producer.close()
+            try:
+                self._consumer.close()  # leaves the group: its partitions move at once
+                restorer.close()
+                self._producer.flush(10)
+                self._producer.close()
+            except KafkaException as exc:  # an error on the way out does not hide the first
+                log.warning("engine %s: closing: %s", self.config.app_id, exc)
 
     async def _cycle(self, restorer: Any) -> None:
         self._pause_full_buffers()
@@ -296,8 +302,9 @@ class Engine:
                         parts.at_end.add(tp)
                         parts.ends_seen[tp] = msg.offset()
                     continue
-                if error.fatal() or not error.retriable():
+                if error.fatal():
                     raise EngineError(f"consuming {tp[0]}[{tp[1]}]: {error}")
+                # the client retries (a broker away, a topic not there yet): say it, go on
                 log.warning("engine %s: consumer: %s", self.config.app_id, error)
                 continue
             if tp not in parts.assigned:
@@ -372,6 +379,8 @@ class Engine:
         return None
 
     async def _handle_batch(self) -> int:
+        if not any(self._parts.buffers.values()):
+            return 0
         handled = 0
         opened = time.monotonic()
         while True:

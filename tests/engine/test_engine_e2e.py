@@ -29,7 +29,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streams.engine.api import Record
 from streams.engine.engine import Engine, EngineConfig
-from streams.engine.errors import HandlerFailed
+from streams.engine.errors import HandlerFailed, NotInTransaction
 from tests.conftest import KafkaCluster, consume, unique
 
 pytestmark = pytest.mark.e2e
@@ -328,3 +328,62 @@ async def test_a_handler_that_raises_aborts_its_transaction(
     visible = consume(consumer_factory(sink), 100, timeout_s=5)
     expected = range(max(committed_offset, 0))
     assert [m.value() for m in visible] == [str(i).encode() for i in expected]
+
+
+async def test_timers_and_partition_callbacks(
+    kafka: KafkaCluster,
+    topic_factory: Callable[..., str],
+    producer_factory: Callable[..., Producer],
+    consumer_factory: Callable[..., Consumer],
+) -> None:
+    """Stores are restored before ``on_assigned``; a timer's sends and puts commit in a
+    transaction of its own; sends outside handlers and timers are refused; ``on_revoked`` gets
+    the partition numbers when the engine stops."""
+    source = topic_factory("engine-in", partitions=2)
+    ticks = topic_factory("engine-ticks", partitions=1)
+    changelog = topic_factory("engine-cl", partitions=2, config={"cleanup.policy": "compact"})
+    producer = producer_factory()
+    producer.produce(changelog, key=b"restored", value=b"yes", partition=1)
+    producer.flush(30)
+    engine = Engine(
+        EngineConfig(app_id=unique("engine-timer"), kafka=kafka.client_config(), instance_id="0")
+    )
+    store = engine.store("s", changelog_topic=changelog, partitions=2)
+    events: list[tuple[str, frozenset[int], bytes | None]] = []
+    refused: list[str] = []
+
+    def assigned(numbers: frozenset[int]) -> None:
+        events.append(("assigned", numbers, store.get(1, b"restored")))
+        try:
+            engine.outputs.send(ticks, b"outside")
+        except NotInTransaction as exc:
+            refused.append(str(exc))
+
+    def revoked(numbers: frozenset[int]) -> None:
+        events.append(("revoked", numbers, None))
+
+    tick_count = [0]
+
+    async def tick() -> None:
+        if store.partitions():
+            tick_count[0] += 1
+            store.put(0, b"ticks", str(tick_count[0]).encode())
+            engine.outputs.send(ticks, str(tick_count[0]).encode(), partition=0)
+
+    async def nothing(_record: Record) -> None:
+        return None
+
+    engine.input(source, nothing)
+    engine.timer(0.05, tick)
+    engine.on_assigned(assigned)
+    engine.on_revoked(revoked)
+    task = await _run_until(engine, lambda: tick_count[0] >= 5, 60)
+    assert task.exception() is None
+    assert events[0] == ("assigned", frozenset({0, 1}), b"yes")
+    assert events[-1] == ("revoked", frozenset({0, 1}), None)
+    assert len(refused) == 1
+    sent = consume(consumer_factory(ticks), tick_count[0], timeout_s=30)
+    assert [m.value() for m in sent] == [str(i + 1).encode() for i in range(tick_count[0])]
+    cl = consume(consumer_factory(changelog), 1 + tick_count[0], timeout_s=30)
+    puts = [m.value() for m in cl if m.key() == b"ticks"]  # each timer run's put, committed
+    assert puts == [str(i + 1).encode() for i in range(tick_count[0])]
