@@ -3,7 +3,9 @@
 
 - a backlog of preferences then events, all published before a cold engine worker starts: every
   command equals the independent reference (``tests/e2e/reference.py``; the engine hands the
-  preferences of a partition over before the later events) and the audit chain verifies;
+  preferences of a partition over before the later events) and the audit chain verifies (the
+  100,000-preference backlog and preferences changed after events: ``test_backlog_e2e.py``'s
+  ``kafka`` cases);
 - SIGKILL mid-stream, then a restart in the same instance slot: no command lost nor duplicated
   (read_committed), and the audit chain still verifies.
 """
@@ -33,8 +35,7 @@ from topology.model import Topology, load_topology
 
 pytestmark = pytest.mark.e2e
 
-BACKLOG = Scenario(seed=20261203, customers=100_000, events=5_000, invalid_share=0.02)
-"""The Faust worker's backlog test's shape (tests/e2e/test_backlog_e2e.py)."""
+BACKLOG = Scenario(seed=20261214, customers=20_000, events=2_000, invalid_share=0.02)
 RESTART = Scenario(seed=20261215, customers=2_000, events=3_000, invalid_share=0.02)
 EVENT_TOPICS = (names.ACCOUNT_EVENTS, names.CASE_EVENTS)
 
