@@ -7,7 +7,11 @@
   100,000-preference backlog and preferences changed after events: ``test_backlog_e2e.py``'s
   ``kafka`` cases);
 - SIGKILL mid-stream, then a restart in the same instance slot: no command lost nor duplicated
-  (read_committed), and the audit chain still verifies.
+  (read_committed), and the audit chain still verifies;
+- two engine workers in one group, the second joining while the first routes the backlog: the
+  partitions move between them (restored from the changelogs), and still every command once, as
+  the reference says, and one verifying audit chain per partition (each audit partition written
+  by the owner of its input partitions only).
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ pytestmark = pytest.mark.e2e
 
 BACKLOG = Scenario(seed=20261214, customers=20_000, events=2_000, invalid_share=0.02)
 RESTART = Scenario(seed=20261215, customers=2_000, events=3_000, invalid_share=0.02)
+SHARED = Scenario(seed=20261216, customers=2_000, events=20_000, invalid_share=0.02)
+"""Enough events that the second worker joins while the first still routes them."""
 EVENT_TOPICS = (names.ACCOUNT_EVENTS, names.CASE_EVENTS)
 
 
@@ -48,16 +54,18 @@ def _topology(kafka: KafkaCluster, name: str) -> tuple[Topology, dict[str, str]]
 
 
 def _engine_worker(
-    kafka: KafkaCluster, topology: Topology, tmp_path: Path, app_id: str
+    kafka: KafkaCluster, topology: Topology, tmp_path: Path, app_id: str, slot: int = 0
 ) -> WorkerProcess:
+    workdir = tmp_path / f"slot-{slot}"
+    workdir.mkdir(exist_ok=True)
     return WorkerProcess(
         kafka.bootstrap_servers,
         topology.prefix,
         app_id,
-        tmp_path,
+        workdir,
         env={
             "AIR_EXSTREAM_ENGINE": "kafka",
-            "AIR_EXSTREAM_INSTANCE_ID": "slot-0",
+            "AIR_EXSTREAM_INSTANCE_ID": f"slot-{slot}",
         },
     )
 
@@ -162,5 +170,37 @@ def test_sigkill_mid_stream_and_a_restart_lose_and_duplicate_no_command(
 
     expected = expected_outcome(dataset, source_topics=_source(topology))
     assert 0 < before < len(expected.commands), "the kill must land mid-stream"
+    assert_commands_match(_commands(kafka, topology), expected.commands)
+    _assert_audit_chain_verifies(kafka, topology)
+
+
+@pytest.mark.timeout(900)
+def test_two_engine_workers_share_the_partitions_and_the_audit_chains(
+    kafka: KafkaCluster, tmp_path: Path
+) -> None:
+    topology, conf = _topology(kafka, "enginetwo")
+    dataset = generate(SHARED)
+    publish_reference_and_templates(dataset, topology, conf)
+    time.sleep(0.05)
+    publish_events(dataset.events, topology, conf, seed=SHARED.seed)
+
+    app_id = f"enginetwo-{uuid.uuid4().hex[:6]}"
+    first = _engine_worker(kafka, topology, tmp_path, app_id, slot=0)
+    second = _engine_worker(kafka, topology, tmp_path, app_id, slot=1)
+    first.start()
+    try:
+        _wait_some_commands(kafka, topology, first)
+        second.start()
+        _wait_consumed(kafka, topology, first)
+        assert second.alive(), second.tail()
+    finally:
+        second.stop()
+        first.stop()
+    for worker in (first, second):
+        log = worker.log.read_text(errors="replace")
+        assert "Traceback" not in log, worker.tail()
+        assert "assigned partitions" in log, worker.tail()  # both took part
+
+    expected = expected_outcome(dataset, source_topics=_source(topology))
     assert_commands_match(_commands(kafka, topology), expected.commands)
     _assert_audit_chain_verifies(kafka, topology)
