@@ -39,6 +39,7 @@ from streams.engine.api import (
     Store,
     Timer,
 )
+from streams.engine.assignment import held_numbers
 from streams.engine.errors import EngineError, HandlerFailed, NotInTransaction
 from streams.engine.ordering import Head, choose_next
 from streams.engine.restore import restore
@@ -94,9 +95,6 @@ class _Partitions:
     at_end: set[TP] = field(default_factory=set)
     paused: set[TP] = field(default_factory=set)
     pending_restore: set[int] = field(default_factory=set)
-
-    def numbers(self) -> set[int]:
-        return {p for _t, p in self.assigned}
 
 
 class _Outputs:
@@ -229,6 +227,8 @@ class Engine:
                 "enable.idempotence": True,
                 "transaction.timeout.ms": config.transaction_timeout_ms,
                 "linger.ms": 5,
+                # the Java client's partitioner (Faust's, aiokafka's): co-partitioned by key
+                "partitioner": "murmur2_random",
             }
         )
         await self._kafka_call(self._producer.init_transactions, self._timeout_s())
@@ -309,13 +309,17 @@ class Engine:
                 continue
             if tp not in parts.assigned:
                 continue  # fetched before a revocation
+            offset = msg.offset()
+            buffer = parts.buffers.setdefault(tp, deque())
+            if offset < (buffer[-1].offset + 1 if buffer else parts.next_offsets.get(tp, 0)):
+                continue  # already buffered or handled: never twice, never out of order
             _kind, timestamp_ms = msg.timestamp()
             headers = msg.headers()
-            parts.buffers.setdefault(tp, deque()).append(
+            buffer.append(
                 Record(
                     topic=tp[0],
                     partition=tp[1],
-                    offset=msg.offset(),
+                    offset=offset,
                     key=msg.key(),
                     value=msg.value(),
                     headers=headers,
@@ -392,9 +396,10 @@ class Engine:
             try:
                 await self._inputs[record.topic](record)
             except Exception as exc:
+                # the type only: an exception's text may quote the record (personal data)
                 raise HandlerFailed(
                     f"the handler of {record.topic} failed on record "
-                    f"{record.topic}[{record.partition}]@{record.offset}: {exc}"
+                    f"{record.topic}[{record.partition}]@{record.offset}: {type(exc).__name__}"
                 ) from exc
             finally:
                 self._active = False
@@ -421,7 +426,7 @@ class Engine:
             try:
                 await timer.fn()
             except Exception as exc:
-                raise HandlerFailed(f"a timer failed: {exc}") from exc
+                raise HandlerFailed(f"a timer failed: {type(exc).__name__}") from exc
             finally:
                 self._active = False
             await self._commit()
@@ -452,6 +457,8 @@ class Engine:
                 return
             except BufferError:
                 self._producer.poll(0.05)
+            except KafkaException as exc:  # e.g. an unknown topic, a record too large
+                raise EngineError(f"producing to {topic}: {exc}") from exc
 
     async def _begin(self) -> None:
         if not self._txn_open:
@@ -506,7 +513,7 @@ class Engine:
         """Inside ``consume`` (no transaction open): note the partitions, read their committed
         offsets; their stores are restored before any record is handled."""
         parts = self._parts
-        held = parts.numbers()
+        held = self._held()
         consumer.assign(partitions)
         consumer.resume(partitions)  # a pause of an earlier assignment does not carry over
         committed = consumer.committed(partitions, timeout=self._timeout_s())
@@ -515,19 +522,16 @@ class Engine:
             parts.assigned.add(key)
             if tp.offset >= 0:
                 parts.next_offsets[key] = tp.offset
-        parts.pending_restore |= parts.numbers() - held
+        new = self._held() - held
+        parts.pending_restore |= new
         self._regroup()
-        log.info(
-            "engine %s: assigned partitions %s",
-            self.config.app_id,
-            sorted(parts.numbers() - held),
-        )
+        log.info("engine %s: assigned partitions %s", self.config.app_id, sorted(new))
 
     def _revoked(self, consumer: Any, partitions: list[Any]) -> None:
         """Inside ``consume`` or ``close`` (no transaction open: nothing to commit): drop the
         revoked partitions' buffers and store state, then call ``on_revoked``."""
         parts = self._parts
-        held = parts.numbers()
+        held = self._held()
         tps = {(tp.topic, tp.partition) for tp in partitions}
         paused = [TopicPartition(*tp) for tp in tps & parts.paused]
         if paused:
@@ -539,14 +543,23 @@ class Engine:
             parts.ends_seen.pop(tp, None)
             parts.at_end.discard(tp)
             parts.paused.discard(tp)
-        gone = held - parts.numbers()
+        gone = held - self._held()
         for store in self._stores:
             store.drop(gone)
         parts.pending_restore -= gone
         self._regroup()
+        if not gone:
+            return  # e.g. a reference topic's partition moved: no partition number changed
         log.info("engine %s: revoked partitions %s", self.config.app_id, sorted(gone))
         for fn in self._on_revoked:
             fn(frozenset(gone))
+
+    def _held(self) -> set[int]:
+        return held_numbers(
+            self._parts.assigned,
+            self._partition_counts,
+            (store.partition_count for store in self._stores),
+        )
 
     def _regroup(self) -> None:
         groups: dict[tuple[int, int], list[TP]] = {}

@@ -30,6 +30,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from streams.engine.api import Record
 from streams.engine.engine import Engine, EngineConfig
 from streams.engine.errors import HandlerFailed, NotInTransaction
+from streams.routing.partitioning import murmur2_partition
 from tests.conftest import KafkaCluster, consume, unique
 
 pytestmark = pytest.mark.e2e
@@ -203,9 +204,9 @@ def test_a_member_joins_mid_stream_then_the_first_stops(
     producer = producer_factory()
     output = _output(consumer_factory, apps)
     _produce_inputs(producer, apps.topics["input"], 0, 600)
-    first = apps.start("a", delay_ms=2)
+    first = apps.start("a", delay_ms=5)
     assert output.read_until(200, 90) >= 200, apps.logs()
-    apps.start("b", delay_ms=2)  # joins while "a" is mid-stream
+    apps.start("b", delay_ms=5)  # joins while "a" is mid-stream
     _produce_inputs(producer, apps.topics["input"], 600, 600)
     assert output.read_until(900, 90) >= 900, apps.logs()
     assert apps.stop(first) == 0, apps.logs()  # "b" takes every partition over
@@ -387,3 +388,34 @@ async def test_timers_and_partition_callbacks(
     cl = consume(consumer_factory(changelog), 1 + tick_count[0], timeout_s=30)
     puts = [m.value() for m in cl if m.key() == b"ticks"]  # each timer run's put, committed
     assert puts == [str(i + 1).encode() for i in range(tick_count[0])]
+
+
+async def test_keyed_sends_use_the_java_partitioner(
+    kafka: KafkaCluster,
+    topic_factory: Callable[..., str],
+    producer_factory: Callable[..., Producer],
+    consumer_factory: Callable[..., Consumer],
+) -> None:
+    """``partition=None``: murmur2 on the key, as Faust, aiokafka and the Java client place it
+    (librdkafka's own default would not)."""
+    source = topic_factory("engine-in", partitions=1)
+    sink = topic_factory("engine-out", partitions=6)
+    producer = producer_factory()
+    keys = [f"customer-{i}".encode() for i in range(60)]
+    for key in keys:
+        producer.produce(source, key=key, value=b"v")
+    producer.flush(30)
+    engine = Engine(
+        EngineConfig(app_id=unique("engine-keys"), kafka=kafka.client_config(), instance_id="0")
+    )
+    handled: list[int] = []
+
+    async def forward(record: Record) -> None:
+        engine.outputs.send(sink, record.value, key=record.key)
+        handled.append(record.offset)
+
+    engine.input(source, forward)
+    task = await _run_until(engine, lambda: len(handled) >= len(keys), 60)
+    assert task.exception() is None
+    placed = {m.key(): m.partition() for m in consume(consumer_factory(sink), len(keys), 30)}
+    assert placed == {key: murmur2_partition(key, 6) for key in keys}
