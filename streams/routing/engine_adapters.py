@@ -8,7 +8,6 @@ record being handled (the engine commits it with that record's offset, or aborts
 - :class:`HandledRecord` knows which record is being handled (the engine hands one at a time),
   as Faust's ``current_event`` does for the Faust worker;
 - :class:`StoreTable` is a :class:`~streams.routing.handlers.ports.StateTable` over a store;
-- :class:`KeyPartitioned` puts a keyed record in its key's murmur2 partition;
 - :class:`EngineTopic` gives a topic name the ``send`` of a Faust topic, so the Faust worker's
   topic adapters (:class:`~.adapters.TopicEventOutputs`, :class:`~.adapters.TopicAlerts`,
   :class:`~.adapters.TopicChainedAudit`, :class:`~.adapters.TopicCheckpoints`) serve unchanged;
@@ -23,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +38,6 @@ from streams.routing.handlers.join import ReferenceProgress
 from streams.routing.handlers.ports import InputRecord, timestamp_ms
 from streams.routing.join_gate import JoinGate
 from streams.routing.metrics import RoutingMetrics
-from streams.routing.partitioning import murmur2_partition
 from topology import names
 
 log = logging.getLogger(__name__)
@@ -127,33 +125,6 @@ class StoreGuard:
 
 def _count(items: Iterator[tuple[bytes, bytes]]) -> int:
     return sum(1 for _ in items)
-
-
-@dataclass(frozen=True, slots=True)
-class KeyPartitioned:
-    """The engine's outputs with the partition of a keyed record chosen here, murmur2 of the key
-    as Kafka's Java clients and aiokafka (the Faust worker) choose it, for every topic of
-    ``partitions`` (topic name -> partition count): the customer-keyed outputs stay
-    co-partitioned whatever partitioner the engine's producer is configured with
-    (librdkafka's default is CRC32)."""
-
-    outputs: Outputs
-    partitions: Mapping[str, int]
-
-    def send(
-        self,
-        topic: str,
-        value: bytes | None,
-        *,
-        key: bytes | None = None,
-        partition: int | None = None,
-        headers: Headers | None = None,
-    ) -> None:
-        if partition is None and key is not None:
-            count = self.partitions.get(topic)
-            if count is not None:
-                partition = murmur2_partition(key, count)
-        self.outputs.send(topic, value, key=key, partition=partition, headers=headers)
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,7 +59,6 @@ from streams.routing.engine_adapters import (
     EngineOutputs,
     EngineTopic,
     HandledRecord,
-    KeyPartitioned,
     ReferenceAdmission,
     StoreGuard,
     StoreTable,
@@ -194,7 +193,7 @@ def install(
         templates=templates_view,
     )
 
-    out = KeyPartitioned(engine.outputs, {t.name: t.partitions for t in topology.topics})
+    out = engine.outputs  # keyed records go to their key's murmur2 partition (api.py)
     signing = AuditSigning.from_environment()
     chains = AuditChains(
         heads=tables["audit-chain-heads"],

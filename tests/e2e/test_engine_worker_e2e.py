@@ -27,6 +27,7 @@ from streams.audit.reader import verify_topic
 from streams.codec import codec_for
 from streams.demo.processes import ProcessFailed, WorkerProcess, wait_consumed
 from streams.domain.records import AccountEvent, BusinessEvent, CompositionCommand
+from streams.routing.partitioning import murmur2_partition
 from streams.simulator.generator import Scenario, generate
 from streams.simulator.publish import publish_events
 from streams.topic_reader import read_topic
@@ -81,11 +82,12 @@ def _wait_consumed(kafka: KafkaCluster, topology: Topology, worker: WorkerProces
 
 
 def _commands(kafka: KafkaCluster, topology: Topology) -> list[CompositionCommand]:
+    """The commands written (read_committed); each in its customer's murmur2 partition."""
     codec = codec_for(CompositionCommand)
-    return [
-        codec.decode(r.value)
-        for r in read_topic(kafka.bootstrap_servers, topology.name(names.COMMANDS))
-    ]
+    records = list(read_topic(kafka.bootstrap_servers, topology.name(names.COMMANDS)))
+    misplaced = [r.partition for r in records if r.partition != murmur2_partition(r.key or b"", 6)]
+    assert misplaced == []
+    return [codec.decode(r.value) for r in records]
 
 
 def _source(topology: Topology) -> Callable[[BusinessEvent], str]:

@@ -19,7 +19,6 @@ from streams.routing.engine_adapters import (
     EngineOutputs,
     EngineTopic,
     HandledRecord,
-    KeyPartitioned,
     ReferenceAdmission,
     StoreGuard,
     StoreTable,
@@ -27,7 +26,6 @@ from streams.routing.engine_adapters import (
 from streams.routing.handlers.audit import AuditChains, decode_head, head_key
 from streams.routing.join_gate import JoinGate, ProgressSignal
 from streams.routing.metrics import RoutingMetrics
-from streams.routing.partitioning import murmur2_partition
 from tests.domain.factories import T0
 from tests.routing.engine_fakes import FakeOutputs, FakeStore
 
@@ -226,21 +224,6 @@ async def test_an_event_waits_until_the_views_observed_their_ends_after_it() -> 
     await asyncio.wait_for(waiting, 10)
     assert admission.gate.counters.waited == 1
     assert admission.gate.counters.gave_up == 0
-
-
-def test_a_keyed_record_goes_to_its_keys_murmur2_partition_of_the_topics_known() -> None:
-    outputs = FakeOutputs()
-    partitioned = KeyPartitioned(outputs, {EVENTS: 6, RULES: 1})
-    partitioned.send(EVENTS, b"v", key=b"cust-1")
-    partitioned.send(EVENTS, b"v", key=b"cust-1", partition=2)  # an explicit one stays
-    partitioned.send(EVENTS, b"v")  # unkeyed: the engine's choice
-    partitioned.send("unknown", b"v", key=b"cust-1")
-    assert [(s.topic, s.partition) for s in outputs.sent] == [
-        (EVENTS, murmur2_partition(b"cust-1", 6)),
-        (EVENTS, 2),
-        (EVENTS, None),
-        ("unknown", None),
-    ]
 
 
 async def test_the_tracking_guard_writes_in_the_records_partition_or_the_one_named() -> None:
