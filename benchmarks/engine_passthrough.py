@@ -42,7 +42,7 @@ def _repetitions() -> int:
     return int(os.environ.get("BENCH_REPETITIONS", "3"))
 
 
-def _topic(conf: dict[str, str], name: str) -> str:
+def create_topic(conf: dict[str, str], name: str) -> str:
     admin = AdminClient({**conf})
     admin.create_topics([NewTopic(name, PARTITIONS, 1)])[name].result(30)
     return name
@@ -65,7 +65,7 @@ def publish(conf: dict[str, str], topic: str, n: int) -> None:
 
 def loop_once(conf: dict[str, str], source: str, n: int, timeout_s: float = 300.0) -> float:
     """The plain transactional loop; records/s."""
-    out = _topic(conf, f"bench-engine-loop-{uuid.uuid4().hex[:8]}")
+    out = create_topic(conf, f"bench-engine-loop-{uuid.uuid4().hex[:8]}")
     group = f"bench-engine-loop-{uuid.uuid4().hex[:8]}"
     consumer = Consumer(
         {
@@ -127,7 +127,7 @@ def loop_once(conf: dict[str, str], source: str, n: int, timeout_s: float = 300.
 
 def engine_once(conf: dict[str, str], source: str, n: int, timeout_s: float = 300.0) -> float:
     """The engine copying the records; records/s."""
-    out = _topic(conf, f"bench-engine-out-{uuid.uuid4().hex[:8]}")
+    out = create_topic(conf, f"bench-engine-out-{uuid.uuid4().hex[:8]}")
     engine = Engine(
         EngineConfig(
             app_id=f"bench-engine-{uuid.uuid4().hex[:8]}",
@@ -172,7 +172,7 @@ def run() -> dict[str, Any]:
     n, repetitions = _records(), _repetitions()
     with broker() as bootstrap:
         conf = {"bootstrap.servers": bootstrap}
-        source = _topic(conf, f"bench-engine-in-{uuid.uuid4().hex[:8]}")
+        source = create_topic(conf, f"bench-engine-in-{uuid.uuid4().hex[:8]}")
         publish(conf, source, n)
         measured: list[float] = []
         baseline: list[float] = []

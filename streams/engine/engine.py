@@ -23,13 +23,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.engine.api import (
     Handler,
@@ -41,14 +39,14 @@ from streams.engine.api import (
 )
 from streams.engine.assignment import held_numbers
 from streams.engine.errors import EngineError, HandlerFailed, NotInTransaction
-from streams.engine.ordering import Head, choose_next
+from streams.engine.partitions import TP, InputPartitions
 from streams.engine.restore import restore
 from streams.engine.stores import MemoryStore
+from streams.engine.topics import create_changelogs, partition_counts
 from streams.engine.transactions import CommitPolicy
 
 log = logging.getLogger(__name__)
 
-TP = tuple[str, int]
 _IDLE_SLEEP_S = 0.005
 """The loop's pause when nothing was fetched, handled or due."""
 
@@ -74,27 +72,6 @@ class _Timer:
     interval_s: float
     fn: Timer
     due: float = 0.0
-
-
-@dataclass(slots=True)
-class _Group:
-    """Partition ``number`` of the inputs with the same partition count."""
-
-    tps: list[TP]
-    waiting_since_ms: int | None = None
-
-
-@dataclass(slots=True)
-class _Partitions:
-    """What the engine holds of its assignment."""
-
-    assigned: set[TP] = field(default_factory=set)
-    buffers: dict[TP, deque[Record]] = field(default_factory=dict)
-    next_offsets: dict[TP, int] = field(default_factory=dict)
-    ends_seen: dict[TP, int] = field(default_factory=dict)
-    at_end: set[TP] = field(default_factory=set)
-    paused: set[TP] = field(default_factory=set)
-    pending_restore: set[int] = field(default_factory=set)
 
 
 class _Outputs:
@@ -132,13 +109,17 @@ class Engine:
         self._timers: list[_Timer] = []
         self._on_assigned: list[PartitionsChanged] = []
         self._on_revoked: list[PartitionsChanged] = []
-        self._parts = _Partitions()
-        self._groups: list[_Group] = []
-        self._next_group = 0
+        self._parts = InputPartitions(max_idle_ms=config.max_task_idle_ms)
+        self._paused: set[TP] = set()
+        self._pending_restore: set[int] = set()
+        self._unknown_offsets: set[TP] = set()
+        """Assigned partitions whose committed offset was not read yet."""
         self._partition_counts: dict[str, int] = {}
         self._active = False
         self._txn_open = False
         self._txn_positions: dict[TP, int] = {}
+        self._wrote = False
+        """Something was produced in the open transaction."""
         self._ran = False
         self._consumer: Any = None
         self._producer: Any = None
@@ -178,33 +159,22 @@ class Engine:
     def positions(self) -> dict[TP, int]:
         """The next offset to handle per assigned input partition (where known: the committed
         offset, then the handled records; past the end's transaction markers once read to it)."""
-        out: dict[TP, int] = {}
-        for tp in self._parts.assigned:
-            known = self._parts.next_offsets.get(tp)
-            if tp in self._parts.at_end and not self._parts.buffers.get(tp):
-                end = self._parts.ends_seen[tp]
-                known = end if known is None else max(known, end)
-            if known is not None:
-                out[tp] = known
-        return out
+        return self._parts.positions()
 
     def end_offsets(self) -> dict[TP, int]:
         """The last known end per assigned input partition (none before its first fetch): where
         the partition was last read to its end (the last stable offset) while nothing new was
         fetched since, else the high watermark of the last fetch (which counts records of open
         transactions: a partition is caught up when its position equals this end)."""
-        out: dict[TP, int] = {}
-        for tp in self._parts.assigned:
-            end = self._parts.ends_seen.get(tp, -1)
-            if tp in self._parts.at_end:
-                out[tp] = end  # read to it: the last stable offset, past any marker
-                continue
-            if self._consumer is not None:
-                _low, high = self._consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
-                end = max(end, high)
-            if end >= 0:
-                out[tp] = end
-        return out
+        consumer = self._consumer
+        if consumer is None:
+            return self._parts.ends(None)
+
+        def high_watermark(tp: TP) -> int:
+            _low, high = consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
+            return int(high)
+
+        return self._parts.ends(high_watermark)
 
     # ---------------------------------------------------------------- the run
 
@@ -218,7 +188,7 @@ class Engine:
         if not self._inputs:
             raise EngineError("no input registered")
         config = self.config
-        await asyncio.to_thread(self._create_changelogs)
+        await asyncio.to_thread(create_changelogs, config.kafka, self._stores)
         self._producer = Producer(
             {
                 **config.kafka,
@@ -257,7 +227,9 @@ class Engine:
             }
         )
         try:
-            self._partition_counts = await asyncio.to_thread(self._input_partition_counts)
+            self._partition_counts = await asyncio.to_thread(
+                partition_counts, self._consumer, list(self._inputs)
+            )
             self._consumer.subscribe(
                 list(self._inputs),
                 on_assign=self._assigned,
@@ -272,6 +244,7 @@ class Engine:
         finally:
             try:
                 self._consumer.close()  # leaves the group: its partitions move at once
+                self._consumer = None  # end_offsets() from other tasks: nothing assigned now
                 restorer.close()
                 self._producer.flush(10)
                 self._producer.close()
@@ -282,7 +255,9 @@ class Engine:
         self._pause_full_buffers()
         msgs = self._consumer.consume(self.config.max_batch, timeout=0)
         self._buffer(msgs)
-        if self._parts.pending_restore:
+        if self._unknown_offsets:
+            await self._read_committed_offsets()
+        if self._pending_restore:
             await self._restore(restorer)
         ran = await self._run_due_timers()
         handled = await self._handle_batch()
@@ -298,97 +273,50 @@ class Engine:
             tp = (msg.topic(), msg.partition())
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
-                    if tp in parts.assigned:
-                        parts.at_end.add(tp)
-                        parts.ends_seen[tp] = msg.offset()
+                    parts.reached_end(tp, msg.offset())
                     continue
                 if error.fatal():
                     raise EngineError(f"consuming {tp[0]}[{tp[1]}]: {error}")
                 # the client retries (a broker away, a topic not there yet): say it, go on
                 log.warning("engine %s: consumer: %s", self.config.app_id, error)
                 continue
-            if tp not in parts.assigned:
-                continue  # fetched before a revocation
-            offset = msg.offset()
-            buffer = parts.buffers.setdefault(tp, deque())
-            if offset < (buffer[-1].offset + 1 if buffer else parts.next_offsets.get(tp, 0)):
-                continue  # already buffered or handled: never twice, never out of order
             _kind, timestamp_ms = msg.timestamp()
-            headers = msg.headers()
-            buffer.append(
+            parts.add(
                 Record(
                     topic=tp[0],
                     partition=tp[1],
-                    offset=offset,
+                    offset=msg.offset(),
                     key=msg.key(),
                     value=msg.value(),
-                    headers=headers,
+                    headers=msg.headers(),
                     timestamp_ms=timestamp_ms,
                 )
             )
-            parts.at_end.discard(tp)
 
     def _pause_full_buffers(self) -> None:
         """A partition with ``2 * max_batch`` records buffered is paused until it is down to
         ``max_batch``: the buffer stays bounded while a group waits for a lagging input."""
-        parts = self._parts
         full, drained = [], []
-        for tp in parts.assigned:
-            size = len(parts.buffers.get(tp, ()))
-            if tp not in parts.paused and size >= 2 * self.config.max_batch:
+        for tp in self._parts.assigned:
+            size = self._parts.buffered(tp)
+            if tp not in self._paused and size >= 2 * self.config.max_batch:
                 full.append(tp)
-            elif tp in parts.paused and size < self.config.max_batch:
+            elif tp in self._paused and size < self.config.max_batch:
                 drained.append(tp)
         if full:
             self._consumer.pause([TopicPartition(*tp) for tp in full])
-            parts.paused.update(full)
+            self._paused.update(full)
         if drained:
             self._consumer.resume([TopicPartition(*tp) for tp in drained])
-            parts.paused.difference_update(drained)
-
-    def _take_next(self) -> Record | None:
-        """The next record to handle: groups in turn, each by its own order."""
-        now_ms = int(time.monotonic() * 1000)
-        count = len(self._groups)
-        parts = self._parts
-        for i in range(count):
-            group = self._groups[(self._next_group + i) % count]
-            if len(group.tps) == 1:  # one input: offset order, nothing to wait for
-                buffer = parts.buffers.get(group.tps[0])
-                if buffer:
-                    self._next_group = (self._next_group + i + 1) % count
-                    return buffer.popleft()
-                continue
-            heads = []
-            for tp in group.tps:
-                buffer = parts.buffers.get(tp)
-                heads.append(
-                    Head(
-                        tp[0],
-                        buffer[0].timestamp_ms if buffer else None,
-                        tp in parts.at_end,
-                    )
-                )
-            choice = choose_next(
-                heads,
-                now_ms=now_ms,
-                waiting_since_ms=group.waiting_since_ms,
-                max_idle_ms=self.config.max_task_idle_ms,
-            )
-            group.waiting_since_ms = choice.waiting_since_ms
-            if choice.topic is not None:
-                self._next_group = (self._next_group + i + 1) % count
-                tp = (choice.topic, group.tps[0][1])
-                return parts.buffers[tp].popleft()
-        return None
+            self._paused.difference_update(drained)
 
     async def _handle_batch(self) -> int:
-        if not any(self._parts.buffers.values()):
+        if not self._parts.has_buffered():
             return 0
         handled = 0
         opened = time.monotonic()
         while True:
-            record = self._take_next()
+            record = self._parts.take_next(int(time.monotonic() * 1000))
             if record is None:
                 break
             await self._begin()
@@ -403,9 +331,8 @@ class Engine:
                 ) from exc
             finally:
                 self._active = False
-            tp = (record.topic, record.partition)
-            self._txn_positions[tp] = record.offset + 1
-            self._parts.next_offsets[tp] = record.offset + 1
+            self._txn_positions[(record.topic, record.partition)] = record.offset + 1
+            self._parts.handled(record)
             handled += 1
             open_ms = (time.monotonic() - opened) * 1000
             if self._policy.due(handled=handled, open_ms=open_ms, nothing_left=False):
@@ -429,7 +356,7 @@ class Engine:
                 raise HandlerFailed(f"a timer failed: {type(exc).__name__}") from exc
             finally:
                 self._active = False
-            await self._commit()
+            await self._commit(fence=True)
             ran += 1
         return ran
 
@@ -445,6 +372,7 @@ class Engine:
         headers: Headers | None = None,
     ) -> None:
         """Queue one record in the open transaction (waits while the producer queue is full)."""
+        self._wrote = True
         while True:
             try:
                 self._producer.produce(
@@ -468,12 +396,20 @@ class Engine:
                 raise EngineError(f"beginning a transaction: {exc}") from exc
             self._txn_open = True
 
-    async def _commit(self) -> None:
+    async def _commit(self, *, fence: bool = False) -> None:
+        """Produce the stores' changes, send the handled positions, commit. ``fence`` (a
+        timer's transaction): when it wrote anything, the positions already handled are sent
+        too, so that a member the group has moved on from (a zombie) cannot commit it."""
         for store in self._stores:
             for change in store.take_changes():
                 self._produce(
                     change.topic, change.value, key=change.key, partition=change.partition
                 )
+        if fence and self._wrote:
+            parts = self._parts
+            for tp, offset in parts.next_offsets.items():
+                if tp in parts.assigned:
+                    self._txn_positions.setdefault(tp, offset)
         offsets = [TopicPartition(t, p, o) for (t, p), o in self._txn_positions.items()]
         if offsets:
             await self._kafka_call(
@@ -484,12 +420,14 @@ class Engine:
             )
         await self._kafka_call(self._producer.commit_transaction, self._timeout_s())
         self._txn_open = False
+        self._wrote = False
         self._txn_positions.clear()
 
     async def _abort(self) -> None:
         for store in self._stores:
             store.discard_changes()
         self._txn_positions.clear()
+        self._wrote = False
         if not self._txn_open or self._producer is None:
             return
         self._txn_open = False
@@ -499,10 +437,22 @@ class Engine:
             log.warning("engine %s: abort failed: %s", self.config.app_id, exc)
 
     async def _kafka_call(self, fn: Any, *args: Any) -> None:
-        try:
-            await asyncio.to_thread(fn, *args)
-        except KafkaException as exc:
-            raise EngineError(f"{getattr(fn, '__name__', 'kafka')}: {exc}") from exc
+        """A blocking transactional call in a worker thread, tried again while librdkafka says
+        the error is retriable (a timeout, a coordinator moving), up to the transaction
+        timeout; any other error ends the run (the transaction is aborted by the caller)."""
+        name = getattr(fn, "__name__", "kafka")
+        deadline = time.monotonic() + self._timeout_s()
+        while True:
+            try:
+                await asyncio.to_thread(fn, *args)
+                return
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                retriable = getattr(error, "retriable", lambda: False)()
+                if not retriable or time.monotonic() >= deadline:
+                    raise EngineError(f"{name}: {exc}") from exc
+                log.warning("engine %s: %s: %s; trying again", self.config.app_id, name, exc)
+                await asyncio.sleep(0.1)
 
     def _timeout_s(self) -> float:
         return self.config.transaction_timeout_ms / 1000
@@ -510,20 +460,17 @@ class Engine:
     # ---------------------------------------------------------------- rebalances
 
     def _assigned(self, consumer: Any, partitions: list[Any]) -> None:
-        """Inside ``consume`` (no transaction open): note the partitions, read their committed
-        offsets; their stores are restored before any record is handled."""
+        """Inside ``consume`` (no transaction open): note the partitions; their committed
+        offsets are read and their stores restored before any record is handled."""
         parts = self._parts
         held = self._held()
         consumer.assign(partitions)
         consumer.resume(partitions)  # a pause of an earlier assignment does not carry over
-        committed = consumer.committed(partitions, timeout=self._timeout_s())
-        for tp in committed:
-            key = (tp.topic, tp.partition)
-            parts.assigned.add(key)
-            if tp.offset >= 0:
-                parts.next_offsets[key] = tp.offset
+        tps = [(tp.topic, tp.partition) for tp in partitions]
+        parts.assign(tps)
+        self._unknown_offsets.update(tps)
         new = self._held() - held
-        parts.pending_restore |= new
+        self._pending_restore |= new
         self._regroup()
         log.info("engine %s: assigned partitions %s", self.config.app_id, sorted(new))
 
@@ -533,20 +480,16 @@ class Engine:
         parts = self._parts
         held = self._held()
         tps = {(tp.topic, tp.partition) for tp in partitions}
-        paused = [TopicPartition(*tp) for tp in tps & parts.paused]
+        paused = [TopicPartition(*tp) for tp in tps & self._paused]
         if paused:
             consumer.resume(paused)
-        for tp in tps:
-            parts.assigned.discard(tp)
-            parts.buffers.pop(tp, None)
-            parts.next_offsets.pop(tp, None)
-            parts.ends_seen.pop(tp, None)
-            parts.at_end.discard(tp)
-            parts.paused.discard(tp)
+        parts.revoke(tps)
+        self._paused -= tps
+        self._unknown_offsets -= tps
         gone = held - self._held()
         for store in self._stores:
             store.drop(gone)
-        parts.pending_restore -= gone
+        self._pending_restore -= gone
         self._regroup()
         if not gone:
             return  # e.g. a reference topic's partition moved: no partition number changed
@@ -562,17 +505,26 @@ class Engine:
         )
 
     def _regroup(self) -> None:
-        groups: dict[tuple[int, int], list[TP]] = {}
-        for topic in self._inputs:  # registration order: ties of timestamps go to the first
-            count = self._partition_counts.get(topic, 0)
-            for t, p in sorted(self._parts.assigned):
-                if t == topic:
-                    groups.setdefault((count, p), []).append((t, p))
-        self._groups = [_Group(tps) for _key, tps in sorted(groups.items())]
-        self._next_group = 0
+        self._parts.regroup(list(self._inputs), self._partition_counts)
+
+    async def _read_committed_offsets(self) -> None:
+        """The group's committed offsets of newly assigned partitions (for :meth:`positions`
+        before their first record is handled), read off the event loop thread."""
+        asked = [TopicPartition(*tp) for tp in sorted(self._unknown_offsets)]
+        try:
+            committed = await asyncio.to_thread(
+                self._consumer.committed, asked, timeout=self._timeout_s()
+            )
+        except KafkaException as exc:
+            raise EngineError(f"reading committed offsets: {exc}") from exc
+        for tp in committed:
+            key = (tp.topic, tp.partition)
+            if key in self._unknown_offsets:
+                self._parts.committed(key, tp.offset)
+                self._unknown_offsets.discard(key)
 
     async def _restore(self, restorer: Any) -> None:
-        numbers = frozenset(self._parts.pending_restore)
+        numbers = frozenset(self._pending_restore)
         targets = {
             (store.changelog_topic, p): store
             for store in self._stores
@@ -581,7 +533,7 @@ class Engine:
         }
         started = time.monotonic()
         read = await restore(restorer, targets, timeout_s=self.config.restore_timeout_s)
-        self._parts.pending_restore -= numbers
+        self._pending_restore -= numbers
         log.info(
             "engine %s: restored %d changelog records of partitions %s in %.1f s",
             self.config.app_id,
@@ -591,47 +543,3 @@ class Engine:
         )
         for fn in self._on_assigned:
             fn(numbers)
-
-    # ---------------------------------------------------------------- topics
-
-    def _input_partition_counts(self) -> dict[str, int]:
-        metadata = self._consumer.list_topics(timeout=30)
-        counts = {}
-        for topic in self._inputs:
-            found = metadata.topics.get(topic)
-            if found is None or found.error is not None or not found.partitions:
-                raise EngineError(f"input topic {topic} does not exist")
-            counts[topic] = len(found.partitions)
-        return counts
-
-    def _create_changelogs(self) -> None:
-        if not self._stores:
-            return
-        admin = AdminClient(dict(self.config.kafka))
-        existing = admin.list_topics(timeout=30).topics
-        wanted = [
-            NewTopic(
-                store.changelog_topic,
-                num_partitions=store.partition_count,
-                replication_factor=-1,
-                config={"cleanup.policy": "compact"},
-            )
-            for store in self._stores
-            if store.changelog_topic not in existing
-        ]
-        if not wanted:
-            return
-        for topic, future in admin.create_topics(wanted).items():
-            try:
-                future.result(30)
-            except KafkaException as exc:
-                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                    raise EngineError(f"creating changelog {topic}: {exc}") from exc
-        deadline = time.monotonic() + 30
-        names = {t.topic for t in wanted}
-        while time.monotonic() < deadline:
-            topics = admin.list_topics(timeout=10).topics
-            if all(n in topics and topics[n].partitions for n in names):
-                return
-            time.sleep(0.1)
-        raise EngineError(f"changelog topics {sorted(names)} did not appear in 30 s")

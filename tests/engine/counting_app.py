@@ -35,6 +35,9 @@ def build(args: argparse.Namespace) -> Engine:
             kafka=kafka,
             instance_id=args.instance_id,
             max_task_idle_ms=200,
+            # a restart under another instance id waits for the dead one's open transaction
+            # to time out (its records hold the read_committed end back): short in tests
+            transaction_timeout_ms=10_000,
         )
     )
     counts = engine.store("counts", changelog_topic=args.changelog, partitions=args.partitions)

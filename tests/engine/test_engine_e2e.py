@@ -175,11 +175,16 @@ def _output(consumer_factory: Callable[..., Consumer], apps: _Apps) -> _Output:
     return _Output(consumer_factory(apps.topics["output"]))
 
 
+@pytest.mark.parametrize("restarted_as", ["slot-0", "slot-1"])
 def test_sigkill_mid_stream_then_restart_is_exactly_once(
     apps: _Apps,
     producer_factory: Callable[..., Producer],
     consumer_factory: Callable[..., Consumer],
+    restarted_as: str,
 ) -> None:
+    """Restarted in the same slot, its ``init_transactions`` aborts the dead one's open
+    transaction at once; under another instance id, that transaction times out (10 s here)
+    while the new one restores to the last stable offset and handles the same records again."""
     total = 2000
     _produce_inputs(producer_factory(), apps.topics["input"], 0, total)
     output = _output(consumer_factory, apps)
@@ -188,9 +193,9 @@ def test_sigkill_mid_stream_then_restart_is_exactly_once(
     first.kill()  # SIGKILL: an open transaction, handled records not committed
     first.wait(30)
     assert len(output.records) < total  # it really died mid-stream
-    second = apps.start("slot-0")  # the same slot: its init_transactions aborts the dead one's
+    second = apps.start(restarted_as)
     assert output.read_until(total, 120) >= total, apps.logs()
-    apps.wait_state("slot-0", _expected_counts(total), 30)  # restored, then counted on
+    apps.wait_state(restarted_as, _expected_counts(total), 30)  # restored, then counted on
     assert apps.stop(second) == 0, apps.logs()
     output.drain(2.0)  # anything doubled would be here by now
     _check_exactly_once(output.records, total)
@@ -338,17 +343,19 @@ async def test_timers_and_partition_callbacks(
     consumer_factory: Callable[..., Consumer],
 ) -> None:
     """Stores are restored before ``on_assigned``; a timer's sends and puts commit in a
-    transaction of its own; sends outside handlers and timers are refused; ``on_revoked`` gets
-    the partition numbers when the engine stops."""
+    transaction of its own (with the positions handled: a zombie's would be fenced); sends
+    outside handlers and timers are refused; ``on_revoked`` gets the partition numbers when the
+    engine stops."""
     source = topic_factory("engine-in", partitions=2)
     ticks = topic_factory("engine-ticks", partitions=1)
     changelog = topic_factory("engine-cl", partitions=2, config={"cleanup.policy": "compact"})
     producer = producer_factory()
     producer.produce(changelog, key=b"restored", value=b"yes", partition=1)
+    for p in (0, 0, 1, 1):
+        producer.produce(source, value=b"v", partition=p)
     producer.flush(30)
-    engine = Engine(
-        EngineConfig(app_id=unique("engine-timer"), kafka=kafka.client_config(), instance_id="0")
-    )
+    app_id = unique("engine-timer")
+    engine = Engine(EngineConfig(app_id=app_id, kafka=kafka.client_config(), instance_id="0"))
     store = engine.store("s", changelog_topic=changelog, partitions=2)
     events: list[tuple[str, frozenset[int], bytes | None]] = []
     refused: list[str] = []
@@ -388,6 +395,10 @@ async def test_timers_and_partition_callbacks(
     cl = consume(consumer_factory(changelog), 1 + tick_count[0], timeout_s=30)
     puts = [m.value() for m in cl if m.key() == b"ticks"]  # each timer run's put, committed
     assert puts == [str(i + 1).encode() for i in range(tick_count[0])]
+    # the records handled (and the timers' transactions, fenced with them) committed offsets
+    group = consumer_factory(**{"group.id": app_id})
+    offsets = group.committed([TopicPartition(source, p) for p in (0, 1)], timeout=10)
+    assert [tp.offset for tp in offsets] == [2, 2]
 
 
 async def test_keyed_sends_use_the_java_partitioner(
