@@ -116,6 +116,7 @@ def markdown(results: Sequence[Result], plots: Sequence[str]) -> str:
             ("passthrough_ceiling", "Passthrough ceiling"),
             ("framework_ceiling", "Framework ceiling"),
             ("preferences_first", "Preferences loaded first"),
+            ("engine_worker", "Engine worker"),
         ):
             ceiling = r.get(field)
             if isinstance(ceiling, dict):

@@ -318,6 +318,12 @@ class Run:
     """Commands the transactional loop wrote (committed), -1 when not run."""
     loop_cpu: dict[str, float] = field(default_factory=dict)
     """Cores used during the window by the loop and by the whole machine."""
+    engine: float = float("nan")
+    """The routing worker on the engine (``AIR_EXSTREAM_ENGINE=kafka``) events/s, same window
+    (NaN: not run)."""
+    engine_commands: int = -1
+    """Commands the engine worker wrote (committed), -1 when not run."""
+    engine_cpu: dict[str, float] = field(default_factory=dict)
 
 
 def _assignments(procs: list[WorkerProcess]) -> int:
@@ -366,6 +372,7 @@ def routing_once(
         ceiling = passthrough(fx, len(data.events))
         framework = faust_passthrough(fx, len(data.events), workdir)
         loop, loop_commands, loop_cpu = transactional_loop(fx, len(data.events), workdir)
+        engine, engine_commands, engine_cpu = engine_worker(fx, len(data.events), workdir)
     return Run(
         rate,
         ceiling,
@@ -376,6 +383,9 @@ def routing_once(
         commands,
         loop_commands,
         loop_cpu,
+        engine,
+        engine_commands,
+        engine_cpu,
     )
 
 
@@ -423,6 +433,34 @@ def transactional_loop(fx: Fixture, n: int, workdir: Path) -> tuple[float, int, 
             proc.kill()
             proc.wait(10)
     return rate, count_records(fx.bootstrap, f"{out}commands"), meter.shares()
+
+
+ENGINE_ENV = {"AIR_EXSTREAM_ENGINE": "kafka"}
+"""The routing worker on the project's engine (streams/routing/engine_worker.py)."""
+
+
+def engine_worker(fx: Fixture, n: int, workdir: Path) -> tuple[float, int, dict[str, float]]:
+    """The routing worker on the engine (a process, its own consumer group) on the same input
+    records, all published before it starts: events/s over the same window of its committed
+    offsets, the commands it wrote (to the same commands topic: the count it added) and the
+    cores it used."""
+    commands_topic = fx.topology.name(names.COMMANDS)
+    before = count_records(fx.bootstrap, commands_topic)
+    wdir = workdir / f"{fx.app_id}-engine"
+    wdir.mkdir(parents=True, exist_ok=True)
+    proc = WorkerProcess(fx.bootstrap, fx.prefix, f"{fx.app_id}-engine", wdir, env=ENGINE_ENV)
+    proc.start()
+    try:
+        meter = CpuMeter([proc.proc.pid] if proc.proc is not None else [])
+        try:
+            rate = committed_window_rate(
+                fx.bootstrap, proc.app_id, fx.inputs(), n, proc.alive, meter=meter
+            )
+        except ProcessFailed as exc:
+            raise ProcessFailed(f"{exc}; engine worker log:\n{proc.tail(20)}") from exc
+    finally:
+        proc.stop()
+    return rate, count_records(fx.bootstrap, commands_topic) - before, meter.shares()
 
 
 def passthrough(fx: Fixture, n: int, timeout_s: float = 300.0) -> float:
@@ -542,6 +580,8 @@ def throughput(bootstrap: str, workdir: Path) -> dict[str, Any]:
             f"  routing rep {rep + 1}: worker {run.rate:.0f} events/s ({run.commands} commands), "
             f"transactional loop {run.loop:.0f} events/s ({run.loop_commands} commands, cores "
             f"{run.loop_cpu}), "
+            f"engine worker {run.engine:.0f} events/s ({run.engine_commands} commands, cores "
+            f"{run.engine_cpu}), "
             f"passthrough {run.ceiling:.0f} records/s, faust passthrough {run.framework:.0f} "
             f"records/s; cores used: {run.cpu}, rebalances {run.rebalances}"
         )
@@ -591,6 +631,18 @@ def throughput(bootstrap: str, workdir: Path) -> dict[str, Any]:
             "worker": worker_cpu,
             "loop": loop_cpu,
             "ratio": mc / bc if mc is not None and bc else None,
+        },
+        "engine_worker": {
+            "what": "the routing worker on the project's engine (AIR_EXSTREAM_ENGINE=kafka, "
+            "streams/routing/engine_worker.py; 1 process, exactly-once), same records, all "
+            "published before it starts; ratio: to the transactional loop",
+            "value": median([r.engine for r in runs]),
+            "runs": [r.engine for r in runs],
+            "commands": [r.engine_commands for r in runs],
+            "commands_match": all(r.engine_commands == expected for r in runs),
+            "cores_used": [r.engine_cpu.get("processes") for r in runs],
+            "per_cpu_second": [per_cpu_second(r.engine, r.engine_cpu) for r in runs],
+            "ratio": median([r.engine for r in runs]) / b if b else None,
         },
         "passthrough_ceiling": {
             "what": "bare confluent-kafka consume -> produce passthrough, same records",

@@ -1,15 +1,20 @@
-"""``air-exstream worker``: run the routing worker (Faust) until stopped."""
+"""``air-exstream worker``: run the routing worker until stopped: the Faust one, or the one on the
+project's engine with ``AIR_EXSTREAM_ENGINE=kafka`` (:mod:`streams.routing.engine_worker`)."""
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import click
 
-from streams.config import resolve_kafka_settings
+from streams.config import KafkaSettings, resolve_kafka_settings
 from streams.routing.settings import WorkerSettings
 from topology.apply import apply_topology
-from topology.model import load_topology
+from topology.model import Topology, load_topology
+
+if TYPE_CHECKING:
+    from streams.routing.metrics import RoutingMetrics
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +54,9 @@ def worker(
 
         mode.loop.use("uvloop")
     metrics = RoutingMetrics(commit_deadline_s=settings.commit_timeout_s)
+    if settings.engine == "kafka":
+        _run_on_engine(kafka, settings, topology, metrics, loglevel)
+        return
     app, _ = create_app(kafka=kafka, worker=settings, topology=topology, metrics=metrics)
     server = None
     if settings.metrics_port:
@@ -59,6 +67,40 @@ def worker(
             log.error("metrics not served on port %d: %s", settings.metrics_port, exc)
     try:
         DiagnosableWorker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _run_on_engine(
+    kafka: KafkaSettings,
+    settings: WorkerSettings,
+    topology: Topology,
+    metrics: RoutingMetrics,
+    loglevel: str,
+) -> None:
+    """The engine worker (:mod:`streams.routing.engine_worker`) until SIGTERM or SIGINT."""
+    import asyncio
+
+    from streams.metrics import serve_metrics
+    from streams.routing.engine_worker import serve
+
+    logging.basicConfig(
+        level=loglevel.upper(), format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
+    )
+    server = None
+    if settings.metrics_port:
+        try:
+            server = serve_metrics(metrics.registry, settings.metrics_port, settings.metrics_host)
+        except OSError as exc:
+            log.error("metrics not served on port %d: %s", settings.metrics_port, exc)
+    try:
+        if settings.event_loop == "uvloop":
+            import uvloop
+
+            uvloop.run(serve(kafka=kafka, worker=settings, topology=topology, metrics=metrics))
+        else:
+            asyncio.run(serve(kafka=kafka, worker=settings, topology=topology, metrics=metrics))
     finally:
         if server is not None:
             server.stop()

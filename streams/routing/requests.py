@@ -90,6 +90,22 @@ class RequestsContext:
 
 def install_requests(ctx: RequestsContext) -> Callable[[Any], Awaitable[None]]:
     """Install the document-request agent; returns its per-record handler (for tests)."""
+    handle = request_handler(ctx)
+
+    @ctx.app.agent(ctx.requests_topic)
+    async def document_requests_agent(stream: Any) -> None:
+        await ctx.reference_ready()
+        async for event in stream.events():
+            if ctx.admitted is not None and not await ctx.admitted(event.message):
+                continue
+            await ctx.guard.process(event, handle)
+
+    return handle
+
+
+def request_handler(ctx: RequestsContext) -> Callable[[Any], Awaitable[None]]:
+    """The per-record handler of a document request, for whichever worker runs it (``ctx.app``,
+    ``ctx.guard``, ``ctx.reference_ready`` and ``ctx.admitted`` are not used)."""
     codecs, topic = ctx.codecs, ctx.topology.name
     request_codec = codecs.for_topic(ctx.source_topic, DocumentRequest)
     command_codec = codecs.for_topic(topic(names.COMMANDS), CompositionCommand)
@@ -128,13 +144,5 @@ def install_requests(ctx: RequestsContext) -> Callable[[Any], Awaitable[None]]:
         await ctx.send_audit(decision.audit, key)
         counters.commands += 1
         ctx.metrics.decided("document_request", "command")
-
-    @ctx.app.agent(ctx.requests_topic)
-    async def document_requests_agent(stream: Any) -> None:
-        await ctx.reference_ready()
-        async for event in stream.events():
-            if ctx.admitted is not None and not await ctx.admitted(event.message):
-                continue
-            await ctx.guard.process(event, handle)
 
     return handle

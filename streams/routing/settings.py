@@ -126,6 +126,15 @@ class WorkerSettings(BaseSettings):
         to every agent, cannot happen."""
         return max(4096, 5 * self.partitions * self.max_poll_records + 5)
 
+    engine: Literal["faust", "kafka"] = "faust"
+    """Which worker ``air-exstream worker`` runs: ``faust`` (the default, :mod:`.app`) or
+    ``kafka``, the opt-in worker on the project's own transactional engine on confluent-kafka
+    (:mod:`.engine_worker`, issue 14)."""
+    instance_id: str = ""
+    """The engine worker's stable process slot: its transactional id is ``<app_id>-<instance_id>``,
+    so a restart in the same slot aborts the dead process's open transaction at once (instead of
+    the transaction timeout later). Empty: ``<hostname>-<pid>``."""
+
     event_loop: Literal["asyncio", "uvloop"] = "uvloop"
     """The event loop implementation the worker runs on (``asyncio``: the standard one)."""
 

@@ -167,9 +167,52 @@ def owned_partitions(assignment: Iterable[Any], delivery_topic: str) -> set[int]
     return {tp.partition for tp in assignment if tp.topic == delivery_topic}
 
 
+@dataclass(frozen=True, slots=True)
+class Tracking:
+    """Delivery tracking's handlers, for whichever worker runs them (the Faust agents of
+    :func:`install_tracking`, or the engine worker)."""
+
+    register: Register
+    """Start tracking a command emitted while a record is processed (in its transaction)."""
+    track_delivery: Callable[[Any], Awaitable[None]]
+    """Handle one record of the delivery events topic."""
+    sla_check: Callable[[], Awaitable[None]]
+    """Report the communications past their deadline (once each)."""
+
+
 def install_tracking(ctx: TrackingContext) -> Register:
     """Install the delivery agent and the SLA timer; returns :func:`register`, which the routing
     agents call for each command they emit (in the same transaction as the command)."""
+    tracking = tracking_handlers(
+        ctx,
+        communications=lambda: list(ctx.communications.data.items()),
+        # the table also holds the standby copies of partitions another worker owns: their
+        # communications are that worker's to report (reported here too, they came twice)
+        owned=lambda: owned_partitions(ctx.app.consumer.assignment(), ctx.delivery_topic_name),
+    )
+
+    @ctx.app.agent(ctx.delivery_topic)
+    async def delivery_agent(stream: Any) -> None:
+        async for event in stream.events():
+            await ctx.guard.process(event, tracking.track_delivery)
+
+    @ctx.app.timer(interval=ctx.sla_check_interval_s)
+    async def sla_check() -> None:
+        await tracking.sla_check()
+
+    return tracking.register
+
+
+def tracking_handlers(
+    ctx: TrackingContext,
+    *,
+    communications: Callable[[], Iterable[tuple[bytes, bytes]]],
+    owned: Callable[[], set[int]],
+) -> Tracking:
+    """The handlers over ``ctx`` (its ``guard``: ``put``, ``delete`` and ``put_outside`` of a
+    table value; ``app`` is not used). ``communications()``: every (key, value) of the
+    communications table this worker holds; ``owned()``: the partitions whose communications
+    this worker reports."""
     codecs, topic = ctx.codecs, ctx.topology.name
     command_codec = codecs.for_topic(topic(names.COMMANDS), CompositionCommand)
     event_codec = codecs.for_topic(ctx.delivery_topic_name, DeliveryEvent)
@@ -319,23 +362,15 @@ def install_tracking(ctx: TrackingContext) -> Register:
         await ctx.guard.put(ctx.parked, msg, key, orjson.dumps(waiting))
         counters.parked_events += 1
 
-    @ctx.app.agent(ctx.delivery_topic)
-    async def delivery_agent(stream: Any) -> None:
-        async for event in stream.events():
-            await ctx.guard.process(event, track_delivery)
-
-    @ctx.app.timer(interval=ctx.sla_check_interval_s)
     async def sla_check() -> None:
         now_ms = int(time.time() * 1000)
-        # the table also holds the standby copies of partitions another worker owns: their
-        # communications are that worker's to report (reported here too, they came twice)
-        owned = owned_partitions(ctx.app.consumer.assignment(), ctx.delivery_topic_name)
-        for key, raw in list(ctx.communications.data.items()):
+        reported = owned()
+        for key, raw in communications():
             loaded = load(raw)
             if loaded is None:
                 continue
             partition, state = loaded
-            if partition not in owned or state.sla_breached or state.sla_deadline >= now_ms:
+            if partition not in reported or state.sla_breached or state.sla_deadline >= now_ms:
                 continue
             transition = delivery.on_sla_check(state, now_ms=now_ms)
             if transition.state is None:
@@ -346,4 +381,4 @@ def install_tracking(ctx: TrackingContext) -> Register:
             value = _HEADER.pack(partition) + delivery.dumps(transition.state)
             await ctx.guard.put_outside(ctx.communications, partition, key, value)
 
-    return register
+    return Tracking(register=register, track_delivery=track_delivery, sla_check=sla_check)

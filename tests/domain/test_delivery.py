@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,6 +17,7 @@ from streams.domain.delivery import (
     EXCEPTION_NO_FALLBACK,
     EXCEPTION_SLA,
     MAX_SEEN_EVENT_IDS,
+    STATE_VERSION,
     SUBMITTED,
     TERMINAL,
     CommunicationState,
@@ -662,6 +664,28 @@ def test_dumps_loads_round_trip(channel: str) -> None:
     final, _ = run(state, [event(s, channel=channel) for s in PATHS[channel]])
     assert loads(dumps(final)) == final
     assert dumps(loads(dumps(final))) == dumps(final)
+
+
+def _asdict_bytes(state: CommunicationState) -> bytes:
+    """The encoding as it was first written (``dataclasses.asdict``): the bytes must not change."""
+    return orjson.dumps(
+        {"v": STATE_VERSION, **dataclasses.asdict(state)}, option=orjson.OPT_SORT_KEYS
+    )
+
+
+@pytest.mark.parametrize("channel", sorted(PATHS))
+def test_dumps_writes_the_bytes_asdict_wrote(channel: str) -> None:
+    state = fresh(channel)
+    final, _ = run(state, [event(s, channel=channel) for s in PATHS[channel]])
+    breached = dataclasses.replace(final, sla_breached=True, fallback_id="com-x")
+    for s in (state, final, breached):
+        assert dumps(s) == _asdict_bytes(s)
+    transition = bounce(preference_=pref())
+    assert transition.state is not None
+    (fallback,) = transition.fallback_commands
+    fallback_state = start(fallback, submitted_at=T0, sla_ms=SLA)
+    for s in (transition.state, fallback_state):
+        assert dumps(s) == _asdict_bytes(s)
 
 
 def test_round_trip_after_fallback_and_breach() -> None:

@@ -1,0 +1,271 @@
+"""The handlers' ports (:mod:`streams.routing.handlers.ports`) over the engine
+(:mod:`streams.engine.api`): the engine worker's counterpart of :mod:`.adapters`.
+
+Everything a port writes goes through the engine's :class:`~streams.engine.api.Outputs` and
+:class:`~streams.engine.api.Store` while a handler runs, so it is in the transaction of the
+record being handled (the engine commits it with that record's offset, or aborts it).
+
+- :class:`HandledRecord` knows which record is being handled (the engine hands one at a time),
+  as Faust's ``current_event`` does for the Faust worker;
+- :class:`StoreTable` is a :class:`~streams.routing.handlers.ports.StateTable` over a store;
+- :class:`EngineTopic` gives a topic name the ``send`` of a Faust topic, so the Faust worker's
+  topic adapters (:class:`~.adapters.TopicEventOutputs`, :class:`~.adapters.TopicAlerts`,
+  :class:`~.adapters.TopicChainedAudit`, :class:`~.adapters.TopicCheckpoints`) serve unchanged;
+- :class:`EngineOutputs` sends audit records (chained directly, or through the intake) and dead
+  letters;
+- :class:`ReferenceAdmission`: the engine orders preferences before later events of their
+  partition itself, so an event only waits for the rules and templates published before it
+  (:func:`~streams.routing.alignment.reference_covers`, bounded by the gate).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.deadletter.letters import dead_letter_headers, dead_letter_of
+from streams.domain.ids import audit_id
+from streams.domain.records import AuditKind, AuditRecord
+from streams.engine.api import Headers, Outputs, Record, Store
+from streams.routing.adapters import DeadLetterCounters
+from streams.routing.alignment import Verdict, reference_covers
+from streams.routing.handlers.audit import AuditChains
+from streams.routing.handlers.decode import key_text
+from streams.routing.handlers.join import ReferenceProgress
+from streams.routing.handlers.ports import InputRecord, timestamp_ms
+from streams.routing.join_gate import JoinGate
+from streams.routing.metrics import RoutingMetrics
+from topology import names
+
+log = logging.getLogger(__name__)
+
+
+class HandledRecord:
+    """The record whose handler runs now (None in a timer or between records)."""
+
+    __slots__ = ("record",)
+
+    def __init__(self) -> None:
+        self.record: Record | None = None
+
+    def wrap(
+        self, handler: Callable[[Record], Awaitable[None]]
+    ) -> Callable[[Record], Awaitable[None]]:
+        """``handler`` with this holder set to its record while it runs."""
+
+        async def handle(record: Record) -> None:
+            self.record = record
+            try:
+                await handler(record)
+            finally:
+                self.record = None
+
+        return handle
+
+
+@dataclass(frozen=True, slots=True)
+class StoreTable:
+    """A :class:`~streams.routing.handlers.ports.StateTable` over an engine store.
+
+    ``put`` goes to the partition of the record being handled (so its changelog record is in
+    that partition, as the Faust worker's tables write it). ``get`` looks in that partition
+    first, then in the other partitions this process holds: like a Faust table, one table over
+    every partition of the worker (a key lives in one partition only)."""
+
+    store: Store
+    current: HandledRecord
+
+    def get(self, key: bytes) -> bytes | None:
+        record = self.current.record
+        first = None if record is None else record.partition
+        if first is not None:
+            value = self.store.get(first, key)
+            if value is not None:
+                return value
+        for partition in self.store.partitions():
+            if partition != first:
+                value = self.store.get(partition, key)
+                if value is not None:
+                    return value
+        return None
+
+    async def put(self, record: InputRecord, key: bytes, value: bytes | None) -> None:
+        self.store.put(record.partition, key, value)
+
+    def entries(self) -> int:
+        """How many keys this process holds (the table size metric)."""
+        return sum(_count(self.store.items(p)) for p in self.store.partitions())
+
+    def items(self) -> list[tuple[bytes, bytes]]:
+        """Every (key, value) this process holds, of every partition."""
+        return [kv for p in sorted(self.store.partitions()) for kv in self.store.items(p)]
+
+
+class StoreGuard:
+    """The table writes :mod:`streams.routing.tracking` makes through the Faust worker's commit
+    guard, over :class:`StoreTable`s: all in the engine's current transaction (a timer's
+    ``put_outside`` too: the engine runs timers in a transaction of their own)."""
+
+    async def put(
+        self, table: StoreTable, msg: InputRecord, key: bytes, value: bytes | None
+    ) -> None:
+        table.store.put(msg.partition, key, value)
+
+    async def delete(self, table: StoreTable, msg: InputRecord, key: bytes) -> None:
+        table.store.put(msg.partition, key, None)
+
+    async def put_outside(
+        self, table: StoreTable, partition: int, key: bytes, value: bytes
+    ) -> None:
+        table.store.put(partition, key, value)
+
+
+def _count(items: Iterator[tuple[bytes, bytes]]) -> int:
+    return sum(1 for _ in items)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineTopic:
+    """A topic the handlers' Faust-style adapters send to (``await topic.send(key=, value=)``),
+    sent with the engine's outputs in the current transaction."""
+
+    outputs: Outputs
+    name: str
+
+    async def send(
+        self,
+        *,
+        key: bytes | None = None,
+        value: bytes | None = None,
+        partition: int | None = None,
+        headers: Headers | None = None,
+    ) -> None:
+        self.outputs.send(self.name, value, key=key, partition=partition, headers=headers)
+
+
+class EngineOutputs:
+    """The two outputs every handler shares, on the engine: :meth:`send_audit` and
+    :meth:`dead_letter` (see :class:`~streams.routing.adapters.WorkerOutputs`, the Faust one).
+
+    Audit records of a record whose topic has as many partitions as the audit intake are
+    chained directly into the audit partition of that record: partition p of every such topic
+    is assigned to the same process as intake partition p (the engine's consumer uses the
+    range assignor), and its one transactional producer writes both, so each chain keeps a
+    single writer. Every other audit record (rules and templates have one partition; timers
+    handle no record) goes through the intake and the audit writer."""
+
+    def __init__(
+        self,
+        *,
+        outputs: Outputs,
+        current: HandledRecord,
+        chains: AuditChains,
+        intake_name: str,
+        encode_intake: Callable[[AuditRecord], bytes],
+        partition_counts: dict[str, int],
+        letter_codec: Callable[[str], Any],
+        counters: DeadLetterCounters,
+        metrics: RoutingMetrics,
+        now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        """``partition_counts``: the partitions of each input topic, the audit topic and the
+        intake included; ``letter_codec(name)``: the codec of the ``.dlq`` topic ``name``."""
+        self._outputs = outputs
+        self._current = current
+        self._chains = chains
+        self._intake = intake_name
+        self._encode_intake = encode_intake
+        self._counts = partition_counts
+        self._letter_codec = letter_codec
+        self._counters = counters
+        self._metrics = metrics
+        self._now_ms = now_ms
+
+    def chained_directly(self, topic: str) -> bool:
+        """True when ``topic``'s partition p has the owner of intake (and audit) partition p."""
+        intake = self._counts.get(self._intake)
+        return intake is not None and self._counts.get(topic) == intake
+
+    async def send_audit(self, audit: AuditRecord, key: bytes | None) -> None:
+        record = self._current.record
+        if record is not None and self.chained_directly(record.topic):
+            await self._chains.append(record, key or b"", audit)
+            return
+        self._outputs.send(self._intake, self._encode_intake(audit), key=key or b"")
+
+    async def dead_letter(self, msg: InputRecord, error_type: str, reason: str) -> None:
+        """``msg`` to ``<topic>.dlq`` with the reason (headers too), and its DEAD_LETTER audit
+        record. ``reason`` must not contain personal data."""
+        letter = dead_letter_of(msg, error_type=error_type, reason=reason, failed_at=self._now_ms())
+        dlq_name = names.dlq(msg.topic)
+        self._outputs.send(
+            dlq_name,
+            self._letter_codec(dlq_name).encode(letter),
+            key=msg.key,
+            headers=dead_letter_headers(letter),
+        )
+        self._counters.dead_letters += 1
+        self._metrics.dead_letters.labels(msg.topic, error_type).inc()
+        subject = f"{msg.topic}/{msg.partition}/{msg.offset}"
+        await self.send_audit(
+            AuditRecord(
+                audit_id=audit_id(AuditKind.DEAD_LETTER, subject),
+                kind=AuditKind.DEAD_LETTER,
+                customer_id=key_text(msg.key),
+                occurred_at=letter.failed_at,
+                summary=f"record {subject} dead-lettered: {error_type}",
+                details={"error_type": error_type, "source": subject, "reason": reason},
+            ),
+            msg.key,
+        )
+        log.warning("dead-lettered %s: %s", subject, error_type)
+
+
+@dataclass(slots=True)
+class ReferenceAdmission:
+    """Holds an event until every rule and template published before it is in the reference
+    views (:func:`~streams.routing.alignment.reference_covers`; the wait is the gate's, bounded
+    by ``alignment_max_wait_s``). The preferences side needs no wait here: the engine hands a
+    partition's preferences and events over in timestamp order."""
+
+    gate: JoinGate
+    rules: ReferenceProgress
+    templates: ReferenceProgress
+    now_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
+
+    def verdict(self, event_timestamp_ms: int, arrived_at_ms: int) -> Verdict:
+        for view in (self.rules, self.templates):
+            if not reference_covers(
+                view.partition_states(),
+                event_timestamp_ms=event_timestamp_ms,
+                arrived_at_ms=arrived_at_ms,
+            ):
+                return Verdict.WAIT
+        return Verdict.CAUGHT_UP
+
+    async def await_templates(self, record: InputRecord) -> None:
+        """Wait until the templates published before document request ``record`` are in the
+        view (the one reference data a request reads)."""
+        timestamp, arrived = timestamp_ms(record), self.now_ms()
+
+        def verdict() -> Verdict:
+            covered = reference_covers(
+                self.templates.partition_states(),
+                event_timestamp_ms=timestamp,
+                arrived_at_ms=arrived,
+            )
+            return Verdict.CAUGHT_UP if covered else Verdict.WAIT
+
+        await self.gate.admit(
+            verdict, what=f"the templates published before {record.topic}/{record.partition}"
+        )
+
+    async def await_reference(self, record: InputRecord) -> None:
+        timestamp, arrived = timestamp_ms(record), self.now_ms()
+        await self.gate.admit(
+            lambda: self.verdict(timestamp, arrived),
+            what=f"the rules and templates published before {record.topic}/{record.partition}",
+        )

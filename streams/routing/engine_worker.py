@@ -1,0 +1,443 @@
+"""The routing worker on the project's own engine (:mod:`streams.engine`, issue 14): opt-in with
+``AIR_EXSTREAM_ENGINE=kafka``; the Faust worker (:mod:`.app`) stays the default.
+
+Wiring only: the same topics, tables (their changelogs named as Faust names them,
+``<app_id>-<table>-changelog``), codecs and handlers (:mod:`.handlers`) as :mod:`.app`, their
+ports over the engine (:mod:`.engine_adapters`):
+
+- ``air.preferences.v1``, ``air.account-events.v1``, ``air.case-events.v1`` and
+  ``audit.intake.v1`` are co-partitioned inputs: the engine hands partition p of all four over in
+  timestamp order, so an event meets every preference published before it (the Faust worker's
+  :class:`~.handlers.join.JoinAdmission` is not needed); an event still waits for the rules and
+  templates published before it (:class:`~.engine_adapters.ReferenceAdmission`);
+- the rules and templates views (:class:`~.reference.ReferenceView`) run as asyncio tasks
+  beside the engine, which starts once both caught up; their topics are inputs too, for the
+  alignment alerts of a change (:class:`~.handlers.reference.ReferenceChanges`);
+- delivery tracking (:func:`~.tracking.tracking_handlers`: ``exstream.delivery-events.v1``, the
+  SLA timer, commands registered in their record's transaction) and document requests
+  (:func:`~.requests.request_handler`, after the templates published before them), co-partitioned
+  with the events; the SLA timer runs in an engine transaction (its reports exactly-once here);
+- audit records: :class:`~.engine_adapters.EngineOutputs`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from streams.audit.signing import AuditSigning
+from streams.codec import Codecs
+from streams.config import KafkaSettings
+from streams.domain.records import (
+    AccountEvent,
+    AlignmentAlert,
+    AuditRecord,
+    CaseEvent,
+    CommRule,
+    CompositionCommand,
+    DeadLetter,
+    Preference,
+    TemplateVersion,
+)
+from streams.domain.reference_checks import rule_problems, template_problems
+from streams.engine.api import Outputs, PartitionsChanged, Record, Store, Timer
+from streams.routing.adapters import (
+    TopicAlerts,
+    TopicChainedAudit,
+    TopicCheckpoints,
+    TopicEventOutputs,
+)
+from streams.routing.app import Counters, usable
+from streams.routing.engine_adapters import (
+    EngineOutputs,
+    EngineTopic,
+    HandledRecord,
+    ReferenceAdmission,
+    StoreGuard,
+    StoreTable,
+)
+from streams.routing.handlers.audit import AuditChains, AuditWriter
+from streams.routing.handlers.decode import key_mismatch
+from streams.routing.handlers.events import EventCodecs, EventsHandler
+from streams.routing.handlers.preferences import PreferencesHandler
+from streams.routing.handlers.reference import ReferenceChanges
+from streams.routing.handlers.reference_views import ReferenceViews
+from streams.routing.join_gate import GateCounters, JoinGate, ProgressSignal
+from streams.routing.metrics import PartitionPosition, RoutingMetrics
+from streams.routing.reference import ReferenceView
+from streams.routing.requests import RequestCounters, RequestsContext, request_handler
+from streams.routing.settings import WorkerSettings
+from streams.routing.tracking import TrackingContext, TrackingCounters, tracking_handlers
+from topology import names
+from topology.model import Topology
+
+log = logging.getLogger(__name__)
+
+TABLES = (
+    "preferences",
+    "suppression",
+    "audit-chain-heads",
+    "communications",
+    "parked-delivery-events",
+)
+"""The Faust worker's tables, by the same names (their changelogs too)."""
+TRANSACTION_TIMEOUT_MS = 60_000
+"""The engine producer's transaction timeout (the engine's default, as the Faust worker's)."""
+
+
+class RoutingEngine(Protocol):
+    """The engine's surface the worker uses (``streams.engine.engine.Engine``)."""
+
+    @property
+    def outputs(self) -> Outputs: ...
+    def input(self, topic: str, handler: Callable[[Record], Awaitable[None]]) -> None: ...
+    def store(self, name: str, *, changelog_topic: str, partitions: int) -> Store: ...
+    def timer(self, interval_s: float, timer: Timer) -> None: ...
+    def on_assigned(self, fn: PartitionsChanged) -> None: ...
+    def on_revoked(self, fn: PartitionsChanged) -> None: ...
+    def positions(self) -> dict[tuple[str, int], int]: ...
+    def end_offsets(self) -> dict[tuple[str, int], int]: ...
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EngineWorker:
+    """The worker's parts around the engine (see :func:`run`)."""
+
+    engine: RoutingEngine
+    views: ReferenceViews
+    rules: ReferenceView[CommRule]
+    templates: ReferenceView[TemplateVersion]
+    counters: Counters
+    gate_counters: GateCounters
+    tracking: TrackingCounters
+    requests: RequestCounters
+    tables: dict[str, StoreTable]
+
+
+def install(
+    engine: RoutingEngine,
+    *,
+    kafka_kwargs: dict[str, Any],
+    worker: WorkerSettings,
+    topology: Topology,
+    codecs: Codecs,
+    metrics: RoutingMetrics,
+) -> EngineWorker:
+    """Register the worker's inputs, stores and timers on ``engine``."""
+    name = topology.name
+    counters, current = Counters(), HandledRecord()
+    tables = {
+        t: StoreTable(
+            engine.store(
+                t, changelog_topic=f"{worker.app_id}-{t}-changelog", partitions=worker.partitions
+            ),
+            current,
+        )
+        for t in TABLES
+    }
+
+    def codec(logical: str, cls: Any) -> Any:
+        return codecs.for_topic(name(logical), cls)
+
+    rule_codec = codec(names.COMM_RULES, CommRule)
+    template_codec = codec(names.TEMPLATES, TemplateVersion)
+    pref_codec = codec(names.PREFERENCES, Preference)
+    pref_state = codecs.for_state(Preference)
+    command_codec = codec(names.COMMANDS, CompositionCommand)
+    alert_codec = codec(names.ALIGNMENT_ALERTS, AlignmentAlert)
+    intake_codec = codec(names.AUDIT_INTAKE, AuditRecord)
+    audit_codec = codec(names.AUDIT, AuditRecord)
+    for written in (command_codec, alert_codec, intake_codec, audit_codec, pref_state):
+        written.prepare()
+    customer_inputs = (names.PREFERENCES, names.ACCOUNT_EVENTS, names.CASE_EVENTS)
+    partitioned_inputs = (*customer_inputs, names.DELIVERY_EVENTS, names.DOCUMENT_REQUESTS)
+    for source in (*partitioned_inputs, names.COMM_RULES, names.TEMPLATES, names.AUDIT_INTAKE):
+        codecs.for_topic(names.dlq(name(source)), DeadLetter).prepare()
+    partition_counts = {name(n): topology.topic(n).partitions for n in customer_inputs}
+
+    progress, gate_counters = ProgressSignal(), GateCounters()
+    views_of: dict[str, ReferenceView[Any]] = {}
+    for logical, decode in (
+        (names.COMM_RULES, usable(rule_codec.decode, rule_problems)),
+        (names.TEMPLATES, usable(template_codec.decode, template_problems)),
+    ):
+        views_of[logical] = ReferenceView(
+            topic=name(logical),
+            partitions=topology.topic(logical).partitions,
+            decode=decode,
+            client_kwargs=kafka_kwargs,
+            on_progress=progress.notify,
+            fetch_wait_ms=worker.reference_fetch_wait_ms,
+        )
+    rules_view, templates_view = views_of[names.COMM_RULES], views_of[names.TEMPLATES]
+    views = ReferenceViews(
+        rules=rules_view, templates=templates_view, ready_timeout_s=worker.reference_ready_timeout_s
+    )
+    admission = ReferenceAdmission(
+        gate=JoinGate(
+            signal=progress,
+            # the wait holds the engine's transaction open: it gives up well before the broker
+            # would abort that transaction
+            max_wait_s=min(worker.alignment_max_wait_s, TRANSACTION_TIMEOUT_MS / 2000),
+            counters=gate_counters,
+        ),
+        rules=rules_view,
+        templates=templates_view,
+    )
+
+    out = engine.outputs  # keyed records go to their key's murmur2 partition (api.py)
+    signing = AuditSigning.from_environment()
+    chains = AuditChains(
+        heads=tables["audit-chain-heads"],
+        audit=TopicChainedAudit(EngineTopic(out, name(names.AUDIT))),
+        encode=audit_codec.encode,
+        counters=counters,
+        checkpoints=None
+        if signing is None
+        else TopicCheckpoints(signing, EngineTopic(out, name(names.AUDIT_CHECKPOINTS))),
+    )
+    chained_counts = {
+        name(n): topology.topic(n).partitions
+        for n in (*partitioned_inputs, names.AUDIT_INTAKE, names.COMM_RULES, names.TEMPLATES)
+    }
+    if topology.topic(names.AUDIT).partitions != topology.topic(names.AUDIT_INTAKE).partitions:
+        chained_counts.pop(name(names.AUDIT_INTAKE))  # every audit record through the intake
+    shared = EngineOutputs(
+        outputs=out,
+        current=current,
+        chains=chains,
+        intake_name=name(names.AUDIT_INTAKE),
+        encode_intake=intake_codec.encode,
+        partition_counts=chained_counts,
+        letter_codec=lambda dlq: codecs.for_topic(dlq, DeadLetter),
+        counters=counters,
+        metrics=metrics,
+    )
+    reference = views.source()
+    wait_s = worker.registry_wait_s
+    changes = ReferenceChanges(
+        reference=reference,
+        decode_rule=rule_codec.decode,
+        decode_template=template_codec.decode,
+        emit_alert=TopicAlerts(
+            topic=EngineTopic(out, name(names.ALIGNMENT_ALERTS)),
+            encode=alert_codec.encode,
+            counters=counters,
+            send_audit=shared.send_audit,
+        ).emit,
+        dead_letter=shared.dead_letter,
+        registry_wait_s=wait_s,
+    )
+    preferences = PreferencesHandler(
+        table=tables["preferences"],
+        decode=pref_codec.decode,
+        encode_state=pref_state.encode,
+        dead_letter=shared.dead_letter,
+        counters=counters,
+        partition_counts=partition_counts,
+        history_ms=worker.preference_history_ms,
+        max_versions=worker.preference_max_versions,
+        registry_wait_s=wait_s,
+    )
+    tracking_counters, request_counters = TrackingCounters(), RequestCounters()
+    tracking = tracking_handlers(
+        TrackingContext(
+            app=None,
+            guard=StoreGuard(),
+            commands_topic=EngineTopic(out, name(names.COMMANDS)),
+            delivery_topic=None,
+            delivery_topic_name=name(names.DELIVERY_EVENTS),
+            status_topic=EngineTopic(out, name(names.COMMUNICATION_STATUS)),
+            metadata_topic=EngineTopic(out, name(names.DOCUMENT_METADATA)),
+            communications=tables["communications"],
+            parked=tables["parked-delivery-events"],
+            preferences=tables["preferences"],
+            send_audit=shared.send_audit,
+            dead_letter=shared.dead_letter,
+            sla_ms=worker.sla_ms,
+            sla_check_interval_s=worker.sla_check_interval_s,
+            counters=tracking_counters,
+            codecs=codecs,
+            topology=topology,
+            registry_wait_s=wait_s,
+            metrics=metrics,
+        ),
+        communications=tables["communications"].items,
+        owned=lambda: set(tables["communications"].store.partitions()),
+    )
+    request = request_handler(
+        RequestsContext(
+            app=None,
+            guard=None,
+            requests_topic=None,
+            source_topic=name(names.DOCUMENT_REQUESTS),
+            commands_topic=EngineTopic(out, name(names.COMMANDS)),
+            communications=tables["communications"],
+            register=tracking.register,
+            send_audit=shared.send_audit,
+            dead_letter=shared.dead_letter,
+            key_mismatch=key_mismatch,
+            reference_ready=views.ready,
+            templates_by_id=views.templates_by_id,
+            counters=request_counters,
+            codecs=codecs,
+            topology=topology,
+            registry_wait_s=wait_s,
+            metrics=metrics,
+        )
+    )
+    events = EventsHandler(
+        preferences=tables["preferences"],
+        suppression=tables["suppression"],
+        reference=reference,
+        outputs=TopicEventOutputs(
+            commands_topic=EngineTopic(out, name(names.COMMANDS)),
+            alerts_topic=EngineTopic(out, name(names.ALIGNMENT_ALERTS)),
+            registrar=tracking.register,
+            audit=shared.send_audit,
+            letters=shared.dead_letter,
+        ),
+        codecs=EventCodecs(
+            preference=pref_state.decode, command=command_codec.encode, alert=alert_codec.encode
+        ),
+        counters=counters,
+        metrics=metrics,
+        partition_counts=partition_counts,
+        suppression_grace_ms=worker.suppression_grace_ms,
+        registry_wait_s=wait_s,
+    )
+    writer = AuditWriter(
+        chains=chains,
+        decode=intake_codec.decode,
+        dead_letter=shared.dead_letter,
+        registry_wait_s=wait_s,
+    )
+
+    def route(logical: str, decode: Any) -> Callable[[Record], Awaitable[None]]:
+        source_topic = name(logical)
+
+        async def handle(record: Record) -> None:
+            await admission.await_reference(record)
+            await events.handle(record, decode=decode, source_topic=source_topic)
+
+        return handle
+
+    wrap = current.wrap
+    engine.input(name(names.PREFERENCES), wrap(preferences.handle))
+    for logical, cls in ((names.ACCOUNT_EVENTS, AccountEvent), (names.CASE_EVENTS, CaseEvent)):
+        engine.input(name(logical), wrap(route(logical, codec(logical, cls).decode)))
+    engine.input(name(names.AUDIT_INTAKE), wrap(writer.handle))
+    engine.input(name(names.COMM_RULES), wrap(changes.rule_changed))
+    engine.input(name(names.TEMPLATES), wrap(changes.template_changed))
+    engine.input(name(names.DELIVERY_EVENTS), wrap(tracking.track_delivery))
+
+    async def document_request(record: Record) -> None:
+        await admission.await_templates(record)
+        await request(record)
+
+    engine.input(name(names.DOCUMENT_REQUESTS), wrap(document_request))
+    engine.timer(worker.sla_check_interval_s, tracking.sla_check)
+    engine.on_revoked(events.forget)
+    if signing is not None:
+        checkpoints = EngineTopic(out, name(names.AUDIT_CHECKPOINTS))
+        engine.timer(1.0, lambda: signing.sign_idle(checkpoints.send))
+        engine.on_revoked(signing.forget)
+    return EngineWorker(
+        engine=engine,
+        views=views,
+        rules=rules_view,
+        templates=templates_view,
+        counters=counters,
+        gate_counters=gate_counters,
+        tracking=tracking_counters,
+        requests=request_counters,
+        tables=tables,
+    )
+
+
+async def _report(parts: EngineWorker, metrics: RoutingMetrics, interval_s: float) -> None:
+    """Refresh the lag and table metrics every ``interval_s``; log the counters every 10 s."""
+    since_log = 0.0
+    while True:
+        await asyncio.sleep(interval_s)
+        ends = parts.engine.end_offsets()
+        metrics.observe_positions(
+            PartitionPosition(topic, partition, ends.get((topic, partition)), offset)
+            for (topic, partition), offset in parts.engine.positions().items()
+        )
+        metrics.observe_tables({t: table.entries() for t, table in parts.tables.items()})
+        since_log += interval_s
+        if since_log >= 10.0:
+            since_log = 0.0
+            log.info("routing: %s", parts.counters.line())
+            log.info("join alignment: %s", parts.gate_counters.line())
+            log.info("tracking: %s", parts.tracking)
+            log.info("document requests: %s", parts.requests.line())
+
+
+async def run(
+    parts: EngineWorker, stop: asyncio.Event, metrics: RoutingMetrics, *, metrics_interval_s: float
+) -> None:
+    """Follow the reference topics, wait until both views caught up, then run the engine until
+    ``stop`` is set (or it fails: the error is raised)."""
+    background = [asyncio.create_task(view.run()) for view in (parts.rules, parts.templates)]
+    background.append(asyncio.create_task(_report(parts, metrics, metrics_interval_s)))
+    try:
+        await parts.views.ready()
+        await parts.engine.run(stop)
+    finally:
+        for task in background:
+            task.cancel()
+        for task in background:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        log.info("routing: %s", parts.counters.line())
+
+
+def instance_id(worker: WorkerSettings) -> str:
+    return worker.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+
+
+async def serve(
+    *, kafka: KafkaSettings, worker: WorkerSettings, topology: Topology, metrics: RoutingMetrics
+) -> None:
+    """``air-exstream worker`` with ``AIR_EXSTREAM_ENGINE=kafka``: run until SIGTERM or SIGINT."""
+    from streams.engine.engine import Engine, EngineConfig
+
+    engine = Engine(
+        EngineConfig(
+            app_id=worker.app_id,
+            kafka={
+                **kafka.confluent_config(),
+                # a crashed worker's partitions move after this, as the Faust worker's do
+                "session.timeout.ms": str(int(worker.session_timeout_s * 1000)),
+                "heartbeat.interval.ms": str(int(min(3.0, worker.session_timeout_s / 4) * 1000)),
+            },
+            instance_id=instance_id(worker),
+            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
+        )
+    )
+    parts = install(
+        engine,
+        kafka_kwargs=kafka.aiokafka_kwargs(),
+        worker=worker,
+        topology=topology,
+        codecs=Codecs.from_settings(kafka, topology),
+        metrics=metrics,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    log.info(
+        "routing worker on the engine: app %s, instance %s", worker.app_id, instance_id(worker)
+    )
+    await run(parts, stop, metrics, metrics_interval_s=worker.metrics_interval_s)
