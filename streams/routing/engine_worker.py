@@ -25,9 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -48,6 +46,7 @@ from streams.domain.records import (
 )
 from streams.domain.reference_checks import rule_problems, template_problems
 from streams.engine.api import Outputs, PartitionsChanged, Record, Store, Timer
+from streams.engine.instance import InstanceSlot, claim
 from streams.routing.adapters import (
     TopicAlerts,
     TopicChainedAudit,
@@ -402,8 +401,12 @@ async def run(
         log.info("routing: %s", parts.counters.line())
 
 
-def instance_id(worker: WorkerSettings) -> str:
-    return worker.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+def instance_slot(worker: WorkerSettings) -> InstanceSlot:
+    """``AIR_EXSTREAM_INSTANCE_ID`` when set, else the id kept in the worker's state directory
+    (:mod:`streams.engine.instance`): a restart on the same directory is the same slot."""
+    if worker.instance_id:
+        return InstanceSlot(worker.instance_id, None)
+    return claim(worker.state_dir)
 
 
 async def serve(
@@ -412,6 +415,7 @@ async def serve(
     """``air-exstream worker`` with ``AIR_EXSTREAM_ENGINE=kafka``: run until SIGTERM or SIGINT."""
     from streams.engine.engine import Engine, EngineConfig
 
+    slot = instance_slot(worker)
     engine = Engine(
         EngineConfig(
             app_id=worker.app_id,
@@ -421,7 +425,7 @@ async def serve(
                 "session.timeout.ms": str(int(worker.session_timeout_s * 1000)),
                 "heartbeat.interval.ms": str(int(min(3.0, worker.session_timeout_s / 4) * 1000)),
             },
-            instance_id=instance_id(worker),
+            instance_id=slot.instance_id,
             transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
         )
     )
@@ -437,7 +441,8 @@ async def serve(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    log.info(
-        "routing worker on the engine: app %s, instance %s", worker.app_id, instance_id(worker)
-    )
-    await run(parts, stop, metrics, metrics_interval_s=worker.metrics_interval_s)
+    log.info("routing worker on the engine: app %s, instance %s", worker.app_id, slot.instance_id)
+    try:
+        await run(parts, stop, metrics, metrics_interval_s=worker.metrics_interval_s)
+    finally:
+        slot.release()
