@@ -73,6 +73,7 @@ from streams.routing.metrics import PartitionPosition, RoutingMetrics
 from streams.routing.reference import ReferenceView
 from streams.routing.requests import RequestCounters, RequestsContext, request_handler
 from streams.routing.settings import WorkerSettings
+from streams.routing.watchdog import Deadline
 from streams.routing.tracking import TrackingContext, TrackingCounters, tracking_handlers
 from topology import names
 from topology.model import Topology
@@ -427,7 +428,10 @@ async def serve(
             },
             instance_id=slot.instance_id,
             transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
-        )
+        ),
+        # a transactional call past the commit deadline ends the worker with EXIT_STUCK for its
+        # supervisor to restart, as the Faust worker's commits (streams/routing/watchdog.py)
+        call_guard=Deadline(worker.commit_timeout_s).guard,
     )
     parts = install(
         engine,
