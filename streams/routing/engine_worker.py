@@ -73,8 +73,8 @@ from streams.routing.metrics import PartitionPosition, RoutingMetrics
 from streams.routing.reference import ReferenceView
 from streams.routing.requests import RequestCounters, RequestsContext, request_handler
 from streams.routing.settings import WorkerSettings
-from streams.routing.watchdog import Deadline
 from streams.routing.tracking import TrackingContext, TrackingCounters, tracking_handlers
+from streams.routing.watchdog import Deadline
 from topology import names
 from topology.model import Topology
 
