@@ -55,12 +55,14 @@ from streams.routing.adapters import (
 )
 from streams.routing.app import Counters, usable
 from streams.routing.engine_adapters import (
+    CountedOutputs,
     EngineOutputs,
     EngineTopic,
     HandledRecord,
     ReferenceAdmission,
     StoreGuard,
     StoreTable,
+    counted,
 )
 from streams.routing.handlers.audit import AuditChains, AuditWriter
 from streams.routing.handlers.decode import key_mismatch
@@ -193,7 +195,8 @@ def install(
         templates=templates_view,
     )
 
-    out = engine.outputs  # keyed records go to their key's murmur2 partition (api.py)
+    # keyed records go to their key's murmur2 partition (api.py); each send counted by topic
+    out = CountedOutputs(engine.outputs, metrics.record_out)
     signing = AuditSigning.from_environment()
     chains = AuditChains(
         heads=tables["audit-chain-heads"],
@@ -330,7 +333,9 @@ def install(
 
         return handle
 
-    wrap = current.wrap
+    def wrap(handler: Callable[[Record], Awaitable[None]]) -> Callable[[Record], Awaitable[None]]:
+        return current.wrap(counted(handler, metrics.record_in))
+
     engine.input(name(names.PREFERENCES), wrap(preferences.handle))
     for logical, cls in ((names.ACCOUNT_EVENTS, AccountEvent), (names.CASE_EVENTS, CaseEvent)):
         engine.input(name(logical), wrap(route(logical, codec(logical, cls).decode)))
