@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.config import ConfigError
 from streams.routing.commit_cadence import CommitCadence
 
 
@@ -138,6 +140,25 @@ class WorkerSettings(BaseSettings):
 
     event_loop: Literal["asyncio", "uvloop"] = "uvloop"
     """The event loop implementation the worker runs on (``asyncio``: the standard one)."""
+
+    @model_validator(mode="after")
+    def _engine_supports(self) -> WorkerSettings:
+        """The engine worker keeps every table in memory and is always exactly-once: a setting
+        only the Faust worker honours is refused rather than silently ignored."""
+        if self.engine != "kafka":
+            return self
+        if not self.store.startswith("memory:"):
+            raise ConfigError(
+                f"AIR_EXSTREAM_STORE={self.store} is not supported with AIR_EXSTREAM_ENGINE=kafka: "
+                "the engine worker keeps its tables in memory, restored from their changelogs "
+                "at every start (unset AIR_EXSTREAM_STORE, or run AIR_EXSTREAM_ENGINE=faust)"
+            )
+        if self.processing_guarantee != "exactly_once":
+            raise ConfigError(
+                "AIR_EXSTREAM_PROCESSING_GUARANTEE=at_least_once is not supported with "
+                "AIR_EXSTREAM_ENGINE=kafka: the engine worker is always exactly-once"
+            )
+        return self
 
     @property
     def state_dir(self) -> Path:
