@@ -41,6 +41,7 @@ from streams.engine.assignment import held_numbers
 from streams.engine.errors import EngineError, HandlerFailed, NotInTransaction
 from streams.engine.partitions import TP, InputPartitions
 from streams.engine.restore import restore
+from streams.engine.retry import call_with_retry_async
 from streams.engine.stores import MemoryStore
 from streams.engine.topics import create_changelogs, partition_counts
 from streams.engine.transactions import CommitPolicy
@@ -188,7 +189,9 @@ class Engine:
         if not self._inputs:
             raise EngineError("no input registered")
         config = self.config
-        await asyncio.to_thread(create_changelogs, config.kafka, self._stores)
+        await asyncio.to_thread(
+            create_changelogs, config.kafka, self._stores, timeout_s=config.restore_timeout_s
+        )
         self._producer = Producer(
             {
                 **config.kafka,
@@ -228,7 +231,10 @@ class Engine:
         )
         try:
             self._partition_counts = await asyncio.to_thread(
-                partition_counts, self._consumer, list(self._inputs)
+                partition_counts,
+                self._consumer,
+                list(self._inputs),
+                timeout_s=config.restore_timeout_s,
             )
             self._consumer.subscribe(
                 list(self._inputs),
@@ -511,12 +517,14 @@ class Engine:
         """The group's committed offsets of newly assigned partitions (for :meth:`positions`
         before their first record is handled), read off the event loop thread."""
         asked = [TopicPartition(*tp) for tp in sorted(self._unknown_offsets)]
-        try:
-            committed = await asyncio.to_thread(
-                self._consumer.committed, asked, timeout=self._timeout_s()
-            )
-        except KafkaException as exc:
-            raise EngineError(f"reading committed offsets: {exc}") from exc
+        # the group coordinator may be loading or moving (a new group, a broker restarted)
+        committed = await call_with_retry_async(
+            self._consumer.committed,
+            asked,
+            what="reading committed offsets",
+            timeout_s=self._timeout_s(),
+            timeout=10.0,
+        )
         for tp in committed:
             key = (tp.topic, tp.partition)
             if key in self._unknown_offsets:
