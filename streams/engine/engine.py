@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +37,12 @@ from streams.engine.api import (
     Timer,
 )
 from streams.engine.assignment import held_numbers
+from streams.engine.config import EngineConfig as EngineConfig  # the engine's settings
+from streams.engine.config import (
+    consumer_config,
+    producer_config,
+    restorer_config,
+)
 from streams.engine.errors import EngineError, HandlerFailed, NotInTransaction
 from streams.engine.partitions import TP, InputPartitions
 from streams.engine.restore import restore
@@ -50,22 +55,6 @@ log = logging.getLogger(__name__)
 
 _IDLE_SLEEP_S = 0.005
 """The loop's pause when nothing was fetched, handled or due."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EngineConfig:
-    app_id: str
-    """Consumer group id; ``transactional.id`` is ``f"{app_id}-{instance_id}"``."""
-    kafka: Mapping[str, str]
-    """confluent-kafka client settings (bootstrap, security)."""
-    instance_id: str
-    """Stable per process slot: a restart with the same id aborts the dead process's open
-    transaction at once (``init_transactions``)."""
-    max_batch: int = 500
-    commit_interval_ms: int = 100
-    max_task_idle_ms: int = 10_000
-    transaction_timeout_ms: int = 60_000
-    restore_timeout_s: float = 120.0
 
 
 @dataclass(slots=True)
@@ -192,43 +181,10 @@ class Engine:
         await asyncio.to_thread(
             create_changelogs, config.kafka, self._stores, timeout_s=config.restore_timeout_s
         )
-        self._producer = Producer(
-            {
-                **config.kafka,
-                "transactional.id": f"{config.app_id}-{config.instance_id}",
-                "acks": "all",
-                "enable.idempotence": True,
-                "transaction.timeout.ms": config.transaction_timeout_ms,
-                "linger.ms": 5,
-                # the Java client's partitioner (Faust's, aiokafka's): co-partitioned by key
-                "partitioner": "murmur2_random",
-            }
-        )
+        self._producer = Producer(producer_config(config))
         await self._kafka_call(self._producer.init_transactions, self._timeout_s())
-        self._consumer = Consumer(
-            {
-                # a quiet input's end is known one empty fetch after its last record: a group
-                # waits that long for it (librdkafka's default is 500 ms); config.kafka may say
-                "fetch.wait.max.ms": 100,
-                **config.kafka,
-                "group.id": config.app_id,
-                "partition.assignment.strategy": "range",
-                "isolation.level": "read_committed",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "enable.partition.eof": True,
-            }
-        )
-        restorer = Consumer(
-            {
-                **config.kafka,
-                "group.id": f"{config.app_id}-restore",
-                "isolation.level": "read_committed",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "enable.partition.eof": True,
-            }
-        )
+        self._consumer = Consumer(consumer_config(config))
+        restorer = Consumer(restorer_config(config))
         try:
             self._partition_counts = await asyncio.to_thread(
                 partition_counts,
@@ -249,7 +205,9 @@ class Engine:
             raise
         finally:
             try:
-                self._consumer.close()  # leaves the group: its partitions move at once
+                # leaves the group: its partitions move at once (with static membership: after the
+                # session timeout, unless the same instance id comes back before)
+                self._consumer.close()
                 self._consumer = None  # end_offsets() from other tasks: nothing assigned now
                 restorer.close()
                 self._producer.flush(10)
