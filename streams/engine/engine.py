@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,12 +86,24 @@ class _Outputs:
         self._engine._produce(topic, value, key=key, partition=partition, headers=headers)
 
 
+CallGuard = Callable[[str], AbstractAsyncContextManager[None]]
+"""Wraps every blocking transactional call (``guard(what)``), e.g. a deadline that ends a
+process stuck in one: a hung broker can hold a call for as long as the client retries."""
+
+
+@asynccontextmanager
+async def _unguarded(_what: str) -> AsyncIterator[None]:
+    yield
+
+
 class Engine:
     """See the module docstring; register inputs, stores, timers and callbacks, then
-    :meth:`run`."""
+    :meth:`run`. ``call_guard`` wraps each blocking transactional call (init, send offsets,
+    commit, abort)."""
 
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self, config: EngineConfig, *, call_guard: CallGuard = _unguarded) -> None:
         self.config = config
+        self._guard = call_guard
         self.outputs = _Outputs(self)
         self._policy = CommitPolicy(
             max_batch=config.max_batch, commit_interval_ms=config.commit_interval_ms
@@ -396,7 +410,8 @@ class Engine:
             return
         self._txn_open = False
         try:
-            await asyncio.to_thread(self._producer.abort_transaction, self._timeout_s())
+            async with self._guard("abort_transaction"):
+                await asyncio.to_thread(self._producer.abort_transaction, self._timeout_s())
         except KafkaException as exc:  # the error that brought us here is the one to raise
             log.warning("engine %s: abort failed: %s", self.config.app_id, exc)
 
@@ -406,17 +421,18 @@ class Engine:
         timeout; any other error ends the run (the transaction is aborted by the caller)."""
         name = getattr(fn, "__name__", "kafka")
         deadline = time.monotonic() + self._timeout_s()
-        while True:
-            try:
-                await asyncio.to_thread(fn, *args)
-                return
-            except KafkaException as exc:
-                error = exc.args[0] if exc.args else None
-                retriable = getattr(error, "retriable", lambda: False)()
-                if not retriable or time.monotonic() >= deadline:
-                    raise EngineError(f"{name}: {exc}") from exc
-                log.warning("engine %s: %s: %s; trying again", self.config.app_id, name, exc)
-                await asyncio.sleep(0.1)
+        async with self._guard(name):
+            while True:
+                try:
+                    await asyncio.to_thread(fn, *args)
+                    return
+                except KafkaException as exc:
+                    error = exc.args[0] if exc.args else None
+                    retriable = getattr(error, "retriable", lambda: False)()
+                    if not retriable or time.monotonic() >= deadline:
+                        raise EngineError(f"{name}: {exc}") from exc
+                    log.warning("engine %s: %s: %s; trying again", self.config.app_id, name, exc)
+                    await asyncio.sleep(0.1)
 
     def _timeout_s(self) -> float:
         return self.config.transaction_timeout_ms / 1000

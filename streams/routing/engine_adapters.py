@@ -66,6 +66,40 @@ class HandledRecord:
         return handle
 
 
+def counted(
+    handler: Callable[[Record], Awaitable[None]], record_in: Callable[[str], None]
+) -> Callable[[Record], Awaitable[None]]:
+    """``handler`` counting each record it handled by topic (``records_in_total``, as the
+    Faust worker's commit guard counts them)."""
+
+    async def handle(record: Record) -> None:
+        await handler(record)
+        record_in(record.topic)
+
+    return handle
+
+
+@dataclass(frozen=True, slots=True)
+class CountedOutputs:
+    """The engine's outputs counting each record sent by topic (``records_out_total``, as the
+    Faust worker's send sensor counts them)."""
+
+    outputs: Outputs
+    record_out: Callable[[str], None]
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        partition: int | None = None,
+        headers: Headers | None = None,
+    ) -> None:
+        self.outputs.send(topic, value, key=key, partition=partition, headers=headers)
+        self.record_out(topic)
+
+
 @dataclass(frozen=True, slots=True)
 class StoreTable:
     """A :class:`~streams.routing.handlers.ports.StateTable` over an engine store.

@@ -25,9 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -48,6 +46,7 @@ from streams.domain.records import (
 )
 from streams.domain.reference_checks import rule_problems, template_problems
 from streams.engine.api import Outputs, PartitionsChanged, Record, Store, Timer
+from streams.engine.instance import InstanceSlot, claim
 from streams.routing.adapters import (
     TopicAlerts,
     TopicChainedAudit,
@@ -56,12 +55,14 @@ from streams.routing.adapters import (
 )
 from streams.routing.app import Counters, usable
 from streams.routing.engine_adapters import (
+    CountedOutputs,
     EngineOutputs,
     EngineTopic,
     HandledRecord,
     ReferenceAdmission,
     StoreGuard,
     StoreTable,
+    counted,
 )
 from streams.routing.handlers.audit import AuditChains, AuditWriter
 from streams.routing.handlers.decode import key_mismatch
@@ -75,6 +76,7 @@ from streams.routing.reference import ReferenceView
 from streams.routing.requests import RequestCounters, RequestsContext, request_handler
 from streams.routing.settings import WorkerSettings
 from streams.routing.tracking import TrackingContext, TrackingCounters, tracking_handlers
+from streams.routing.watchdog import Deadline
 from topology import names
 from topology.model import Topology
 
@@ -193,7 +195,8 @@ def install(
         templates=templates_view,
     )
 
-    out = engine.outputs  # keyed records go to their key's murmur2 partition (api.py)
+    # keyed records go to their key's murmur2 partition (api.py); each send counted by topic
+    out = CountedOutputs(engine.outputs, metrics.record_out)
     signing = AuditSigning.from_environment()
     chains = AuditChains(
         heads=tables["audit-chain-heads"],
@@ -330,7 +333,9 @@ def install(
 
         return handle
 
-    wrap = current.wrap
+    def wrap(handler: Callable[[Record], Awaitable[None]]) -> Callable[[Record], Awaitable[None]]:
+        return current.wrap(counted(handler, metrics.record_in))
+
     engine.input(name(names.PREFERENCES), wrap(preferences.handle))
     for logical, cls in ((names.ACCOUNT_EVENTS, AccountEvent), (names.CASE_EVENTS, CaseEvent)):
         engine.input(name(logical), wrap(route(logical, codec(logical, cls).decode)))
@@ -411,8 +416,12 @@ def group_settings(worker: WorkerSettings) -> dict[str, str]:
     }
 
 
-def instance_id(worker: WorkerSettings) -> str:
-    return worker.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+def instance_slot(worker: WorkerSettings) -> InstanceSlot:
+    """``AIR_EXSTREAM_INSTANCE_ID`` when set, else the id kept in the worker's state directory
+    (:mod:`streams.engine.instance`): a restart on the same directory is the same slot."""
+    if worker.instance_id:
+        return InstanceSlot(worker.instance_id, None)
+    return claim(worker.state_dir)
 
 
 async def serve(
@@ -421,6 +430,7 @@ async def serve(
     """``air-exstream worker`` with ``AIR_EXSTREAM_ENGINE=kafka``: run until SIGTERM or SIGINT."""
     from streams.engine.engine import Engine, EngineConfig
 
+    slot = instance_slot(worker)
     engine = Engine(
         EngineConfig(
             app_id=worker.app_id,
@@ -428,9 +438,12 @@ async def serve(
             consumer=group_settings(worker),
             # no static membership: two processes with the same instance id would fence each
             # other, and a stopped worker's partitions would wait for the session timeout
-            instance_id=instance_id(worker),
+            instance_id=slot.instance_id,
             transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
-        )
+        ),
+        # a transactional call past the commit deadline ends the worker with EXIT_STUCK for its
+        # supervisor to restart, as the Faust worker's commits (streams/routing/watchdog.py)
+        call_guard=Deadline(worker.commit_timeout_s).guard,
     )
     parts = install(
         engine,
@@ -444,7 +457,8 @@ async def serve(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    log.info(
-        "routing worker on the engine: app %s, instance %s", worker.app_id, instance_id(worker)
-    )
-    await run(parts, stop, metrics, metrics_interval_s=worker.metrics_interval_s)
+    log.info("routing worker on the engine: app %s, instance %s", worker.app_id, slot.instance_id)
+    try:
+        await run(parts, stop, metrics, metrics_interval_s=worker.metrics_interval_s)
+    finally:
+        slot.release()

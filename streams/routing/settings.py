@@ -133,7 +133,8 @@ class WorkerSettings(BaseSettings):
     instance_id: str = ""
     """The engine worker's stable process slot: its transactional id is ``<app_id>-<instance_id>``,
     so a restart in the same slot aborts the dead process's open transaction at once (instead of
-    the transaction timeout later). Empty: ``<hostname>-<pid>``."""
+    the transaction timeout later). Empty: an id kept in :attr:`state_dir`
+    (:mod:`streams.engine.instance`), so a restart on the same directory is the same slot."""
 
     event_loop: Literal["asyncio", "uvloop"] = "uvloop"
     """The event loop implementation the worker runs on (``asyncio``: the standard one)."""

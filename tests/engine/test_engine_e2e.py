@@ -15,13 +15,14 @@ output, :mod:`tests.engine.counting_app`):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -356,7 +357,17 @@ async def test_timers_and_partition_callbacks(
         producer.produce(source, value=b"v", partition=p)
     producer.flush(30)
     app_id = unique("engine-timer")
-    engine = Engine(EngineConfig(app_id=app_id, kafka=kafka.client_config(), instance_id="0"))
+    guarded: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def guard(what: str) -> AsyncIterator[None]:
+        guarded.append(what)
+        yield
+
+    engine = Engine(
+        EngineConfig(app_id=app_id, kafka=kafka.client_config(), instance_id="0"),
+        call_guard=guard,
+    )
     store = engine.store("s", changelog_topic=changelog, partitions=2)
     events: list[tuple[str, frozenset[int], bytes | None]] = []
     refused: list[str] = []
@@ -400,6 +411,9 @@ async def test_timers_and_partition_callbacks(
     group = consumer_factory(**{"group.id": app_id})
     offsets = group.committed([TopicPartition(source, p) for p in (0, 1)], timeout=10)
     assert [tp.offset for tp in offsets] == [2, 2]
+    # every blocking transactional call ran under the guard (a deadline in the worker)
+    assert guarded[0] == "init_transactions"
+    assert {"send_offsets_to_transaction", "commit_transaction"} <= set(guarded)
 
 
 async def test_keyed_sends_use_the_java_partitioner(

@@ -16,12 +16,14 @@ from streams.domain.records import AuditKind, AuditRecord, DeadLetter
 from streams.engine.api import Record
 from streams.routing.alignment import ReferencePartition
 from streams.routing.engine_adapters import (
+    CountedOutputs,
     EngineOutputs,
     EngineTopic,
     HandledRecord,
     ReferenceAdmission,
     StoreGuard,
     StoreTable,
+    counted,
 )
 from streams.routing.handlers.audit import AuditChains, decode_head, head_key
 from streams.routing.join_gate import JoinGate, ProgressSignal
@@ -254,3 +256,34 @@ async def test_a_document_request_waits_for_the_templates_only() -> None:
     signal.notify()
     await asyncio.wait_for(waiting, 10)
     assert admission.gate.counters.gave_up == 0
+
+
+async def test_records_handled_and_sent_are_counted_by_topic_as_the_faust_worker_counts_them() -> (
+    None
+):
+    metrics = RoutingMetrics()
+    fake = FakeOutputs()
+    out = CountedOutputs(fake, metrics.record_out)
+
+    async def handler(r: Record) -> None:
+        out.send("commands", b"c", key=r.key)
+        out.send("audit", b"a", partition=r.partition)
+        out.send("commands", b"c2", key=r.key)
+
+    await counted(handler, metrics.record_in)(record())
+    rendered = metrics.render()
+    assert f'air_exstream_routing_records_in_total{{topic="{EVENTS}"}} 1.0' in rendered
+    assert 'air_exstream_routing_records_out_total{topic="commands"} 2.0' in rendered
+    assert 'air_exstream_routing_records_out_total{topic="audit"} 1.0' in rendered
+    assert [s.topic for s in fake.sent] == ["commands", "audit", "commands"]
+
+
+async def test_a_record_whose_handler_raises_is_not_counted() -> None:
+    metrics = RoutingMetrics()
+
+    async def handler(_r: Record) -> None:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await counted(handler, metrics.record_in)(record())
+    assert "records_in_total{" not in metrics.render()

@@ -265,7 +265,7 @@ async def test_serve_gives_the_group_timing_to_the_consumer_not_to_every_client(
     class _Built(Exception):
         pass
 
-    def capture(config: EngineConfig) -> None:
+    def capture(config: EngineConfig, **_guard: object) -> None:
         seen.append(config)
         raise _Built
 
@@ -273,11 +273,12 @@ async def test_serve_gives_the_group_timing_to_the_consumer_not_to_every_client(
     with pytest.raises(_Built):
         await engine_worker.serve(
             kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"),
-            worker=worker_settings(session_timeout_s=20.0),
+            worker=worker_settings(session_timeout_s=20.0, instance_id="slot-1"),
             topology=load_topology("local", prefix="t."),
             metrics=RoutingMetrics(),
         )
     [config] = seen
     assert config.consumer == group_settings(worker_settings(session_timeout_s=20.0))
+    assert config.instance_id == "slot-1"
     assert not set(config.consumer) & set(config.kafka)
     assert config.static_membership is False
