@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -39,9 +39,16 @@ from streams.engine.api import (
     Timer,
 )
 from streams.engine.assignment import held_numbers
+from streams.engine.config import EngineConfig as EngineConfig  # the engine's settings
+from streams.engine.config import (
+    consumer_config,
+    producer_config,
+    restorer_config,
+)
 from streams.engine.errors import EngineError, HandlerFailed, NotInTransaction
 from streams.engine.partitions import TP, InputPartitions
 from streams.engine.restore import restore
+from streams.engine.retry import call_with_retry_async
 from streams.engine.stores import MemoryStore
 from streams.engine.topics import create_changelogs, partition_counts
 from streams.engine.transactions import CommitPolicy
@@ -50,22 +57,6 @@ log = logging.getLogger(__name__)
 
 _IDLE_SLEEP_S = 0.005
 """The loop's pause when nothing was fetched, handled or due."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EngineConfig:
-    app_id: str
-    """Consumer group id; ``transactional.id`` is ``f"{app_id}-{instance_id}"``."""
-    kafka: Mapping[str, str]
-    """confluent-kafka client settings (bootstrap, security)."""
-    instance_id: str
-    """Stable per process slot: a restart with the same id aborts the dead process's open
-    transaction at once (``init_transactions``)."""
-    max_batch: int = 500
-    commit_interval_ms: int = 100
-    max_task_idle_ms: int = 10_000
-    transaction_timeout_ms: int = 60_000
-    restore_timeout_s: float = 120.0
 
 
 @dataclass(slots=True)
@@ -201,47 +192,19 @@ class Engine:
         if not self._inputs:
             raise EngineError("no input registered")
         config = self.config
-        await asyncio.to_thread(create_changelogs, config.kafka, self._stores)
-        self._producer = Producer(
-            {
-                **config.kafka,
-                "transactional.id": f"{config.app_id}-{config.instance_id}",
-                "acks": "all",
-                "enable.idempotence": True,
-                "transaction.timeout.ms": config.transaction_timeout_ms,
-                "linger.ms": 5,
-                # the Java client's partitioner (Faust's, aiokafka's): co-partitioned by key
-                "partitioner": "murmur2_random",
-            }
+        await asyncio.to_thread(
+            create_changelogs, config.kafka, self._stores, timeout_s=config.restore_timeout_s
         )
+        self._producer = Producer(producer_config(config))
         await self._kafka_call(self._producer.init_transactions, self._timeout_s())
-        self._consumer = Consumer(
-            {
-                # a quiet input's end is known one empty fetch after its last record: a group
-                # waits that long for it (librdkafka's default is 500 ms); config.kafka may say
-                "fetch.wait.max.ms": 100,
-                **config.kafka,
-                "group.id": config.app_id,
-                "partition.assignment.strategy": "range",
-                "isolation.level": "read_committed",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "enable.partition.eof": True,
-            }
-        )
-        restorer = Consumer(
-            {
-                **config.kafka,
-                "group.id": f"{config.app_id}-restore",
-                "isolation.level": "read_committed",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "enable.partition.eof": True,
-            }
-        )
+        self._consumer = Consumer(consumer_config(config))
+        restorer = Consumer(restorer_config(config))
         try:
             self._partition_counts = await asyncio.to_thread(
-                partition_counts, self._consumer, list(self._inputs)
+                partition_counts,
+                self._consumer,
+                list(self._inputs),
+                timeout_s=config.restore_timeout_s,
             )
             self._consumer.subscribe(
                 list(self._inputs),
@@ -256,7 +219,9 @@ class Engine:
             raise
         finally:
             try:
-                self._consumer.close()  # leaves the group: its partitions move at once
+                # leaves the group: its partitions move at once (with static membership: after the
+                # session timeout, unless the same instance id comes back before)
+                self._consumer.close()
                 self._consumer = None  # end_offsets() from other tasks: nothing assigned now
                 restorer.close()
                 self._producer.flush(10)
@@ -526,12 +491,14 @@ class Engine:
         """The group's committed offsets of newly assigned partitions (for :meth:`positions`
         before their first record is handled), read off the event loop thread."""
         asked = [TopicPartition(*tp) for tp in sorted(self._unknown_offsets)]
-        try:
-            committed = await asyncio.to_thread(
-                self._consumer.committed, asked, timeout=self._timeout_s()
-            )
-        except KafkaException as exc:
-            raise EngineError(f"reading committed offsets: {exc}") from exc
+        # the group coordinator may be loading or moving (a new group, a broker restarted)
+        committed = await call_with_retry_async(
+            self._consumer.committed,
+            asked,
+            what="reading committed offsets",
+            timeout_s=self._timeout_s(),
+            timeout=10.0,
+        )
         for tp in committed:
             key = (tp.topic, tp.partition)
             if key in self._unknown_offsets:

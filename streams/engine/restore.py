@@ -20,6 +20,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
 from streams.engine.errors import EngineError, RestoreTimeout
+from streams.engine.retry import call_with_retry_async
 from streams.engine.stores import MemoryStore
 
 _BATCH = 1000
@@ -33,13 +34,21 @@ async def restore(
 ) -> int:
     """Load every (changelog topic, partition) of ``stores`` into its store; returns the records
     read. ``consumer`` is read_committed with ``enable.partition.eof``. Raises
-    :class:`RestoreTimeout` when the ends are not reached in ``timeout_s``."""
+    :class:`RestoreTimeout` when the ends are not reached in ``timeout_s`` (the ends' lookup,
+    tried again while a new changelog has no leader yet, counts in it), :class:`EngineError`
+    when the ends cannot be read in that time."""
     for (_topic, partition), store in stores.items():
         store.load(partition, ())  # held from now on, even when its changelog is empty
+    deadline = time.monotonic() + timeout_s
     ends: dict[tuple[str, int], int] = {}
     for topic, partition in stores:
-        low, high = await asyncio.to_thread(
-            consumer.get_watermark_offsets, TopicPartition(topic, partition), 10.0
+        # a changelog just created may have no leader yet: tried again until the deadline
+        low, high = await call_with_retry_async(
+            consumer.get_watermark_offsets,
+            TopicPartition(topic, partition),
+            10.0,
+            what=f"reading the ends of changelog {topic}[{partition}]",
+            timeout_s=max(0.0, deadline - time.monotonic()),
         )
         if high > low:
             ends[(topic, partition)] = high
@@ -47,7 +56,6 @@ async def restore(
         return 0
     consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in ends])
     read = 0
-    deadline = time.monotonic() + timeout_s
     try:
         while ends:
             msgs = consumer.consume(_BATCH, timeout=0)

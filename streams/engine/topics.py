@@ -5,35 +5,73 @@ the partition counts of its inputs, and the changelog topics of its stores, crea
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.engine.errors import EngineError
+from streams.engine.retry import DEFAULT_BACKOFF, Backoff, call_with_retry, transient
 from streams.engine.stores import MemoryStore
 
 
-def partition_counts(consumer: Any, topics: Sequence[str]) -> dict[str, int]:
-    """Each input's partition count; an input topic that does not exist is an error."""
-    metadata = consumer.list_topics(timeout=30)
-    counts = {}
-    for topic in topics:
-        found = metadata.topics.get(topic)
-        if found is None or found.error is not None or not found.partitions:
-            raise EngineError(f"input topic {topic} does not exist")
-        counts[topic] = len(found.partitions)
-    return counts
+def partition_counts(
+    consumer: Any,
+    topics: Sequence[str],
+    *,
+    timeout_s: float,
+    backoff: Backoff = DEFAULT_BACKOFF,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, int]:
+    """Each input's partition count. The metadata is asked again while an input is missing or
+    says "not yet" (a topic just created: no leader yet), up to ``timeout_s``; then, or on an
+    error that is not transient, :class:`EngineError`."""
+    deadline = time.monotonic() + timeout_s
+    for delay in backoff.delays():
+        metadata = call_with_retry(
+            consumer.list_topics,
+            what="reading the input topics' metadata",
+            timeout_s=max(0.0, deadline - time.monotonic()),
+            timeout=min(30.0, max(1.0, deadline - time.monotonic())),
+        )
+        counts, waiting = {}, []
+        for topic in topics:
+            found = metadata.topics.get(topic)
+            if found is not None and found.error is None and found.partitions:
+                counts[topic] = len(found.partitions)
+            elif found is not None and found.error is not None and not transient(found.error):
+                raise EngineError(f"input topic {topic}: {found.error}")
+            else:
+                waiting.append(topic)
+        if not waiting:
+            return counts
+        if time.monotonic() + delay > deadline:
+            raise EngineError(f"input topics {waiting} do not exist (waited {timeout_s:.0f} s)")
+        sleep(delay)
+    raise AssertionError("unreachable: the backoff never ends")  # pragma: no cover
 
 
-def create_changelogs(kafka: Mapping[str, str], stores: Sequence[MemoryStore]) -> None:
-    """Create the stores' changelog topics that do not exist yet and wait until they are in the
-    metadata; a changelog with fewer partitions than its store is an error."""
+def _ready(found: Any, partitions: int) -> bool:
+    """A topic's metadata with ``partitions`` partitions, each with a leader."""
+    if found is None or found.error is not None or len(found.partitions) < partitions:
+        return False
+    return all(p.error is None and p.leader >= 0 for p in found.partitions.values())
+
+
+def create_changelogs(
+    kafka: Mapping[str, str], stores: Sequence[MemoryStore], *, timeout_s: float = 30.0
+) -> None:
+    """Create the stores' changelog topics that do not exist yet and wait (up to
+    ``timeout_s``) until each partition of them has a leader in the metadata; a changelog with
+    fewer partitions than its store is an error."""
     if not stores:
         return
+    deadline = time.monotonic() + timeout_s
     admin = AdminClient(dict(kafka))
-    existing = admin.list_topics(timeout=30).topics
+    existing = call_with_retry(
+        admin.list_topics, what="listing topics", timeout_s=timeout_s, timeout=10
+    ).topics
     for store in stores:
         found = existing.get(store.changelog_topic)
         if found is not None and len(found.partitions) < store.partition_count:
@@ -59,11 +97,19 @@ def create_changelogs(kafka: Mapping[str, str], stores: Sequence[MemoryStore]) -
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise EngineError(f"creating changelog {topic}: {exc}") from exc
-    deadline = time.monotonic() + 30
-    names = {t.topic for t in wanted}
-    while time.monotonic() < deadline:
-        topics = admin.list_topics(timeout=10).topics
-        if all(n in topics and topics[n].partitions for n in names):
+    wanted_partitions = {t.topic: t.num_partitions for t in wanted}
+    for delay in DEFAULT_BACKOFF.delays():
+        topics = call_with_retry(
+            admin.list_topics,
+            what="listing topics",
+            timeout_s=max(0.0, deadline - time.monotonic()),
+            timeout=10,
+        ).topics
+        if all(_ready(topics.get(n), count) for n, count in wanted_partitions.items()):
             return
-        time.sleep(0.1)
-    raise EngineError(f"changelog topics {sorted(names)} did not appear in 30 s")
+        if time.monotonic() + delay > deadline:
+            break
+        time.sleep(delay)
+    raise EngineError(
+        f"changelog topics {sorted(wanted_partitions)} have no leader after {timeout_s:.0f} s"
+    )

@@ -407,6 +407,15 @@ async def run(
         log.info("routing: %s", parts.counters.line())
 
 
+def group_settings(worker: WorkerSettings) -> dict[str, str]:
+    """The engine consumer's group timing: a crashed worker's partitions move after the
+    session timeout, as the Faust worker's do (consumer-only keys: not given to the producer)."""
+    return {
+        "session.timeout.ms": str(int(worker.session_timeout_s * 1000)),
+        "heartbeat.interval.ms": str(int(min(3.0, worker.session_timeout_s / 4) * 1000)),
+    }
+
+
 def instance_slot(worker: WorkerSettings) -> InstanceSlot:
     """``AIR_EXSTREAM_INSTANCE_ID`` when set, else the id kept in the worker's state directory
     (:mod:`streams.engine.instance`): a restart on the same directory is the same slot."""
@@ -425,12 +434,10 @@ async def serve(
     engine = Engine(
         EngineConfig(
             app_id=worker.app_id,
-            kafka={
-                **kafka.confluent_config(),
-                # a crashed worker's partitions move after this, as the Faust worker's do
-                "session.timeout.ms": str(int(worker.session_timeout_s * 1000)),
-                "heartbeat.interval.ms": str(int(min(3.0, worker.session_timeout_s / 4) * 1000)),
-            },
+            kafka=kafka.confluent_config(),
+            consumer=group_settings(worker),
+            # no static membership: two processes with the same instance id would fence each
+            # other, and a stopped worker's partitions would wait for the session timeout
             instance_id=slot.instance_id,
             transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
         ),

@@ -27,12 +27,12 @@ from streams.engine.engine import Engine, EngineConfig
 
 def build(args: argparse.Namespace) -> Engine:
     kafka = KafkaSettings().with_bootstrap(args.bootstrap).confluent_config()
-    # a SIGKILLed member's partitions move after its session times out: 10 s, not 45
-    kafka["session.timeout.ms"] = "10000"
     engine = Engine(
         EngineConfig(
             app_id=args.app_id,
             kafka=kafka,
+            # a SIGKILLed member's partitions move after its session times out: 10 s, not 45
+            consumer={"session.timeout.ms": "10000"},
             instance_id=args.instance_id,
             max_task_idle_ms=200,
             # a restart under another instance id waits for the dead one's open transaction

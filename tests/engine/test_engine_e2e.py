@@ -24,6 +24,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -444,3 +445,57 @@ async def test_keyed_sends_use_the_java_partitioner(
     assert task.exception() is None
     placed = {m.key(): m.partition() for m in consume(consumer_factory(sink), len(keys), 30)}
     assert placed == {key: murmur2_partition(key, 6) for key in keys}
+
+
+@pytest.mark.parametrize("static", [False, True])
+async def test_a_cold_start_creates_its_changelog_and_joins_static_only_when_asked(
+    kafka: KafkaCluster,
+    topic_factory: Callable[..., str],
+    static: bool,
+) -> None:
+    """A changelog the engine creates is restored at once (its partitions may have no leader
+    for a moment: the ends are asked again); the group member carries the instance id as its
+    ``group.instance.id`` with static membership only."""
+    source = topic_factory("engine-in", partitions=3)
+    changelog = unique("engine-new-cl")  # not there yet: the engine creates it
+    app_id = unique("engine-static")
+    engine = Engine(
+        EngineConfig(
+            app_id=app_id,
+            kafka=kafka.client_config(),
+            consumer={"session.timeout.ms": "10000", "heartbeat.interval.ms": "1000"},
+            instance_id="slot-a",
+            static_membership=static,
+        )
+    )
+    engine.store("s", changelog_topic=changelog, partitions=3)
+    assigned: list[frozenset[int]] = []
+    engine.on_assigned(assigned.append)
+
+    async def nothing(_record: Record) -> None:
+        return None
+
+    engine.input(source, nothing)
+    stop = asyncio.Event()
+    task = asyncio.create_task(engine.run(stop))
+    members: list[Any] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not assigned and not task.done() and time.monotonic() < deadline:
+            await asyncio.wait({task}, timeout=0.05)
+        assert assigned == [frozenset({0, 1, 2})]
+
+        admin = kafka.admin()  # kept: the futures need their client alive
+
+        def describe() -> list[Any]:
+            future = admin.describe_consumer_groups([app_id], request_timeout=10)[app_id]
+            return list(future.result(30).members)
+
+        while not members and time.monotonic() < deadline:
+            members = await asyncio.to_thread(describe)
+    finally:
+        stop.set()
+        finished, _ = await asyncio.wait({task}, timeout=60)
+    assert finished
+    assert task.exception() is None
+    assert [m.group_instance_id for m in members] == (["slot-a"] if static else [None])

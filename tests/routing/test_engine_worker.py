@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from streams.codec import Codecs, codec_for
+from streams.config import KafkaSettings
 from streams.domain.records import (
     AccountEvent,
     AuditKind,
@@ -25,8 +26,11 @@ from streams.domain.records import (
     Preference,
     TemplateVersion,
 )
+from streams.engine import engine as engine_module
 from streams.engine.api import Record
-from streams.routing.engine_worker import EngineWorker, install, run
+from streams.engine.config import EngineConfig
+from streams.routing import engine_worker
+from streams.routing.engine_worker import EngineWorker, group_settings, install, run
 from streams.routing.handlers.audit import decode_head, head_key
 from streams.routing.metrics import RoutingMetrics
 from streams.routing.partitioning import murmur2_partition
@@ -245,3 +249,36 @@ async def test_a_document_request_makes_one_tracked_command_and_its_retry_none()
         codec_for(AuditRecord).decode(s.value).kind for s in engine.outputs.to("t." + names.AUDIT)
     ]
     assert kinds == [AuditKind.COMMAND_EMITTED, AuditKind.SUPPRESSED]
+
+
+def test_the_group_timing_is_a_consumer_setting_without_static_membership() -> None:
+    settings = group_settings(worker_settings(session_timeout_s=20.0))
+    assert settings == {"session.timeout.ms": "20000", "heartbeat.interval.ms": "3000"}
+    assert "group.instance.id" not in settings
+
+
+async def test_serve_gives_the_group_timing_to_the_consumer_not_to_every_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[EngineConfig] = []
+
+    class _Built(Exception):
+        pass
+
+    def capture(config: EngineConfig, **_guard: object) -> None:
+        seen.append(config)
+        raise _Built
+
+    monkeypatch.setattr(engine_module, "Engine", capture)
+    with pytest.raises(_Built):
+        await engine_worker.serve(
+            kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"),
+            worker=worker_settings(session_timeout_s=20.0, instance_id="slot-1"),
+            topology=load_topology("local", prefix="t."),
+            metrics=RoutingMetrics(),
+        )
+    [config] = seen
+    assert config.consumer == group_settings(worker_settings(session_timeout_s=20.0))
+    assert config.instance_id == "slot-1"
+    assert not set(config.consumer) & set(config.kafka)
+    assert config.static_membership is False

@@ -1,0 +1,84 @@
+"""The engine's settings and the confluent-kafka client configurations made from them (pure:
+no Kafka)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineConfig:
+    app_id: str
+    """Consumer group id; ``transactional.id`` is ``f"{app_id}-{instance_id}"``."""
+    kafka: Mapping[str, str]
+    """confluent-kafka settings of every client (bootstrap, security): no producer-only or
+    consumer-only key here (librdkafka warns, CONFWARN, about a key its client ignores)."""
+    instance_id: str
+    """Stable per process slot: a restart with the same id aborts the dead process's open
+    transaction at once (``init_transactions``)."""
+    consumer: Mapping[str, str] = field(default_factory=dict)
+    """Extra settings of the consumers only (e.g. ``session.timeout.ms``,
+    ``heartbeat.interval.ms``); the engine's own group settings win over them."""
+    static_membership: bool = False
+    """``group.instance.id = instance_id`` (KIP-345): a member restarted within the session
+    timeout gets its partitions back without a rebalance, but one that stops does not leave the
+    group (its partitions wait for the session timeout), and two live processes with the same
+    ``instance_id`` fence each other. Off unless every process slot has an id of its own."""
+    max_batch: int = 500
+    commit_interval_ms: int = 100
+    max_task_idle_ms: int = 10_000
+    transaction_timeout_ms: int = 60_000
+    restore_timeout_s: float = 120.0
+
+
+def producer_config(config: EngineConfig) -> dict[str, Any]:
+    """The transactional producer's settings."""
+    return {
+        **config.kafka,
+        "transactional.id": f"{config.app_id}-{config.instance_id}",
+        "acks": "all",
+        "enable.idempotence": True,
+        "transaction.timeout.ms": config.transaction_timeout_ms,
+        "linger.ms": 5,
+        # the Java client's partitioner (Faust's, aiokafka's): co-partitioned by key
+        "partitioner": "murmur2_random",
+    }
+
+
+def consumer_config(config: EngineConfig) -> dict[str, Any]:
+    """The group consumer's settings."""
+    settings: dict[str, Any] = {
+        # a quiet input's end is known one empty fetch after its last record: a group waits
+        # that long for it (librdkafka's default is 500 ms); config.kafka/consumer may say
+        "fetch.wait.max.ms": 100,
+        **config.kafka,
+        **config.consumer,
+        "group.id": config.app_id,
+        "partition.assignment.strategy": "range",
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "enable.partition.eof": True,
+    }
+    if config.static_membership:
+        settings["group.instance.id"] = config.instance_id
+    else:
+        settings.pop("group.instance.id", None)  # only through static_membership
+    return settings
+
+
+def restorer_config(config: EngineConfig) -> dict[str, Any]:
+    """The changelog reader's settings (assigned partitions, never in a group)."""
+    settings: dict[str, Any] = {
+        **config.kafka,
+        **config.consumer,
+        "group.id": f"{config.app_id}-restore",
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "enable.partition.eof": True,
+    }
+    settings.pop("group.instance.id", None)
+    return settings
