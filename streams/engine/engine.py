@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -54,6 +55,9 @@ from streams.engine.topics import create_changelogs, partition_counts
 from streams.engine.transactions import CommitPolicy
 
 log = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT_S = 30.0
+"""How long :meth:`Engine.run` waits for its clients to close on the way out."""
 
 _IDLE_SLEEP_S = 0.005
 """The loop's pause when nothing was fetched, handled or due."""
@@ -218,16 +222,38 @@ class Engine:
             await self._abort()
             raise
         finally:
+            self._close(restorer)
+
+    def _close(self, restorer: Any) -> None:
+        """Close the clients, for at most :data:`CLOSE_TIMEOUT_S`. After a broker outage a
+        client's close can block for minutes (librdkafka waits on requests that will never be
+        answered): the closing runs in a daemon thread the process does not wait for, and the
+        event loop is held meanwhile (no task sees half-closed clients)."""
+        consumer, producer = self._consumer, self._producer
+
+        def close() -> None:
             try:
-                # leaves the group: its partitions move at once (with static membership: after the
-                # session timeout, unless the same instance id comes back before)
-                self._consumer.close()
-                self._consumer = None  # end_offsets() from other tasks: nothing assigned now
+                # leaves the group: its partitions move at once (with static membership: after
+                # the session timeout, unless the same instance id comes back before)
+                consumer.close()
                 restorer.close()
-                self._producer.flush(10)
-                self._producer.close()
+                producer.flush(10)
+                producer.close()
             except KafkaException as exc:  # an error on the way out does not hide the first
                 log.warning("engine %s: closing: %s", self.config.app_id, exc)
+
+        closing = threading.Thread(target=close, name="engine-close", daemon=True)
+        closing.start()
+        closing.join(CLOSE_TIMEOUT_S)
+        self._consumer = None  # end_offsets() from other tasks: nothing assigned now
+        if closing.is_alive():
+            log.warning(
+                "engine %s: the Kafka clients did not close in %.0f s (a broker unreachable?); "
+                "left behind: their open transaction is aborted by the next process with this "
+                "instance id, or by the transaction timeout",
+                self.config.app_id,
+                CLOSE_TIMEOUT_S,
+            )
 
     async def _cycle(self, restorer: Any) -> None:
         self._pause_full_buffers()
