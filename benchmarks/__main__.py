@@ -36,6 +36,8 @@ BENCHMARKS: dict[str, Callable[[], Result | list[Result]]] = {
     "routing_latency": routing.run_latency,
     # latency and throughput with the adaptive commit cadence (routing.LIVE_CADENCE)
     "routing_latency_live": routing.run_latency_live,
+    # latency and throughput of the routing worker on the engine (AIR_EXSTREAM_ENGINE=kafka)
+    "routing_latency_engine": routing.run_latency_engine,
     # latency per worker commit interval (BENCH_COMMIT_INTERVALS); ~1 min per interval
     "routing_latency_commit_interval": routing.run_latency_commit_interval,
     "routing_scaling": routing.run_scaling,

@@ -1075,6 +1075,28 @@ def latency_live(bootstrap: str, workdir: Path) -> dict[str, Any]:
     return result
 
 
+def latency_engine(bootstrap: str, workdir: Path) -> dict[str, Any]:
+    """:func:`latency` with the routing worker on the project's engine (:data:`ENGINE_ENV`: a
+    transaction committed as soon as nothing is left to handle, at least every 100 ms), and
+    that worker's throughput (one run of ``BENCH_SCALING_EVENTS`` events)."""
+    result = latency(bootstrap, workdir, env_extra=ENGINE_ENV)
+    result["benchmark"] = "routing_latency_engine"
+    result["measured"]["what"] += ", the routing worker on the engine (AIR_EXSTREAM_ENGINE=kafka)"
+    result["config"]["worker"] = "1 process, the engine (AIR_EXSTREAM_ENGINE=kafka), exactly-once"
+    result["config"]["commit_interval_s"] = None
+    value = routing_once(bootstrap, workdir, SCALING_EVENTS, baseline=False, env=ENGINE_ENV).rate
+    print(f"  the engine worker's throughput: {value:.0f} events/s")
+    result["throughput_at_cadence"] = {
+        "what": f"the engine worker's events/s ({SCALING_EVENTS} events)",
+        "value": value,
+    }
+    return result
+
+
+def run_latency_engine() -> dict[str, Any]:
+    return _with_broker(latency_engine)[0]
+
+
 def run_latency_live() -> dict[str, Any]:
     return _with_broker(latency_live)[0]
 
@@ -1097,7 +1119,9 @@ def run_backlog() -> dict[str, Any]:
 
 def run_all() -> list[dict[str, Any]]:
     """Throughput, backlog, latency and scaling on one broker."""
-    results = _with_broker(throughput, backlog, latency_at_cadence, latency_live, scaling)
+    results = _with_broker(
+        throughput, backlog, latency_at_cadence, latency_live, scaling, latency_engine
+    )
     backlog_result, preferences_first = results[1], results[0]["measured"]["value"]
     backlog_result["preferences_first"] = {
         "what": "the routing benchmark's worker, preferences loaded before the events",
