@@ -82,6 +82,9 @@ PUBLIC_UNDERSCORED = {
     "KafkaError._PARTITION_EOF",
     "KafkaError._AUTHENTICATION",
     "KafkaError._INVALID_ARG",
+    "KafkaError._UNKNOWN_PARTITION",
+    "KafkaError._UNKNOWN_TOPIC",
+    "KafkaError._TIMED_OUT",
     "os._exit",
 }
 """Names with a leading underscore that their library documents as public (librdkafka's local
