@@ -18,8 +18,7 @@ from streams.deadletter.letters import dead_letter_headers, dead_letter_of
 from streams.domain.ids import audit_id
 from streams.domain.records import AlignmentAlert, AuditKind, AuditRecord, CompositionCommand
 from streams.routing.faust_compat import committed_offset, end_offset
-from streams.routing.handlers.audit import AuditChains
-from streams.routing.handlers.decode import key_text
+from streams.routing.handlers.audit import AuditChains, dead_letter_audit
 from streams.routing.handlers.ports import InputRecord
 from streams.routing.metrics import RoutingMetrics
 from topology import names
@@ -216,19 +215,8 @@ class WorkerOutputs:
         )
         self._counters.dead_letters += 1
         self._metrics.dead_letters.labels(msg.topic, error_type).inc()
-        subject = f"{msg.topic}/{msg.partition}/{msg.offset}"
-        await self.send_audit(
-            AuditRecord(
-                audit_id=audit_id(AuditKind.DEAD_LETTER, subject),
-                kind=AuditKind.DEAD_LETTER,
-                customer_id=key_text(msg.key),
-                occurred_at=letter.failed_at,
-                summary=f"record {subject} dead-lettered: {error_type}",
-                details={"error_type": error_type, "source": subject, "reason": reason},
-            ),
-            msg.key,
-        )
-        log.warning("dead-lettered %s: %s", subject, error_type)
+        await self.send_audit(dead_letter_audit(msg, error_type, reason, letter.failed_at), msg.key)
+        log.warning("dead-lettered %s/%d/%d: %s", msg.topic, msg.partition, msg.offset, error_type)
 
 
 class AlertCounters(Protocol):

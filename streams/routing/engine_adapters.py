@@ -27,13 +27,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.deadletter.letters import dead_letter_headers, dead_letter_of
-from streams.domain.ids import audit_id
-from streams.domain.records import AuditKind, AuditRecord
+from streams.domain.records import AuditRecord
 from streams.engine.api import Headers, Outputs, Record, Store
 from streams.routing.adapters import DeadLetterCounters
 from streams.routing.alignment import Verdict, reference_covers
-from streams.routing.handlers.audit import AuditChains
-from streams.routing.handlers.decode import key_text
+from streams.routing.handlers.audit import AuditChains, dead_letter_audit
 from streams.routing.handlers.join import ReferenceProgress
 from streams.routing.handlers.ports import InputRecord, timestamp_ms
 from streams.routing.join_gate import JoinGate
@@ -243,19 +241,8 @@ class EngineOutputs:
         )
         self._counters.dead_letters += 1
         self._metrics.dead_letters.labels(msg.topic, error_type).inc()
-        subject = f"{msg.topic}/{msg.partition}/{msg.offset}"
-        await self.send_audit(
-            AuditRecord(
-                audit_id=audit_id(AuditKind.DEAD_LETTER, subject),
-                kind=AuditKind.DEAD_LETTER,
-                customer_id=key_text(msg.key),
-                occurred_at=letter.failed_at,
-                summary=f"record {subject} dead-lettered: {error_type}",
-                details={"error_type": error_type, "source": subject, "reason": reason},
-            ),
-            msg.key,
-        )
-        log.warning("dead-lettered %s: %s", subject, error_type)
+        await self.send_audit(dead_letter_audit(msg, error_type, reason, letter.failed_at), msg.key)
+        log.warning("dead-lettered %s/%d/%d: %s", msg.topic, msg.partition, msg.offset, error_type)
 
 
 @dataclass(slots=True)

@@ -30,8 +30,9 @@ from typing import Protocol
 import orjson
 
 from streams.audit.chain import ChainHead, append
-from streams.domain.records import AuditRecord
-from streams.routing.handlers.decode import decode_or_dead_letter
+from streams.domain.ids import audit_id
+from streams.domain.records import AuditKind, AuditRecord
+from streams.routing.handlers.decode import decode_or_dead_letter, key_text
 from streams.routing.handlers.ports import DeadLetter, Decode, InputRecord, StateTable
 
 
@@ -53,6 +54,22 @@ class AuditCounters(Protocol):
     """The worker's running totals (:class:`~streams.routing.app.Counters` is one)."""
 
     audit_written: int
+
+
+def dead_letter_audit(
+    record: InputRecord, error_type: str, reason: str, failed_at: int
+) -> AuditRecord:
+    """The DEAD_LETTER audit record of ``record`` dead-lettered for ``error_type``: its subject
+    is the record's place (topic/partition/offset), so a replay audits it under the same id."""
+    subject = f"{record.topic}/{record.partition}/{record.offset}"
+    return AuditRecord(
+        audit_id=audit_id(AuditKind.DEAD_LETTER, subject),
+        kind=AuditKind.DEAD_LETTER,
+        customer_id=key_text(record.key),
+        occurred_at=failed_at,
+        summary=f"record {subject} dead-lettered: {error_type}",
+        details={"error_type": error_type, "source": subject, "reason": reason},
+    )
 
 
 def head_key(partition: int) -> bytes:
