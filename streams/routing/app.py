@@ -57,14 +57,8 @@ from streams.audit.signing import AuditSigning
 from streams.codec import Codecs
 from streams.config import KafkaSettings
 from streams.domain.records import (
-    AccountEvent,
-    AlignmentAlert,
-    AuditRecord,
-    CaseEvent,
     CommRule,
-    CompositionCommand,
     DeadLetter,
-    Preference,
     TemplateVersion,
 )
 from streams.domain.reference_checks import (
@@ -104,6 +98,7 @@ from streams.routing.requests import RequestCounters, RequestsContext, install_r
 from streams.routing.settings import WorkerSettings
 from streams.routing.tracking import TrackingContext, TrackingCounters, install_tracking
 from streams.routing.watchdog import Deadline
+from streams.routing.worker_codecs import WorkerCodecs
 from topology import names
 from topology.model import Topology
 
@@ -254,36 +249,7 @@ def create_app(
     suppression = table("suppression")
     chain_heads = table("audit-chain-heads")
 
-    def codec(logical: str, cls: Any) -> Any:
-        return codecs.for_topic(topology.name(logical), cls)
-
-    rule_codec = codec(names.COMM_RULES, CommRule)
-    template_codec = codec(names.TEMPLATES, TemplateVersion)
-    pref_codec = codec(names.PREFERENCES, Preference)
-    pref_state = codecs.for_state(Preference)
-    """The preferences table's values: single-object encoding whatever the topics carry."""
-    account_codec = codec(names.ACCOUNT_EVENTS, AccountEvent)
-    case_codec = codec(names.CASE_EVENTS, CaseEvent)
-    command_codec = codec(names.COMMANDS, CompositionCommand)
-    alert_codec = codec(names.ALIGNMENT_ALERTS, AlignmentAlert)
-    intake_codec = codec(names.AUDIT_INTAKE, AuditRecord)
-    audit_codec = codec(names.AUDIT, AuditRecord)
-
-    # the registry is asked now (a clear error at start when it does not answer), not in the
-    # middle of a record's transaction
-    for written in (command_codec, alert_codec, intake_codec, audit_codec, pref_state):
-        written.prepare()
-    for source in (
-        names.ACCOUNT_EVENTS,
-        names.CASE_EVENTS,
-        names.PREFERENCES,
-        names.COMM_RULES,
-        names.TEMPLATES,
-        names.DOCUMENT_REQUESTS,
-        names.DELIVERY_EVENTS,
-        names.AUDIT_INTAKE,
-    ):
-        codecs.for_topic(names.dlq(topology.name(source)), DeadLetter).prepare()
+    wc = WorkerCodecs.prepared(codecs, topology)
 
     # customer-keyed inputs: a record must be in its key's murmur2 partition (partitioning.py)
     partition_counts = {
@@ -300,7 +266,7 @@ def create_app(
     rules_view: ReferenceView[CommRule] = ReferenceView(
         topic=topology.name(names.COMM_RULES),
         partitions=topology.topic(names.COMM_RULES).partitions,
-        decode=usable(rule_codec.decode, rule_problems),
+        decode=usable(wc.rule.decode, rule_problems),
         client_kwargs=kafka_kwargs,
         on_progress=progress.notify,
         fetch_wait_ms=worker.reference_fetch_wait_ms,
@@ -308,7 +274,7 @@ def create_app(
     templates_view: ReferenceView[TemplateVersion] = ReferenceView(
         topic=topology.name(names.TEMPLATES),
         partitions=topology.topic(names.TEMPLATES).partitions,
-        decode=usable(template_codec.decode, template_problems),
+        decode=usable(wc.template.decode, template_problems),
         client_kwargs=kafka_kwargs,
         on_progress=progress.notify,
         fetch_wait_ms=worker.reference_fetch_wait_ms,
@@ -355,7 +321,7 @@ def create_app(
     chains = AuditChains(
         heads=GuardedTable(guard, chain_heads),
         audit=TopicChainedAudit(audit_topic),
-        encode=audit_codec.encode,
+        encode=wc.audit.encode,
         counters=counters,
         checkpoints=(
             None if audit_signing is None else TopicCheckpoints(audit_signing, checkpoints_topic)
@@ -367,7 +333,7 @@ def create_app(
         chains=chains,
         intake_topic=intake_topic,
         intake_name=topology.name(names.AUDIT_INTAKE),
-        encode_intake=intake_codec.encode,
+        encode_intake=wc.intake.encode,
         chain_directly=(
             topology.topic(names.AUDIT).partitions == topology.topic(names.AUDIT_INTAKE).partitions
         ),
@@ -420,11 +386,11 @@ def create_app(
 
     @app.agent(account_topic)
     async def account_events_agent(stream: Any) -> None:
-        await route(stream, account_codec, topology.name(names.ACCOUNT_EVENTS))
+        await route(stream, wc.account, topology.name(names.ACCOUNT_EVENTS))
 
     @app.agent(case_topic)
     async def case_events_agent(stream: Any) -> None:
-        await route(stream, case_codec, topology.name(names.CASE_EVENTS))
+        await route(stream, wc.case, topology.name(names.CASE_EVENTS))
 
     # ------------------------------------------------------------------ audit writer
 
@@ -465,24 +431,24 @@ def create_app(
     reference_source = views.source()
     reference_changes = ReferenceChanges(
         reference=reference_source,
-        decode_rule=rule_codec.decode,
-        decode_template=template_codec.decode,
+        decode_rule=wc.rule.decode,
+        decode_template=wc.template.decode,
         emit_alert=TopicAlerts(
-            topic=alerts_topic, encode=alert_codec.encode, counters=counters, send_audit=send_audit
+            topic=alerts_topic, encode=wc.alert.encode, counters=counters, send_audit=send_audit
         ).emit,
         dead_letter=dead_letter,
         registry_wait_s=worker.registry_wait_s,
     )
     intake_writer = AuditWriter(
         chains=chains,
-        decode=intake_codec.decode,
+        decode=wc.intake.decode,
         dead_letter=dead_letter,
         registry_wait_s=worker.registry_wait_s,
     )
     preferences_handler = PreferencesHandler(
         table=GuardedTable(guard, preferences),
-        decode=pref_codec.decode,
-        encode_state=pref_state.encode,
+        decode=wc.preference.decode,
+        encode_state=wc.preference_state.encode,
         dead_letter=dead_letter,
         counters=counters,
         partition_counts=partition_counts,
@@ -502,7 +468,7 @@ def create_app(
             letters=dead_letter,
         ),
         codecs=EventCodecs(
-            preference=pref_state.decode, command=command_codec.encode, alert=alert_codec.encode
+            preference=wc.preference_state.decode, command=wc.command.encode, alert=wc.alert.encode
         ),
         counters=counters,
         metrics=metrics,

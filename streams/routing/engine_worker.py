@@ -34,14 +34,8 @@ from streams.audit.signing import AuditSigning
 from streams.codec import Codecs
 from streams.config import KafkaSettings
 from streams.domain.records import (
-    AccountEvent,
-    AlignmentAlert,
-    AuditRecord,
-    CaseEvent,
     CommRule,
-    CompositionCommand,
     DeadLetter,
-    Preference,
     TemplateVersion,
 )
 from streams.domain.reference_checks import rule_problems, template_problems
@@ -77,6 +71,7 @@ from streams.routing.requests import RequestCounters, RequestsContext, request_h
 from streams.routing.settings import WorkerSettings
 from streams.routing.tracking import TrackingContext, TrackingCounters, tracking_handlers
 from streams.routing.watchdog import Deadline
+from streams.routing.worker_codecs import WorkerCodecs
 from topology import names
 from topology.model import Topology
 
@@ -146,30 +141,16 @@ def install(
         for t in TABLES
     }
 
-    def codec(logical: str, cls: Any) -> Any:
-        return codecs.for_topic(name(logical), cls)
-
-    rule_codec = codec(names.COMM_RULES, CommRule)
-    template_codec = codec(names.TEMPLATES, TemplateVersion)
-    pref_codec = codec(names.PREFERENCES, Preference)
-    pref_state = codecs.for_state(Preference)
-    command_codec = codec(names.COMMANDS, CompositionCommand)
-    alert_codec = codec(names.ALIGNMENT_ALERTS, AlignmentAlert)
-    intake_codec = codec(names.AUDIT_INTAKE, AuditRecord)
-    audit_codec = codec(names.AUDIT, AuditRecord)
-    for written in (command_codec, alert_codec, intake_codec, audit_codec, pref_state):
-        written.prepare()
+    wc = WorkerCodecs.prepared(codecs, topology)
     customer_inputs = (names.PREFERENCES, names.ACCOUNT_EVENTS, names.CASE_EVENTS)
     partitioned_inputs = (*customer_inputs, names.DELIVERY_EVENTS, names.DOCUMENT_REQUESTS)
-    for source in (*partitioned_inputs, names.COMM_RULES, names.TEMPLATES, names.AUDIT_INTAKE):
-        codecs.for_topic(names.dlq(name(source)), DeadLetter).prepare()
     partition_counts = {name(n): topology.topic(n).partitions for n in customer_inputs}
 
     progress, gate_counters = ProgressSignal(), GateCounters()
     views_of: dict[str, ReferenceView[Any]] = {}
     for logical, decode in (
-        (names.COMM_RULES, usable(rule_codec.decode, rule_problems)),
-        (names.TEMPLATES, usable(template_codec.decode, template_problems)),
+        (names.COMM_RULES, usable(wc.rule.decode, rule_problems)),
+        (names.TEMPLATES, usable(wc.template.decode, template_problems)),
     ):
         views_of[logical] = ReferenceView(
             topic=name(logical),
@@ -201,7 +182,7 @@ def install(
     chains = AuditChains(
         heads=tables["audit-chain-heads"],
         audit=TopicChainedAudit(EngineTopic(out, name(names.AUDIT))),
-        encode=audit_codec.encode,
+        encode=wc.audit.encode,
         counters=counters,
         checkpoints=None
         if signing is None
@@ -218,7 +199,7 @@ def install(
         current=current,
         chains=chains,
         intake_name=name(names.AUDIT_INTAKE),
-        encode_intake=intake_codec.encode,
+        encode_intake=wc.intake.encode,
         partition_counts=chained_counts,
         letter_codec=lambda dlq: codecs.for_topic(dlq, DeadLetter),
         counters=counters,
@@ -228,11 +209,11 @@ def install(
     wait_s = worker.registry_wait_s
     changes = ReferenceChanges(
         reference=reference,
-        decode_rule=rule_codec.decode,
-        decode_template=template_codec.decode,
+        decode_rule=wc.rule.decode,
+        decode_template=wc.template.decode,
         emit_alert=TopicAlerts(
             topic=EngineTopic(out, name(names.ALIGNMENT_ALERTS)),
-            encode=alert_codec.encode,
+            encode=wc.alert.encode,
             counters=counters,
             send_audit=shared.send_audit,
         ).emit,
@@ -241,8 +222,8 @@ def install(
     )
     preferences = PreferencesHandler(
         table=tables["preferences"],
-        decode=pref_codec.decode,
-        encode_state=pref_state.encode,
+        decode=wc.preference.decode,
+        encode_state=wc.preference_state.encode,
         dead_letter=shared.dead_letter,
         counters=counters,
         partition_counts=partition_counts,
@@ -309,7 +290,7 @@ def install(
             letters=shared.dead_letter,
         ),
         codecs=EventCodecs(
-            preference=pref_state.decode, command=command_codec.encode, alert=alert_codec.encode
+            preference=wc.preference_state.decode, command=wc.command.encode, alert=wc.alert.encode
         ),
         counters=counters,
         metrics=metrics,
@@ -319,7 +300,7 @@ def install(
     )
     writer = AuditWriter(
         chains=chains,
-        decode=intake_codec.decode,
+        decode=wc.intake.decode,
         dead_letter=shared.dead_letter,
         registry_wait_s=wait_s,
     )
@@ -337,8 +318,11 @@ def install(
         return current.wrap(counted(handler, metrics.record_in))
 
     engine.input(name(names.PREFERENCES), wrap(preferences.handle))
-    for logical, cls in ((names.ACCOUNT_EVENTS, AccountEvent), (names.CASE_EVENTS, CaseEvent)):
-        engine.input(name(logical), wrap(route(logical, codec(logical, cls).decode)))
+    for logical, decode in (
+        (names.ACCOUNT_EVENTS, wc.account.decode),
+        (names.CASE_EVENTS, wc.case.decode),
+    ):
+        engine.input(name(logical), wrap(route(logical, decode)))
     engine.input(name(names.AUDIT_INTAKE), wrap(writer.handle))
     engine.input(name(names.COMM_RULES), wrap(changes.rule_changed))
     engine.input(name(names.TEMPLATES), wrap(changes.template_changed))
