@@ -39,3 +39,18 @@ def machine() -> dict[str, Any]:
 
 def median(values: list[float]) -> float:
     return float(statistics.median(values))
+
+
+def copy_record(producer: Any, topic: str, msg: Any) -> None:
+    """Produce consumed record ``msg`` unchanged to the same partition of ``topic``, waiting while
+    the producer's queue is full (the passthroughs' copy step)."""
+    partition = msg.partition()
+    assert partition is not None  # consumed records always have one
+    while True:
+        try:
+            producer.produce(
+                topic, key=msg.key(), value=msg.value(), headers=msg.headers(), partition=partition
+            )
+            return
+        except BufferError:
+            producer.poll(0.05)

@@ -25,7 +25,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from benchmarks.common import broker, machine, median
+from benchmarks.common import broker, copy_record, machine, median
 from streams.engine.api import Record
 from streams.engine.engine import Engine, EngineConfig
 
@@ -96,20 +96,7 @@ def loop_once(conf: dict[str, str], source: str, n: int, timeout_s: float = 300.
             for msg in msgs:
                 if msg.error() is not None:
                     raise KafkaException(msg.error())
-                partition = msg.partition()
-                assert partition is not None  # consumed records always have one
-                while True:
-                    try:
-                        producer.produce(
-                            out,
-                            key=msg.key(),
-                            value=msg.value(),
-                            headers=msg.headers(),
-                            partition=partition,
-                        )
-                        break
-                    except BufferError:
-                        producer.poll(0.05)
+                copy_record(producer, out, msg)
                 copied += 1
                 if start is None and copied >= n // 10:
                     start = (time.monotonic(), copied)

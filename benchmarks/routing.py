@@ -74,7 +74,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from benchmarks import decision, txn_loop
-from benchmarks.common import broker, machine, median
+from benchmarks.common import broker, copy_record, machine, median
 from streams.codec import codec_for
 from streams.demo.processes import ProcessFailed, WorkerProcess, committed, wait_consumed
 from streams.domain.records import AccountEvent, CompositionCommand
@@ -492,20 +492,7 @@ def passthrough(fx: Fixture, n: int, timeout_s: float = 300.0) -> float:
             for msg in consumer.consume(500, timeout=0.5):
                 if msg.error() is not None:
                     raise KafkaException(msg.error())
-                partition = msg.partition()
-                assert partition is not None  # consumed records always have one
-                while True:
-                    try:
-                        producer.produce(
-                            out,
-                            key=msg.key(),
-                            value=msg.value(),
-                            headers=msg.headers(),
-                            partition=partition,
-                        )
-                        break
-                    except BufferError:
-                        producer.poll(0.05)
+                copy_record(producer, out, msg)
                 copied += 1
                 since_commit += 1
                 if since_commit >= PASSTHROUGH_COMMIT_EVERY or copied >= n:
