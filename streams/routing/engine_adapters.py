@@ -15,7 +15,9 @@ record being handled (the engine commits it with that record's offset, or aborts
   letters;
 - :class:`ReferenceAdmission`: the engine orders preferences before later events of their
   partition itself, so an event only waits for the rules and templates published before it
-  (:func:`~streams.routing.alignment.reference_covers`, bounded by the gate).
+  (:func:`~streams.routing.alignment.reference_covers`, bounded by the gate); when a view has
+  applied everything it knows of, the event asks it to observe the ends at once rather than
+  wait for its next empty fetch.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from streams.deadletter.letters import dead_letter_headers, dead_letter_of
 from streams.domain.records import AuditRecord
@@ -245,6 +247,22 @@ class EngineOutputs:
         log.warning("dead-lettered %s/%d/%d: %s", msg.topic, msg.partition, msg.offset, error_type)
 
 
+class ObservableReference(ReferenceProgress, Protocol):
+    """A reference view that can be asked to observe its topic's ends now
+    (:meth:`~streams.routing.reference.ReferenceView.request_observation`)."""
+
+    def request_observation(self) -> None: ...
+
+
+def _stale_only(view: ReferenceProgress) -> bool:
+    """Every partition applied up to the end last observed: only a newer observation of the
+    ends is missing (not records on their way, which the view's fetches bring anyway)."""
+    return all(
+        p.position is not None and p.end_offset is not None and p.position >= p.end_offset
+        for p in view.partition_states()
+    )
+
+
 @dataclass(slots=True)
 class ReferenceAdmission:
     """Holds an event until every rule and template published before it is in the reference
@@ -253,19 +271,22 @@ class ReferenceAdmission:
     partition's preferences and events over in timestamp order."""
 
     gate: JoinGate
-    rules: ReferenceProgress
-    templates: ReferenceProgress
+    rules: ObservableReference
+    templates: ObservableReference
     now_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
 
     def verdict(self, event_timestamp_ms: int, arrived_at_ms: int) -> Verdict:
+        covered = True
         for view in (self.rules, self.templates):
             if not reference_covers(
                 view.partition_states(),
                 event_timestamp_ms=event_timestamp_ms,
                 arrived_at_ms=arrived_at_ms,
             ):
-                return Verdict.WAIT
-        return Verdict.CAUGHT_UP
+                covered = False
+                if _stale_only(view):
+                    view.request_observation()
+        return Verdict.CAUGHT_UP if covered else Verdict.WAIT
 
     async def await_templates(self, record: InputRecord) -> None:
         """Wait until the templates published before document request ``record`` are in the
@@ -278,6 +299,8 @@ class ReferenceAdmission:
                 event_timestamp_ms=timestamp,
                 arrived_at_ms=arrived,
             )
+            if not covered and _stale_only(self.templates):
+                self.templates.request_observation()
             return Verdict.CAUGHT_UP if covered else Verdict.WAIT
 
         await self.gate.admit(

@@ -14,7 +14,12 @@ For the join's order (:mod:`streams.routing.alignment`) the view also tells, per
 far it has applied the topic, the end offset its consumer last observed and when
 (:meth:`ReferenceView.partition_states`), and calls ``on_progress`` after every poll, so that an
 event waiting for a rule or template published before it wakes up (``fetch_wait_ms`` bounds how
-stale that observation can be while the topic is quiet).
+stale that observation can be while the topic is quiet). An event that arrives while the view is
+caught up as far as it knows need not wait for the next fetch to come back empty:
+:meth:`ReferenceView.request_observation` asks the broker for the ends at once (one ListOffsets
+round trip, read_committed: the last stable offsets), one request in flight at a time, from a
+second client: on the view's own connection the question would queue behind the long-poll fetch
+(a broker answers one request of a connection after the other), waiting out ``fetch_wait_ms``.
 
 Undecodable records are not applied; they are counted and handed to ``on_invalid`` (the worker
 dead-letters them), and the view goes on.
@@ -24,10 +29,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from streams.aiokafka_compat import partitions_of
 from streams.errors import AirExstreamError
@@ -73,6 +80,13 @@ class ReferenceView(Generic[V]):
         self._consumer: AIOKafkaConsumer | None = None
         self._positions: dict[int, int] = {}
         self._last_timestamps: dict[int, int] = {}
+        self._observed: tuple[int, dict[int, int]] | None = None
+        """The last ends asked for (:meth:`request_observation`): when asked, the end per
+        partition."""
+        self._observation_wanted = False
+        self._observing: asyncio.Task[None] | None = None
+        self._prober: AIOKafkaConsumer | None = None
+        """The client that asks for the ends (its own connection)."""
         self.version = 0
         """Increases on every applied change; lets callers cache derived indexes cheaply."""
         self.invalid = 0
@@ -107,16 +121,48 @@ class ReferenceView(Generic[V]):
         if consumer is None:
             return []
         states = []
+        observed_at, observed_ends = self._observed or (None, {})
         for tp in consumer.assignment():
+            end, at = consumer.last_stable_offset(tp), consumer.last_poll_timestamp(tp)
+            newer = observed_at is not None and (at is None or end is None or observed_at > at)
+            if newer and tp.partition in observed_ends:  # the asked-for ends are the newer
+                end, at = observed_ends[tp.partition], observed_at
             states.append(
                 ReferencePartition(
                     position=self._positions.get(tp.partition),
-                    end_offset=consumer.last_stable_offset(tp),
-                    observed_at_ms=consumer.last_poll_timestamp(tp),
+                    end_offset=end,
+                    observed_at_ms=at,
                     last_timestamp_ms=self._last_timestamps.get(tp.partition),
                 )
             )
         return states
+
+    def request_observation(self) -> None:
+        """Ask the broker for every partition's end now (in the background; ``on_progress``
+        is called once the answer is in :meth:`partition_states`). A request made while one is
+        in flight is answered by another one after it: the one in flight may have been sent
+        before the caller's event arrived."""
+        if self._consumer is None or self._prober is None:
+            return
+        self._observation_wanted = True
+        if self._observing is None or self._observing.done():
+            self._observing = asyncio.get_running_loop().create_task(self._observe())
+
+    async def _observe(self) -> None:
+        while self._observation_wanted and self._consumer is not None:
+            self._observation_wanted = False
+            consumer, prober = self._consumer, self._prober
+            if prober is None:
+                return
+            asked_at = int(time.time() * 1000)
+            try:
+                ends = await prober.end_offsets(list(consumer.assignment()))
+            except KafkaError as exc:  # the fetches go on observing the ends: only slower
+                log.debug("reference view %s: asking for the ends: %s", self.topic, exc)
+                return
+            self._observed = (asked_at, {tp.partition: end for tp, end in ends.items()})
+            if self._on_progress is not None:
+                self._on_progress()
 
     def apply(self, key: str, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
         """Apply one record (a tombstone when ``value`` is None). Raises on undecodable values."""
@@ -156,8 +202,20 @@ class ReferenceView(Generic[V]):
             fetch_max_wait_ms=self._fetch_wait_ms,
             **self._client_kwargs,
         )
+        prober = AIOKafkaConsumer(
+            enable_auto_commit=False,
+            group_id=None,
+            isolation_level="read_committed",
+            **({"bootstrap_servers": self._bootstrap} if self._bootstrap else {}),
+            **self._client_kwargs,
+        )
         await consumer.start()
-        self._consumer = consumer
+        try:
+            await prober.start()
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer, self._prober = consumer, prober
         try:
             partitions = await self._partitions(consumer)
             tps = [TopicPartition(self.topic, p) for p in partitions]
@@ -183,7 +241,10 @@ class ReferenceView(Generic[V]):
                         log.info("reference view %s ready: %d keys", self.topic, len(self))
                         self._ready.set()
         finally:
-            self._consumer = None
+            self._consumer = self._prober = None
+            if self._observing is not None:
+                self._observing.cancel()
+            await prober.stop()
             await consumer.stop()
 
     async def _apply_waiting(self, msg: Any) -> None:

@@ -197,9 +197,14 @@ async def test_a_dead_letter_keeps_the_record_and_its_reason_with_an_audit_recor
 @dataclass
 class View:
     states: list[ReferencePartition]
+    asked: int = 0
+    """Observations of the ends requested."""
 
     def partition_states(self) -> list[ReferencePartition]:
         return self.states
+
+    def request_observation(self) -> None:
+        self.asked += 1
 
 
 def caught_up(at_ms: int) -> ReferencePartition:
@@ -226,6 +231,46 @@ async def test_an_event_waits_until_the_views_observed_their_ends_after_it() -> 
     await asyncio.wait_for(waiting, 10)
     assert admission.gate.counters.waited == 1
     assert admission.gate.counters.gave_up == 0
+
+
+async def test_an_event_asks_a_caught_up_view_to_observe_its_ends_instead_of_waiting() -> None:
+    signal = ProgressSignal()
+    rules, templates = View([caught_up(T0 - 1)]), View([caught_up(T0 + 1)])
+    admission = ReferenceAdmission(
+        gate=JoinGate(signal=signal, max_wait_s=60.0, recheck_s=60.0),  # no recheck by time
+        rules=rules,
+        templates=templates,
+        now_ms=lambda: T0 + 50,
+    )
+    waiting = asyncio.create_task(admission.await_reference(record(ts=T0)))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not waiting.done()
+    assert (rules.asked, templates.asked) == (1, 0)  # the stale one only
+    rules.states = [caught_up(T0 + 60)]  # the observation's answer
+    signal.notify()
+    await asyncio.wait_for(waiting, 10)
+
+
+async def test_a_view_with_records_still_to_apply_is_not_asked_for_its_ends() -> None:
+    signal = ProgressSignal()
+    loading = ReferencePartition(position=3, end_offset=5, observed_at_ms=T0 - 1,
+                                 last_timestamp_ms=T0 - 10)  # fmt: skip
+    rules, templates = View([loading]), View([caught_up(T0 + 1)])
+    admission = ReferenceAdmission(
+        gate=JoinGate(signal=signal, max_wait_s=60.0, recheck_s=0.01),
+        rules=rules,
+        templates=templates,
+        now_ms=lambda: T0 + 50,
+    )
+    waiting = asyncio.create_task(admission.await_reference(record(ts=T0)))
+    for _ in range(5):
+        await asyncio.sleep(0.02)
+    assert not waiting.done()
+    assert rules.asked == 0  # its fetches bring the records: no question needed
+    rules.states = [caught_up(T0 + 60)]
+    signal.notify()
+    await asyncio.wait_for(waiting, 10)
 
 
 async def test_the_tracking_guard_writes_in_the_records_partition_or_the_one_named() -> None:
