@@ -169,6 +169,7 @@ def rocksdb_worker(bootstrap: str, prefix: str, app_id: str, workdir: Path) -> W
     worker = WorkerProcess(bootstrap, prefix, app_id, workdir)
     worker.env.update(
         {
+            "AIR_EXSTREAM_ENGINE": "faust",  # the rocksdb store is the Faust worker's
             "AIR_EXSTREAM_STORE": "rocksdb://",
             "AIR_EXSTREAM_CHECKPOINT_INTERVAL_S": str(CHECKPOINT_INTERVAL_S),
         }
@@ -370,6 +371,7 @@ def measure(bootstrap: str, workdir: Path) -> dict[str, Any]:
             if rep < MEMORY_REPETITIONS:
                 (workdir / f"memory-{rep}").mkdir(parents=True)
                 mem = WorkerProcess(bootstrap, prefix, app_id, workdir / f"memory-{rep}")
+                mem.env["AIR_EXSTREAM_ENGINE"] = "faust"  # the same worker as the rocksdb runs
                 mem.env["AIR_EXSTREAM_STORE"] = "memory://"
                 memory.append(_start(mem, bootstrap))
                 line += (

@@ -134,6 +134,12 @@ class Fixture:
         return [TopicPartition(self.topology.name(t), p) for t in INPUTS for p in range(PARTITIONS)]
 
 
+FAUST_ENV = {"AIR_EXSTREAM_ENGINE": "faust"}
+"""The routing worker on faust-streaming (streams/routing/app.py)."""
+ENGINE_ENV = {"AIR_EXSTREAM_ENGINE": "kafka"}
+"""The routing worker on the project's engine (streams/routing/engine_worker.py)."""
+
+
 @contextmanager
 def fixture(
     bootstrap: str,
@@ -145,7 +151,9 @@ def fixture(
     """Fresh prefixed topics with the reference data on them, and ``workers`` routing workers
     (one consumer group) that have consumed the preferences and formed a stable group. With
     ``backlog``, its events are published too before the workers start, and the workers are
-    yielded as soon as they are started (cold, nothing waited for)."""
+    yielded as soon as they are started (cold, nothing waited for). The workers are the Faust
+    worker (:data:`FAUST_ENV`) unless ``env`` names another engine (:data:`ENGINE_ENV`)."""
+    env = {**FAUST_ENV, **(env or {})}
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     app_id = f"air-exstream-bench-{uuid.uuid4().hex[:6]}"
     topology = load_topology("local", prefix=prefix)
@@ -433,10 +441,6 @@ def transactional_loop(fx: Fixture, n: int, workdir: Path) -> tuple[float, int, 
             proc.kill()
             proc.wait(10)
     return rate, count_records(fx.bootstrap, f"{out}commands"), meter.shares()
-
-
-ENGINE_ENV = {"AIR_EXSTREAM_ENGINE": "kafka"}
-"""The routing worker on the project's engine (streams/routing/engine_worker.py)."""
 
 
 def engine_worker(fx: Fixture, n: int, workdir: Path) -> tuple[float, int, dict[str, float]]:
