@@ -117,6 +117,7 @@ class Engine:
         self._timers: list[_Timer] = []
         self._on_assigned: list[PartitionsChanged] = []
         self._on_revoked: list[PartitionsChanged] = []
+        self._on_committed: list[Callable[[float], None]] = []
         self._parts = InputPartitions(max_idle_ms=config.max_task_idle_ms)
         self._paused: set[TP] = set()
         self._pending_restore: set[int] = set()
@@ -157,6 +158,11 @@ class Engine:
 
     def on_revoked(self, fn: PartitionsChanged) -> None:
         self._on_revoked.append(fn)
+
+    def on_committed(self, fn: Callable[[float], None]) -> None:
+        """``fn(seconds)`` after each committed transaction: how long its commit took (the
+        stores' changes produced, the positions sent, the commit)."""
+        self._on_committed.append(fn)
 
     # ---------------------------------------------------------------- state seen from outside
 
@@ -404,6 +410,7 @@ class Engine:
         """Produce the stores' changes, send the handled positions, commit. ``fence`` (a
         timer's transaction): when it wrote anything, the positions already handled are sent
         too, so that a member the group has moved on from (a zombie) cannot commit it."""
+        started = time.monotonic()
         for store in self._stores:
             for change in store.take_changes():
                 self._produce(
@@ -426,6 +433,8 @@ class Engine:
         self._txn_open = False
         self._wrote = False
         self._txn_positions.clear()
+        for fn in self._on_committed:
+            fn(time.monotonic() - started)
 
     async def _abort(self) -> None:
         for store in self._stores:

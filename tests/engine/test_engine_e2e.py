@@ -397,6 +397,8 @@ async def test_timers_and_partition_callbacks(
     engine.timer(0.05, tick)
     engine.on_assigned(assigned)
     engine.on_revoked(revoked)
+    committed: list[float] = []
+    engine.on_committed(committed.append)
     task = await _run_until(engine, lambda: tick_count[0] >= 5, 60)
     assert task.exception() is None
     assert events[0] == ("assigned", frozenset({0, 1}), b"yes")
@@ -414,6 +416,9 @@ async def test_timers_and_partition_callbacks(
     # every blocking transactional call ran under the guard (a deadline in the worker)
     assert guarded[0] == "init_transactions"
     assert {"send_offsets_to_transaction", "commit_transaction"} <= set(guarded)
+    # each committed transaction was reported with its duration (the worker's commit metric)
+    assert tick_count[0] <= len(committed) <= guarded.count("commit_transaction")
+    assert all(seconds >= 0 for seconds in committed)
 
 
 async def test_keyed_sends_use_the_java_partitioner(
