@@ -76,6 +76,7 @@ class FakeEngine:
     timers: list[tuple[float, Timer]] = field(default_factory=list)
     revoked: list[PartitionsChanged] = field(default_factory=list)
     assigned: list[PartitionsChanged] = field(default_factory=list)
+    committed: list[Callable[[float], None]] = field(default_factory=list)
     ran: bool = False
 
     def input(self, topic: str, handler: Callable[[Record], Awaitable[None]]) -> None:
@@ -95,6 +96,9 @@ class FakeEngine:
 
     def on_revoked(self, fn: PartitionsChanged) -> None:
         self.revoked.append(fn)
+
+    def on_committed(self, fn: Callable[[float], None]) -> None:
+        self.committed.append(fn)
 
     def positions(self) -> dict[tuple[str, int], int]:
         return {}

@@ -53,7 +53,7 @@ def worker_settings(**overrides: Any) -> WorkerSettings:
     return WorkerSettings(app_id=APP, engine="kafka", **overrides)
 
 
-def installed() -> tuple[FakeEngine, EngineWorker, Topology]:
+def installed(metrics: RoutingMetrics | None = None) -> tuple[FakeEngine, EngineWorker, Topology]:
     topology = load_topology("local", prefix="t.")
     engine = FakeEngine()
     parts = install(
@@ -62,9 +62,20 @@ def installed() -> tuple[FakeEngine, EngineWorker, Topology]:
         worker=worker_settings(),
         topology=topology,
         codecs=Codecs(),
-        metrics=RoutingMetrics(),
+        metrics=metrics or RoutingMetrics(),
     )
     return engine, parts, topology
+
+
+def test_each_committed_transaction_is_timed_as_a_commit_of_the_worker() -> None:
+    metrics = RoutingMetrics()
+    engine, _, _ = installed(metrics)
+    for fn in engine.committed:
+        fn(0.25)
+        fn(0.5)
+    count = metrics.registry.get_sample_value("air_exstream_routing_commit_duration_seconds_count")
+    total = metrics.registry.get_sample_value("air_exstream_routing_commit_duration_seconds_sum")
+    assert (len(engine.committed), count, total) == (1, 2.0, 0.75)
 
 
 def rec(topic: str, offset: int, key: bytes | None, value: bytes | None, ts: int) -> Record:
