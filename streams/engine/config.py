@@ -82,3 +82,18 @@ def restorer_config(config: EngineConfig) -> dict[str, Any]:
     }
     settings.pop("group.instance.id", None)
     return settings
+
+
+def offsets_reader_config(config: EngineConfig) -> dict[str, Any]:
+    """The committed-offsets reader's settings: the group's id, but it never joins the group
+    (it only asks for the committed offsets, read_committed: stable ones only, KIP-447). A
+    client of its own: on the group consumer such a question held its ``consume`` calls."""
+    settings: dict[str, Any] = {
+        **config.kafka,
+        **config.consumer,
+        "group.id": config.app_id,
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+    }
+    settings.pop("group.instance.id", None)
+    return settings

@@ -43,6 +43,7 @@ from streams.engine.assignment import held_numbers
 from streams.engine.config import EngineConfig as EngineConfig  # the engine's settings
 from streams.engine.config import (
     consumer_config,
+    offsets_reader_config,
     producer_config,
     restorer_config,
 )
@@ -123,6 +124,11 @@ class Engine:
         self._pending_restore: set[int] = set()
         self._unknown_offsets: set[TP] = set()
         """Assigned partitions whose committed offset was not read yet."""
+        self._offsets_task: asyncio.Task[None] | None = None
+        self._offsets_reader: Any = None
+        self._client_lock = threading.Lock()
+        """Held around a committed-offsets read (a worker thread) and around the closing: the
+        reader is never closed under a call in flight."""
         self._partition_counts: dict[str, int] = {}
         self._active = False
         self._txn_open = False
@@ -209,6 +215,7 @@ class Engine:
         await self._kafka_call(self._producer.init_transactions, self._timeout_s())
         self._consumer = Consumer(consumer_config(config))
         restorer = Consumer(restorer_config(config))
+        self._offsets_reader = Consumer(offsets_reader_config(config))
         try:
             self._partition_counts = await asyncio.to_thread(
                 partition_counts,
@@ -228,6 +235,8 @@ class Engine:
             await self._abort()
             raise
         finally:
+            if self._offsets_task is not None:
+                self._offsets_task.cancel()
             self._close(restorer)
 
     def _close(self, restorer: Any) -> None:
@@ -235,13 +244,15 @@ class Engine:
         client's close can block for minutes (librdkafka waits on requests that will never be
         answered): the closing runs in a daemon thread the process does not wait for, and the
         event loop is held meanwhile (no task sees half-closed clients)."""
-        consumer, producer = self._consumer, self._producer
+        consumer, producer, reader = self._consumer, self._producer, self._offsets_reader
 
         def close() -> None:
             try:
                 # leaves the group: its partitions move at once (with static membership: after
                 # the session timeout, unless the same instance id comes back before)
                 consumer.close()
+                with self._client_lock:
+                    reader.close()
                 restorer.close()
                 producer.flush(10)
                 producer.close()
@@ -266,7 +277,7 @@ class Engine:
         msgs = self._consumer.consume(self.config.max_batch, timeout=0)
         self._buffer(msgs)
         if self._unknown_offsets:
-            await self._read_committed_offsets()
+            self._read_committed_offsets_in_background()
         if self._pending_restore:
             await self._restore(restorer)
         ran = await self._run_due_timers()
@@ -522,18 +533,41 @@ class Engine:
     def _regroup(self) -> None:
         self._parts.regroup(list(self._inputs), self._partition_counts)
 
+    def _read_committed_offsets_in_background(self) -> None:
+        """Start :meth:`_read_committed_offsets` unless it is running. In the background, not
+        awaited by the loop: the group coordinator answers a partition's committed offset only
+        once no transaction with offsets for it is pending (KIP-447), and a member that died
+        with one open holds it until its transaction times out (a minute): meanwhile the loop
+        goes on with every other partition and keeps taking part in the group (the consumer
+        itself starts a partition only at a stable committed offset)."""
+        task = self._offsets_task
+        if task is None or task.done():
+            self._offsets_task = asyncio.get_running_loop().create_task(
+                self._read_committed_offsets()
+            )
+
     async def _read_committed_offsets(self) -> None:
         """The group's committed offsets of newly assigned partitions (for :meth:`positions`
-        before their first record is handled), read off the event loop thread."""
+        before their first record is handled), read off the event loop thread. Not known yet
+        after the transaction timeout: said, and asked again a second later (nothing but the
+        positions reported depends on it)."""
         asked = [TopicPartition(*tp) for tp in sorted(self._unknown_offsets)]
-        # the group coordinator may be loading or moving (a new group, a broker restarted)
-        committed = await call_with_retry_async(
-            self._consumer.committed,
-            asked,
-            what="reading committed offsets",
-            timeout_s=self._timeout_s(),
-            timeout=10.0,
-        )
+        reader, lock = self._offsets_reader, self._client_lock
+
+        def read(partitions: list[Any], timeout: float) -> list[Any]:
+            with lock:
+                return list(reader.committed(partitions, timeout=timeout))
+
+        try:
+            # the group coordinator may be loading or moving (a new group, a broker restarted)
+            committed = await call_with_retry_async(
+                read, asked, what="reading committed offsets", timeout_s=self._timeout_s(),
+                timeout=10.0,
+            )  # fmt: skip
+        except EngineError as exc:
+            log.warning("engine %s: %s; asking again", self.config.app_id, exc)
+            await asyncio.sleep(1.0)
+            return
         for tp in committed:
             key = (tp.topic, tp.partition)
             if key in self._unknown_offsets:

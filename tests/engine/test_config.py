@@ -6,6 +6,7 @@ from __future__ import annotations
 from streams.engine.config import (
     EngineConfig,
     consumer_config,
+    offsets_reader_config,
     producer_config,
     restorer_config,
 )
@@ -31,7 +32,11 @@ def test_consumer_settings_go_to_the_consumers_only() -> None:
     assert not set(GROUP) & set(producer)
     assert producer["bootstrap.servers"] == "b:9092"
     assert producer["transactional.id"] == "app-slot-1"
-    for consumer in (consumer_config(config), restorer_config(config)):
+    for consumer in (
+        consumer_config(config),
+        restorer_config(config),
+        offsets_reader_config(config),
+    ):
         assert {k: consumer[k] for k in GROUP} == GROUP
         assert consumer["security.protocol"] == "PLAINTEXT"
         assert consumer["isolation.level"] == "read_committed"
@@ -43,6 +48,9 @@ def test_the_engines_group_settings_win_over_the_extra_ones() -> None:
     assert consumer["group.id"] == "app"
     assert consumer["isolation.level"] == "read_committed"
     assert restorer_config(config)["group.id"] == "app-restore"
+    # the offsets reader asks for the group's committed offsets (it never joins the group)
+    assert offsets_reader_config(config)["group.id"] == "app"
+    assert offsets_reader_config(config)["isolation.level"] == "read_committed"
 
 
 def test_the_consumer_may_set_the_fetch_wait() -> None:
@@ -58,6 +66,7 @@ def test_static_membership_is_off_unless_asked_for() -> None:
     )
     assert "group.instance.id" not in consumer_config(smuggled)
     assert "group.instance.id" not in restorer_config(smuggled)
+    assert "group.instance.id" not in offsets_reader_config(smuggled)
 
 
 def test_static_membership_uses_the_instance_id_in_the_group_consumer_only() -> None:

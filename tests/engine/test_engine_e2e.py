@@ -504,3 +504,68 @@ async def test_a_cold_start_creates_its_changelog_and_joins_static_only_when_ask
     assert finished
     assert task.exception() is None
     assert [m.group_instance_id for m in members] == (["slot-a"] if static else [None])
+
+
+async def test_a_dead_members_pending_offsets_do_not_stop_the_loop(
+    kafka: KafkaCluster,
+    topic_factory: Callable[..., str],
+    consumer_factory: Callable[..., Consumer],
+) -> None:
+    """A member that died with offsets in an open transaction leaves them pending: the group
+    coordinator answers no committed offset of those partitions until that transaction ends
+    (KIP-447; for a process killed, at its transaction timeout, a minute by default). The engine
+    that inherits the partitions goes on meanwhile: its timers run (the loop is not waiting on
+    the committed offsets), and the offsets are reported once the transaction is gone."""
+    source = topic_factory("engine-pending", partitions=2)
+    app_id = unique("engine-pending")
+    member = consumer_factory(**{"group.id": app_id, "auto.offset.reset": "earliest"})
+    member.subscribe([source])
+    for _ in range(100):
+        member.poll(0.2)
+        if member.assignment():
+            break
+    assert len(member.assignment()) == 2
+    zombie = Producer(
+        {**kafka.client_config(), "transactional.id": unique("zombie"),
+         "transaction.timeout.ms": 120_000}
+    )  # fmt: skip
+    zombie.init_transactions(30)
+    zombie.begin_transaction()
+    pending = [TopicPartition(source, p, 0) for p in (0, 1)]
+    zombie.send_offsets_to_transaction(pending, member.consumer_group_metadata(), 30)
+    member.close()  # the partitions move; the transaction with their offsets stays open
+
+    engine = Engine(EngineConfig(app_id=app_id, kafka=kafka.client_config(), instance_id="0"))
+    ticks = [0]
+
+    async def tick() -> None:
+        ticks[0] += 1
+
+    async def nothing(_record: Record) -> None:
+        return None
+
+    engine.input(source, nothing)
+    engine.timer(0.05, tick)
+    unknown_while_ticking: list[bool] = []
+
+    def ticking_while_pending() -> bool:
+        if ticks[0] < 20:
+            return False
+        unknown_while_ticking.append(not engine.positions())
+        return True
+
+    try:
+        task = await _run_until(engine, ticking_while_pending, 45)
+        assert task.exception() is None
+        assert ticks[0] >= 20, "the loop stood still while the offsets were pending"
+        # the offsets were indeed still pending while the timers ran: the case is real
+        assert unknown_while_ticking == [True]
+    finally:
+        zombie.abort_transaction(30)
+
+    # once the transaction is gone the offsets are read: a second run reports them at once
+    engine = Engine(EngineConfig(app_id=app_id, kafka=kafka.client_config(), instance_id="0"))
+    engine.input(source, nothing)
+    task = await _run_until(engine, lambda: len(engine.positions()) == 2, 45)
+    assert task.exception() is None
+    assert engine.positions() == {}  # stopped: nothing assigned
