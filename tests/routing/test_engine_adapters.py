@@ -213,15 +213,22 @@ def caught_up(at_ms: int) -> ReferencePartition:
     )
 
 
-async def test_an_event_waits_until_the_views_observed_their_ends_after_it() -> None:
-    signal = ProgressSignal()
-    rules, templates = View([caught_up(T0 - 1)]), View([caught_up(T0 + 1)])
-    admission = ReferenceAdmission(
-        gate=JoinGate(signal=signal, max_wait_s=60.0, recheck_s=0.01),
+def admission_of(
+    signal: ProgressSignal, rules: View, templates: View, *, recheck_s: float
+) -> ReferenceAdmission:
+    """An admission over the two views whose clock says an event arrived at ``T0 + 50``."""
+    return ReferenceAdmission(
+        gate=JoinGate(signal=signal, max_wait_s=60.0, recheck_s=recheck_s),
         rules=rules,
         templates=templates,
         now_ms=lambda: T0 + 50,
     )
+
+
+async def test_an_event_waits_until_the_views_observed_their_ends_after_it() -> None:
+    signal = ProgressSignal()
+    rules, templates = View([caught_up(T0 - 1)]), View([caught_up(T0 + 1)])
+    admission = admission_of(signal, rules, templates, recheck_s=0.01)
     waiting = asyncio.create_task(admission.await_reference(record(ts=T0)))
     for _ in range(5):
         await asyncio.sleep(0)
@@ -236,12 +243,7 @@ async def test_an_event_waits_until_the_views_observed_their_ends_after_it() -> 
 async def test_an_event_asks_a_caught_up_view_to_observe_its_ends_instead_of_waiting() -> None:
     signal = ProgressSignal()
     rules, templates = View([caught_up(T0 - 1)]), View([caught_up(T0 + 1)])
-    admission = ReferenceAdmission(
-        gate=JoinGate(signal=signal, max_wait_s=60.0, recheck_s=60.0),  # no recheck by time
-        rules=rules,
-        templates=templates,
-        now_ms=lambda: T0 + 50,
-    )
+    admission = admission_of(signal, rules, templates, recheck_s=60.0)  # no recheck by time
     waiting = asyncio.create_task(admission.await_reference(record(ts=T0)))
     for _ in range(5):
         await asyncio.sleep(0)
@@ -257,12 +259,7 @@ async def test_a_view_with_records_still_to_apply_is_not_asked_for_its_ends() ->
     loading = ReferencePartition(position=3, end_offset=5, observed_at_ms=T0 - 1,
                                  last_timestamp_ms=T0 - 10)  # fmt: skip
     rules, templates = View([loading]), View([caught_up(T0 + 1)])
-    admission = ReferenceAdmission(
-        gate=JoinGate(signal=signal, max_wait_s=60.0, recheck_s=0.01),
-        rules=rules,
-        templates=templates,
-        now_ms=lambda: T0 + 50,
-    )
+    admission = admission_of(signal, rules, templates, recheck_s=0.01)
     waiting = asyncio.create_task(admission.await_reference(record(ts=T0)))
     for _ in range(5):
         await asyncio.sleep(0.02)
@@ -287,12 +284,7 @@ async def test_a_document_request_waits_for_the_templates_only() -> None:
     signal = ProgressSignal()
     never = View([ReferencePartition(None, None, None, None)])  # the rules: not caught up
     templates = View([caught_up(T0 - 1)])
-    admission = ReferenceAdmission(
-        gate=JoinGate(signal=signal, max_wait_s=60.0, recheck_s=0.01),
-        rules=never,
-        templates=templates,
-        now_ms=lambda: T0 + 50,
-    )
+    admission = admission_of(signal, never, templates, recheck_s=0.01)
     waiting = asyncio.create_task(admission.await_templates(record(ts=T0)))
     for _ in range(5):
         await asyncio.sleep(0)
