@@ -2,20 +2,25 @@
 at a time inside Kafka transactions (the guarantees are :mod:`streams.engine.api`'s).
 
 The loop, on the event loop thread, with zero-timeout calls into confluent-kafka (the blocking
-transaction calls run in a worker thread while the loop waits for them):
+transaction calls run in a worker thread while the loop goes on):
 
-1. ``consume`` what was fetched into per-partition buffers; rebalance callbacks run here, between
-   transactions (no transaction is ever open while ``consume`` runs), so a revocation has
-   nothing to commit: it drops the revoked partitions' buffers and store state;
+1. wait for the transaction in flight (if any) to be committed, then ``consume`` what was
+   fetched into per-partition buffers; rebalance callbacks run here, between transactions (no
+   transaction is open or in flight while ``consume`` runs), so a revocation has nothing to
+   commit: it drops the revoked partitions' buffers and store state;
 2. restore the store partitions of newly assigned partition numbers, then call ``on_assigned``;
 3. run the timers that are due, each in a transaction of its own;
 4. hand buffered records to their handlers, the next record of each partition group chosen by
-   :func:`streams.engine.ordering.choose_next`, in one transaction, committed by
-   :class:`streams.engine.transactions.CommitPolicy` with the stores' changes and the handled
-   positions (``send_offsets_to_transaction``).
+   :func:`streams.engine.ordering.choose_next`, a batch at a time as
+   :class:`streams.engine.transactions.CommitPolicy` says. What a batch's handlers send is held
+   in memory; when the batch is complete the transaction begins, the held records and the
+   stores' changes are produced, the handled positions sent (``send_offsets_to_transaction``)
+   and the commit started; while Kafka acknowledges it the loop handles the next batch from the
+   buffers (its records held until the commit is done). One transaction is in flight at a time.
 
 A handler that raises, or any Kafka error, aborts the open transaction and ends :meth:`run` with
-the error; an Engine runs once (its in-memory state is not trusted after a failure).
+the error; an Engine runs once (its in-memory state is not trusted after a failure: a batch
+handled ahead of a commit that failed was never produced).
 """
 
 from __future__ import annotations
@@ -63,6 +68,20 @@ CLOSE_TIMEOUT_S = 30.0
 _IDLE_SLEEP_S = 0.005
 """The loop's pause when nothing was fetched, handled or due."""
 
+_CONSUME_ROUNDS = 4
+"""``consume`` calls per cycle (each of up to ``max_batch`` records) while they come back full:
+a backlog fills the buffers with several batches, so that the next batch can be handled while
+the last one's commit is in flight (``consume`` itself waits for that commit)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Send:
+    topic: str
+    value: bytes | None
+    key: bytes | None
+    partition: int | None
+    headers: Headers | None
+
 
 @dataclass(slots=True)
 class _Timer:
@@ -88,7 +107,7 @@ class _Outputs:
     ) -> None:
         if not self._engine.in_transaction():
             raise NotInTransaction(f"send to {topic} outside a handler or timer")
-        self._engine._produce(topic, value, key=key, partition=partition, headers=headers)
+        self._engine._hold(_Send(topic, value, key, partition, headers))
 
 
 CallGuard = Callable[[str], AbstractAsyncContextManager[None]]
@@ -132,9 +151,14 @@ class Engine:
         self._partition_counts: dict[str, int] = {}
         self._active = False
         self._txn_open = False
+        self._sends: list[_Send] = []
+        """What the handlers of the batch being handled sent, produced when it is committed."""
         self._txn_positions: dict[TP, int] = {}
+        """The batch being handled: the next offset per input partition it handled."""
         self._wrote = False
-        """Something was produced in the open transaction."""
+        """Something was sent in the batch being handled."""
+        self._committing: asyncio.Task[None] | None = None
+        """The transaction in flight: its offsets sent and its commit awaited in a thread."""
         self._ran = False
         self._consumer: Any = None
         self._producer: Any = None
@@ -231,6 +255,7 @@ class Engine:
             )
             while not stop.is_set():
                 await self._cycle(restorer)
+            await self._settle()
         except BaseException:
             await self._abort()
             raise
@@ -273,9 +298,8 @@ class Engine:
             )
 
     async def _cycle(self, restorer: Any) -> None:
-        self._pause_full_buffers()
-        msgs = self._consumer.consume(self.config.max_batch, timeout=0)
-        self._buffer(msgs)
+        await self._settle()  # nothing in flight while consume may run rebalance callbacks
+        msgs = self._consume()
         if self._unknown_offsets:
             self._read_committed_offsets_in_background()
         if self._pending_restore:
@@ -286,6 +310,19 @@ class Engine:
         await asyncio.sleep(0 if msgs or handled or ran else _IDLE_SLEEP_S)
 
     # ---------------------------------------------------------------- records
+
+    def _consume(self) -> int:
+        """Up to :data:`_CONSUME_ROUNDS` ``consume`` calls while they come back full; the number
+        of messages (records, ends, errors) they gave."""
+        got = 0
+        for _ in range(_CONSUME_ROUNDS):
+            self._pause_full_buffers()
+            msgs = self._consumer.consume(self.config.max_batch, timeout=0)
+            self._buffer(msgs)
+            got += len(msgs)
+            if len(msgs) < self.config.max_batch:
+                break
+        return got
 
     def _buffer(self, msgs: list[Any]) -> None:
         parts = self._parts
@@ -332,15 +369,26 @@ class Engine:
             self._paused.difference_update(drained)
 
     async def _handle_batch(self) -> int:
-        if not self._parts.has_buffered():
-            return 0
+        """Handle the buffered records, batch after batch, each batch's commit started as soon
+        as the one before is committed: the next batch is handled meanwhile. Returns the number
+        handled (none is left uncommitted; the last commit may still be in flight)."""
+        handled = 0
+        while self._parts.has_buffered():
+            count = await self._handle_one_batch()
+            if not count:
+                break
+            handled += count
+            await self._settle()
+            self._start_commit()
+        return handled
+
+    async def _handle_one_batch(self) -> int:
         handled = 0
         opened = time.monotonic()
         while True:
             record = self._parts.take_next(int(time.monotonic() * 1000))
             if record is None:
-                break
-            await self._begin()
+                return handled
             self._active = True
             try:
                 await self._inputs[record.topic](record)
@@ -357,10 +405,7 @@ class Engine:
             handled += 1
             open_ms = (time.monotonic() - opened) * 1000
             if self._policy.due(handled=handled, open_ms=open_ms, nothing_left=False):
-                break
-        if handled:
-            await self._commit()
-        return handled
+                return handled
 
     async def _run_due_timers(self) -> int:
         ran = 0
@@ -369,7 +414,7 @@ class Engine:
             if now < timer.due:
                 continue
             timer.due = now + timer.interval_s
-            await self._begin()
+            await self._settle()
             self._active = True
             try:
                 await timer.fn()
@@ -377,11 +422,15 @@ class Engine:
                 raise HandlerFailed(f"a timer failed: {type(exc).__name__}") from exc
             finally:
                 self._active = False
-            await self._commit(fence=True)
+            self._start_commit(fence=True)
             ran += 1
         return ran
 
     # ---------------------------------------------------------------- transactions
+
+    def _hold(self, send: _Send) -> None:
+        self._sends.append(send)
+        self._wrote = True
 
     def _produce(
         self,
@@ -393,7 +442,6 @@ class Engine:
         headers: Headers | None = None,
     ) -> None:
         """Queue one record in the open transaction (waits while the producer queue is full)."""
-        self._wrote = True
         while True:
             try:
                 self._producer.produce(
@@ -409,30 +457,43 @@ class Engine:
             except KafkaException as exc:  # e.g. an unknown topic, a record too large
                 raise EngineError(f"producing to {topic}: {exc}") from exc
 
-    async def _begin(self) -> None:
-        if not self._txn_open:
-            try:
-                self._producer.begin_transaction()
-            except KafkaException as exc:
-                raise EngineError(f"beginning a transaction: {exc}") from exc
-            self._txn_open = True
-
-    async def _commit(self, *, fence: bool = False) -> None:
-        """Produce the stores' changes, send the handled positions, commit. ``fence`` (a
-        timer's transaction): when it wrote anything, the positions already handled are sent
+    def _start_commit(self, *, fence: bool = False) -> None:
+        """Begin a transaction with what was handled since the last one (the held records, the
+        stores' changes, the handled positions) and start committing it in the background
+        (:meth:`_settle` waits for it). Nothing handled, sent or put: no transaction. ``fence``
+        (a timer's transaction): when it wrote anything, the positions already handled are sent
         too, so that a member the group has moved on from (a zombie) cannot commit it."""
-        started = time.monotonic()
-        for store in self._stores:
-            for change in store.take_changes():
-                self._produce(
-                    change.topic, change.value, key=change.key, partition=change.partition
-                )
-        if fence and self._wrote:
+        if self._committing is not None:
+            raise EngineError("a transaction is already in flight")
+        changes = [change for store in self._stores for change in store.take_changes()]
+        if fence and (self._wrote or changes):
             parts = self._parts
             for tp, offset in parts.next_offsets.items():
                 if tp in parts.assigned:
                     self._txn_positions.setdefault(tp, offset)
+        if not (self._sends or changes or self._txn_positions):
+            return
+        started = time.monotonic()
+        try:
+            self._producer.begin_transaction()
+        except KafkaException as exc:
+            raise EngineError(f"beginning a transaction: {exc}") from exc
+        self._txn_open = True
+        for send in self._sends:
+            self._produce(
+                send.topic, send.value, key=send.key, partition=send.partition,
+                headers=send.headers,
+            )  # fmt: skip
+        for change in changes:
+            self._produce(change.topic, change.value, key=change.key, partition=change.partition)
         offsets = [TopicPartition(t, p, o) for (t, p), o in self._txn_positions.items()]
+        self._sends = []
+        self._txn_positions = {}
+        self._wrote = False
+        self._committing = asyncio.get_running_loop().create_task(self._commit(offsets, started))
+
+    async def _commit(self, offsets: list[Any], started: float) -> None:
+        """Send the positions and commit the open transaction (in worker threads)."""
         if offsets:
             await self._kafka_call(
                 self._producer.send_offsets_to_transaction,
@@ -442,15 +503,27 @@ class Engine:
             )
         await self._kafka_call(self._producer.commit_transaction, self._timeout_s())
         self._txn_open = False
-        self._wrote = False
-        self._txn_positions.clear()
         for fn in self._on_committed:
             fn(time.monotonic() - started)
 
+    async def _settle(self) -> None:
+        """Wait for the transaction in flight, if any, to be committed (its error raised)."""
+        task, self._committing = self._committing, None
+        if task is not None:
+            await task
+
     async def _abort(self) -> None:
+        task, self._committing = self._committing, None
+        if task is not None:
+            # a commit in flight is let finish (or fail) before anything is aborted; its error,
+            # if any, is said: the one that brought us here is the one raised
+            await asyncio.wait([task])
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("engine %s: commit: %s", self.config.app_id, task.exception())
         for store in self._stores:
             store.discard_changes()
-        self._txn_positions.clear()
+        self._sends = []
+        self._txn_positions = {}
         self._wrote = False
         if not self._txn_open or self._producer is None:
             return

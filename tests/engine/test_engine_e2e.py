@@ -338,6 +338,96 @@ async def test_a_handler_that_raises_aborts_its_transaction(
     assert [m.value() for m in visible] == [str(i).encode() for i in expected]
 
 
+async def test_the_next_batch_is_handled_while_the_last_commit_is_in_flight(
+    kafka: KafkaCluster,
+    topic_factory: Callable[..., str],
+    producer_factory: Callable[..., Producer],
+    consumer_factory: Callable[..., Consumer],
+) -> None:
+    source = topic_factory("engine-in", partitions=1)
+    sink = topic_factory("engine-out", partitions=1)
+    total = 3000
+    producer = producer_factory()
+    for i in range(total):
+        producer.produce(source, key=b"k", value=str(i).encode())
+    producer.flush(30)
+    engine = Engine(
+        EngineConfig(
+            app_id=unique("engine-ahead"), kafka=kafka.client_config(), instance_id="0",
+            max_batch=200, commit_interval_ms=10_000,
+        )
+    )  # fmt: skip
+    handled_at: list[float] = []
+    commits: list[tuple[float, float]] = []  # (started, ended), monotonic
+
+    async def copy(record: Record) -> None:
+        handled_at.append(time.monotonic())
+        engine.outputs.send(sink, record.value, key=record.key)
+
+    def committed(seconds: float) -> None:
+        ended = time.monotonic()
+        commits.append((ended - seconds, ended))
+
+    engine.input(source, copy)
+    engine.on_committed(committed)
+    task = await _run_until(engine, lambda: len(handled_at) >= total and len(commits) > 1, 120)
+    assert task.exception() is None
+
+    # records were handled while an earlier batch's commit was in flight (a loop that waits
+    # for each commit before handling on has none)
+    ahead = [t for t in handled_at if any(start < t < end for start, end in commits)]
+    assert ahead, f"{len(commits)} commits, none overlapped by handling"
+    visible = consume(consumer_factory(sink), total + 1, timeout_s=10)
+    assert [m.value() for m in visible] == [str(i).encode() for i in range(total)]
+
+
+async def test_a_failed_commit_takes_the_batch_handled_ahead_of_it_along(
+    kafka: KafkaCluster,
+    topic_factory: Callable[..., str],
+    producer_factory: Callable[..., Producer],
+    consumer_factory: Callable[..., Consumer],
+) -> None:
+    """The engine's producer is fenced (another producer with its transactional id) mid-run:
+    the commit in flight fails, and the batch handled ahead of it never reaches Kafka: what is
+    visible is exactly the records below the committed offset."""
+    source = topic_factory("engine-in", partitions=1)
+    sink = topic_factory("engine-out", partitions=1)
+    total = 5000
+    producer = producer_factory()
+    for i in range(total):
+        producer.produce(source, key=b"k", value=str(i).encode())
+    producer.flush(30)
+    app_id = unique("engine-fenced")
+    engine = Engine(
+        EngineConfig(
+            app_id=app_id, kafka=kafka.client_config(), instance_id="0", max_batch=100,
+            commit_interval_ms=10_000,
+        )
+    )  # fmt: skip
+    commits: list[float] = []
+    fenced = False
+
+    async def copy(record: Record) -> None:
+        nonlocal fenced
+        engine.outputs.send(sink, record.value, key=record.key)
+        if len(commits) >= 3 and not fenced:
+            fenced = True  # the next commit started is the one that fails
+            zombie_killer = Producer({**kafka.client_config(), "transactional.id": f"{app_id}-0"})
+            await asyncio.to_thread(zombie_killer.init_transactions, 30)
+
+    engine.input(source, copy)
+    engine.on_committed(commits.append)
+    task = await _run_until(engine, lambda: False, 120)
+    assert fenced
+    assert task.exception() is not None, "the fenced engine went on"
+
+    check = consumer_factory(**{"group.id": app_id})
+    committed_offset = check.committed([TopicPartition(source, 0)], timeout=10)[0].offset
+    assert 0 < committed_offset < total
+    visible = consume(consumer_factory(sink), total, timeout_s=5)
+    assert [m.value() for m in visible] == [str(i).encode() for i in range(committed_offset)]
+
+
 async def test_timers_and_partition_callbacks(
     kafka: KafkaCluster,
     topic_factory: Callable[..., str],
