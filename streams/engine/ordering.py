@@ -11,11 +11,10 @@ handled without it (enforced processing) until that partition has records or rea
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Head:
+class Head(NamedTuple):
     """One input partition of a group as the chooser sees it."""
 
     topic: str
@@ -30,8 +29,7 @@ class Head:
         return self.timestamp_ms is None and not self.at_end
 
 
-@dataclass(frozen=True, slots=True)
-class Choice:
+class Choice(NamedTuple):
     """What the group does next."""
 
     topic: str | None
@@ -44,12 +42,19 @@ class Choice:
 def choose_next(
     heads: Sequence[Head], *, now_ms: int, waiting_since_ms: int | None, max_idle_ms: int
 ) -> Choice:
-    """The next record of a group. Ties of timestamps go to the earlier input in ``heads``."""
-    ready = [h for h in heads if h.timestamp_ms is not None]
-    if not ready:
+    """The next record of a group. Ties of timestamps go to the earlier input in ``heads``.
+    (One pass, tuples: called once per record handed over.)"""
+    first: Head | None = None
+    lagging = False
+    for head in heads:
+        timestamp = head.timestamp_ms
+        if timestamp is None:
+            lagging = lagging or not head.at_end
+        elif first is None or timestamp < (first.timestamp_ms or 0):
+            first = head
+    if first is None:
         return Choice(None, None)
-    first = min(ready, key=lambda h: h.timestamp_ms or 0)
-    if not any(h.lagging for h in heads):
+    if not lagging:
         return Choice(first.topic, None)
     since = now_ms if waiting_since_ms is None else waiting_since_ms
     if now_ms - since >= max_idle_ms:
