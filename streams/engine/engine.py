@@ -236,7 +236,11 @@ class Engine:
             create_changelogs, config.kafka, self._stores, timeout_s=config.restore_timeout_s
         )
         self._producer = Producer(producer_config(config))
-        await self._kafka_call(self._producer.init_transactions, self._timeout_s())
+        # a new cluster's transaction coordinator may be loading for a while: tried as long as
+        # a restore may take, not only for one transaction timeout
+        await self._kafka_call(
+            self._producer.init_transactions, self._timeout_s(), retry_s=config.restore_timeout_s
+        )
         self._consumer = Consumer(consumer_config(config))
         restorer = Consumer(restorer_config(config))
         self._offsets_reader = Consumer(offsets_reader_config(config))
@@ -534,12 +538,13 @@ class Engine:
         except KafkaException as exc:  # the error that brought us here is the one to raise
             log.warning("engine %s: abort failed: %s", self.config.app_id, exc)
 
-    async def _kafka_call(self, fn: Any, *args: Any) -> None:
+    async def _kafka_call(self, fn: Any, *args: Any, retry_s: float | None = None) -> None:
         """A blocking transactional call in a worker thread, tried again while librdkafka says
-        the error is retriable (a timeout, a coordinator moving), up to the transaction
-        timeout; any other error ends the run (the transaction is aborted by the caller)."""
+        the error is retriable (a timeout, a coordinator moving), for ``retry_s`` (default: the
+        transaction timeout); any other error ends the run (the transaction is aborted by the
+        caller)."""
         name = getattr(fn, "__name__", "kafka")
-        deadline = time.monotonic() + self._timeout_s()
+        deadline = time.monotonic() + (self._timeout_s() if retry_s is None else retry_s)
         async with self._guard(name):
             while True:
                 try:
@@ -610,7 +615,7 @@ class Engine:
         """Start :meth:`_read_committed_offsets` unless it is running. In the background, not
         awaited by the loop: the group coordinator answers a partition's committed offset only
         once no transaction with offsets for it is pending (KIP-447), and a member that died
-        with one open holds it until its transaction times out (a minute): meanwhile the loop
+        with one open holds it until its transaction times out: meanwhile the loop
         goes on with every other partition and keeps taking part in the group (the consumer
         itself starts a partition only at a stable committed offset)."""
         task = self._offsets_task

@@ -85,8 +85,16 @@ TABLES = (
     "parked-delivery-events",
 )
 """The Faust worker's tables, by the same names (their changelogs too)."""
-TRANSACTION_TIMEOUT_MS = 60_000
-"""The engine producer's transaction timeout (the engine's default, as the Faust worker's)."""
+TRANSACTION_TIMEOUT_MS = 20_000
+"""The engine producer's transaction timeout. A transaction spans only its records' produce and
+its commit (the handlers' sends are held until the batch is handled, so no handler wait, for
+the registry or the reference views, runs inside one): above the ~11-14 s a lost broker's
+partitions take to move, and how long a dead worker's open transaction holds its partitions
+(KIP-447) before the broker aborts it (the Faust worker's: 60 s)."""
+ADMISSION_MAX_WAIT_S = 30.0
+"""The longest one event waits for the rules and templates published before it: the engine's
+loop waits with it (nothing consumed meanwhile), so it stays far below the consumer's
+``max.poll.interval.ms`` (300 s)."""
 
 
 class RoutingEngine(Protocol):
@@ -168,9 +176,7 @@ def install(
     admission = ReferenceAdmission(
         gate=JoinGate(
             signal=progress,
-            # the wait holds the engine's transaction open: it gives up well before the broker
-            # would abort that transaction
-            max_wait_s=min(worker.alignment_max_wait_s, TRANSACTION_TIMEOUT_MS / 2000),
+            max_wait_s=min(worker.alignment_max_wait_s, ADMISSION_MAX_WAIT_S),
             counters=gate_counters,
         ),
         rules=rules_view,
