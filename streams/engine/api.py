@@ -6,7 +6,9 @@ Guarantees an engine gives (its tests check each):
   handled are committed in the same Kafka transaction as that record's consumer offset
   (``send_offsets_to_transaction`` with the consumer group metadata, KIP-447 fencing), or
   aborted with it. A handler that raises aborts the transaction and stops the engine (the records
-  are read again by whoever owns the partition next); nothing is half-written;
+  are read again by whoever owns the partition next); nothing is half-written. What a handler
+  sends is held in memory until its batch's transaction begins, so no Kafka transaction is open
+  while a handler runs: a handler may wait longer than the transaction timeout;
 - per partition number, the records of co-partitioned inputs (same partition count) are handed
   to handlers in timestamp order across those inputs, as Kafka Streams chooses the next record of
   a task: a partition of the group with nothing fetched yet but not at its end is waited for (up

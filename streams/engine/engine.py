@@ -91,10 +91,12 @@ class _Timer:
 
 
 class _Outputs:
-    """:class:`streams.engine.api.Outputs` over the engine's producer."""
+    """:class:`streams.engine.api.Outputs` holding what is sent in memory until the engine takes
+    it (:meth:`take`) into the batch's transaction."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, in_transaction: Callable[[], bool]) -> None:
+        self._in_transaction = in_transaction
+        self._held: list[_Send] = []
 
     def send(
         self,
@@ -105,9 +107,13 @@ class _Outputs:
         partition: int | None = None,
         headers: Headers | None = None,
     ) -> None:
-        if not self._engine.in_transaction():
+        if not self._in_transaction():
             raise NotInTransaction(f"send to {topic} outside a handler or timer")
-        self._engine._hold(_Send(topic, value, key, partition, headers))
+        self._held.append(_Send(topic, value, key, partition, headers))
+
+    def take(self) -> list[_Send]:
+        held, self._held = self._held, []
+        return held
 
 
 CallGuard = Callable[[str], AbstractAsyncContextManager[None]]
@@ -128,7 +134,7 @@ class Engine:
     def __init__(self, config: EngineConfig, *, call_guard: CallGuard = _unguarded) -> None:
         self.config = config
         self._guard = call_guard
-        self.outputs = _Outputs(self)
+        self.outputs = _Outputs(self.in_transaction)
         self._policy = CommitPolicy(
             max_batch=config.max_batch, commit_interval_ms=config.commit_interval_ms
         )
@@ -151,12 +157,8 @@ class Engine:
         self._partition_counts: dict[str, int] = {}
         self._active = False
         self._txn_open = False
-        self._sends: list[_Send] = []
-        """What the handlers of the batch being handled sent, produced when it is committed."""
         self._txn_positions: dict[TP, int] = {}
         """The batch being handled: the next offset per input partition it handled."""
-        self._wrote = False
-        """Something was sent in the batch being handled."""
         self._committing: asyncio.Task[None] | None = None
         """The transaction in flight: its offsets sent and its commit awaited in a thread."""
         self._ran = False
@@ -432,10 +434,6 @@ class Engine:
 
     # ---------------------------------------------------------------- transactions
 
-    def _hold(self, send: _Send) -> None:
-        self._sends.append(send)
-        self._wrote = True
-
     def _produce(
         self,
         topic: str,
@@ -470,12 +468,13 @@ class Engine:
         if self._committing is not None:
             raise EngineError("a transaction is already in flight")
         changes = [change for store in self._stores for change in store.take_changes()]
-        if fence and (self._wrote or changes):
+        sends = self.outputs.take()
+        if fence and (sends or changes):
             parts = self._parts
             for tp, offset in parts.next_offsets.items():
                 if tp in parts.assigned:
                     self._txn_positions.setdefault(tp, offset)
-        if not (self._sends or changes or self._txn_positions):
+        if not (sends or changes or self._txn_positions):
             return
         started = time.monotonic()
         try:
@@ -483,7 +482,7 @@ class Engine:
         except KafkaException as exc:
             raise EngineError(f"beginning a transaction: {exc}") from exc
         self._txn_open = True
-        for send in self._sends:
+        for send in sends:
             self._produce(
                 send.topic, send.value, key=send.key, partition=send.partition,
                 headers=send.headers,
@@ -491,9 +490,7 @@ class Engine:
         for change in changes:
             self._produce(change.topic, change.value, key=change.key, partition=change.partition)
         offsets = [TopicPartition(t, p, o) for (t, p), o in self._txn_positions.items()]
-        self._sends = []
         self._txn_positions = {}
-        self._wrote = False
         self._committing = asyncio.get_running_loop().create_task(self._commit(offsets, started))
 
     async def _commit(self, offsets: list[Any], started: float) -> None:
@@ -526,9 +523,8 @@ class Engine:
                 log.warning("engine %s: commit: %s", self.config.app_id, task.exception())
         for store in self._stores:
             store.discard_changes()
-        self._sends = []
+        self.outputs.take()
         self._txn_positions = {}
-        self._wrote = False
         if not self._txn_open or self._producer is None:
             return
         self._txn_open = False
