@@ -50,6 +50,39 @@ def _produce_inputs(producer: Producer, topic: str, start: int, count: int) -> N
     producer.flush(30)
 
 
+def _numbered_input(
+    topic_factory: Callable[..., str], producer_factory: Callable[..., Producer], count: int
+) -> tuple[str, str]:
+    """A one-partition input holding ``count`` records (key ``k``, values ``0``, ``1``...) and an
+    empty one-partition output: (input, output)."""
+    source = topic_factory("engine-in", partitions=1)
+    sink = topic_factory("engine-out", partitions=1)
+    producer = producer_factory()
+    for i in range(count):
+        producer.produce(source, key=b"k", value=str(i).encode())
+    producer.flush(30)
+    return source, sink
+
+
+def _numbers(count: int) -> list[bytes]:
+    """The values of the first ``count`` records of :func:`_numbered_input`."""
+    return [str(i).encode() for i in range(count)]
+
+
+def _visible(
+    consumer_factory: Callable[..., Consumer], topic: str, timeout_s: float
+) -> list[bytes]:
+    """The values on ``topic``, read_committed, whatever arrives within ``timeout_s``."""
+    return [m.value() for m in consume(consumer_factory(topic), 1_000_000, timeout_s=timeout_s)]
+
+
+def _committed(consumer_factory: Callable[..., Consumer], app_id: str, source: str) -> int:
+    """The group ``app_id``'s committed offset of ``source``[0] (negative: none)."""
+    check = consumer_factory(**{"group.id": app_id})
+    offset: int = check.committed([TopicPartition(source, 0)], timeout=10)[0].offset
+    return offset
+
+
 class _Output:
     """The output topic read read_committed as it grows."""
 
@@ -301,12 +334,7 @@ async def test_a_handler_that_raises_aborts_its_transaction(
     producer_factory: Callable[..., Producer],
     consumer_factory: Callable[..., Consumer],
 ) -> None:
-    source = topic_factory("engine-in", partitions=1)
-    sink = topic_factory("engine-out", partitions=1)
-    producer = producer_factory()
-    for i in range(100):
-        producer.produce(source, key=b"k", value=str(i).encode())
-    producer.flush(30)
+    source, sink = _numbered_input(topic_factory, producer_factory, 100)
     app_id = unique("engine-raise")
     engine = Engine(
         EngineConfig(app_id=app_id, kafka=kafka.client_config(), instance_id="0", max_batch=500)
@@ -330,12 +358,9 @@ async def test_a_handler_that_raises_aborts_its_transaction(
 
     # transactions committed before the failing one (records fetched in several polls may
     # be): their outputs and offsets agree; nothing of the aborted one is visible
-    check = consumer_factory(**{"group.id": app_id})
-    committed_offset = check.committed([TopicPartition(source, 0)], timeout=10)[0].offset
+    committed_offset = _committed(consumer_factory, app_id, source)
     assert committed_offset <= 50
-    visible = consume(consumer_factory(sink), 100, timeout_s=5)
-    expected = range(max(committed_offset, 0))
-    assert [m.value() for m in visible] == [str(i).encode() for i in expected]
+    assert _visible(consumer_factory, sink, timeout_s=5) == _numbers(max(committed_offset, 0))
 
 
 async def test_the_next_batch_is_handled_while_the_last_commit_is_in_flight(
@@ -344,13 +369,8 @@ async def test_the_next_batch_is_handled_while_the_last_commit_is_in_flight(
     producer_factory: Callable[..., Producer],
     consumer_factory: Callable[..., Consumer],
 ) -> None:
-    source = topic_factory("engine-in", partitions=1)
-    sink = topic_factory("engine-out", partitions=1)
     total = 3000
-    producer = producer_factory()
-    for i in range(total):
-        producer.produce(source, key=b"k", value=str(i).encode())
-    producer.flush(30)
+    source, sink = _numbered_input(topic_factory, producer_factory, total)
     engine = Engine(
         EngineConfig(
             app_id=unique("engine-ahead"), kafka=kafka.client_config(), instance_id="0",
@@ -377,8 +397,7 @@ async def test_the_next_batch_is_handled_while_the_last_commit_is_in_flight(
     # for each commit before handling on has none)
     ahead = [t for t in handled_at if any(start < t < end for start, end in commits)]
     assert ahead, f"{len(commits)} commits, none overlapped by handling"
-    visible = consume(consumer_factory(sink), total + 1, timeout_s=10)
-    assert [m.value() for m in visible] == [str(i).encode() for i in range(total)]
+    assert _visible(consumer_factory, sink, timeout_s=10) == _numbers(total)
 
 
 async def test_a_failed_commit_takes_the_batch_handled_ahead_of_it_along(
@@ -390,13 +409,8 @@ async def test_a_failed_commit_takes_the_batch_handled_ahead_of_it_along(
     """The engine's producer is fenced (another producer with its transactional id) mid-run:
     the commit in flight fails, and the batch handled ahead of it never reaches Kafka: what is
     visible is exactly the records below the committed offset."""
-    source = topic_factory("engine-in", partitions=1)
-    sink = topic_factory("engine-out", partitions=1)
     total = 5000
-    producer = producer_factory()
-    for i in range(total):
-        producer.produce(source, key=b"k", value=str(i).encode())
-    producer.flush(30)
+    source, sink = _numbered_input(topic_factory, producer_factory, total)
     app_id = unique("engine-fenced")
     engine = Engine(
         EngineConfig(
@@ -421,11 +435,9 @@ async def test_a_failed_commit_takes_the_batch_handled_ahead_of_it_along(
     assert fenced
     assert task.exception() is not None, "the fenced engine went on"
 
-    check = consumer_factory(**{"group.id": app_id})
-    committed_offset = check.committed([TopicPartition(source, 0)], timeout=10)[0].offset
+    committed_offset = _committed(consumer_factory, app_id, source)
     assert 0 < committed_offset < total
-    visible = consume(consumer_factory(sink), total, timeout_s=5)
-    assert [m.value() for m in visible] == [str(i).encode() for i in range(committed_offset)]
+    assert _visible(consumer_factory, sink, timeout_s=5) == _numbers(committed_offset)
 
 
 async def test_a_handler_waiting_past_the_transaction_timeout_commits(
@@ -438,12 +450,7 @@ async def test_a_handler_waiting_past_the_transaction_timeout_commits(
     a batch whose handler waits longer than the transaction timeout, after the batch's earlier
     records were sent, still commits (the broker aborts a transaction open that long: it checks
     every 10 s by default, hence the 12 s wait)."""
-    source = topic_factory("engine-in", partitions=1)
-    sink = topic_factory("engine-out", partitions=1)
-    producer = producer_factory()
-    for i in range(10):
-        producer.produce(source, key=b"k", value=str(i).encode())
-    producer.flush(30)
+    source, sink = _numbered_input(topic_factory, producer_factory, 10)
     engine = Engine(
         EngineConfig(
             app_id=unique("engine-wait"), kafka=kafka.client_config(), instance_id="0",
@@ -463,8 +470,7 @@ async def test_a_handler_waiting_past_the_transaction_timeout_commits(
     engine.on_committed(commits.append)
     task = await _run_until(engine, lambda: len(handled) == 10 and bool(commits), 60)
     assert task.exception() is None, task.exception()
-    visible = consume(consumer_factory(sink), 11, timeout_s=10)
-    assert [m.value() for m in visible] == [str(i).encode() for i in range(10)]
+    assert _visible(consumer_factory, sink, timeout_s=10) == _numbers(10)
 
 
 async def test_timers_and_partition_callbacks(
