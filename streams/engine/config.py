@@ -97,3 +97,17 @@ def offsets_reader_config(config: EngineConfig) -> dict[str, Any]:
     }
     settings.pop("group.instance.id", None)
     return settings
+
+
+def ends_reader_config(config: EngineConfig) -> dict[str, Any]:
+    """The changelogs' ends reader: read_uncommitted, so that the high watermark it reads counts
+    the records of transactions not yet decided (:mod:`streams.engine.restore`)."""
+    settings: dict[str, Any] = {
+        **config.kafka,
+        **config.consumer,
+        "group.id": f"{config.app_id}-restore",
+        "isolation.level": "read_uncommitted",
+        "enable.auto.commit": False,
+    }
+    settings.pop("group.instance.id", None)
+    return settings

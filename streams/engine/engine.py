@@ -48,6 +48,7 @@ from streams.engine.assignment import held_numbers
 from streams.engine.config import EngineConfig as EngineConfig  # the engine's settings
 from streams.engine.config import (
     consumer_config,
+    ends_reader_config,
     offsets_reader_config,
     producer_config,
     restorer_config,
@@ -151,6 +152,7 @@ class Engine:
         """Assigned partitions whose committed offset was not read yet."""
         self._offsets_task: asyncio.Task[None] | None = None
         self._offsets_reader: Any = None
+        self._ends_reader: Any = None
         self._client_lock = threading.Lock()
         """Held around a committed-offsets read (a worker thread) and around the closing: the
         reader is never closed under a call in flight."""
@@ -246,6 +248,7 @@ class Engine:
         self._consumer = Consumer(consumer_config(config))
         restorer = Consumer(restorer_config(config))
         self._offsets_reader = Consumer(offsets_reader_config(config))
+        self._ends_reader = Consumer(ends_reader_config(config))
         try:
             self._partition_counts = await asyncio.to_thread(
                 partition_counts,
@@ -285,6 +288,7 @@ class Engine:
                 with self._client_lock:
                     reader.close()
                 restorer.close()
+                self._ends_reader.close()
                 producer.flush(10)
                 producer.close()
             except KafkaException as exc:  # an error on the way out does not hide the first
@@ -657,7 +661,12 @@ class Engine:
             if p < store.partition_count
         }
         started = time.monotonic()
-        read = await restore(restorer, targets, timeout_s=self.config.restore_timeout_s)
+        read = await restore(
+            restorer,
+            targets,
+            ends_reader=self._ends_reader,
+            timeout_s=self.config.restore_timeout_s,
+        )
         self._pending_restore -= numbers
         log.info(
             "engine %s: restored %d changelog records of partitions %s in %.1f s",

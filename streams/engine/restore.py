@@ -1,13 +1,18 @@
 """Reading changelog partitions back into the stores (Kafka I/O, asyncio-friendly).
 
 A changelog partition is read from its beginning to its end, read_committed, with a consumer of
-its own (assigned, never in a group, never committing). The end is the partition's last stable
-offset when the restore begins (the read_committed end: a transaction still open, e.g. a dead
-previous owner's until it times out, is not waited for and none of its records is applied);
-the read is done when the consumer's position reaches it: the
-last offsets of a transactional changelog are transaction markers, which are never delivered as
-records but which the position moves past (the consumer's end-of-partition event says the same
-when no record follows: a partition of aborted records only).
+its own (assigned, never in a group, never committing). The end is the partition's high
+watermark when the restore begins, read by a read_uncommitted client: every record written so
+far, those of transactions not yet decided included. The read is done when the read_committed
+position reaches it, that is once every transaction below it is decided (committed ones
+applied, aborted ones skipped). Its last stable offset would not do: a previous owner's last
+transaction is committed (``commit_transaction`` returned, the input's offsets about to become
+stable) some milliseconds before its markers reach the changelog partition, and a restore that
+stopped at the last stable offset then would miss that transaction's changes while the input
+resumes after it. The cost: a transaction left open by a process that died is waited for until
+it is aborted (its transaction timeout, or a restart with the same instance id). The last
+offsets of a transactional changelog are markers, never delivered as records, which the
+position moves past (the end-of-partition event says the same when no record follows).
 """
 
 from __future__ import annotations
@@ -30,10 +35,12 @@ async def restore(
     consumer: Any,
     stores: Mapping[tuple[str, int], MemoryStore],
     *,
+    ends_reader: Any,
     timeout_s: float,
 ) -> int:
     """Load every (changelog topic, partition) of ``stores`` into its store; returns the records
-    read. ``consumer`` is read_committed with ``enable.partition.eof``. Raises
+    read. ``consumer`` is read_committed with ``enable.partition.eof``; ``ends_reader`` a
+    read_uncommitted client the ends (high watermarks) are asked of. Raises
     :class:`RestoreTimeout` when the ends are not reached in ``timeout_s`` (the ends' lookup,
     tried again while a new changelog has no leader yet, counts in it), :class:`EngineError`
     when the ends cannot be read in that time."""
@@ -44,7 +51,7 @@ async def restore(
     for topic, partition in stores:
         # a changelog just created may have no leader yet: tried again until the deadline
         low, high = await call_with_retry_async(
-            consumer.get_watermark_offsets,
+            ends_reader.get_watermark_offsets,
             TopicPartition(topic, partition),
             10.0,
             what=f"reading the ends of changelog {topic}[{partition}]",

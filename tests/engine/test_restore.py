@@ -1,15 +1,18 @@
 """Restoring stores from real transactional changelogs: committed records applied in order
 (tombstones delete), aborted ones never, an end made of transaction markers reached (a partition
-of aborted records only included), and an open transaction at the end not waited for."""
+of aborted records only included), and a transaction undecided when the restore begins waited for
+(a previous owner's last one, committed but its markers not yet written)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer
 
+from streams.engine.config import EngineConfig, ends_reader_config
 from streams.engine.restore import restore
 from streams.engine.stores import MemoryStore
 from tests.conftest import KafkaCluster, unique
@@ -32,6 +35,15 @@ def restorer(kafka: KafkaCluster) -> Iterator[Any]:
     consumer.close()
 
 
+@pytest.fixture
+def ends(kafka: KafkaCluster) -> Iterator[Any]:
+    """The engine's ends reader."""
+    config = EngineConfig(app_id=unique("restore"), kafka=kafka.client_config(), instance_id="0")
+    consumer = Consumer(ends_reader_config(config))
+    yield consumer
+    consumer.close()
+
+
 def _txn_producer(kafka: KafkaCluster) -> Producer:
     producer = Producer({**kafka.client_config(), "transactional.id": unique("restore-txn")})
     producer.init_transactions(30)
@@ -47,7 +59,7 @@ def _write(
 
 
 async def test_committed_records_restored_aborted_ones_never(
-    kafka: KafkaCluster, topic_factory: Callable[..., str], restorer: Any
+    kafka: KafkaCluster, topic_factory: Callable[..., str], restorer: Any, ends: Any
 ) -> None:
     changelog = topic_factory("restore-cl", partitions=3, config={"cleanup.policy": "compact"})
     producer = _txn_producer(kafka)
@@ -62,28 +74,45 @@ async def test_committed_records_restored_aborted_ones_never(
 
     store = MemoryStore("s", changelog_topic=changelog, partitions=3)
     targets = {(changelog, p): store for p in range(3)}
-    read = await restore(restorer, targets, timeout_s=30)
+    read = await restore(restorer, targets, ends_reader=ends, timeout_s=30)
     assert read == 4
     assert dict(store.items(0)) == {b"k1": b"c"}
     assert dict(store.items(1)) == {}
     assert store.partitions() == frozenset({0, 1, 2})  # held, even the empty one
 
 
-async def test_an_open_transaction_at_the_end_is_not_waited_for(
-    kafka: KafkaCluster, topic_factory: Callable[..., str], restorer: Any
+@pytest.mark.parametrize("decision", ["commit", "abort"])
+async def test_a_transaction_undecided_at_the_start_is_waited_for(
+    kafka: KafkaCluster,
+    topic_factory: Callable[..., str],
+    restorer: Any,
+    ends: Any,
+    decision: str,
 ) -> None:
-    """The end is the last stable offset: a transaction still open (a dead previous owner's,
-    until it times out) is not waited for, and its records are not applied."""
+    """The end is the high watermark, not the last stable offset: a transaction undecided when
+    the restore begins (a previous owner's last one whose markers are not written yet, or a dead
+    one's) is waited for, and applied only if committed."""
     changelog = topic_factory("restore-cl", partitions=1, config={"cleanup.policy": "compact"})
     producer = _txn_producer(kafka)
     producer.begin_transaction()
     _write(producer, changelog, 0, [(b"k", b"v")])
     producer.commit_transaction(30)
-    producer.begin_transaction()  # left open: read_committed stops before it
-    _write(producer, changelog, 0, [(b"k", b"open"), (b"other", b"open")])
+    producer.begin_transaction()  # undecided while the restore begins
+    _write(producer, changelog, 0, [(b"k", b"late"), (b"other", b"late")])
     store = MemoryStore("s", changelog_topic=changelog, partitions=1)
+    restoring = asyncio.create_task(
+        restore(restorer, {(changelog, 0): store}, ends_reader=ends, timeout_s=60)
+    )
     try:
-        assert await restore(restorer, {(changelog, 0): store}, timeout_s=30) == 1
-        assert dict(store.items(0)) == {b"k": b"v"}
+        done, _ = await asyncio.wait({restoring}, timeout=2.0)
+        assert not done, "the restore ended before the transaction was decided"
+        await asyncio.to_thread(getattr(producer, f"{decision}_transaction"), 30)
+        read = await asyncio.wait_for(restoring, 60)
     finally:
-        producer.abort_transaction(30)
+        restoring.cancel()
+    if decision == "commit":
+        assert read == 3
+        assert dict(store.items(0)) == {b"k": b"late", b"other": b"late"}
+    else:
+        assert read == 1
+        assert dict(store.items(0)) == {b"k": b"v"}

@@ -125,7 +125,9 @@ class _NewChangelogConsumer:
 async def test_a_restore_of_a_changelog_without_a_leader_yet_waits_for_it() -> None:
     consumer = _NewChangelogConsumer()
     store = MemoryStore("s", changelog_topic="cl", partitions=2)
-    read = await restore(consumer, {("cl", 0): store, ("cl", 1): store}, timeout_s=30)
+    read = await restore(
+        consumer, {("cl", 0): store, ("cl", 1): store}, ends_reader=consumer, timeout_s=30
+    )
     assert read == 0
     assert consumer.get_watermark_offsets.calls == 5  # 3 errors, then one per partition
     assert store.partitions() == frozenset({0, 1})
@@ -137,4 +139,4 @@ async def test_a_restore_whose_ends_never_come_raises_an_engine_error() -> None:
     consumer.get_watermark_offsets.errors = [_raise(KafkaError.LEADER_NOT_AVAILABLE)] * 10_000
     store = MemoryStore("s", changelog_topic="cl", partitions=1)
     with pytest.raises(EngineError, match=r"changelog cl\[0\]"):
-        await restore(consumer, {("cl", 0): store}, timeout_s=0.2)
+        await restore(consumer, {("cl", 0): store}, ends_reader=consumer, timeout_s=0.2)
