@@ -117,6 +117,7 @@ def markdown(results: Sequence[Result], plots: Sequence[str]) -> str:
             ("framework_ceiling", "Framework ceiling"),
             ("preferences_first", "Preferences loaded first"),
             ("engine_worker", "Engine worker"),
+            ("faust_worker", "Faust worker"),
         ):
             ceiling = r.get(field)
             if isinstance(ceiling, dict):

@@ -1,5 +1,6 @@
-"""``air-exstream worker``: run the routing worker until stopped: the Faust one, or the one on the
-project's engine with ``AIR_EXSTREAM_ENGINE=kafka`` (:mod:`streams.routing.engine_worker`)."""
+"""``air-exstream worker``: run the routing worker until stopped: the one on the project's engine
+(:mod:`streams.routing.engine_worker`, the default), or the Faust one with
+``AIR_EXSTREAM_ENGINE=faust``."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The routing worker on the project's own engine (:mod:`streams.engine`, issue 14): opt-in with
-``AIR_EXSTREAM_ENGINE=kafka``; the Faust worker (:mod:`.app`) stays the default.
+"""The routing worker on the project's own engine (:mod:`streams.engine`, issue 14), the default
+(``AIR_EXSTREAM_ENGINE=kafka``); ``AIR_EXSTREAM_ENGINE=faust`` runs the Faust worker (:mod:`.app`).
 
 Wiring only: the same topics, tables (their changelogs named as Faust names them,
 ``<app_id>-<table>-changelog``), codecs and handlers (:mod:`.handlers`) as :mod:`.app`, their
@@ -419,7 +419,8 @@ def instance_slot(worker: WorkerSettings) -> InstanceSlot:
 async def serve(
     *, kafka: KafkaSettings, worker: WorkerSettings, topology: Topology, metrics: RoutingMetrics
 ) -> None:
-    """``air-exstream worker`` with ``AIR_EXSTREAM_ENGINE=kafka``: run until SIGTERM or SIGINT."""
+    """``air-exstream worker`` (``AIR_EXSTREAM_ENGINE=kafka``, the default): run until SIGTERM or
+    SIGINT."""
     from streams.engine.engine import Engine, EngineConfig
 
     slot = instance_slot(worker)

@@ -128,10 +128,11 @@ class WorkerSettings(BaseSettings):
         to every agent, cannot happen."""
         return max(4096, 5 * self.partitions * self.max_poll_records + 5)
 
-    engine: Literal["faust", "kafka"] = "faust"
-    """Which worker ``air-exstream worker`` runs: ``faust`` (the default, :mod:`.app`) or
-    ``kafka``, the opt-in worker on the project's own transactional engine on confluent-kafka
-    (:mod:`.engine_worker`, issue 14)."""
+    engine: Literal["faust", "kafka"] = "kafka"
+    """Which worker ``air-exstream worker`` runs: ``kafka`` (the default), the worker on the
+    project's own transactional engine on confluent-kafka (:mod:`.engine_worker`), or ``faust``,
+    the worker on faust-streaming (:mod:`.app`; the one with the rocksdb store and
+    at-least-once)."""
     instance_id: str = ""
     """The engine worker's stable process slot: its transactional id is ``<app_id>-<instance_id>``,
     so a restart in the same slot aborts the dead process's open transaction at once (instead of
@@ -151,12 +152,13 @@ class WorkerSettings(BaseSettings):
             raise ConfigError(
                 f"AIR_EXSTREAM_STORE={self.store} is not supported with AIR_EXSTREAM_ENGINE=kafka: "
                 "the engine worker keeps its tables in memory, restored from their changelogs "
-                "at every start (unset AIR_EXSTREAM_STORE, or run AIR_EXSTREAM_ENGINE=faust)"
+                "at every start (unset AIR_EXSTREAM_STORE, or set AIR_EXSTREAM_ENGINE=faust)"
             )
         if self.processing_guarantee != "exactly_once":
             raise ConfigError(
                 "AIR_EXSTREAM_PROCESSING_GUARANTEE=at_least_once is not supported with "
-                "AIR_EXSTREAM_ENGINE=kafka: the engine worker is always exactly-once"
+                "AIR_EXSTREAM_ENGINE=kafka (the default): the engine worker is always "
+                "exactly-once (set AIR_EXSTREAM_ENGINE=faust for at-least-once)"
             )
         return self
 

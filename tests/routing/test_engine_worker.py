@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from streams.codec import Codecs, codec_for
-from streams.config import KafkaSettings
+from streams.config import ConfigError, KafkaSettings
 from streams.domain.records import (
     AccountEvent,
     AuditKind,
@@ -223,8 +223,10 @@ async def test_run_waits_for_the_views_then_runs_the_engine_until_stopped() -> N
     await asyncio.wait_for(running, 10)
 
 
-def test_the_faust_worker_stays_the_default() -> None:
-    assert WorkerSettings().engine == "faust"
+def test_the_engine_worker_is_the_default() -> None:
+    assert WorkerSettings().engine == "kafka"
+    with pytest.raises(ConfigError, match="AIR_EXSTREAM_ENGINE=faust"):
+        WorkerSettings(store="rocksdb://")
 
 
 async def test_a_document_request_makes_one_tracked_command_and_its_retry_none() -> None:

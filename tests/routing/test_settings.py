@@ -19,7 +19,9 @@ def test_the_engine_worker_refuses_at_least_once() -> None:
 
 
 def test_the_faust_worker_keeps_both_settings() -> None:
-    settings = WorkerSettings(store="rocksdb://", processing_guarantee="at_least_once")
+    settings = WorkerSettings(
+        engine="faust", store="rocksdb://", processing_guarantee="at_least_once"
+    )
     assert settings.store == "rocksdb://"
     assert settings.processing_guarantee == "at_least_once"
     assert WorkerSettings(engine="kafka").store == "memory://"

@@ -20,7 +20,7 @@ READ_MODIFY_WRITE = ("suppression", "audit-chain-heads", "communications", "park
 
 
 def _tables(tmp_path: Path, **settings: Any) -> tuple[Any, WorkerSettings]:
-    worker = WorkerSettings(data_dir=str(tmp_path), **settings)
+    worker = WorkerSettings(data_dir=str(tmp_path), engine="faust", **settings)
     app, _ = create_app(
         kafka=KafkaSettings().with_bootstrap("127.0.0.1:9"),
         worker=worker,
@@ -54,8 +54,12 @@ def test_memory_store_keeps_every_table_in_memory(tmp_path: Path) -> None:
 
 def test_each_app_id_has_its_own_state_dir(tmp_path: Path) -> None:
     """faust names table files after the table alone: two app ids must not share them."""
-    one = WorkerSettings(data_dir=str(tmp_path), app_id="router-a", store="rocksdb://")
-    two = WorkerSettings(data_dir=str(tmp_path), app_id="router-b", store="rocksdb://")
+    one = WorkerSettings(
+        data_dir=str(tmp_path), app_id="router-a", engine="faust", store="rocksdb://"
+    )
+    two = WorkerSettings(
+        data_dir=str(tmp_path), app_id="router-b", engine="faust", store="rocksdb://"
+    )
     assert one.state_dir == tmp_path / "router-a"
     assert two.state_dir == tmp_path / "router-b"
     app, _ = _tables(tmp_path, app_id="router-a", store="rocksdb://")
@@ -64,7 +68,7 @@ def test_each_app_id_has_its_own_state_dir(tmp_path: Path) -> None:
 
 def test_rocksdb_options_are_a_fresh_dict_each_time() -> None:
     """faust pops keys from the options it is given."""
-    worker = WorkerSettings(store="rocksdb://")
+    worker = WorkerSettings(engine="faust", store="rocksdb://")
     first = worker.rocksdb_options()
     assert first is not None
     first.clear()
