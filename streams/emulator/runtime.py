@@ -4,9 +4,9 @@ Pure bookkeeping with no HTTP in it (the server is a thin translation layer over
 
 - :meth:`Runtime.ondemand` runs one communication on one customer's driver data now;
 - :meth:`Runtime.submit_batch` accepts a multi-customer driver file as a job (``waiting``); the
-  server then calls :meth:`Runtime.run_job`, which composes every customer (``started`` ->
-  ``complete``, or ``error`` when no customer could be composed) and returns the Experience
-  Insights events to send;
+  server then calls :meth:`Runtime.run_job_steps`, which composes every customer (``started`` ->
+  ``complete``, or ``error`` when no customer could be composed), one customer at a time, yielding
+  each customer's Experience Insights events to send;
 - a job can be stopped (``canceled``) before it ran, and deleted once finished.
 
 A communication runs its highest APPROVED version (the Design world decides which). Exstream
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -258,18 +258,22 @@ class Runtime:
 
     def run_job(self, job: Job, *, now_ms: int) -> list[dict[str, Any]]:
         """Compose every pending customer; returns their events, in order per customer."""
+        return [e for events in self.run_job_steps(job, now_ms=now_ms) for e in events]
+
+    def run_job_steps(self, job: Job, *, now_ms: int) -> Iterator[list[dict[str, Any]]]:
+        """:meth:`run_job` one customer at a time: yields each customer's events (the job is
+        ``started`` until the last one), so that a server can answer other requests between
+        customers, as Exstream's API does while its engines compose."""
         if job.status != "waiting":
-            return []
+            return
         job.status = "started"
-        events: list[dict[str, Any]] = []
         for run in job.customers:
-            events += self._compose(job, run, now_ms)
+            yield self._compose(job, run, now_ms)
         composed = sum(1 for c in job.customers if c.status == "composed")
         job.status = "complete" if composed else "error"
         if not composed:
             job.msg = "no customer of the driver file could be composed"
         job.end_ms = now_ms
-        return events
 
     def _compose(self, job: Job, run: CustomerRun, now_ms: int) -> list[dict[str, Any]]:
         record = run.record

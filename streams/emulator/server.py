@@ -461,7 +461,10 @@ class Emulator:
         job = self.runtime.jobs.get(job_id)
         if job is None:
             return
-        events = self.runtime.run_job(job, now_ms=_now_ms())
+        events: list[dict[str, Any]] = []
+        for composed in self.runtime.run_job_steps(job, now_ms=_now_ms()):
+            events += composed
+            await asyncio.sleep(0)  # other requests are answered between customers
         await asyncio.sleep(self.config.stage_delay_s)
         self.events.enqueue(events)
 

@@ -96,6 +96,8 @@ class Progress:
 
     started: float = field(default_factory=time.monotonic)
     samples: list[Sample] = field(default_factory=list)
+    slow_emulator_reads: int = 0
+    """Samples skipped because the emulator did not answer within its read timeout."""
 
     def now(self) -> float:
         return time.monotonic() - self.started
@@ -363,12 +365,19 @@ class System:
         return int(self.emulator_stats()["events_queued"])
 
     def sample(self, progress: Progress) -> Sample | None:
-        """Record the current progress (None when the broker could not answer in time)."""
+        """Record the current progress (None when the broker or the emulator could not answer
+        in time: on two cores shared by three brokers, the worker, the sink and the emulator
+        composing dozens of batches at once, a ledger read once took over 10 s; a process that
+        died is :meth:`check_alive`'s, one that stays stuck :meth:`run_until`'s stall check)."""
         routed = self.routed()
         if routed is None:
             return None
-        documents = int(ledger_of(self.emulator_url)["documents"])
-        callbacks = int(self.emulator_stats().get("events_delivered", 0))
+        try:
+            documents = int(ledger_of(self.emulator_url)["documents"])
+            callbacks = int(self.emulator_stats().get("events_delivered", 0))
+        except TimeoutError:
+            progress.slow_emulator_reads += 1
+            return None
         s = Sample(progress.now(), routed, documents, callbacks)
         progress.samples.append(s)
         return s

@@ -115,6 +115,7 @@ def test_losing_a_broker_mid_run_loses_and_duplicates_nothing(tmp_path: Path) ->
         f"t={done.at:.0f}s, all composed at t={settled:.0f}s; {documents}; "
         f"dead letters {len(dead)}; audit records {audit} (chain verified); worker restarts "
         f"after a missed commit deadline: {len(restarts)} (at t={[round(t) for t in restarts]}s); "
+        f"samples skipped while the emulator was slow to answer: {progress.slow_emulator_reads}; "
         f"test took {time.monotonic() - began:.0f} s\ntimeline: {progress.timeline()}"
     )
     assert stall is not None
