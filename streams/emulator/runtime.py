@@ -268,7 +268,12 @@ class Runtime:
             return
         job.status = "started"
         for run in job.customers:
-            yield self._compose(job, run, now_ms)
+            if job.status != "started":
+                return  # stopped between two customers: the rest stay canceled
+            if run.status == "pending":
+                yield self._compose(job, run, now_ms)
+        if job.status != "started":
+            return
         composed = sum(1 for c in job.customers if c.status == "composed")
         job.status = "complete" if composed else "error"
         if not composed:
