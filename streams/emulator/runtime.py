@@ -269,7 +269,7 @@ class Runtime:
         job.status = "started"
         for run in job.customers:
             if job.status != "started":
-                return  # stopped between two customers: the rest stay canceled
+                break  # stopped between two customers: the rest stay canceled
             if run.status == "pending":
                 yield self._compose(job, run, now_ms)
         if job.status != "started":

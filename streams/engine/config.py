@@ -100,14 +100,10 @@ def offsets_reader_config(config: EngineConfig) -> dict[str, Any]:
 
 
 def ends_reader_config(config: EngineConfig) -> dict[str, Any]:
-    """The changelogs' ends reader: read_uncommitted, so that the high watermark it reads counts
-    the records of transactions not yet decided (:mod:`streams.engine.restore`)."""
-    settings: dict[str, Any] = {
-        **config.kafka,
-        **config.consumer,
-        "group.id": f"{config.app_id}-restore",
-        "isolation.level": "read_uncommitted",
-        "enable.auto.commit": False,
-    }
-    settings.pop("group.instance.id", None)
+    """The changelogs' ends reader: the changelog reader's settings but read_uncommitted, so
+    that the high watermark it reads counts the records of transactions not yet decided
+    (:mod:`streams.engine.restore`); it only asks for ends, never reads a partition."""
+    settings = restorer_config(config)
+    settings["isolation.level"] = "read_uncommitted"
+    settings.pop("enable.partition.eof")
     return settings
