@@ -792,7 +792,12 @@ class _Watcher(threading.Thread):
         consumer.assign([TopicPartition(t, p, 0) for t in topics for p in range(PARTITIONS)])
         try:
             while not self.stop_event.is_set():
-                for msg in consumer.consume(1000, timeout=0.05):
+                # poll returns at the first record; consume(timeout=0) then takes what else
+                # is there (a consume with a timeout waits it out unless the batch fills up)
+                first = consumer.poll(0.05)
+                if first is None:
+                    continue
+                for msg in [first, *consumer.consume(1000, timeout=0)]:
                     now = time.monotonic()
                     if msg.error() is not None:
                         continue

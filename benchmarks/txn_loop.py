@@ -331,7 +331,15 @@ def run(bootstrap: str, prefix: str, group: str, output_prefix: str) -> Counts:
             "isolation.level": "read_committed",
         }
     )
-    producer = Producer({**conf, "transactional.id": f"{group}-txn", "linger.ms": 5, "acks": "all"})
+    producer = Producer(
+        {
+            **conf,
+            "transactional.id": f"{group}-txn",
+            "linger.ms": 5,
+            "acks": "all",
+            "retry.backoff.ms": 10,  # as the engine's producer (streams/engine/config.py)
+        }
+    )
     producer.init_transactions(30)
     stopping: list[bool] = []
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -74,3 +74,11 @@ def test_static_membership_uses_the_instance_id_in_the_group_consumer_only() -> 
     assert consumer_config(config)["group.instance.id"] == "slot-1"
     assert "group.instance.id" not in restorer_config(config)
     assert "group.instance.id" not in producer_config(config)
+
+
+def test_the_producer_asks_again_soon_after_a_transaction_is_refused_as_concurrent() -> None:
+    # the next transaction's first request meets the one before still completing
+    # (CONCURRENT_TRANSACTIONS) for a few ms: librdkafka's default 100 ms backoff held every
+    # such transaction 100 ms (a live stream's latency); a user's setting does not undo it
+    producer = producer_config(_config(kafka={**KAFKA, "retry.backoff.ms": "100"}))
+    assert int(producer["retry.backoff.ms"]) <= 20
