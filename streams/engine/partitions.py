@@ -3,8 +3,11 @@ partition groups the next record is chosen from (pure: the engine feeds it what 
 
 A record is buffered once: one at or below what is buffered or handled for its partition is
 dropped (fetched twice). A partition is *at its end* from the consumer's end-of-partition event
-until its next record arrives. Groups are taken in turn, one record at a time; inside a group
-:func:`streams.engine.ordering.choose_next` decides.
+until its next record arrives. Groups are taken in turn; inside a group
+:func:`streams.engine.ordering.choose_next` decides, and its choice stands for a run of up to
+:data:`RUN_MAX` records of the chosen input, as far as its ``until_ms`` allows: a record
+arriving in any partition, or a partition read to its end, ends the run, so the order is the
+one a choice per record gives. A group of one input hands over one record per turn.
 """
 
 from __future__ import annotations
@@ -17,6 +20,18 @@ from streams.engine.api import Record
 from streams.engine.ordering import Head, choose_next
 
 TP = tuple[str, int]
+
+RUN_MAX = 64
+"""Records a group's choice hands over before the next group has its turn."""
+
+
+@dataclass(slots=True)
+class _Run:
+    """The records a choice lets through without choosing again (see the module doc)."""
+
+    buffer: deque[Record]
+    until_ms: int | None
+    left: int
 
 
 @dataclass(slots=True)
@@ -40,6 +55,7 @@ class InputPartitions:
         self.at_end: set[TP] = set()
         self.groups: list[Group] = []
         self._next_group = 0
+        self._run: _Run | None = None
 
     # ---- assignment
 
@@ -48,6 +64,7 @@ class InputPartitions:
 
     def revoke(self, tps: Iterable[TP]) -> None:
         """Forget everything about ``tps`` (buffered records included)."""
+        self._run = None
         for tp in tps:
             self.assigned.discard(tp)
             self.buffers.pop(tp, None)
@@ -66,6 +83,7 @@ class InputPartitions:
                     groups.setdefault((count, p), []).append((t, p))
         self.groups = [Group(tps) for _key, tps in sorted(groups.items())]
         self._next_group = 0
+        self._run = None
 
     # ---- what the consumer says
 
@@ -85,6 +103,7 @@ class InputPartitions:
             return False
         buffer.append(record)
         self.at_end.discard(tp)
+        self._run = None  # it may come before the run's next records: choose again
         return True
 
     def reached_end(self, tp: TP, offset: int) -> None:
@@ -92,6 +111,7 @@ class InputPartitions:
         if tp in self.assigned:
             self.at_end.add(tp)
             self.ends_seen[tp] = offset
+            self._run = None  # a group waiting for it no longer does: choose again
 
     # ---- handing records over
 
@@ -104,6 +124,17 @@ class InputPartitions:
     def take_next(self, now_ms: int) -> Record | None:
         """The next record to handle (groups in turn), or None: nothing may be handed over
         now. The caller reports it handled with :meth:`handled`."""
+        run = self._run
+        if run is not None:
+            going = run.buffer
+            if (
+                going
+                and run.left
+                and (run.until_ms is None or going[0].timestamp_ms <= run.until_ms)
+            ):
+                run.left -= 1
+                return going.popleft()
+            self._run = None
         count = len(self.groups)
         for i in range(count):
             group = self.groups[(self._next_group + i) % count]
@@ -128,7 +159,9 @@ class InputPartitions:
             group.waiting_since_ms = choice.waiting_since_ms
             if choice.topic is not None:
                 self._next_group = (self._next_group + i + 1) % count
-                return self.buffers[(choice.topic, group.tps[0][1])].popleft()
+                chosen = self.buffers[(choice.topic, group.tps[0][1])]
+                self._run = _Run(chosen, choice.until_ms, RUN_MAX - 1)
+                return chosen.popleft()
         return None
 
     def handled(self, record: Record) -> None:

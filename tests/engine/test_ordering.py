@@ -18,7 +18,8 @@ def _choose(heads: list[Head], *, now: int = 0, since: int | None = None) -> Cho
 
 def test_the_smallest_timestamp_across_the_group_goes_first() -> None:
     heads = [Head("events", 50, False), Head("preferences", 20, False)]
-    assert _choose(heads) == Choice("preferences", None)
+    # preferences may go on below 50 (a tie at 50 goes to events, the earlier input)
+    assert _choose(heads) == Choice("preferences", None, 49)
 
 
 def test_ties_go_to_the_input_registered_first() -> None:
@@ -48,7 +49,7 @@ def test_the_wait_ends_at_the_idle_bound() -> None:
 
 def test_the_lagging_partition_arriving_ends_the_wait_and_goes_first() -> None:
     heads = [Head("preferences", 40, False), Head("events", 100, False)]
-    assert _choose(heads, now=50, since=7) == Choice("preferences", None)
+    assert _choose(heads, now=50, since=7) == Choice("preferences", None, 100)
 
 
 def test_a_partition_at_its_end_is_not_waited_for() -> None:
@@ -70,3 +71,21 @@ def test_a_backlog_is_merged_by_timestamp() -> None:
         assert choice.topic is not None
         out.append(buffers[choice.topic].pop(0))
     assert out == [1, 2, 3, 4, 6, 7, 8, 9]
+
+
+def test_the_choice_stands_up_to_the_next_buffered_head() -> None:
+    heads = [Head("preferences", 10, False), Head("events", 30, False), Head("cases", 20, False)]
+    assert _choose(heads).until_ms == 20  # a tie with cases (a later input) goes to preferences
+    heads = [Head("preferences", 25, False), Head("events", 10, False), Head("cases", 60, True)]
+    assert _choose(heads).until_ms == 24  # a tie with preferences (earlier) does not
+    # no other head buffered: no bound (while nothing arrives)
+    assert _choose([Head("events", 5, False), Head("preferences", None, True)]).until_ms is None
+
+
+def test_an_enforced_choice_is_bounded_by_the_buffered_heads_only() -> None:
+    heads = [
+        Head("preferences", None, False),
+        Head("events", 100, False),
+        Head("cases", 300, False),
+    ]
+    assert _choose(heads, now=7 + IDLE, since=7) == Choice("events", 7, 300)

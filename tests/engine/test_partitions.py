@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from streams.engine.api import Record
-from streams.engine.partitions import InputPartitions
+from streams.engine.partitions import RUN_MAX, InputPartitions
 
 pytestmark = pytest.mark.unit
 
@@ -109,3 +109,57 @@ def test_a_revocation_forgets_the_partition() -> None:
     assert parts.ends(None) == {}
     assert not parts.has_buffered()
     assert parts.take_next(0) is None
+
+
+def test_a_record_arriving_ends_the_run_of_a_choice() -> None:
+    parts = _parts(("prefs", 0), ("events", 0))
+    for offset, ts in enumerate((10, 20, 30, 40)):
+        parts.add(_rec("events", 0, offset, ts))
+    parts.reached_end(("prefs", 0), 0)
+    first = parts.take_next(0)
+    assert first is not None
+    assert first.offset == 0
+    parts.handled(first)
+    # a preference older than the events still buffered goes before them
+    parts.add(_rec("prefs", 0, 0, 15))
+    parts.reached_end(("prefs", 0), 1)
+    assert _drain(parts) == [
+        ("prefs", 0, 0),
+        ("events", 0, 1),
+        ("events", 0, 2),
+        ("events", 0, 3),
+    ]
+
+
+def test_a_run_gives_the_next_group_its_turn_after_run_max_records() -> None:
+    parts = _parts(("prefs", 0), ("events", 0), ("prefs", 1), ("events", 1))
+    for p in (0, 1):
+        for offset in range(RUN_MAX + 1):
+            parts.add(_rec("events", p, offset, offset))
+        parts.reached_end(("prefs", p), 0)
+    out = _drain(parts)
+    assert [p for _t, p, _o in out[: RUN_MAX + 1]] == [0] * RUN_MAX + [1]
+    assert sorted(out) == [("events", p, o) for p in (0, 1) for o in range(RUN_MAX + 1)]
+
+
+def test_runs_merge_a_backlog_in_timestamp_order() -> None:
+    """Interleaved timestamps over three inputs drained by runs come out in the order one choice
+    per record gives (timestamp, ties to the earlier input)."""
+    parts = InputPartitions(max_idle_ms=1_000)
+    inputs = ["prefs", "events", "cases"]
+    parts.assign([(t, 0) for t in inputs])
+    parts.regroup(inputs, dict.fromkeys(inputs, 1))
+    stamps = {"prefs": [1, 2, 2, 5, 9, 9], "events": [2, 3, 4, 9, 10], "cases": [1, 4, 4, 4, 11]}
+    for topic, tss in stamps.items():
+        for offset, ts in enumerate(tss):
+            parts.add(_rec(topic, 0, offset, ts))
+        parts.reached_end((topic, 0), len(tss))
+    order = {t: i for i, t in enumerate(inputs)}
+    expected = sorted(
+        ((ts, order[t], o) for t, tss in stamps.items() for o, ts in enumerate(tss)),
+    )
+    got = []
+    while (record := parts.take_next(0)) is not None:
+        parts.handled(record)
+        got.append((record.timestamp_ms, order[record.topic], record.offset))
+    assert got == expected
