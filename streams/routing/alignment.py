@@ -173,3 +173,24 @@ def reference_covers(
             continue
         return False
     return True
+
+
+def covered_through(partitions: Iterable[ReferencePartition]) -> int | None:
+    """The latest cutoff (ms) these states prove covered for good: every partition applied up to
+    the end observed at its ``observed_at_ms`` proves every record published before the earliest
+    of those times applied; applying never goes back, so an event whose cutoff (the smaller of
+    its timestamp and its arrival) is at or below it is covered whatever the view observes later
+    (:func:`reference_covers` would say so with these states). None: nothing proven (a
+    partition still applying or never observed, or no partition at all)."""
+    through: int | None = None
+    for part in partitions:
+        if (
+            part.position is None
+            or part.end_offset is None
+            or part.observed_at_ms is None
+            or part.position < part.end_offset
+        ):
+            return None
+        if through is None or part.observed_at_ms < through:
+            through = part.observed_at_ms
+    return through

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -32,7 +32,12 @@ from streams.deadletter.letters import dead_letter_headers, dead_letter_of
 from streams.domain.records import AuditRecord
 from streams.engine.api import Headers, Outputs, Record, Store
 from streams.routing.adapters import DeadLetterCounters
-from streams.routing.alignment import Verdict, reference_covers
+from streams.routing.alignment import (
+    ReferencePartition,
+    Verdict,
+    covered_through,
+    reference_covers,
+)
 from streams.routing.handlers.audit import AuditChains, dead_letter_audit
 from streams.routing.handlers.join import ReferenceProgress
 from streams.routing.handlers.ports import InputRecord, timestamp_ms
@@ -254,12 +259,12 @@ class ObservableReference(ReferenceProgress, Protocol):
     def request_observation(self) -> None: ...
 
 
-def _stale_only(view: ReferenceProgress) -> bool:
+def _stale_only(states: Iterable[ReferencePartition]) -> bool:
     """Every partition applied up to the end last observed: only a newer observation of the
     ends is missing (not records on their way, which the view's fetches bring anyway)."""
     return all(
         p.position is not None and p.end_offset is not None and p.position >= p.end_offset
-        for p in view.partition_states()
+        for p in states
     )
 
 
@@ -274,18 +279,37 @@ class ReferenceAdmission:
     rules: ObservableReference
     templates: ObservableReference
     now_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
+    _proven: dict[int, int] = field(default_factory=dict, init=False, repr=False)
+    """Per view (by id): the cutoff its states proved covered for good
+    (:func:`~streams.routing.alignment.covered_through`); an event at or below it goes without
+    reading the view's states again (a backlog's events all do)."""
+
+    def covered(
+        self, view: ObservableReference, event_timestamp_ms: int, arrived_at_ms: int
+    ) -> bool:
+        """Whether ``view`` has applied every record published before the event; when not and
+        it only lacks a newer observation of its ends, it is asked for one."""
+        cutoff = min(event_timestamp_ms, arrived_at_ms)
+        proven = self._proven.get(id(view))
+        if proven is not None and cutoff <= proven:
+            return True
+        states = view.partition_states()
+        through = covered_through(states)
+        if through is not None and (proven is None or through > proven):
+            self._proven[id(view)] = through
+        if reference_covers(
+            states, event_timestamp_ms=event_timestamp_ms, arrived_at_ms=arrived_at_ms
+        ):
+            return True
+        if _stale_only(states):
+            view.request_observation()
+        return False
 
     def verdict(self, event_timestamp_ms: int, arrived_at_ms: int) -> Verdict:
         covered = True
         for view in (self.rules, self.templates):
-            if not reference_covers(
-                view.partition_states(),
-                event_timestamp_ms=event_timestamp_ms,
-                arrived_at_ms=arrived_at_ms,
-            ):
+            if not self.covered(view, event_timestamp_ms, arrived_at_ms):
                 covered = False
-                if _stale_only(view):
-                    view.request_observation()
         return Verdict.CAUGHT_UP if covered else Verdict.WAIT
 
     async def await_templates(self, record: InputRecord) -> None:
@@ -294,13 +318,7 @@ class ReferenceAdmission:
         timestamp, arrived = timestamp_ms(record), self.now_ms()
 
         def verdict() -> Verdict:
-            covered = reference_covers(
-                self.templates.partition_states(),
-                event_timestamp_ms=timestamp,
-                arrived_at_ms=arrived,
-            )
-            if not covered and _stale_only(self.templates):
-                self.templates.request_observation()
+            covered = self.covered(self.templates, timestamp, arrived)
             return Verdict.CAUGHT_UP if covered else Verdict.WAIT
 
         await self.gate.admit(

@@ -10,6 +10,7 @@ from streams.routing.alignment import (
     ReferencePartition,
     TableAlignment,
     Verdict,
+    covered_through,
     reference_covers,
 )
 
@@ -190,3 +191,23 @@ def test_a_producer_clock_ahead_of_the_worker_does_not_make_events_wait() -> Non
     # event stamped one hour in the worker's future: an observation after its arrival suffices
     ahead = 10_000 + 3_600_000
     assert reference_covers([part(observed=10_000)], event_timestamp_ms=ahead, arrived_at_ms=9_900)
+
+
+def test_states_caught_up_at_their_observations_prove_the_earliest_of_those_times() -> None:
+    assert covered_through([part(observed=10_000), part(observed=9_000)]) == 9_000
+    for states in (
+        [],
+        [part(), part(position=4)],
+        [part(end=None)],
+        [part(position=None)],
+        [part(observed=None)],
+    ):
+        assert covered_through(states) is None
+
+
+def test_what_is_proven_is_what_reference_covers_says_with_the_same_states() -> None:
+    states = [part(observed=10_000), part(observed=9_000)]
+    through = covered_through(states)
+    assert through is not None
+    assert reference_covers(states, event_timestamp_ms=through, arrived_at_ms=through + 1)
+    assert not reference_covers(states, event_timestamp_ms=through + 1, arrived_at_ms=through + 1)

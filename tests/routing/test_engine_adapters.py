@@ -199,8 +199,11 @@ class View:
     states: list[ReferencePartition]
     asked: int = 0
     """Observations of the ends requested."""
+    read: int = 0
+    """Times its states were read."""
 
     def partition_states(self) -> list[ReferencePartition]:
+        self.read += 1
         return self.states
 
     def request_observation(self) -> None:
@@ -324,3 +327,26 @@ async def test_a_record_whose_handler_raises_is_not_counted() -> None:
     with pytest.raises(RuntimeError):
         await counted(handler, metrics.record_in)(record())
     assert "records_in_total{" not in metrics.render()
+
+
+async def test_an_event_below_what_a_view_proved_goes_without_reading_it_again() -> None:
+    signal = ProgressSignal()
+    rules, templates = View([caught_up(T0 + 40)]), View([caught_up(T0 + 100)])
+    admission = admission_of(signal, rules, templates, recheck_s=60.0)
+    await asyncio.wait_for(admission.await_reference(record(ts=T0)), 10)
+    assert (rules.read, templates.read) == (1, 1)
+    # a rule published since (not applied yet): an event stamped before the proven observation
+    # is still covered by it, and the view is not read; a later one waits for the rule
+    rules.states = [ReferencePartition(position=5, end_offset=6, observed_at_ms=T0 + 45,
+                                       last_timestamp_ms=T0 + 41)]  # fmt: skip
+    await asyncio.wait_for(admission.await_reference(record(ts=T0 + 40)), 10)
+    assert (rules.read, templates.read) == (1, 1)
+    later = asyncio.create_task(admission.await_reference(record(ts=T0 + 44)))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not later.done()
+    assert (rules.read, templates.read) == (2, 1)
+    rules.states = [caught_up(T0 + 46)]
+    signal.notify()
+    await asyncio.wait_for(later, 10)
+    assert admission.gate.counters.gave_up == 0
