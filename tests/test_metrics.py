@@ -9,6 +9,7 @@ from prometheus_client import Counter, Histogram
 
 from streams.metrics import (
     CallbackCounter,
+    LabelledCounts,
     metric_names,
     new_registry,
     parse_samples,
@@ -55,3 +56,21 @@ def test_names_include_labelled_metrics_without_samples_and_callback_counters() 
 def test_parsed_labels_are_sorted_by_name() -> None:
     text = 'x_total{topic="t",reason="r"} 2\n'
     assert parse_samples(text) == {'x_total{reason="r",topic="t"}': 2.0}
+
+
+def test_labelled_counts_render_as_the_labelled_counter_they_replace() -> None:
+    counted, kept = new_registry(), new_registry()
+    counts = LabelledCounts("x_records_total", "Records.", ["topic", "kind"], counted)
+    counter = Counter("x_records", "Records.", ["topic", "kind"], registry=kept)
+    assert metric_names(counted) == metric_names(kept) == {"x_records_total"}
+    for labels, amount in ((("a", "in"), 1), (("b", "out"), 2), (("a", "in"), 4)):
+        counts.inc(labels, amount)
+        counter.labels(*labels).inc(amount)
+    assert (
+        parse_samples(render(counted).decode())
+        == parse_samples(render(kept).decode())
+        == {
+            'x_records_total{kind="in",topic="a"}': 5.0,
+            'x_records_total{kind="out",topic="b"}': 2.0,
+        }
+    )

@@ -35,7 +35,7 @@ from typing import Any
 import faust
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from streams.metrics import new_registry, render
+from streams.metrics import LabelledCounts, new_registry, render
 
 PREFIX = "air_exstream_routing"
 COMMIT_BUCKETS_S = (
@@ -68,13 +68,14 @@ class RoutingMetrics:
     ) -> None:
         self.registry = registry if registry is not None else new_registry()
         r, p = self.registry, PREFIX
-        self.records_in = Counter(
+        # counted per record: plain counts read at each scrape (no lock per increment)
+        self.records_in = LabelledCounts(
             f"{p}_records_in", "Input records processed, by topic.", ["topic"], registry=r
         )
-        self.records_out = Counter(
+        self.records_out = LabelledCounts(
             f"{p}_records_out", "Records sent, by topic.", ["topic"], registry=r
         )
-        self.decisions = Counter(
+        self.decisions = LabelledCounts(
             f"{p}_decisions",
             "Decision outcomes, by flow (event, document_request, delivery) and outcome.",
             ["flow", "outcome"],
@@ -110,31 +111,21 @@ class RoutingMetrics:
             registry=r,
         )
         self._lag_labels: set[tuple[str, str]] = set()
-        self._in: dict[str, Any] = {}
-        self._out: dict[str, Any] = {}
-        self._decisions: dict[tuple[str, str], Any] = {}
-
-    # per record: the labelled children are looked up once per topic (labels() costs ~1 us)
+        self._in = self.records_in.counts
+        self._out = self.records_out.counts
+        self._decisions = self.decisions.counts
 
     def record_in(self, topic: str) -> None:
-        child = self._in.get(topic)
-        if child is None:
-            child = self._in[topic] = self.records_in.labels(topic)
-        child.inc()
+        counts, key = self._in, (topic,)
+        counts[key] = counts.get(key, 0) + 1
 
     def record_out(self, topic: str) -> None:
-        child = self._out.get(topic)
-        if child is None:
-            child = self._out[topic] = self.records_out.labels(topic)
-        child.inc()
+        counts, key = self._out, (topic,)
+        counts[key] = counts.get(key, 0) + 1
 
     def decided(self, flow: str, outcome: str, count: int = 1) -> None:
-        if not count:
-            return
-        child = self._decisions.get((flow, outcome))
-        if child is None:
-            child = self._decisions[(flow, outcome)] = self.decisions.labels(flow, outcome)
-        child.inc(count)
+        if count:
+            self.decisions.inc((flow, outcome), count)
 
     def observe_positions(self, positions: Iterable[PartitionPosition]) -> None:
         """Set the lag of each known partition; partitions no longer assigned are dropped."""
