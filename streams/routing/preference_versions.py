@@ -89,20 +89,37 @@ def latest_value(raw: bytes | None) -> bytes | None:
 
 
 def value_as_of(raw: bytes | None, timestamp_ms: int) -> bytes | None:
-    """The preference in force at ``timestamp_ms`` (see the module doc for older events)."""
+    """The preference in force at ``timestamp_ms`` (see the module doc for older events).
+
+    Once per event: the headers are scanned in place, only the chosen value is copied (what
+    :func:`decode` and a scan of its versions give, without a :class:`Version` per version)."""
     if raw is None or not raw.startswith(MAGIC):
         return raw or None
-    decoded = decode(raw)
-    chosen: Version | None = None
-    for v in decoded.versions:
-        if v.timestamp_ms > timestamp_ms:
+    unpack, size, end = _HEADER.unpack_from, _HEADER.size, len(raw)
+    pos = 3
+    chosen = first = -1  # the position of a version's header
+    while pos < end:
+        _offset, timestamp, length = unpack(raw, pos)
+        if first < 0:
+            first = pos
+        if timestamp > timestamp_ms:
             break
-        chosen = v
-    if chosen is None:
-        if decoded.trimmed and decoded.versions:
-            return decoded.versions[0].value
+        chosen = pos
+        pos += size + max(length, 0)
+    if chosen < 0:
+        if raw[2] & _TRIMMED and first >= 0:
+            return _value_at(raw, first)
         return None
-    return chosen.value
+    return _value_at(raw, chosen)
+
+
+def _value_at(raw: bytes, pos: int) -> bytes | None:
+    """The value of the version whose header is at ``pos`` (None: a tombstone)."""
+    _offset, _timestamp, length = _HEADER.unpack_from(raw, pos)
+    if length < 0:
+        return None
+    start = pos + _HEADER.size
+    return raw[start : start + length]
 
 
 def with_version(

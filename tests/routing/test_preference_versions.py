@@ -115,3 +115,24 @@ def test_as_of_equals_a_scan_of_every_version_when_nothing_is_dropped(
     in_force = [(ts, o) for o, ts in enumerate(stamps) if ts <= at]
     expected = f"v{max(in_force)[1]}".encode() if in_force else None
     assert value_as_of(raw, at) == expected
+
+
+def _as_of_by_decoding(raw: bytes, at: int) -> bytes | None:
+    """value_as_of's definition over :func:`decode` (the in-place scan must give the same)."""
+    decoded = decode(raw)
+    chosen = None
+    for v in decoded.versions:
+        if v.timestamp_ms > at:
+            break
+        chosen = v
+    if chosen is None:
+        return decoded.versions[0].value if decoded.trimmed and decoded.versions else None
+    return chosen.value
+
+
+@given(versions, st.booleans(), st.integers(min_value=-(2**51), max_value=2**51))
+def test_as_of_scans_the_encoding_as_decoding_it_would(
+    vs: list[Version], trimmed: bool, at: int
+) -> None:
+    raw = encode(Versions(tuple(vs), trimmed))
+    assert value_as_of(raw, at) == _as_of_by_decoding(raw, at)
