@@ -20,8 +20,9 @@ records and at the end), and Faust's exactly-once passthrough
 medians.
 
 Backlog (``routing_backlog``; part of ``routing``). The same reference data and events, all
-published before a cold worker starts: events/s over the same window, and whether its commands
-equal the count with every preference known first (goal 4 of issue 14: the join under backlog).
+published before a cold worker (the default, on the project's engine) starts: events/s over the
+same window, and whether its commands equal the count with every preference known first (goal 4
+of issue 14: the join under backlog).
 
 Latency (``routing_latency``; part of ``routing``). Events published open loop at
 ``BENCH_LATENCY_RATE`` events/s for ``BENCH_LATENCY_SECONDS`` s into a running worker (commit
@@ -47,8 +48,9 @@ bounds the latency. Measured: the shortest interval; baseline: faust's default 2
 
 Scaling (``routing_scaling``; part of ``routing``). Throughput as above
 (``BENCH_SCALING_EVENTS`` events, one run per configuration) with ``BENCH_SCALING_WORKERS``
-(default 1, 2 and 3) worker processes in the same consumer group. Partition counts are fixed at 6
-by the topology (``customer_partitions``), so the workers share 6 partitions.
+(default 1, 2 and 3) engine worker processes (the default) in the same consumer group.
+Partition counts are fixed at 6 by the topology (``customer_partitions``), so the workers share 6
+partitions.
 """
 
 from __future__ import annotations
@@ -689,7 +691,7 @@ def backlog(bootstrap: str, workdir: Path) -> dict[str, Any]:
     """A cold worker on a backlog: reference data, preferences and every event published before
     it starts (issue 14, goal 4); events/s and its commands against the expected count."""
     data = dataset(EVENTS)
-    with fixture(bootstrap, workdir, backlog=data) as (fx, procs):
+    with fixture(bootstrap, workdir, backlog=data, env=ENGINE_ENV) as (fx, procs):
         started = time.monotonic()
         rate = committed_window_rate(
             bootstrap,
@@ -711,8 +713,8 @@ def backlog(bootstrap: str, workdir: Path) -> dict[str, Any]:
         "benchmark": "routing_backlog",
         "unit": "events/s",
         "measured": {
-            "what": "routing worker started cold on a backlog (preferences and events all "
-            "published first), input offsets committed",
+            "what": "the routing worker (the default, on the project's engine) started cold on "
+            "a backlog (preferences and events all published first), input offsets committed",
             "value": rate,
             "seconds_from_start_to_all_committed": elapsed,
             "commands": commands,
@@ -973,7 +975,9 @@ def latency_by_commit_interval(bootstrap: str, workdir: Path) -> dict[str, Any]:
 def scaling(bootstrap: str, workdir: Path) -> dict[str, Any]:
     series: list[dict[str, Any]] = []
     for workers in SCALING_WORKERS:
-        run = routing_once(bootstrap, workdir, SCALING_EVENTS, workers, baseline=False)
+        run = routing_once(
+            bootstrap, workdir, SCALING_EVENTS, workers, baseline=False, env=ENGINE_ENV
+        )
         series.append(
             {
                 "workers": workers,
@@ -1058,9 +1062,8 @@ ends every 10 ms (the join's reference check waits for an end observed after the
 
 
 def latency_live(bootstrap: str, workdir: Path) -> dict[str, Any]:
-    """:func:`latency` with :data:`LIVE_CADENCE`, and the worker's throughput with the same
-    settings (one run of ``BENCH_SCALING_EVENTS`` events; ``run_all`` puts the scaling
-    benchmark's one-worker run, same events, default settings, next to it)."""
+    """:func:`latency` with :data:`LIVE_CADENCE` (the Faust worker's commit cadence), and the
+    worker's throughput with the same settings (one run of ``BENCH_SCALING_EVENTS`` events)."""
     result = latency(bootstrap, workdir, env_extra=LIVE_CADENCE)
     result["benchmark"] = "routing_latency_live"
     settings = " ".join(f"{k}={v}" for k, v in LIVE_CADENCE.items())
@@ -1073,7 +1076,6 @@ def latency_live(bootstrap: str, workdir: Path) -> dict[str, Any]:
     result["throughput_at_cadence"] = {
         "what": f"worker events/s with {settings} ({SCALING_EVENTS} events)",
         "value": value,
-        "default_settings": None,
     }
     return result
 
@@ -1125,8 +1127,9 @@ def run_all() -> list[dict[str, Any]]:
     results = _with_broker(
         throughput, backlog, latency_at_cadence, latency_live, scaling, latency_engine
     )
-    # the backlog and the fixed-cadence latency run the Faust worker (fixture's default)
-    backlog_result, preferences_first = results[1], results[0]["faust_worker"]["value"]
+    # the backlog runs the engine worker (the default) as the throughput's measured value; the
+    # fixed-cadence and live latency runs the Faust worker (their commit settings are its)
+    backlog_result, preferences_first = results[1], results[0]["measured"]["value"]
     backlog_result["preferences_first"] = {
         "what": "the routing benchmark's worker, preferences loaded before the events",
         "value": preferences_first,
@@ -1138,7 +1141,4 @@ def run_all() -> list[dict[str, Any]]:
     if cadence["value"] is None:  # the default interval: the throughput benchmark's cadence
         cadence["value"] = results[0]["faust_worker"]["value"]
         cadence["source"] = "the routing benchmark (same default commit interval)"
-    one_worker = [s["value"] for s in results[4]["series"] if s["workers"] == 1]
-    if one_worker:  # the same events with the default settings, from the scaling benchmark
-        results[3]["throughput_at_cadence"]["default_settings"] = one_worker[0]
     return results
