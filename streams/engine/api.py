@@ -71,6 +71,11 @@ class Store(Protocol):
 
     def get(self, partition: int, key: bytes) -> bytes | None: ...
 
+    def find(self, key: bytes, first: int | None = None) -> bytes | None:
+        """The value of ``key`` in partition ``first``, else in any partition held (a key lives
+        in one partition only); None when absent."""
+        ...
+
     def put(self, partition: int, key: bytes, value: bytes | None) -> None:
         """Set (``None``: delete) ``key`` in ``partition``'s state, in the current transaction."""
         ...

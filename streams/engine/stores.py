@@ -50,6 +50,20 @@ class MemoryStore:
         state = self._state.get(partition)
         return None if state is None else state.get(key)
 
+    def find(self, key: bytes, first: int | None = None) -> bytes | None:
+        state = self._state
+        if first is not None:
+            held = state.get(first)
+            value = None if held is None else held.get(key)
+            if value is not None:
+                return value
+        for partition, values in state.items():  # no set built: a miss is common (a new key)
+            if partition != first:
+                value = values.get(key)
+                if value is not None:
+                    return value
+        return None
+
     def put(self, partition: int, key: bytes, value: bytes | None) -> None:
         if not self._in_transaction():
             raise NotInTransaction(f"store {self.name}: put outside a handler or timer")

@@ -119,17 +119,7 @@ class StoreTable:
 
     def get(self, key: bytes) -> bytes | None:
         record = self.current.record
-        first = None if record is None else record.partition
-        if first is not None:
-            value = self.store.get(first, key)
-            if value is not None:
-                return value
-        for partition in self.store.partitions():
-            if partition != first:
-                value = self.store.get(partition, key)
-                if value is not None:
-                    return value
-        return None
+        return self.store.find(key, None if record is None else record.partition)
 
     async def put(self, record: InputRecord, key: bytes, value: bytes | None) -> None:
         self.store.put(record.partition, key, value)

@@ -85,3 +85,16 @@ def test_a_put_into_a_partition_not_held_is_refused() -> None:
     with pytest.raises(PartitionNotHeld, match="partition 3"):
         store.put(3, b"k", b"1")
     assert 3 not in store.partitions()
+
+
+def test_find_looks_in_the_first_partition_then_in_every_other_held() -> None:
+    store = _store()
+    store.load(2, ())
+    store.put(1, b"k", b"in-1")
+    store.put(2, b"j", b"in-2")
+    assert store.find(b"k", 1) == b"in-1"
+    assert store.find(b"k", 0) == b"in-1"  # not in 0: found in another held partition
+    assert store.find(b"j") == b"in-2"  # no first partition (a timer)
+    assert store.find(b"absent", 0) is None
+    store.drop([2])
+    assert store.find(b"j", 0) is None  # a dropped partition is not looked in

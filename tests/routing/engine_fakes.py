@@ -51,6 +51,10 @@ class FakeStore:
     def get(self, partition: int, key: bytes) -> bytes | None:
         return self.data.get(partition, {}).get(key)
 
+    def find(self, key: bytes, first: int | None = None) -> bytes | None:
+        order = sorted(self.held, key=lambda p: p != first)
+        return next((v for p in order if (v := self.get(p, key)) is not None), None)
+
     def put(self, partition: int, key: bytes, value: bytes | None) -> None:
         part = self.data.setdefault(partition, {})
         if value is None:
