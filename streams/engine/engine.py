@@ -485,20 +485,10 @@ class Engine:
         except KafkaException as exc:
             raise EngineError(f"beginning a transaction: {exc}") from exc
         self._txn_open = True
-        produce = self._producer.produce
         for topic, value, key, partition, headers in sends:
-            try:  # the common case without _produce's frames (per record sent)
-                produce(
-                    topic, value=value, key=key, partition=-1 if partition is None else partition,
-                    headers=list(headers) if headers else None,
-                )  # fmt: skip
-            except (BufferError, KafkaException):  # not queued: waited for, or said
-                self._produce(topic, value, key=key, partition=partition, headers=headers)
+            self._produce(topic, value, key=key, partition=partition, headers=headers)
         for topic, partition, key, value in changes:
-            try:
-                produce(topic, value=value, key=key, partition=partition)
-            except (BufferError, KafkaException):
-                self._produce(topic, value, key=key, partition=partition)
+            self._produce(topic, value, key=key, partition=partition)
         offsets = [TopicPartition(t, p, o) for (t, p), o in self._txn_positions.items()]
         self._txn_positions = {}
         self._committing = asyncio.get_running_loop().create_task(self._commit(offsets, started))

@@ -111,17 +111,12 @@ class RoutingMetrics:
             registry=r,
         )
         self._lag_labels: set[tuple[str, str]] = set()
-        self._in = self.records_in.counts
-        self._out = self.records_out.counts
-        self._decisions = self.decisions.counts
 
     def record_in(self, topic: str) -> None:
-        counts, key = self._in, (topic,)
-        counts[key] = counts.get(key, 0) + 1
+        self.records_in.inc((topic,))
 
     def record_out(self, topic: str) -> None:
-        counts, key = self._out, (topic,)
-        counts[key] = counts.get(key, 0) + 1
+        self.records_out.inc((topic,))
 
     def decided(self, flow: str, outcome: str, count: int = 1) -> None:
         if count:

@@ -34,6 +34,8 @@ MAGIC = b"\xa7\x01"
 _HEADER = struct.Struct(">qqi")
 _TRIMMED = 0x01
 _SINCE_ALWAYS = -(2**63)
+_VERSIONS_AT = len(MAGIC) + 1
+"""Where the first version's header is: after the magic and the flags byte."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +61,7 @@ def decode(raw: bytes | None) -> Versions:
         return Versions((Version(-1, _SINCE_ALWAYS, raw),))
     trimmed = bool(raw[2] & _TRIMMED)
     versions = []
-    pos = 3
+    pos = _VERSIONS_AT
     while pos < len(raw):
         offset, timestamp, length = _HEADER.unpack_from(raw, pos)
         pos += _HEADER.size
@@ -96,19 +98,17 @@ def value_as_of(raw: bytes | None, timestamp_ms: int) -> bytes | None:
     if raw is None or not raw.startswith(MAGIC):
         return raw or None
     unpack, size, end = _HEADER.unpack_from, _HEADER.size, len(raw)
-    pos = 3
-    chosen = first = -1  # the position of a version's header
+    pos = _VERSIONS_AT
+    chosen = -1  # the position of the chosen version's header
     while pos < end:
         _offset, timestamp, length = unpack(raw, pos)
-        if first < 0:
-            first = pos
         if timestamp > timestamp_ms:
             break
         chosen = pos
         pos += size + max(length, 0)
     if chosen < 0:
-        if raw[2] & _TRIMMED and first >= 0:
-            return _value_at(raw, first)
+        if raw[2] & _TRIMMED and end > _VERSIONS_AT:
+            return _value_at(raw, _VERSIONS_AT)
         return None
     return _value_at(raw, chosen)
 
