@@ -1,7 +1,7 @@
 """The ``air-exstream`` command line.
 
 Subcommands live next to the code they drive and are imported only when invoked, so that
-``air-exstream kafka up`` does not pay for importing Faust.
+``air-exstream kafka up`` does not pay for importing the worker's clients.
 """
 
 from __future__ import annotations

@@ -168,31 +168,6 @@ class KafkaSettings(BaseSettings):
             kwargs["ssl_context"] = context
         return kwargs
 
-    def faust_broker_url(self) -> str:
-        """faust's ``broker`` setting: ``kafka://host:port`` per server, ``;``-separated."""
-        return ";".join(
-            f"kafka://{host.strip()}" for host in self.require_bootstrap().split(",") if host
-        )
-
-    def faust_credentials(self) -> Any:
-        """faust's ``broker_credentials``: ``faust.SASLCredentials`` (with the TLS context for
-        SASL_SSL), ``faust.SSLCredentials`` for SSL, None for PLAINTEXT. Typed ``Any`` because
-        faust ships no type information."""
-        import faust  # imported here: the CLI's `kafka` commands must not pay for faust
-
-        if self.uses_sasl:
-            mechanism, username, password = self._sasl()
-            return faust.SASLCredentials(
-                username=username,
-                password=password,
-                mechanism=mechanism,
-                ssl_context=self.ssl_context(),
-            )
-        context = self.ssl_context()
-        if context is not None:
-            return faust.SSLCredentials(context)
-        return None
-
 
 def local_state_bootstrap(state_dir: Path | None = None) -> str | None:
     """Bootstrap servers of the project's local cluster when all its nodes run, else None."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import signal
+import sys
 import traceback
 from types import FrameType
 from typing import IO, Any
@@ -39,7 +41,7 @@ def awaited_frames(coro: object) -> list[FrameType]:
     """The frames of ``coro`` and of everything it awaits, outermost first, down to the future
     the innermost waits on. ``Task.get_stack`` gives only the outermost frame of a suspended
     task, which says nothing about where it waits. The chain is followed through coroutines,
-    generators, awaited tasks (faust's agents run in a task their supervisor awaits) and the
+    generators, awaited tasks (a supervisor's task awaiting its child's) and the
     wrappers ``__await__`` returns (found among the wrapper's referents)."""
     frames: list[FrameType] = []
     current: object = coro
@@ -79,3 +81,8 @@ def _wrapped_coroutine(obj: object) -> object | None:
 def dump_tasks(out: IO[str]) -> None:
     out.write(format_tasks() + "\n")
     out.flush()
+
+
+def install_task_dump(loop: asyncio.AbstractEventLoop, out: IO[str] | None = None) -> None:
+    """Answer SIGUSR1 on ``loop`` with :func:`dump_tasks` to ``out`` (default stderr)."""
+    loop.add_signal_handler(signal.SIGUSR1, dump_tasks, sys.stderr if out is None else out)

@@ -1,4 +1,4 @@
-"""KafkaSettings: the environment, mapped onto confluent-kafka, aiokafka and faust."""
+"""KafkaSettings: the environment, mapped onto confluent-kafka and aiokafka."""
 
 from __future__ import annotations
 
@@ -58,13 +58,6 @@ def tls_files(tmp_path: Path) -> tuple[Path, Path]:
     return cert_file, key_file
 
 
-def faust_auth(settings: KafkaSettings) -> dict[str, object]:
-    """What faust hands to aiokafka for the credentials: must agree with aiokafka_kwargs()."""
-    from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
-
-    return dict(credentials_to_aiokafka_auth(settings.faust_credentials()))
-
-
 # ---------------------------------------------------------------------- PLAINTEXT
 
 
@@ -81,8 +74,6 @@ def test_plaintext_maps_to_every_client(monkeypatch: pytest.MonkeyPatch) -> None
         "security_protocol": "PLAINTEXT",
         "client_id": "air-exstream",
     }
-    assert s.faust_broker_url() == "kafka://h1:9092;kafka://h2:9092"
-    assert s.faust_credentials() is None
     assert s.ssl_context() is None
 
 
@@ -127,13 +118,7 @@ def test_sasl_plaintext_maps_to_every_client(monkeypatch: pytest.MonkeyPatch) ->
     assert kwargs["sasl_plain_username"] == "router"
     assert kwargs["sasl_plain_password"] == SECRET
     assert "ssl_context" not in kwargs
-    assert faust_auth(s) == {
-        "security_protocol": "SASL_PLAINTEXT",
-        "sasl_mechanism": "PLAIN",
-        "sasl_plain_username": "router",
-        "sasl_plain_password": SECRET,
-        "ssl_context": None,
-    }
+    assert kwargs["security_protocol"] == "SASL_PLAINTEXT"
 
 
 def test_sasl_ssl_with_password_file_maps_to_every_client(
@@ -155,11 +140,7 @@ def test_sasl_ssl_with_password_file_maps_to_every_client(
     assert kwargs["sasl_plain_password"] == SECRET
     assert kwargs["sasl_mechanism"] == "SCRAM-SHA-512"
     assert isinstance(kwargs["ssl_context"], ssl.SSLContext)
-    auth = faust_auth(s)
-    assert auth["security_protocol"] == "SASL_SSL"
-    assert auth["sasl_mechanism"] == "SCRAM-SHA-512"
-    assert auth["sasl_plain_password"] == SECRET
-    assert isinstance(auth["ssl_context"], ssl.SSLContext)
+    assert kwargs["security_protocol"] == "SASL_SSL"
 
 
 def test_secrets_never_show_in_repr_str_or_dumps(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -173,7 +154,6 @@ def test_secrets_never_show_in_repr_str_or_dumps(monkeypatch: pytest.MonkeyPatch
     for shown in (repr(s), str(s), str(s.model_dump()), s.model_dump_json(), f"{s!r}"):
         assert SECRET not in shown
     assert "**********" in repr(s)
-    assert SECRET not in repr(s.faust_credentials())
 
 
 @pytest.mark.parametrize("missing", ["KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "password"])
@@ -234,9 +214,7 @@ def test_mutual_tls_maps_to_every_client(
     assert context.verify_mode == ssl.CERT_REQUIRED
     assert context.check_hostname
     assert len(context.get_ca_certs()) == 1  # only the configured CA, not the system store
-    auth = faust_auth(s)
-    assert auth["security_protocol"] == "SSL"
-    assert isinstance(auth["ssl_context"], ssl.SSLContext)
+    assert s.aiokafka_kwargs()["security_protocol"] == "SSL"
 
 
 def test_unloadable_tls_files_are_a_clear_error(

@@ -6,8 +6,8 @@ the original, carrying the original key, value and headers byte for byte, the so
 that tools can filter without decoding the value.
 
 Size bound: a dead letter must be writable wherever its original could be read. Kafka producers
-refuse requests over about 1 MB by default (faust's ``producer_max_request_size`` is 1,000,000
-bytes, aiokafka's and the broker's limits ~1 MiB), and a letter is its original plus an envelope,
+refuse requests over about 1 MB by default (aiokafka's ``max_request_size`` is 1,048,576
+bytes, the broker's limits ~1 MiB), and a letter is its original plus an envelope,
 written keyed like the original (the key once more). So an original whose key, value and headers
 come to more than :data:`MAX_COPIED_BYTES` is not copied whole: its value is left out (then its
 headers, then its key, while still too large). The letter then says so, for a person in the reason
@@ -74,7 +74,7 @@ def _fingerprint(what: str, raw: bytes) -> str:
 
 
 class ConsumedRecord(Protocol):
-    """A record read from Kafka (aiokafka's ``ConsumerRecord``, a faust ``Message``)."""
+    """A record read from Kafka (aiokafka's ``ConsumerRecord``, the engine's ``Record``)."""
 
     @property
     def topic(self) -> str: ...

@@ -1,4 +1,4 @@
-"""Domain records and pure decision logic: no Kafka, Faust or network imports here.
+"""Domain records and pure decision logic: no Kafka or network imports here.
 
 - :mod:`~streams.domain.records`: the record shapes (single source of truth);
 - :mod:`~streams.domain.catalogue`: fields per event type, event validation;

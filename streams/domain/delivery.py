@@ -1,10 +1,10 @@
 """The delivery state of one communication, and what each Exstream delivery event does to it.
 
-A Faust agent joins ``exstream.delivery-events.v1`` with a table of :class:`CommunicationState`
-keyed by communication id; this module is its whole decision, pure (no Kafka, no Faust, no I/O, no
-clock). :func:`start` creates the state when a command is submitted, :func:`on_delivery_event`
-applies one event, :func:`on_sla_check` is called by a timer, and :func:`dumps` / :func:`loads`
-encode the state for the table (orjson).
+The routing worker joins ``exstream.delivery-events.v1`` with a table of
+:class:`CommunicationState` keyed by communication id; this module is its whole decision, pure
+(no Kafka, no I/O, no clock). :func:`start` creates the state when a command is submitted,
+:func:`on_delivery_event` applies one event, :func:`on_sla_check` is called by a timer, and
+:func:`dumps` / :func:`loads` encode the state for the table (orjson).
 
 **Status path and ranks.** The status is ``SUBMITTED`` (rank 0) until the first event, then a
 :class:`~streams.domain.records.DeliveryStatus` on the communication's channel path:

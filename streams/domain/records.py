@@ -2,7 +2,7 @@
 
 These frozen dataclasses are the single source of truth for record shapes. The Avro schemas in
 ``schemas/`` mirror them field for field (``streams.codec`` converts between the two), and the pure
-decision logic works on them without any Kafka or Faust import.
+decision logic works on them without any Kafka import.
 
 Conventions:
 - timestamps are integers in milliseconds since the Unix epoch (UTC), taken from the business event

@@ -53,7 +53,7 @@ Calling it from a worker that keeps its state decoded in memory
 - Route one customer's events in order, each with the state its predecessor left (that is what
   makes replays repeat their decisions, see above).
 - ``now_ms`` makes each call scan the customer's entries for ``expired_keys``: pass it with
-  every event (as the Faust worker does) or only now and then; decisions are the same either
+  every event (as the worker does) or only now and then; decisions are the same either
   way, only the clean-up candidates differ.
 - :func:`route_event` is the same decision taking every rule and template per call; it builds a
   throw-away index each time, so a worker routing many events should hold an index instead.

@@ -1,1 +1,2 @@
-"""The routing worker: Faust agents that turn Air Inc. events into composition commands."""
+"""The routing worker: handlers on the project's engine that turn Air Inc. events into
+composition commands."""

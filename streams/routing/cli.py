@@ -1,6 +1,5 @@
-"""``air-exstream worker``: run the routing worker until stopped: the one on the project's engine
-(:mod:`streams.routing.engine_worker`, the default), or the Faust one with
-``AIR_EXSTREAM_ENGINE=faust``."""
+"""``air-exstream worker``: run the routing worker (:mod:`streams.routing.engine_worker`, on the
+project's transactional engine) until stopped."""
 
 from __future__ import annotations
 
@@ -39,9 +38,6 @@ def worker(
     loglevel: str,
 ) -> None:
     """Route Air Inc. events into composition commands, alerts and the audit trail."""
-    from streams.metrics import serve_metrics
-    from streams.routing.app import create_app
-    from streams.routing.diagnostics import DiagnosableWorker
     from streams.routing.metrics import RoutingMetrics
 
     kafka = resolve_kafka_settings(bootstrap_servers)
@@ -50,37 +46,18 @@ def worker(
     settings = WorkerSettings()
     if metrics_port is not None:
         settings = settings.model_copy(update={"metrics_port": metrics_port})
-    if settings.event_loop == "uvloop":
-        import mode.loop
-
-        mode.loop.use("uvloop")
     metrics = RoutingMetrics(commit_deadline_s=settings.commit_timeout_s)
-    if settings.engine == "kafka":
-        _run_on_engine(kafka, settings, topology, metrics, loglevel)
-        return
-    app, _ = create_app(kafka=kafka, worker=settings, topology=topology, metrics=metrics)
-    server = None
-    if settings.metrics_port:
-        # a port another process holds is reported, not fatal: routing matters more
-        try:
-            server = serve_metrics(metrics.registry, settings.metrics_port, settings.metrics_host)
-        except OSError as exc:
-            log.error("metrics not served on port %d: %s", settings.metrics_port, exc)
-    try:
-        DiagnosableWorker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
-    finally:
-        if server is not None:
-            server.stop()
+    _run(kafka, settings, topology, metrics, loglevel)
 
 
-def _run_on_engine(
+def _run(
     kafka: KafkaSettings,
     settings: WorkerSettings,
     topology: Topology,
     metrics: RoutingMetrics,
     loglevel: str,
 ) -> None:
-    """The engine worker (:mod:`streams.routing.engine_worker`) until SIGTERM or SIGINT."""
+    """The worker (:mod:`streams.routing.engine_worker`) until SIGTERM or SIGINT."""
     import asyncio
 
     from streams.metrics import serve_metrics

@@ -2,11 +2,11 @@
 
 A record whose framing names a schema the registry must resolve cannot be read while the
 registry does not answer; that is not the record's fault, so it is never dead-lettered for it.
-The worker waits and tries again (the record's partition pauses, the commit lock is held), up to
+The worker waits and tries again (no transaction is open while a handler waits), up to
 ``wait_s``; then the worker exits (:func:`decode_in_worker`, the commit watchdog's exit) for its
-supervisor to restart it, the record's transaction aborted and the record read again on
-restart: nothing is lost or duplicated. Exiting matters: an exception out of a faust agent only
-restarts the agent, with the record neither processed nor acknowledged.
+supervisor to restart it, the batch's transaction never begun and the record read again on
+restart: nothing is lost or duplicated. An exception instead would end the worker the same way
+but with the record's failure reported as the handler's, which it is not.
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 """The handlers' ports (:mod:`streams.routing.handlers.ports`) over the engine
-(:mod:`streams.engine.api`): the engine worker's counterpart of :mod:`.adapters`.
+(:mod:`streams.engine.api`); the topic adapters are in :mod:`.adapters`.
 
 Everything a port writes goes through the engine's :class:`~streams.engine.api.Outputs` and
 :class:`~streams.engine.api.Store` while a handler runs, so it is in the transaction of the
 record being handled (the engine commits it with that record's offset, or aborts it).
 
 - :class:`HandledRecord` knows which record is being handled (the engine hands one at a time),
-  as Faust's ``current_event`` does for the Faust worker;
+  for the ports that write to its partition;
 - :class:`StoreTable` is a :class:`~streams.routing.handlers.ports.StateTable` over a store;
-- :class:`EngineTopic` gives a topic name the ``send`` of a Faust topic, so the Faust worker's
+- :class:`EngineTopic` gives a topic name an awaitable ``send``, so the
   topic adapters (:class:`~.adapters.TopicEventOutputs`, :class:`~.adapters.TopicAlerts`,
   :class:`~.adapters.TopicChainedAudit`, :class:`~.adapters.TopicCheckpoints`) serve unchanged;
 - :class:`EngineOutputs` sends audit records (chained directly, or through the intake) and dead
@@ -34,12 +34,12 @@ from streams.engine.api import Headers, Outputs, Record, Store
 from streams.routing.adapters import DeadLetterCounters
 from streams.routing.alignment import (
     ReferencePartition,
+    ReferenceProgress,
     Verdict,
     covered_through,
     reference_covers,
 )
 from streams.routing.handlers.audit import AuditChains, dead_letter_audit
-from streams.routing.handlers.join import ReferenceProgress
 from streams.routing.handlers.ports import InputRecord, timestamp_ms
 from streams.routing.join_gate import JoinGate
 from streams.routing.metrics import RoutingMetrics
@@ -74,8 +74,7 @@ class HandledRecord:
 def counted(
     handler: Callable[[Record], Awaitable[None]], record_in: Callable[[str], None]
 ) -> Callable[[Record], Awaitable[None]]:
-    """``handler`` counting each record it handled by topic (``records_in_total``, as the
-    Faust worker's commit guard counts them)."""
+    """``handler`` counting each record it handled by topic (``records_in_total``)."""
 
     async def handle(record: Record) -> None:
         await handler(record)
@@ -86,8 +85,7 @@ def counted(
 
 @dataclass(frozen=True, slots=True)
 class CountedOutputs:
-    """The engine's outputs counting each record sent by topic (``records_out_total``, as the
-    Faust worker's send sensor counts them)."""
+    """The engine's outputs counting each record sent by topic (``records_out_total``)."""
 
     outputs: Outputs
     record_out: Callable[[str], None]
@@ -110,9 +108,9 @@ class StoreTable:
     """A :class:`~streams.routing.handlers.ports.StateTable` over an engine store.
 
     ``put`` goes to the partition of the record being handled (so its changelog record is in
-    that partition, as the Faust worker's tables write it). ``get`` looks in that partition
-    first, then in the other partitions this process holds: like a Faust table, one table over
-    every partition of the worker (a key lives in one partition only)."""
+    that partition). ``get`` looks in that partition first, then in the other partitions this
+    process holds: one table over every partition of the worker (a key lives in one partition
+    only)."""
 
     store: Store
     current: HandledRecord
@@ -134,9 +132,9 @@ class StoreTable:
 
 
 class StoreGuard:
-    """The table writes :mod:`streams.routing.tracking` makes through the Faust worker's commit
-    guard, over :class:`StoreTable`s: all in the engine's current transaction (a timer's
-    ``put_outside`` too: the engine runs timers in a transaction of their own)."""
+    """The table writes :mod:`streams.routing.tracking` makes, over :class:`StoreTable`s: all in
+    the engine's current transaction (a timer's ``put_outside`` too: the engine runs timers in a
+    transaction of their own)."""
 
     async def put(
         self, table: StoreTable, msg: InputRecord, key: bytes, value: bytes | None
@@ -158,7 +156,7 @@ def _count(items: Iterator[tuple[bytes, bytes]]) -> int:
 
 @dataclass(frozen=True, slots=True)
 class EngineTopic:
-    """A topic the handlers' Faust-style adapters send to (``await topic.send(key=, value=)``),
+    """A topic the handlers' topic adapters send to (``await topic.send(key=, value=)``),
     sent with the engine's outputs in the current transaction."""
 
     outputs: Outputs
@@ -177,7 +175,7 @@ class EngineTopic:
 
 class EngineOutputs:
     """The two outputs every handler shares, on the engine: :meth:`send_audit` and
-    :meth:`dead_letter` (see :class:`~streams.routing.adapters.WorkerOutputs`, the Faust one).
+    :meth:`dead_letter`.
 
     Audit records of a record whose topic has as many partitions as the audit intake are
     chained directly into the audit partition of that record: partition p of every such topic

@@ -1,15 +1,13 @@
-"""The routing worker on the project's own engine (:mod:`streams.engine`, issue 14), the default
-(``AIR_EXSTREAM_ENGINE=kafka``); ``AIR_EXSTREAM_ENGINE=faust`` runs the Faust worker (:mod:`.app`).
+"""The routing worker on the project's own transactional engine (:mod:`streams.engine`).
 
-Wiring only: the same topics, tables (their changelogs named as Faust names them,
-``<app_id>-<table>-changelog``), codecs and handlers (:mod:`.handlers`) as :mod:`.app`, their
-ports over the engine (:mod:`.engine_adapters`):
+Wiring only: topics, tables (changelogs ``<app_id>-<table>-changelog``), codecs and handlers
+(:mod:`.handlers`), their ports over the engine (:mod:`.engine_adapters`):
 
 - ``air.preferences.v1``, ``air.account-events.v1``, ``air.case-events.v1`` and
   ``audit.intake.v1`` are co-partitioned inputs: the engine hands partition p of all four over in
-  timestamp order, so an event meets every preference published before it (the Faust worker's
-  :class:`~.handlers.join.JoinAdmission` is not needed); an event still waits for the rules and
-  templates published before it (:class:`~.engine_adapters.ReferenceAdmission`);
+  timestamp order, so an event meets every preference published before it; an event still
+  waits for the rules and templates published before it
+  (:class:`~.engine_adapters.ReferenceAdmission`);
 - the rules and templates views (:class:`~.reference.ReferenceView`) run as asyncio tasks
   beside the engine, which starts once both caught up; their topics are inputs too, for the
   alignment alerts of a change (:class:`~.handlers.reference.ReferenceChanges`);
@@ -33,6 +31,7 @@ from typing import Any, Protocol
 from streams.audit.signing import AuditSigning
 from streams.codec import Codecs
 from streams.config import KafkaSettings
+from streams.diagnostics import install_task_dump
 from streams.domain.records import (
     CommRule,
     DeadLetter,
@@ -47,7 +46,7 @@ from streams.routing.adapters import (
     TopicCheckpoints,
     TopicEventOutputs,
 )
-from streams.routing.app import Counters, usable
+from streams.routing.counters import Counters
 from streams.routing.engine_adapters import (
     CountedOutputs,
     EngineOutputs,
@@ -71,7 +70,7 @@ from streams.routing.requests import RequestCounters, RequestsContext, request_h
 from streams.routing.settings import WorkerSettings
 from streams.routing.tracking import TrackingContext, TrackingCounters, tracking_handlers
 from streams.routing.watchdog import Deadline
-from streams.routing.worker_codecs import WorkerCodecs
+from streams.routing.worker_codecs import WorkerCodecs, usable
 from topology import names
 from topology.model import Topology
 
@@ -84,13 +83,13 @@ TABLES = (
     "communications",
     "parked-delivery-events",
 )
-"""The Faust worker's tables, by the same names (their changelogs too)."""
+"""The worker's tables (each with its changelog ``<app_id>-<table>-changelog``)."""
 TRANSACTION_TIMEOUT_MS = 20_000
 """The engine producer's transaction timeout. A transaction spans only its records' produce and
 its commit (the handlers' sends are held until the batch is handled, so no handler wait, for
 the registry or the reference views, runs inside one): above the ~11-14 s a lost broker's
 partitions take to move, and how long a dead worker's open transaction holds its partitions
-(KIP-447) before the broker aborts it (the Faust worker's: 60 s)."""
+(KIP-447) before the broker aborts it."""
 ADMISSION_MAX_WAIT_S = 30.0
 """The longest one event waits for the rules and templates published before it: the engine's
 loop waits with it (nothing consumed meanwhile), so it stays far below the consumer's
@@ -185,7 +184,7 @@ def install(
 
     # keyed records go to their key's murmur2 partition (api.py); each send counted by topic
     out = CountedOutputs(engine.outputs, metrics.record_out)
-    engine.on_committed(metrics.commit_duration.observe)  # as the Faust worker's commits
+    engine.on_committed(metrics.commit_duration.observe)
     signing = AuditSigning.from_environment()
     chains = AuditChains(
         heads=tables["audit-chain-heads"],
@@ -242,10 +241,8 @@ def install(
     tracking_counters, request_counters = TrackingCounters(), RequestCounters()
     tracking = tracking_handlers(
         TrackingContext(
-            app=None,
             guard=StoreGuard(),
             commands_topic=EngineTopic(out, name(names.COMMANDS)),
-            delivery_topic=None,
             delivery_topic_name=name(names.DELIVERY_EVENTS),
             status_topic=EngineTopic(out, name(names.COMMUNICATION_STATUS)),
             metadata_topic=EngineTopic(out, name(names.DOCUMENT_METADATA)),
@@ -267,9 +264,6 @@ def install(
     )
     request = request_handler(
         RequestsContext(
-            app=None,
-            guard=None,
-            requests_topic=None,
             source_topic=name(names.DOCUMENT_REQUESTS),
             commands_topic=EngineTopic(out, name(names.COMMANDS)),
             communications=tables["communications"],
@@ -277,7 +271,6 @@ def install(
             send_audit=shared.send_audit,
             dead_letter=shared.dead_letter,
             key_mismatch=key_mismatch,
-            reference_ready=views.ready,
             templates_by_id=views.templates_by_id,
             counters=request_counters,
             codecs=codecs,
@@ -401,7 +394,7 @@ async def run(
 
 def group_settings(worker: WorkerSettings) -> dict[str, str]:
     """The engine consumer's group timing: a crashed worker's partitions move after the
-    session timeout, as the Faust worker's do (consumer-only keys: not given to the producer)."""
+    session timeout (consumer-only keys: not given to the producer)."""
     return {
         "session.timeout.ms": str(int(worker.session_timeout_s * 1000)),
         "heartbeat.interval.ms": str(int(min(3.0, worker.session_timeout_s / 4) * 1000)),
@@ -419,8 +412,8 @@ def instance_slot(worker: WorkerSettings) -> InstanceSlot:
 async def serve(
     *, kafka: KafkaSettings, worker: WorkerSettings, topology: Topology, metrics: RoutingMetrics
 ) -> None:
-    """``air-exstream worker`` (``AIR_EXSTREAM_ENGINE=kafka``, the default): run until SIGTERM or
-    SIGINT."""
+    """``air-exstream worker``: run until SIGTERM or SIGINT (SIGUSR1 writes where every task
+    waits to the log, :mod:`streams.diagnostics`)."""
     from streams.engine.engine import Engine, EngineConfig
 
     slot = instance_slot(worker)
@@ -435,7 +428,7 @@ async def serve(
             transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
         ),
         # a transactional call past the commit deadline ends the worker with EXIT_STUCK for its
-        # supervisor to restart, as the Faust worker's commits (streams/routing/watchdog.py)
+        # supervisor to restart (streams/routing/watchdog.py)
         call_guard=Deadline(worker.commit_timeout_s).guard,
     )
     parts = install(
@@ -450,6 +443,7 @@ async def serve(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    install_task_dump(loop)
     log.info("routing worker on the engine: app %s, instance %s", worker.app_id, slot.instance_id)
     try:
         await run(parts, stop, metrics, metrics_interval_s=worker.metrics_interval_s)

@@ -2,37 +2,34 @@
 
 Series (prefix ``air_exstream_routing_``):
 
-- ``records_in_total{topic}``: input records processed (every agent's records, through
-  :meth:`CommitGuard.process <streams.routing.faust_compat.CommitGuard.process>`;
-  redeliveries skipped are not counted);
-- ``records_out_total{topic}``: records sent (outputs, dead letters, changelogs), counted when
-  the send is initiated (a faust sensor): a transaction aborted by a crash counts its records
-  although ``read_committed`` readers never see them;
+- ``records_in_total{topic}``: input records handled (counted when the handler returns; one
+  whose handler raised is not counted,
+  :func:`~streams.routing.engine_adapters.counted`);
+- ``records_out_total{topic}``: records the handlers sent (outputs, dead letters), counted when
+  sent (:class:`~streams.routing.engine_adapters.CountedOutputs`): a transaction aborted by a
+  crash counts its records although ``read_committed`` readers never see them;
 - ``decisions_total{flow,outcome}``: what the decisions produced. ``flow="event"``: ``command``,
   ``suppressed``, ``undeliverable``, ``alert``, ``rejected`` (one event can produce several: one
   per matching rule); ``flow="document_request"``: ``command``, ``retry``, ``rejected``;
   ``flow="delivery"``: ``fallback`` (a fallback command after a bounce), ``sla_breach``;
 - ``dead_letters_total{topic,reason}``: records dead-lettered, by source topic and reason code;
 - ``consumer_lag{topic,partition}``: the partition's end (last stable offset under
-  exactly-once) minus the offset after the last record processed (not faust's read offset:
-  faust reads thousands of records ahead into its stream buffers), refreshed every
+  exactly-once) minus the offset after the last record handled (not the consumer's read
+  offset: the engine fetches records ahead into its buffers), refreshed every
   ``metrics_interval_s``. On a
   topic written in transactions (the audit intake) a caught-up partition can show 1: the commit
   marker after its last record;
-- ``commit_duration_seconds``: one commit of the worker (waiting for the record being processed,
-  the pending changelog records and the transactions' commit), as guarded by the commit
-  deadline; ``commit_deadline_seconds`` is that deadline (``AIR_EXSTREAM_COMMIT_TIMEOUT_S``);
-- ``table_entries{table}``: entries in each state table's active partitions on this worker
-  (rocksdb: rocksdb's own estimate).
+- ``commit_duration_seconds``: one transaction's commit (its records produced, its offsets
+  sent, the commit), each transactional call guarded by the commit deadline;
+  ``commit_deadline_seconds`` is that deadline (``AIR_EXSTREAM_COMMIT_TIMEOUT_S``);
+- ``table_entries{table}``: entries in each state table's partitions held by this worker.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-import faust
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from streams.metrics import LabelledCounts, new_registry, render
@@ -142,17 +139,3 @@ class RoutingMetrics:
 
     def render(self) -> str:
         return render(self.registry).decode()
-
-
-class SendSensor(faust.Sensor):
-    """Counts every record the worker sends, by topic (faust calls it for each topic send)."""
-
-    def __init__(self, metrics: RoutingMetrics, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._record_out = metrics.record_out
-
-    def on_send_initiated(
-        self, producer: Any, topic: str, message: Any, keysize: int, valsize: int
-    ) -> Any:
-        self._record_out(topic)
-        return None

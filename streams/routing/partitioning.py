@@ -2,7 +2,7 @@
 
 The events and the preferences are joined per partition: an event meets the preferences and the
 suppression state of its own partition number. That holds only when every producer puts a key in
-the same partition, the one the Java client, Faust and aiokafka choose: murmur2 of the key bytes,
+the same partition, the one the Java client and aiokafka choose: murmur2 of the key bytes,
 made positive, modulo the partition count. confluent-kafka's (librdkafka's) default partitioner is
 CRC32-based and chooses another partition for most keys, so a platform team publishing with default
 settings would have its events joined with another partition's preferences (with more than one
@@ -52,7 +52,7 @@ WRONG_PARTITION = "WRONG_PARTITION"
 
 FIX = (
     "publish with the murmur2 partitioner (confluent-kafka/librdkafka: "
-    "partitioner=murmur2_random; the Java client, aiokafka and Faust use it by default), "
+    "partitioner=murmur2_random; the Java client and aiokafka use it by default), "
     "then replay the dead letter"
 )
 

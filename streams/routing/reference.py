@@ -5,10 +5,9 @@ consumer (no consumer group, nothing committed), keeps the latest decoded value 
 key on a tombstone, and stays live afterwards. ``wait_ready()`` returns once the view has caught up
 with the end offsets observed when it started, so routing never runs against half-loaded rules.
 
-Why not a Faust ``GlobalTable``: faust-streaming documents that a GlobalTable shared by several
-worker instances can be stuck in an endless recovery loop, and a GlobalTable would copy the
-compacted source topic into a second changelog topic. Reading the source topic directly gives the
-same semantics (a GlobalKTable in Kafka Streams terms) without either problem.
+Why a view per worker rather than a table with a changelog: reading the compacted source topic
+directly gives a GlobalKTable's semantics (every worker holds all of it) without copying the
+topic into a second changelog topic.
 
 For the join's order (:mod:`streams.routing.alignment`) the view also tells, per partition, how
 far it has applied the topic, the end offset its consumer last observed and when

@@ -1,8 +1,7 @@
-"""Portal document requests (flow 5, the asynchronous path) on the routing worker's Faust app.
+"""Portal document requests (flow 5, the asynchronous path) on the routing worker.
 
-The agent reads ``air.document-requests.v1`` (keyed by customer id, co-partitioned with the
-events) and, per record, inside the worker's exactly-once transaction
-(:meth:`streams.routing.faust_compat.CommitGuard.process`, exactly like the business-event agents):
+The handler reads ``air.document-requests.v1`` (keyed by customer id, co-partitioned with the
+events) and, per record, inside the worker's exactly-once transaction (as the business events):
 
 1. decodes it with the project's codec (Avro, or JSON with the content-type header); bytes that
    do not decode are dead-lettered with the codec's code (``BAD_MAGIC``, ``DECODE_ERROR``...);
@@ -58,12 +57,8 @@ class RequestCounters:
 
 @dataclass
 class RequestsContext:
-    """What the request agent needs from the routing app."""
+    """What the request handler needs from the worker."""
 
-    app: Any
-    guard: Any
-    """The worker's :class:`~streams.routing.faust_compat.CommitGuard`."""
-    requests_topic: Any
     source_topic: str
     """The requests topic's (possibly prefixed) name: the commands' ``source_topic``."""
     commands_topic: Any
@@ -74,7 +69,6 @@ class RequestsContext:
     dead_letter: Callable[[Any, str, str], Awaitable[None]]
     key_mismatch: Callable[[bytes | None, str], str]
     """The dead-letter reason of a record keyed by another customer than its own."""
-    reference_ready: Callable[[], Awaitable[None]]
     templates_by_id: Callable[[], Mapping[str, Sequence[TemplateVersion]]]
     counters: RequestCounters
     codecs: Codecs
@@ -82,30 +76,10 @@ class RequestsContext:
     registry_wait_s: float
     """See :attr:`~streams.routing.settings.WorkerSettings.registry_wait_s`."""
     metrics: RoutingMetrics = field(default_factory=RoutingMetrics)
-    admitted: Callable[[Any], Awaitable[bool]] | None = None
-    """Waits until the templates published before a request are in the view (the join order
-    of :mod:`streams.routing.alignment`, applied to the one reference a request reads); False
-    when the record must be left unprocessed (a rebalance came meanwhile). None: no wait."""
-
-
-def install_requests(ctx: RequestsContext) -> Callable[[Any], Awaitable[None]]:
-    """Install the document-request agent; returns its per-record handler (for tests)."""
-    handle = request_handler(ctx)
-
-    @ctx.app.agent(ctx.requests_topic)
-    async def document_requests_agent(stream: Any) -> None:
-        await ctx.reference_ready()
-        async for event in stream.events():
-            if ctx.admitted is not None and not await ctx.admitted(event.message):
-                continue
-            await ctx.guard.process(event, handle)
-
-    return handle
 
 
 def request_handler(ctx: RequestsContext) -> Callable[[Any], Awaitable[None]]:
-    """The per-record handler of a document request, for whichever worker runs it (``ctx.app``,
-    ``ctx.guard``, ``ctx.reference_ready`` and ``ctx.admitted`` are not used)."""
+    """The per-record handler of a document request."""
     codecs, topic = ctx.codecs, ctx.topology.name
     request_codec = codecs.for_topic(ctx.source_topic, DocumentRequest)
     command_codec = codecs.for_topic(topic(names.COMMANDS), CompositionCommand)

@@ -1,5 +1,5 @@
 """Delivery tracking (flow 3 and the metadata of flow 7): Exstream's delivery events joined with
-each communication's state, on the routing worker's Faust app.
+each communication's state, on the routing worker.
 
 - **register** starts each communication's state (:func:`streams.domain.delivery.start`) in the
   ``communications`` table when its command is emitted (by routing, or as a fallback here), in
@@ -49,11 +49,9 @@ be decoded counts toward the bound and is skipped, logged, when the command come
 
 Events, commands and delivery events are keyed by customer id and co-partitioned, so a
 communication's input event, command, delivery events and state live in the same partition; the
-table is keyed by communication id and its changelog is written to that partition. Agent work
-runs inside the worker's exactly-once transactions
-(:class:`streams.routing.faust_compat.CommitGuard`);
-the SLA timer runs outside any input record, so its reports are at-least-once (a crash between
-the report and its state write can repeat one).
+table is keyed by communication id and its changelog is written to that partition. Handlers run
+inside the worker's exactly-once transactions, and so does the SLA timer (the engine runs a
+timer in a transaction of its own): a report and its state write are committed together.
 """
 
 from __future__ import annotations
@@ -130,12 +128,12 @@ class TrackingCounters:
 
 @dataclass
 class TrackingContext:
-    """What the tracking agents need from the routing app."""
+    """What delivery tracking's handlers need from the worker."""
 
-    app: Any
     guard: Any
+    """Table writes in the handled record's transaction
+    (:class:`~streams.routing.engine_adapters.StoreGuard`)."""
     commands_topic: Any
-    delivery_topic: Any
     delivery_topic_name: str
     status_topic: Any
     metadata_topic: Any
@@ -161,16 +159,9 @@ Register = Callable[[Any, CompositionCommand], Awaitable[None]]
 """``register(msg, command)``: start tracking a command emitted while ``msg`` is processed."""
 
 
-def owned_partitions(assignment: Iterable[Any], delivery_topic: str) -> set[int]:
-    """The partitions this worker processes (its active ones): those of the delivery topic in
-    its consumer's assignment (a standby is assigned only its changelog partitions)."""
-    return {tp.partition for tp in assignment if tp.topic == delivery_topic}
-
-
 @dataclass(frozen=True, slots=True)
 class Tracking:
-    """Delivery tracking's handlers, for whichever worker runs them (the Faust agents of
-    :func:`install_tracking`, or the engine worker)."""
+    """Delivery tracking's handlers (the worker runs them, :mod:`.engine_worker`)."""
 
     register: Register
     """Start tracking a command emitted while a record is processed (in its transaction)."""
@@ -180,29 +171,6 @@ class Tracking:
     """Report the communications past their deadline (once each)."""
 
 
-def install_tracking(ctx: TrackingContext) -> Register:
-    """Install the delivery agent and the SLA timer; returns :func:`register`, which the routing
-    agents call for each command they emit (in the same transaction as the command)."""
-    tracking = tracking_handlers(
-        ctx,
-        communications=lambda: list(ctx.communications.data.items()),
-        # the table also holds the standby copies of partitions another worker owns: their
-        # communications are that worker's to report (reported here too, they came twice)
-        owned=lambda: owned_partitions(ctx.app.consumer.assignment(), ctx.delivery_topic_name),
-    )
-
-    @ctx.app.agent(ctx.delivery_topic)
-    async def delivery_agent(stream: Any) -> None:
-        async for event in stream.events():
-            await ctx.guard.process(event, tracking.track_delivery)
-
-    @ctx.app.timer(interval=ctx.sla_check_interval_s)
-    async def sla_check() -> None:
-        await tracking.sla_check()
-
-    return tracking.register
-
-
 def tracking_handlers(
     ctx: TrackingContext,
     *,
@@ -210,7 +178,7 @@ def tracking_handlers(
     owned: Callable[[], set[int]],
 ) -> Tracking:
     """The handlers over ``ctx`` (its ``guard``: ``put``, ``delete`` and ``put_outside`` of a
-    table value; ``app`` is not used). ``communications()``: every (key, value) of the
+    table value). ``communications()``: every (key, value) of the
     communications table this worker holds; ``owned()``: the partitions whose communications
     this worker reports."""
     codecs, topic = ctx.codecs, ctx.topology.name

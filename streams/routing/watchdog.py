@@ -1,19 +1,20 @@
-"""A deadline on the worker's commits: a commit that cannot finish ends the worker.
+"""A deadline on the worker's transactional calls: one that cannot finish ends the worker.
 
-Every transaction of the worker ends in a commit, taken under :class:`CommitGuard`'s lock, so
-a commit that never finishes stops the whole worker while it looks alive: no crash, no
-rebalance, nothing routed. Seen once in the broker-loss test, after the node coordinating the
-worker's group was killed. The client libraries retry some requests forever (aiokafka never
-expires a batch of an idempotent producer), so waiting longer cannot be relied on.
+The engine's transactional calls into confluent-kafka (begin, produce and flush, sending the
+offsets, commit, abort) block in a worker thread until the broker answers. A broker that takes
+connections but never answers (the hung-broker fault test stops one with SIGSTOP) leaves such a
+call waiting with no error, and the worker stands still while it looks alive: no crash, no
+rebalance, nothing routed. Waiting longer cannot be relied on: librdkafka retries some requests
+until the transaction times out, and a coordinator that never answers is not one.
 
-When a commit (including the wait for the lock, which a stuck record would hold) takes longer
-than the deadline, the worker writes where every task waits to its log (no local variables:
-see :mod:`streams.routing.diagnostics`) and exits with :data:`EXIT_STUCK`, leaving recovery to
-what already survives a crash: the supervisor (systemd, Kubernetes, the demo) starts it again,
-its transactional producers fence the stuck ones and abort their open transactions, and it
-resumes from the committed offsets: nothing lost, nothing duplicated (the process-crash test
-SIGKILLs a worker for the same reason). This is Kafka Streams' rule too: a task that cannot
-commit within ``task.timeout.ms`` fails its stream thread instead of waiting for ever.
+When a guarded call takes longer than the deadline, the worker writes where every task waits to
+its log (no local variables: see :mod:`streams.diagnostics`) and exits with
+:data:`EXIT_STUCK`, leaving recovery to what already survives a crash: the supervisor (systemd,
+Kubernetes, the demo) starts it again, its transactional producer fences the stuck one and
+aborts its open transaction, and it resumes from the committed offsets: nothing lost, nothing
+duplicated (the process-crash test SIGKILLs a worker for the same reason). This is Kafka
+Streams' rule too: a task that cannot commit within ``task.timeout.ms`` fails its stream thread
+instead of waiting for ever.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from streams.routing.diagnostics import dump_tasks
+from streams.diagnostics import dump_tasks
 
 log = logging.getLogger(__name__)
 

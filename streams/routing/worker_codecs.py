@@ -1,9 +1,11 @@
-"""The routing worker's codecs, built and prepared once for either worker (the Faust one,
-:mod:`.app`, and the one on the engine, :mod:`.engine_worker`)."""
+"""The routing worker's codecs, built and prepared once (:mod:`.engine_worker` wires them), and
+:func:`usable`: a decode that also refuses reference records whose content cannot be used."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from streams.codec import Codec, Codecs
 from streams.domain.records import (
@@ -17,6 +19,7 @@ from streams.domain.records import (
     Preference,
     TemplateVersion,
 )
+from streams.errors import AirExstreamError
 from topology import names
 from topology.model import Topology
 
@@ -76,3 +79,23 @@ class WorkerCodecs:
         for source in DEAD_LETTERED_INPUTS:
             codecs.for_topic(names.dlq(topology.name(source)), DeadLetter).prepare()
         return built
+
+
+class UnusableRecord(AirExstreamError):
+    """A reference record decodes but its content is not usable (see
+    :mod:`streams.domain.reference_checks`); the views skip it, the handlers dead-letter it."""
+
+
+def usable(
+    decode: Callable[[bytes, Any], Any], problems: Callable[[Any], list[str]]
+) -> Callable[[bytes, Any], Any]:
+    """``decode`` that raises :class:`UnusableRecord` for a record with problems."""
+
+    def checked(value: bytes, headers: Any) -> Any:
+        record = decode(value, headers)
+        found = problems(record)
+        if found:
+            raise UnusableRecord("; ".join(found))
+        return record
+
+    return checked

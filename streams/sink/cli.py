@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 
 import click
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streams.codec import Codecs
 from streams.config import KafkaSettings, resolve_kafka_settings
-from streams.diagnostics import dump_tasks
+from streams.diagnostics import install_task_dump
 from streams.exstream.client import ExstreamClient
 from streams.exstream.settings import ExstreamSettings, exstream_settings
 from streams.metrics import serve_metrics
@@ -126,7 +125,7 @@ async def _run(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, sink.stop)
         # where each task waits, for an operator (and the fault tests) when the sink seems stuck
-        loop.add_signal_handler(signal.SIGUSR1, dump_tasks, sys.stderr)
+        install_task_dump(loop)
         server = serve_metrics(sink.metrics.registry, metrics_port) if metrics_port else None
         try:
             await sink.run()

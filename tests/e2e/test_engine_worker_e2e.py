@@ -1,5 +1,5 @@
-"""The routing worker on the engine (streams/routing/engine_worker.py)
-(``AIR_EXSTREAM_ENGINE=kafka``) run by the CLI against the real broker:
+"""The routing worker on the engine (streams/routing/engine_worker.py) run by the CLI against the
+real broker:
 
 - a backlog of preferences then events, all published before a cold engine worker starts: every
   command equals the independent reference (``tests/e2e/reference.py``; the engine hands the
@@ -65,7 +65,6 @@ def _engine_worker(
         app_id,
         workdir,
         env={
-            "AIR_EXSTREAM_ENGINE": "kafka",
             "AIR_EXSTREAM_INSTANCE_ID": f"slot-{slot}",
         },
     )

@@ -58,7 +58,7 @@ class Produced:
 def run_production(
     dataset: Dataset, grace_ms: int = WorkerSettings().suppression_grace_ms
 ) -> Produced:
-    """``route_event`` as ``streams/routing/app.py`` applies it: compacted reference views, one
+    """``route_event`` as the routing worker applies it: compacted reference views, one
     suppression state per customer key, updates stored and expired keys (older than the worker's
     grace) dropped after each event."""
     prefs = {p.customer_id: p for p in dataset.preferences}

@@ -341,10 +341,10 @@ def _wait_past(
 
 
 def _crashes(log: Path) -> int:
-    """Faust logs an agent that raised as ``Crashed reason=`` and restarts it: the record it was
-    processing is lost (its offset moves on with no output and no dead letter)."""
+    """A handler that raised ends the worker with ``HandlerFailed`` (its transaction aborted):
+    a record the worker cannot handle would stop routing until someone fixes it."""
     lines = log.read_text(errors="replace").splitlines()
-    return sum(1 for line in lines if "Crashed reason=" in line)
+    return sum(1 for line in lines if "HandlerFailed" in line)
 
 
 # --------------------------------------------------------------------------- what is published
@@ -813,7 +813,7 @@ def test_the_processes_stayed_up_and_consumed_past_every_record(run: Run) -> Non
     print(f"\ntopic fuzz timings (s): { {k: round(v, 1) for k, v in run.seconds.items()} }")
     print(f"processes alive at the end: {run.alive}; uncommitted records: {run.lag}")
     assert all(run.alive.values()), run.alive
-    assert run.worker_crashes == 0, "an agent crashed (faust restarts it; its record is lost)"
+    assert run.worker_crashes == 0, "a handler raised (the worker stopped on a record)"
     assert run.sink_failures == 0
     assert run.lag, "the lag was measured"
     assert all(n == 0 for n in run.lag.values()), run.lag
@@ -964,7 +964,7 @@ def test_an_event_after_a_json_preference_is_routed(run: Run) -> None:
     _, found = _letters_for(run, "after_json_preference")
     print(
         f"\nJSON preference: {len(routed)} commands, {found} dead letters, "
-        f"{run.worker_crashes_after - run.worker_crashes} agent crashes"
+        f"{run.worker_crashes_after - run.worker_crashes} handler failures"
     )
     assert run.worker_crashes_after == run.worker_crashes
     assert routed or found
@@ -1041,8 +1041,8 @@ def test_delivery_events_that_cannot_apply_are_dead_lettered(run: Run) -> None:
 
 
 PRODUCER_LIMIT = 1_000_000
-"""faust's default ``producer_max_request_size``: the smallest request limit of the project's
-producers (aiokafka and librdkafka allow ~1 MiB)."""
+"""A request limit below every producer of the project's (aiokafka's and librdkafka's defaults
+allow ~1 MiB): a letter that fits it fits them all."""
 
 
 @pytest.mark.unit

@@ -53,11 +53,9 @@ SCENARIO = Scenario(
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("engine", ["faust", "kafka"])
 def test_document_requests_become_commands_dead_letters_and_tracked_documents(
-    kafka: KafkaCluster, tmp_path: Path, engine: str
+    kafka: KafkaCluster, tmp_path: Path
 ) -> None:
-    """On either worker: ``AIR_EXSTREAM_ENGINE`` (kafka: streams/routing/engine_worker.py)."""
     bootstrap = kafka.bootstrap_servers
     prefix = f"req{uuid.uuid4().hex[:6]}."
     topology = load_topology("local", prefix=prefix)
@@ -71,7 +69,7 @@ def test_document_requests_become_commands_dead_letters_and_tracked_documents(
     valid = [r.record for r in dataset.document_requests if r.invalid is None and not r.retry]
 
     app_id = f"router-req-{uuid.uuid4().hex[:6]}"
-    worker = WorkerProcess(bootstrap, prefix, app_id, tmp_path, env={"AIR_EXSTREAM_ENGINE": engine})
+    worker = WorkerProcess(bootstrap, prefix, app_id, tmp_path)
     worker.start()
     try:
         wait_consumed(bootstrap, app_id, [t(names.PREFERENCES)], worker=worker)

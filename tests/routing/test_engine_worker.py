@@ -1,7 +1,7 @@
 """The engine worker's wiring (streams/routing/engine_worker.py) on a plain fake engine: the inputs,
 stores and changelogs it registers, a preference then an event through the registered handlers
-(command, audit chain, table puts in the record's partition), dead letters, and the
-same delivery tracking and document requests as the Faust worker."""
+(command, audit chain, table puts in the record's partition), dead letters, delivery tracking
+and document requests."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from streams.codec import Codecs, codec_for
-from streams.config import ConfigError, KafkaSettings
+from streams.config import KafkaSettings
 from streams.domain.records import (
     AccountEvent,
     AuditKind,
@@ -82,9 +82,7 @@ def rec(topic: str, offset: int, key: bytes | None, value: bytes | None, ts: int
     return Record(topic, PARTITION, offset, key, value, None, ts)
 
 
-def test_it_reads_the_faust_workers_inputs_into_stores_named_as_faust_names_their_changelogs() -> (
-    None
-):
+def test_it_reads_the_workers_inputs_into_stores_named_after_their_changelogs() -> None:
     engine, _, topology = installed()
     assert set(engine.inputs) == {
         topology.name(n)
@@ -221,12 +219,6 @@ async def test_run_waits_for_the_views_then_runs_the_engine_until_stopped() -> N
     assert engine.ran
     stop.set()
     await asyncio.wait_for(running, 10)
-
-
-def test_the_engine_worker_is_the_default() -> None:
-    assert WorkerSettings().engine == "kafka"
-    with pytest.raises(ConfigError, match="AIR_EXSTREAM_ENGINE=faust"):
-        WorkerSettings(store="rocksdb://")
 
 
 async def test_a_document_request_makes_one_tracked_command_and_its_retry_none() -> None:

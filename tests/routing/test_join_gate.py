@@ -38,13 +38,13 @@ async def test_a_waiting_event_goes_when_progress_makes_it_aligned() -> None:
     signal.notify()  # progress, still not aligned
     await asyncio.sleep(0)
     assert not task.done()
-    state["verdict"] = Verdict.PAST
+    state["verdict"] = Verdict.CAUGHT_UP
     signal.notify()
     admission = await asyncio.wait_for(task, timeout=30)
-    assert admission.verdict is Verdict.PAST
+    assert admission.verdict is Verdict.CAUGHT_UP
     assert not admission.gave_up
     assert checks[0] is Verdict.WAIT
-    assert checks[-1] is Verdict.PAST
+    assert checks[-1] is Verdict.CAUGHT_UP
     assert gate.counters.waited == 1
     assert gate.counters.gave_up == 0
 

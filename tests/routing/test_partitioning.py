@@ -32,7 +32,7 @@ def test_murmur2_equals_the_java_clients(key: bytes, signed: int) -> None:
 
 
 @given(st.binary(max_size=64))
-def test_murmur2_equals_aiokafkas_which_faust_partitions_with(key: bytes) -> None:
+def test_murmur2_equals_aiokafkas(key: bytes) -> None:
     assert murmur2(key) == aiokafka_murmur2(key)
 
 

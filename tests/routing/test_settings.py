@@ -8,20 +8,17 @@ from streams.routing.settings import WorkerSettings
 pytestmark = pytest.mark.unit
 
 
-def test_the_engine_worker_refuses_a_rocksdb_store_it_would_not_use() -> None:
-    with pytest.raises(ConfigError, match="AIR_EXSTREAM_STORE=rocksdb://"):
-        WorkerSettings(engine="kafka", store="rocksdb://")
+def test_a_store_that_is_neither_memory_nor_rocksdb_is_refused() -> None:
+    with pytest.raises(ConfigError, match="AIR_EXSTREAM_STORE=redis://"):
+        WorkerSettings(store="redis://")
 
 
-def test_the_engine_worker_refuses_at_least_once() -> None:
+def test_at_least_once_is_refused() -> None:
     with pytest.raises(ConfigError, match="always exactly-once"):
-        WorkerSettings(engine="kafka", processing_guarantee="at_least_once")
+        WorkerSettings(processing_guarantee="at_least_once")
 
 
-def test_the_faust_worker_keeps_both_settings() -> None:
-    settings = WorkerSettings(
-        engine="faust", store="rocksdb://", processing_guarantee="at_least_once"
-    )
-    assert settings.store == "rocksdb://"
-    assert settings.processing_guarantee == "at_least_once"
-    assert WorkerSettings(engine="kafka").store == "memory://"
+def test_the_preferences_are_in_memory_unless_rocksdb_is_asked_for() -> None:
+    assert WorkerSettings().store == "memory://"
+    assert not WorkerSettings().on_disk
+    assert WorkerSettings(store="rocksdb://").on_disk

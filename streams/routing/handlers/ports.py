@@ -1,7 +1,8 @@
 """What a handler needs from the worker, as small ``Protocol``s a test satisfies with plain fakes.
 
-The Faust worker (``streams/routing/app.py``) implements them over its messages, tables,
-topics and :class:`~streams.routing.faust_compat.CommitGuard`; nothing here imports Faust.
+The worker implements them over the engine's records, stores and outputs
+(:mod:`streams.routing.engine_adapters`, :mod:`streams.routing.adapters`); nothing here imports
+Kafka.
 
 Guarantees every implementation must keep (the handlers rely on them):
 
@@ -19,7 +20,7 @@ T_co = TypeVar("T_co", covariant=True)
 
 
 class InputRecord(Protocol):
-    """The Kafka record being handled (a Faust ``Message`` is one)."""
+    """The Kafka record being handled (:class:`streams.engine.api.Record` is one)."""
 
     @property
     def topic(self) -> str: ...
@@ -35,7 +36,7 @@ class InputRecord(Protocol):
     def headers(self) -> Any: ...
     @property
     def timestamp(self) -> float:
-        """Seconds since the epoch, as Faust gives it."""
+        """Seconds since the epoch."""
         ...
 
 
@@ -45,7 +46,7 @@ def timestamp_ms(record: InputRecord) -> int:
 
 
 class ReadTable(Protocol):
-    """A table read by key (the worker's Faust table of ``bytes`` keys and values)."""
+    """A table read by key (the worker's table of ``bytes`` keys and values)."""
 
     def get(self, key: bytes) -> bytes | None: ...
 
