@@ -1,5 +1,5 @@
 """The bound on delivery events parked for a communication the tracker does not know yet
-(:mod:`streams.routing.tracking`): the agent on fakes (no broker), then a flood for one unknown
+(:mod:`streams.routing.tracking`): the handlers on fakes (no broker), then a flood for one unknown
 communication id through the worker on the real broker. The pure decision is tested in
 ``tests/domain/test_parking.py``."""
 
@@ -9,9 +9,8 @@ import base64
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -35,36 +34,20 @@ from streams.domain.records import (
     DocumentRequest,
     Recipient,
 )
-from streams.routing.tracking import TrackingContext, TrackingCounters, install_tracking
+from streams.engine.api import Record
+from streams.routing.engine_adapters import HandledRecord, StoreGuard, StoreTable
+from streams.routing.tracking import Tracking, TrackingContext, TrackingCounters, tracking_handlers
 from streams.simulator.generator import Scenario, generate
 from streams.simulator.publish import JSON_HEADER, publish_reference
 from streams.topic_reader import read_topic
 from tests.conftest import KafkaCluster
 from tests.exstream.templates import publish_synced_templates
+from tests.routing.engine_fakes import FakeStore
 from topology import names
 from topology.apply import apply_topology
 from topology.model import load_topology
 
-# ---------------------------------------------------------------------------- the agent, in process
-
-
-class _Table(dict[bytes, bytes]):
-    @property
-    def data(self) -> dict[bytes, bytes]:
-        return self
-
-
-class _Guard:
-    """CommitGuard's table writes, applied at once (no transaction)."""
-
-    async def put(self, table: _Table, msg: Any, key: bytes, value: bytes) -> None:
-        table[key] = value
-
-    async def delete(self, table: _Table, msg: Any, key: bytes) -> None:
-        del table[key]
-
-    async def process(self, event: Any, handle: Callable[[Any], Awaitable[None]]) -> None:
-        await handle(event.message)
+# ------------------------------------------------------------------------ the handlers, on fakes
 
 
 class _Topic:
@@ -73,30 +56,6 @@ class _Topic:
 
     async def send(self, *, key: bytes, value: bytes) -> None:
         self.sent.append(value)
-
-
-class _App:
-    def __init__(self) -> None:
-        self.agents: list[Callable[[Any], Awaitable[None]]] = []
-
-    def agent(self, topic: Any) -> Callable[[Any], Any]:
-        def install(fn: Callable[[Any], Awaitable[None]]) -> Any:
-            self.agents.append(fn)
-            return fn
-
-        return install
-
-    def timer(self, interval: float) -> Callable[[Any], Any]:
-        return lambda fn: fn
-
-
-class _Stream:
-    def __init__(self, messages: list[SimpleNamespace]) -> None:
-        self.messages = messages
-
-    async def events(self) -> AsyncIterator[SimpleNamespace]:
-        for msg in self.messages:
-            yield SimpleNamespace(message=msg)
 
 
 _DELIVERY = "exstream.delivery-events.v1"
@@ -132,12 +91,49 @@ def _event(event_id: str, status: str, **overrides: Any) -> DeliveryEvent:
     return DeliveryEvent(**{**values, **overrides})
 
 
+def _context(
+    current: HandledRecord,
+    *,
+    communications: StoreTable,
+    parked: StoreTable,
+    status_topic: _Topic,
+    counters: TrackingCounters,
+    dead_letter: Callable[[Any, str, str], Any],
+    sla_ms: dict[str, int] | None = None,
+) -> TrackingContext:
+    """Delivery tracking's context as the worker builds it, over fakes."""
+
+    async def send_audit(record: AuditRecord, key: bytes | None) -> None:
+        return None
+
+    return TrackingContext(
+        guard=StoreGuard(),
+        commands_topic=_Topic(),
+        delivery_topic_name=_DELIVERY,
+        status_topic=status_topic,
+        metadata_topic=_Topic(),
+        communications=communications,
+        parked=parked,
+        preferences=StoreTable(FakeStore("preferences"), current),
+        send_audit=send_audit,
+        dead_letter=dead_letter,
+        sla_ms=sla_ms or {},
+        sla_check_interval_s=60.0,
+        counters=counters,
+        codecs=Codecs(),
+        topology=load_topology("local"),
+        registry_wait_s=1.0,
+    )
+
+
 class _Tracker:
-    """install_tracking on fakes: feed delivery records, register commands, see what came out."""
+    """tracking_handlers on fakes: feed delivery records, register commands, see what came out."""
 
     def __init__(self) -> None:
-        self.app = _App()
-        self.parked = _Table()
+        self.current = HandledRecord()
+        self.parked_store = FakeStore("parked-delivery-events")
+        self.parked = StoreTable(self.parked_store, self.current)
+        communications = StoreTable(FakeStore("communications"), self.current)
         self.statuses = _Topic()
         self.letters: list[tuple[str, int, str, str]] = []
         self.counters = TrackingCounters()
@@ -146,49 +142,46 @@ class _Tracker:
         async def dead_letter(msg: Any, code: str, reason: str) -> None:
             self.letters.append((msg.topic, msg.offset, code, reason))
 
-        async def send_audit(record: AuditRecord, key: bytes | None) -> None:
-            return None
-
-        self.register = install_tracking(
-            TrackingContext(
-                app=self.app,
-                guard=_Guard(),
-                commands_topic=_Topic(),
-                delivery_topic=object(),
-                delivery_topic_name=_DELIVERY,
-                status_topic=self.statuses,
-                metadata_topic=_Topic(),
-                communications=_Table(),
+        self.tracking: Tracking = tracking_handlers(
+            _context(
+                self.current,
+                communications=communications,
                 parked=self.parked,
-                preferences=_Table(),
-                send_audit=send_audit,
-                dead_letter=dead_letter,
-                sla_ms={},
-                sla_check_interval_s=60.0,
+                status_topic=self.statuses,
                 counters=self.counters,
-                codecs=Codecs(),
-                topology=load_topology("local"),
-                registry_wait_s=1.0,
-            )
+                dead_letter=dead_letter,
+            ),
+            communications=communications.items,
+            owned=lambda: {0},
         )
 
     def message(
         self, value: bytes, headers: list[tuple[str, bytes]] | None = None, topic: str = _DELIVERY
-    ) -> SimpleNamespace:
+    ) -> Record:
         self.offset += 1
-        return SimpleNamespace(
+        return Record(
             topic=topic,
             partition=0,
             offset=self.offset,
             key=b"cust-1",
             value=value,
             headers=headers or [],
-            timestamp=1_700_000_000.0,
+            timestamp_ms=1_700_000_000_000,
         )
 
-    async def deliver(self, *messages: SimpleNamespace) -> None:
-        (agent,) = self.app.agents
-        await agent(_Stream(list(messages)))
+    async def deliver(self, *messages: Record) -> None:
+        """Each record to the delivery handler, in order, as the worker hands them."""
+        handle = self.current.wrap(self.tracking.track_delivery)
+        for msg in messages:
+            await handle(msg)
+
+    async def register(self, msg: Record, command: CompositionCommand) -> None:
+        """``command`` registered while ``msg`` is handled (as routing or a fallback does)."""
+
+        async def handle(record: Record) -> None:
+            await self.tracking.register(record, command)
+
+        await self.current.wrap(handle)(msg)
 
     def parked_ids(self) -> list[str]:
         raw = self.parked.get(b"com-1")
@@ -201,7 +194,7 @@ class _Tracker:
 
 
 @pytest.mark.component
-async def test_the_agent_parks_refuses_and_ignores_as_decided() -> None:
+async def test_the_handler_parks_refuses_and_ignores_as_decided() -> None:
     tracker = _Tracker()
     codec = codec_for(DeliveryEvent)
     flood = [tracker.message(codec.encode(_event(f"dev-{i}", "ACCEPTED"))) for i in range(40)]
@@ -227,11 +220,11 @@ async def test_a_json_event_is_parked_in_canonical_avro_and_applied() -> None:
         tracker.message(codec.encode(_event("dev-0", "ACCEPTED"))),
         tracker.message(codec.encode_json(json_event), [("content-type", b"application/json")]),
     )
-    (_, stored) = orjson.loads(tracker.parked[b"com-1"])
+    (_, stored) = orjson.loads(tracker.parked.get(b"com-1") or b"[]")
     assert codec.decode(base64.b64decode(stored)) == json_event  # Avro, no header needed
     await tracker.register(tracker.message(b"request", topic="air.document-requests.v1"), _COMMAND)
     assert tracker.status_names() == ["ACCEPTED", "COMPOSED"]
-    assert b"com-1" not in tracker.parked
+    assert tracker.parked.get(b"com-1") is None
 
 
 @pytest.mark.component
@@ -244,7 +237,9 @@ async def test_entries_parked_by_an_earlier_version_are_still_applied_or_skipped
         b"\x00garbage",
         codec.encode(_event("dev-1", "COMPOSED")),
     ]
-    tracker.parked[b"com-1"] = orjson.dumps([base64.b64encode(v).decode() for v in legacy])
+    tracker.parked_store.put(
+        0, b"com-1", orjson.dumps([base64.b64encode(v).decode() for v in legacy])
+    )
     await tracker.deliver(tracker.message(codec.encode(_event("dev-2", "ACCEPTED"))))
     assert tracker.counters.parked_events == 1  # the undecodable entry matched nothing
     await tracker.register(tracker.message(b"request", topic="air.document-requests.v1"), _COMMAND)
@@ -266,7 +261,7 @@ async def test_an_unusable_parked_event_does_not_dead_letter_the_record_being_pr
     await tracker.register(bounce, _COMMAND)
     assert tracker.letters == []
     assert tracker.counters.ignored_events == 1
-    assert b"com-1" not in tracker.parked
+    assert tracker.parked.get(b"com-1") is None
 
 
 # ---------------------------------------------------------------------------- on the broker

@@ -1,11 +1,10 @@
-"""The document-request agent and handler on fakes (no broker): the agent waits for the templates
-published before each request and leaves a request unprocessed when the wait says so (a
-rebalance came meanwhile); the handler emits, registers and audits a command, or dead-letters."""
+"""The document-request handler (:mod:`streams.routing.requests`) on fakes (no broker): it emits,
+registers and audits a command, or dead-letters the request."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from types import SimpleNamespace
+import dataclasses
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -13,102 +12,13 @@ import pytest
 from streams.codec import Codecs, codec_for
 from streams.domain.document_requests import request_communication_id
 from streams.domain.records import AuditKind, AuditRecord, CompositionCommand, DocumentRequest
-from streams.routing.requests import RequestCounters, RequestsContext, install_requests
+from streams.routing.requests import RequestCounters, RequestsContext, request_handler
 from tests.domain.test_document_requests import catalogue, invoice
+from tests.routing.handlers.fakes import Record
 from topology import names
 from topology.model import load_topology
 
 pytestmark = pytest.mark.unit
-
-
-class _App:
-    def __init__(self) -> None:
-        self.agents: list[Callable[[Any], Awaitable[None]]] = []
-
-    def agent(self, topic: Any) -> Callable[[Any], Any]:
-        def install(fn: Callable[[Any], Awaitable[None]]) -> Any:
-            self.agents.append(fn)
-            return fn
-
-        return install
-
-
-class _Guard:
-    def __init__(self) -> None:
-        self.processed: list[int] = []
-
-    async def process(self, event: Any, handle: Callable[[Any], Awaitable[None]]) -> None:
-        self.processed.append(event.message.offset)
-
-
-class _Stream:
-    def __init__(self, offsets: list[int]) -> None:
-        self.offsets = offsets
-
-    async def events(self) -> AsyncIterator[SimpleNamespace]:
-        for offset in self.offsets:
-            yield SimpleNamespace(message=SimpleNamespace(offset=offset))
-
-
-async def _unused(*args: Any) -> None:
-    raise AssertionError("not called: the guard fake does not run the handler")
-
-
-def _agent(
-    admitted: Callable[[Any], Awaitable[bool]] | None,
-) -> tuple[Callable[[Any], Awaitable[None]], _Guard, list[str]]:
-    app, guard, order = _App(), _Guard(), []
-    topology = load_topology("local")
-
-    async def ready() -> None:
-        order.append("reference ready")
-
-    install_requests(
-        RequestsContext(
-            app=app,
-            guard=guard,
-            requests_topic=object(),
-            source_topic=topology.name(names.DOCUMENT_REQUESTS),
-            commands_topic=object(),
-            communications={},
-            register=_unused,
-            send_audit=_unused,
-            dead_letter=_unused,
-            key_mismatch=lambda key, customer: "",
-            reference_ready=ready,
-            templates_by_id=dict,
-            counters=RequestCounters(),
-            codecs=Codecs(),
-            topology=topology,
-            registry_wait_s=1.0,
-            admitted=admitted,
-        )
-    )
-    (agent,) = app.agents
-    return agent, guard, order
-
-
-async def test_each_request_waits_for_the_templates_before_it_is_processed() -> None:
-    waited: list[int] = []
-
-    async def admitted(msg: Any) -> bool:
-        waited.append(msg.offset)
-        return msg.offset != 2  # a rebalance came while request 2 waited
-
-    agent, guard, order = _agent(admitted)
-    await agent(_Stream([1, 2, 3]))
-    assert order == ["reference ready"]
-    assert waited == [1, 2, 3]
-    assert guard.processed == [1, 3]
-
-
-async def test_without_a_wait_every_request_is_processed() -> None:
-    agent, guard, _ = _agent(None)
-    await agent(_Stream([1, 2]))
-    assert guard.processed == [1, 2]
-
-
-# ---------------------------------------------------------------------------- the handler, on fakes
 
 
 class _Outputs:
@@ -137,11 +47,8 @@ def _handler(
     communications: dict[bytes, bytes],
 ) -> tuple[Callable[[Any], Awaitable[None]], _Outputs]:
     outputs, topology = _Outputs(), load_topology("local")
-    handle = install_requests(
+    handle = request_handler(
         RequestsContext(
-            app=_App(),
-            guard=_Guard(),
-            requests_topic=object(),
             source_topic=topology.name(names.DOCUMENT_REQUESTS),
             commands_topic=outputs,
             communications=communications,
@@ -149,7 +56,6 @@ def _handler(
             send_audit=outputs.send_audit,
             dead_letter=outputs.dead_letter,
             key_mismatch=lambda key, customer: f"key {key!r} is not {customer}",
-            reference_ready=_unused,
             templates_by_id=catalogue,
             counters=RequestCounters(),
             codecs=Codecs(),
@@ -160,8 +66,8 @@ def _handler(
     return handle, outputs
 
 
-def _record(request: DocumentRequest, key: bytes | None = None) -> SimpleNamespace:
-    return SimpleNamespace(
+def _record(request: DocumentRequest, key: bytes | None = None) -> Record:
+    return Record(
         topic="air.document-requests.v1",
         partition=0,
         offset=7,
@@ -211,8 +117,7 @@ async def test_a_rejected_request_is_dead_lettered_with_its_code() -> None:
 
 async def test_bytes_that_do_not_decode_are_dead_lettered() -> None:
     handle, out = _handler({})
-    record = _record(invoice())
-    record.value = b"not a request"
+    record = dataclasses.replace(_record(invoice()), value=b"not a request")
     await handle(record)
     assert [code for code, _ in out.letters] == ["BAD_MAGIC"]
     assert out.commands == []
