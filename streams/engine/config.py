@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -31,6 +32,11 @@ class EngineConfig:
     max_task_idle_ms: int = 10_000
     transaction_timeout_ms: int = 60_000
     restore_timeout_s: float = 120.0
+    state_dir: Path | None = None
+    """Where the stores keep their values: None, in memory; else a RocksDB per (store,
+    partition) under it (:mod:`streams.engine.rocksdb`), for tables larger than memory. Still
+    restored from the changelogs on every assignment (the files are not trusted across
+    assignments); one directory per process (an open database is locked)."""
 
 
 def producer_config(config: EngineConfig) -> dict[str, Any]:

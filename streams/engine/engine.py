@@ -57,6 +57,7 @@ from streams.engine.errors import EngineError, HandlerFailed, NotInTransaction
 from streams.engine.partitions import TP, InputPartitions
 from streams.engine.restore import restore
 from streams.engine.retry import call_with_retry_async
+from streams.engine.rocksdb import RocksDBStates
 from streams.engine.stores import MemoryStore
 from streams.engine.topics import create_changelogs, partition_counts
 from streams.engine.transactions import CommitPolicy
@@ -174,11 +175,14 @@ class Engine:
         self._inputs[topic] = handler
 
     def store(self, name: str, *, changelog_topic: str, partitions: int) -> Store:
+        """A store whose values are kept in memory, or on disk under ``config.state_dir``."""
+        state_dir = self.config.state_dir
         store = MemoryStore(
             name,
             changelog_topic=changelog_topic,
             partitions=partitions,
             in_transaction=self.in_transaction,
+            states=None if state_dir is None else RocksDBStates(state_dir, name),
         )
         self._stores.append(store)
         return store
@@ -271,6 +275,7 @@ class Engine:
             if self._offsets_task is not None:
                 self._offsets_task.cancel()
             self._close(restorer)
+            self._close_stores()
 
     def _close(self, restorer: Any) -> None:
         """Close the clients, for at most :data:`CLOSE_TIMEOUT_S`. After a broker outage a
@@ -305,6 +310,16 @@ class Engine:
                 self.config.app_id,
                 CLOSE_TIMEOUT_S,
             )
+
+    def _close_stores(self) -> None:
+        """Close the stores' partitions still held (on disk: their databases flushed and
+        closed; leaving the group already dropped them, unless the clients did not close in
+        time). An error here is said, not raised: it would hide the one that ended the run."""
+        for store in self._stores:
+            try:
+                store.close()
+            except Exception as exc:  # noqa: BLE001 - rocksdict raises plain Exception
+                log.warning("engine %s: closing store %s: %s", self.config.app_id, store.name, exc)
 
     async def _cycle(self, restorer: Any) -> None:
         await self._settle()  # nothing in flight while consume may run rebalance callbacks

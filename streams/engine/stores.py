@@ -1,16 +1,18 @@
-"""In-memory partitioned key-value stores backed by changelog topics (pure: no Kafka).
+"""Partitioned key-value stores backed by changelog topics (pure: no Kafka, no files).
 
-Values live in a dict per partition. Puts are visible to ``get`` at once and are buffered as the
-last value per key until the engine takes them (:meth:`MemoryStore.take_changes`) to produce
-them to the changelog partition of the same number in the transaction being committed. A
-partition's state is loaded from its changelog (:meth:`MemoryStore.load`) before it is used and
-forgotten when it is revoked (:meth:`MemoryStore.drop`).
+Values live in a dict per partition, or in whatever :class:`PartitionStates` opens instead (e.g.
+a RocksDB per partition, :mod:`streams.engine.rocksdb`, for tables larger than memory). Puts are
+visible to ``get`` at once and are buffered as the last value per key until the engine takes
+them (:meth:`MemoryStore.take_changes`) to produce them to the changelog partition of the same
+number in the transaction being committed. A partition's state is opened empty and loaded from
+its changelog (:meth:`MemoryStore.load`) before it is used, and forgotten (closed) when it is
+revoked (:meth:`MemoryStore.drop`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from streams.engine.errors import NotInTransaction, PartitionNotHeld
 
@@ -25,8 +27,51 @@ class Change(NamedTuple):
     value: bytes | None
 
 
+class PartitionState(Protocol):
+    """One partition's values, as the store uses them: a dict has all of it, and the store's
+    per-record calls stay the dict's own (no wrapper on the memory path)."""
+
+    def get(self, key: bytes, /) -> bytes | None: ...
+
+    def __setitem__(self, key: bytes, value: bytes, /) -> None: ...
+
+    def pop(self, key: bytes, default: None, /) -> object:
+        """Delete ``key`` if present (the result is not used)."""
+        ...
+
+    def items(self) -> Iterable[tuple[bytes, bytes]]:
+        """Every (key, value). A dict's view fails when the dict changes under it: the store
+        copies a dict's first; any other state's iterator must read a snapshot itself."""
+        ...
+
+
+class PartitionStates(Protocol):
+    """Where a store keeps its partitions' values."""
+
+    def open(self, partition: int) -> PartitionState:
+        """An empty state for ``partition``, held from now on (its changelog is replayed into
+        it next: anything left of an earlier assignment is not kept)."""
+        ...
+
+    def close(self, partition: int) -> None:
+        """``partition`` is not held any more (revoked, or the engine stopped)."""
+        ...
+
+
+class DictStates:
+    """The default :class:`PartitionStates`: a dict per partition, nothing to close."""
+
+    def open(self, partition: int) -> PartitionState:
+        state: dict[bytes, bytes] = {}
+        return state
+
+    def close(self, partition: int) -> None:
+        return None
+
+
 class MemoryStore:
-    """A :class:`streams.engine.api.Store` kept in memory."""
+    """A :class:`streams.engine.api.Store` whose changes are buffered in memory; its values are
+    kept where ``states`` says (default: a dict per partition)."""
 
     def __init__(
         self,
@@ -35,12 +80,14 @@ class MemoryStore:
         changelog_topic: str,
         partitions: int,
         in_transaction: Callable[[], bool] = lambda: True,
+        states: PartitionStates | None = None,
     ) -> None:
         self.name = name
         self.changelog_topic = changelog_topic
         self.partition_count = partitions
         self._in_transaction = in_transaction
-        self._state: dict[int, dict[bytes, bytes]] = {}
+        self._states: PartitionStates = DictStates() if states is None else states
+        self._state: dict[int, PartitionState] = {}
         self._changes: dict[int, dict[bytes, bytes | None]] = {}
 
     # ---- the handlers' side (api.Store)
@@ -79,7 +126,14 @@ class MemoryStore:
         self._changes.setdefault(partition, {})[key] = value
 
     def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
-        return iter(list(self._state.get(partition, {}).items()))
+        """The values of ``partition`` as they are now: puts made while iterating are not seen
+        (a dict is copied; another state's iterator reads a snapshot of its own)."""
+        state = self._state.get(partition)
+        if state is None:
+            return iter(())
+        if isinstance(state, dict):
+            return iter(list(state.items()))
+        return iter(state.items())
 
     def partitions(self) -> frozenset[int]:
         return frozenset(self._state)
@@ -88,8 +142,12 @@ class MemoryStore:
 
     def load(self, partition: int, records: Iterable[tuple[bytes | None, bytes | None]]) -> None:
         """Apply changelog records in offset order to ``partition``'s state (held from now on);
-        a None value deletes its key, a record without a key is ignored."""
-        state = self._state.setdefault(partition, {})
+        a None value deletes its key, a record without a key is ignored. A partition not held
+        yet gets a new, empty state: the restore calls this first with no records, then once
+        per batch, and only that first call opens it."""
+        state = self._state.get(partition)
+        if state is None:
+            state = self._state[partition] = self._states.open(partition)
         for key, value in records:
             if key is None:
                 continue
@@ -114,7 +172,14 @@ class MemoryStore:
         self._changes.clear()
 
     def drop(self, partitions: Iterable[int]) -> None:
-        """Forget the state and buffered puts of ``partitions`` (revoked)."""
+        """Forget the state and buffered puts of ``partitions`` (revoked), their states closed."""
         for partition in partitions:
-            self._state.pop(partition, None)
+            # popped before it is closed: a revocation in the engine's closing thread and the
+            # engine's own close (:meth:`close`) may race, and only one of them closes it
+            if self._state.pop(partition, None) is not None:
+                self._states.close(partition)
             self._changes.pop(partition, None)
+
+    def close(self) -> None:
+        """Forget every partition, their states closed (the engine stopped)."""
+        self.drop(list(self._state))

@@ -9,7 +9,8 @@ output, :mod:`tests.engine.counting_app`):
 3. alignment: backlogs of two co-partitioned inputs are handed over in timestamp order per
    partition;
 4. a handler that raises aborts its transaction: nothing it sent is visible, no offset is
-   committed, and ``run`` raises.
+   committed, and ``run`` raises;
+5. stores on disk (``state_dir``): restored, written and closed as in memory.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from rocksdict import AccessType, Rdict
 
 from streams.engine.api import Record
 from streams.engine.engine import Engine, EngineConfig
 from streams.engine.errors import HandlerFailed, NotInTransaction
+from streams.engine.rocksdb import rocksdb_options
 from streams.routing.partitioning import murmur2_partition
 from tests.conftest import KafkaCluster, consume, unique
 
@@ -704,3 +707,59 @@ async def test_a_dead_members_pending_offsets_do_not_stop_the_loop(
     task = await _run_until(engine, lambda: len(engine.positions()) == 2, 45)
     assert task.exception() is None
     assert engine.positions() == {}  # stopped: nothing assigned
+
+
+async def test_stores_on_disk_are_restored_written_and_closed_with_their_values(
+    kafka: KafkaCluster,
+    topic_factory: Callable[..., str],
+    producer_factory: Callable[..., Producer],
+    consumer_factory: Callable[..., Consumer],
+    tmp_path: Path,
+) -> None:
+    """With ``state_dir``, a store's partition is a RocksDB database there: what an earlier run
+    left in it is not trusted (the changelog is replayed into an empty one), the handlers' puts
+    reach the changelog as in memory, and the database is flushed and closed when the engine
+    stops (a read-only reader sees every value)."""
+    source, _sink = _numbered_input(topic_factory, producer_factory, 20)
+    changelog = topic_factory("engine-cl", partitions=1, config={"cleanup.policy": "compact"})
+    producer = producer_factory()
+    producer.produce(changelog, key=b"restored", value=b"yes", partition=0)
+    producer.flush(30)
+    state_dir = tmp_path / "state"
+    stale = Rdict(str(state_dir / "s-0.db"), rocksdb_options())  # an earlier run's leftovers
+    stale[b"stale"] = b"1"
+    stale.close()
+    engine = Engine(
+        EngineConfig(
+            app_id=unique("engine-disk"), kafka=kafka.client_config(), instance_id="0",
+            state_dir=state_dir,
+        )
+    )  # fmt: skip
+    store = engine.store("s", changelog_topic=changelog, partitions=1)
+    restored: list[tuple[bytes | None, bytes | None]] = []
+    engine.on_assigned(
+        lambda _n: restored.append((store.get(0, b"restored"), store.get(0, b"stale")))
+    )
+    handled: list[int] = []
+
+    async def keep_last(record: Record) -> None:
+        store.put(0, b"last", record.value)
+        handled.append(record.offset)
+
+    engine.input(source, keep_last)
+    commits: list[float] = []
+    engine.on_committed(commits.append)
+    task = await _run_until(engine, lambda: len(handled) == 20 and bool(commits), 60)
+    assert task.exception() is None, task.exception()
+    assert restored == [(b"yes", None)]
+    changes = consumer_factory(changelog)  # the last value of each transaction, in order
+    last: list[bytes] = []
+    deadline = time.monotonic() + 30
+    while last[-1:] != [b"19"] and time.monotonic() < deadline:
+        last += [m.value() for m in consume(changes, 1, 1.0) if m.key() == b"last"]
+    assert last[-1:] == [b"19"]
+    db = Rdict(str(state_dir / "s-0.db"), rocksdb_options(), access_type=AccessType.read_only())
+    try:
+        assert dict(db.items()) == {b"restored": b"yes", b"last": b"19"}
+    finally:
+        db.close()
