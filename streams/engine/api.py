@@ -42,7 +42,7 @@ class Record:
 
     @property
     def timestamp(self) -> float:
-        """Seconds since the epoch (as Faust gives it)."""
+        """Seconds since the epoch (as the handlers' ports read it)."""
         return self.timestamp_ms / 1000.0
 
 

@@ -55,7 +55,7 @@ def producer_config(config: EngineConfig) -> dict[str, Any]:
         # longer (measured: send_offsets_to_transaction p99 110 ms -> 22 ms, routed latency
         # p50 117 ms -> 28-35 ms at 100 events/s)
         "retry.backoff.ms": 10,
-        # the Java client's partitioner (Faust's, aiokafka's): co-partitioned by key
+        # the Java client's partitioner (aiokafka's too): co-partitioned by key
         "partitioner": "murmur2_random",
     }
 

@@ -565,7 +565,7 @@ async def test_keyed_sends_use_the_java_partitioner(
     producer_factory: Callable[..., Producer],
     consumer_factory: Callable[..., Consumer],
 ) -> None:
-    """``partition=None``: murmur2 on the key, as Faust, aiokafka and the Java client place it
+    """``partition=None``: murmur2 on the key, as aiokafka and the Java client place it
     (librdkafka's own default would not)."""
     source = topic_factory("engine-in", partitions=1)
     sink = topic_factory("engine-out", partitions=6)
