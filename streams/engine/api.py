@@ -82,6 +82,10 @@ class Store(Protocol):
 
     def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]: ...
 
+    def size(self, partition: int) -> int:
+        """How many keys ``partition`` holds, without reading them (on disk: an estimate)."""
+        ...
+
     def partitions(self) -> frozenset[int]:
         """The partitions whose state this process holds (assigned and restored)."""
         ...

@@ -44,6 +44,10 @@ class PartitionState(Protocol):
         copies a dict's first; any other state's iterator must read a snapshot itself."""
         ...
 
+    def __len__(self) -> int:
+        """How many keys (an on-disk state may answer its own estimate)."""
+        ...
+
 
 class PartitionStates(Protocol):
     """Where a store keeps its partitions' values."""
@@ -134,6 +138,11 @@ class MemoryStore:
         if isinstance(state, dict):
             return iter(list(state.items()))
         return iter(state.items())
+
+    def size(self, partition: int) -> int:
+        """How many keys ``partition`` holds (0 when not held), without reading them."""
+        state = self._state.get(partition)
+        return 0 if state is None else len(state)
 
     def partitions(self) -> frozenset[int]:
         return frozenset(self._state)

@@ -39,6 +39,7 @@ from streams.domain.records import (
 )
 from streams.domain.reference_checks import rule_problems, template_problems
 from streams.engine.api import Outputs, PartitionsChanged, Record, Store, Timer
+from streams.engine.config import EngineConfig
 from streams.engine.instance import InstanceSlot, claim
 from streams.routing.adapters import (
     TopicAlerts,
@@ -409,24 +410,31 @@ def instance_slot(worker: WorkerSettings) -> InstanceSlot:
     return claim(worker.state_dir)
 
 
+def engine_config(kafka: KafkaSettings, worker: WorkerSettings, instance_id: str) -> EngineConfig:
+    """The engine's settings for this worker (its tables on disk when ``AIR_EXSTREAM_STORE`` is
+    ``rocksdb://``)."""
+    return EngineConfig(
+        app_id=worker.app_id,
+        kafka=kafka.confluent_config(),
+        consumer=group_settings(worker),
+        # no static membership: two processes with the same instance id would fence each
+        # other, and a stopped worker's partitions would wait for the session timeout
+        instance_id=instance_id,
+        transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
+        state_dir=worker.tables_dir if worker.on_disk else None,
+    )
+
+
 async def serve(
     *, kafka: KafkaSettings, worker: WorkerSettings, topology: Topology, metrics: RoutingMetrics
 ) -> None:
     """``air-exstream worker``: run until SIGTERM or SIGINT (SIGUSR1 writes where every task
     waits to the log, :mod:`streams.diagnostics`)."""
-    from streams.engine.engine import Engine, EngineConfig
+    from streams.engine.engine import Engine
 
     slot = instance_slot(worker)
     engine = Engine(
-        EngineConfig(
-            app_id=worker.app_id,
-            kafka=kafka.confluent_config(),
-            consumer=group_settings(worker),
-            # no static membership: two processes with the same instance id would fence each
-            # other, and a stopped worker's partitions would wait for the session timeout
-            instance_id=slot.instance_id,
-            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
-        ),
+        engine_config(kafka, worker, slot.instance_id),
         # a transactional call past the commit deadline ends the worker with EXIT_STUCK for its
         # supervisor to restart (streams/routing/watchdog.py)
         call_guard=Deadline(worker.commit_timeout_s).guard,

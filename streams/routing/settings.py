@@ -20,11 +20,11 @@ class WorkerSettings(BaseSettings):
     """The worker's application id: its consumer group, the prefix of its changelog topics and
     of its transactional id."""
     store: str = "memory://"
-    """Store of the ``preferences`` table, the one that grows with the customer base:
-    ``memory://`` (the default) or ``rocksdb://``, its partitions in rocksdb files under
-    :attr:`state_dir` so that it can outgrow memory. Either way every table is restored from its
-    changelog whenever a partition is assigned (the files are emptied first: under exactly-once
-    they may hold writes of a transaction a crash aborted). The other tables stay in memory."""
+    """Where the worker's tables live: ``memory://`` (the default) or ``rocksdb://``, each table
+    partition a RocksDB under :attr:`tables_dir`, so that the tables (preferences, suppression
+    and tracking grow with the customers and their communications) can outgrow memory. Either
+    way a partition is restored from its changelog whenever it is assigned (the files are
+    emptied first: under exactly-once they may hold writes of a transaction a crash aborted)."""
     processing_guarantee: str = "exactly_once"
     """Always ``exactly_once``; anything else is refused at start."""
     partitions: int = 6
@@ -110,5 +110,10 @@ class WorkerSettings(BaseSettings):
 
     @property
     def on_disk(self) -> bool:
-        """True when the ``preferences`` table is kept in rocksdb files (:attr:`store`)."""
+        """True when the tables are kept in RocksDB files (:attr:`store`)."""
         return self.store.startswith("rocksdb:")
+
+    @property
+    def tables_dir(self) -> Path:
+        """``<state_dir>/tables``: the RocksDB files, one directory per table partition."""
+        return self.state_dir / "tables"

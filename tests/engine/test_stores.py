@@ -146,3 +146,13 @@ def test_a_partition_loaded_again_after_drop_starts_empty(make_store: MakeStore)
     store.load(0, [(b"j", b"1")])
     store.load(0, [(b"i", b"1")])  # later batches add to it
     assert dict(store.items(0)) == {b"j": b"1", b"i": b"1"}
+
+
+def test_size_counts_the_keys_of_a_held_partition_without_reading_them(
+    make_store: MakeStore,
+) -> None:
+    store = make_store()
+    for n in range(5):
+        store.put(0, f"k{n}".encode(), b"v")
+    store.put(1, b"k0", b"v")
+    assert (store.size(0), store.size(1), store.size(2)) == (5, 1, 0)

@@ -66,6 +66,9 @@ class FakeStore:
     def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
         return iter(list(self.data.get(partition, {}).items()))
 
+    def size(self, partition: int) -> int:
+        return len(self.data.get(partition, {}))
+
     def partitions(self) -> frozenset[int]:
         return frozenset(self.held)
 

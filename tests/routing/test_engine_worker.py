@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,7 +31,13 @@ from streams.engine import engine as engine_module
 from streams.engine.api import Record
 from streams.engine.config import EngineConfig
 from streams.routing import engine_worker
-from streams.routing.engine_worker import EngineWorker, group_settings, install, run
+from streams.routing.engine_worker import (
+    EngineWorker,
+    engine_config,
+    group_settings,
+    install,
+    run,
+)
 from streams.routing.handlers.audit import decode_head, head_key
 from streams.routing.metrics import RoutingMetrics
 from streams.routing.partitioning import murmur2_partition
@@ -287,3 +294,16 @@ async def test_serve_gives_the_group_timing_to_the_consumer_not_to_every_client(
     assert config.instance_id == "slot-1"
     assert not set(config.consumer) & set(config.kafka)
     assert config.static_membership is False
+
+
+def test_the_tables_go_on_disk_under_the_state_dir_only_with_the_rocksdb_store(
+    tmp_path: Path,
+) -> None:
+    kafka = KafkaSettings(bootstrap_servers="127.0.0.1:9")
+    in_memory = engine_config(kafka, WorkerSettings(data_dir=str(tmp_path)), "slot-1")
+    assert in_memory.state_dir is None
+    assert in_memory.instance_id == "slot-1"
+    on_disk = engine_config(
+        kafka, WorkerSettings(data_dir=str(tmp_path), app_id="r", store="rocksdb://"), "slot-1"
+    )
+    assert on_disk.state_dir == tmp_path / "r" / "tables"

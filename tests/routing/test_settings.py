@@ -18,7 +18,8 @@ def test_at_least_once_is_refused() -> None:
         WorkerSettings(processing_guarantee="at_least_once")
 
 
-def test_the_preferences_are_in_memory_unless_rocksdb_is_asked_for() -> None:
+def test_the_tables_are_in_memory_unless_rocksdb_is_asked_for() -> None:
     assert WorkerSettings().store == "memory://"
     assert not WorkerSettings().on_disk
     assert WorkerSettings(store="rocksdb://").on_disk
+    assert WorkerSettings(data_dir="/d", app_id="a").tables_dir.as_posix() == "/d/a/tables"
