@@ -29,19 +29,15 @@ BENCHMARKS: dict[str, Callable[[], Result | list[Result]]] = {
     "decision": decision.run,  # no broker: the decision per event on one core
     "sink": sink.run,
     "ondemand": ondemand.run,
-    # throughput (vs the transactional loop and passthroughs), backlog, latency, scaling
+    # the routing worker: throughput (vs the transactional loop, and the passthrough ceiling),
+    # backlog, latency (and that worker's throughput), scaling
     "routing": routing.run_all,
     "routing_throughput": routing.run,
     "routing_backlog": routing.run_backlog,
     "routing_latency": routing.run_latency,
-    # latency and throughput with the adaptive commit cadence (routing.LIVE_CADENCE)
-    "routing_latency_live": routing.run_latency_live,
-    # latency and throughput of the routing worker on the engine (AIR_EXSTREAM_ENGINE=kafka)
-    "routing_latency_engine": routing.run_latency_engine,
-    # latency per worker commit interval (BENCH_COMMIT_INTERVALS); ~1 min per interval
-    "routing_latency_commit_interval": routing.run_latency_commit_interval,
     "routing_scaling": routing.run_scaling,
-    "recovery": recovery.run,  # 1,000,000 preferences: ~10+ minutes, not in DEFAULT
+    # restore of 1,000,000 preferences per store in BENCH_RECOVERY_STORES: minutes, not in DEFAULT
+    "recovery": recovery.run,
     "audit": audit_verify.run_all,  # verify full and incremental, and the writer's signing
     "audit_signing": audit_verify.run_signing,  # no broker
     # the engine (streams/engine) copying records vs the plain transactional loop (issue 14)

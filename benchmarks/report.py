@@ -22,18 +22,27 @@ Result = Mapping[str, Any]
 
 COLUMNS = ("benchmark", "measured", "baseline", "ratio", "unit", "goal", "key config")
 PERCENTILES = ("p50_ms", "p95_ms", "p99_ms")
+RETIRED = frozenset(
+    {"routing_latency_live", "routing_latency_commit_interval", "routing_latency_engine"}
+)
+"""Results of benchmarks no longer run (the Faust worker's commit settings; the engine worker's
+latency is ``routing_latency`` now): files an earlier run left in ``build/bench`` are not shown."""
 
 
 def load(results_dir: Path) -> list[dict[str, Any]]:
-    """Every ``*.json`` result in ``results_dir`` (files that are not results are skipped),
-    sorted by benchmark name."""
+    """Every ``*.json`` result in ``results_dir`` (files that are not results, and results of
+    :data:`RETIRED` benchmarks, are skipped), sorted by benchmark name."""
     results = []
     for path in sorted(results_dir.glob("*.json")):
         try:
             data = orjson.loads(path.read_bytes())
         except orjson.JSONDecodeError:
             continue
-        if isinstance(data, dict) and {"benchmark", "measured", "baseline"} <= data.keys():
+        if (
+            isinstance(data, dict)
+            and {"benchmark", "measured", "baseline"} <= data.keys()
+            and data["benchmark"] not in RETIRED
+        ):
             results.append(data)
     return sorted(results, key=lambda r: str(r["benchmark"]))
 
@@ -114,10 +123,7 @@ def markdown(results: Sequence[Result], plots: Sequence[str]) -> str:
         out[-1] += f"baseline = {r['baseline'].get('what', '?')}."
         for field, label in (
             ("passthrough_ceiling", "Passthrough ceiling"),
-            ("framework_ceiling", "Framework ceiling"),
             ("preferences_first", "Preferences loaded first"),
-            ("engine_worker", "Engine worker"),
-            ("faust_worker", "Faust worker"),
         ):
             ceiling = r.get(field)
             if isinstance(ceiling, dict):

@@ -1,54 +1,42 @@
 """Routing worker: throughput, backlog, end-to-end latency and scaling over worker processes.
 
-Every result carries the issue 14 goal it answers (``goal``: target, ``met``).
+The worker is ``python -m streams worker`` (a process): the routing worker on the project's
+transactional engine (streams/routing/engine_worker.py), with its default settings. Every result
+carries the issue 14 goal it answers (``goal``: target, ``met``).
 
-Throughput (``routing_throughput``; part of ``routing``). Measured: the routing worker
-(``python -m streams worker``, a process, ``exactly_once``) on a seeded workload of
-``BENCH_ROUTING_EVENTS`` events (1,000 customers, 3 % invalid). Reference data is published
-first, the worker is started and waits until it has consumed the preferences; then every event is
-published in one go and the rate is taken from the worker group's committed input offsets between
-10 % and 100 % of the events (warm-up, group join and the first fetch excluded). Baseline, same
-run, same records, same broker, over the same window of its committed offsets: a plain
-confluent-kafka transactional loop running the same decision code and writing every output the
-worker writes (:mod:`benchmarks.txn_loop`, one process); goal: the worker at >= 0.8 of it. The
-commands each wrote are counted (read_committed) and checked against the decision's count on the
-same dataset without Kafka (``commands``). Ceilings next to it: a bare confluent-kafka consume ->
-produce passthrough in one Python process (the bytes, key and headers of every input record copied
-to another topic, ``acks=all``, offsets committed synchronously every ``PASSTHROUGH_COMMIT_EVERY``
-records and at the end), and Faust's exactly-once passthrough
-(:mod:`benchmarks.faust_passthrough`). ``BENCH_REPETITIONS`` repetitions, each on fresh topics;
-medians.
+Throughput (``routing_throughput``; part of ``routing``). A seeded workload of
+``BENCH_ROUTING_EVENTS`` events (1,000 customers, 3 % invalid) is published, reference data
+first, onto fresh topics; then, one after another and each in a consumer group of its own, on the
+same records all published before it starts: a bare confluent-kafka consume -> produce
+passthrough in one Python process (the bytes, key and headers of every input record copied to
+another topic, ``acks=all``, offsets committed synchronously every ``PASSTHROUGH_COMMIT_EVERY``
+records and at the end: the ceiling), a plain confluent-kafka transactional loop running the same
+decision code and writing every output the worker writes (:mod:`benchmarks.txn_loop`, one
+process: the baseline), and the routing worker (measured). Each rate is taken from the group's
+committed input offsets between 10 % and 100 % of the events (warm-up, group join and the first
+fetch excluded); goal: the worker at >= 0.8 of the loop (issue 14, goal 2). The commands the
+worker and the loop wrote are counted (read_committed) and checked against the decision's count
+on the same dataset without Kafka (``commands``). ``BENCH_REPETITIONS`` repetitions, each on
+fresh topics; medians.
 
 Backlog (``routing_backlog``; part of ``routing``). The same reference data and events, all
-published before a cold worker (the default, on the project's engine) starts: events/s over the
-same window, and whether its commands equal the count with every preference known first (goal 4
-of issue 14: the join under backlog).
+published before a cold worker starts: events/s over the same window, and whether its commands
+equal the count with every preference known first (goal 4 of issue 14: the join under backlog).
 
 Latency (``routing_latency``; part of ``routing``). Events published open loop at
-``BENCH_LATENCY_RATE`` events/s for ``BENCH_LATENCY_SECONDS`` s into a running worker (commit
-interval ``BENCH_LATENCY_COMMIT_INTERVAL_S``, default the worker's 2.8 s); latency = produce call
--> the event's CompositionCommand visible to a ``read_committed`` consumer of the commands topic
-(matched by ``source_event_id``), over the events that produce commands, the first
-``LATENCY_WARMUP_S`` seconds excluded; goal: p99 <= 250 ms at 100 events/s. Baseline, same run,
-same events: produce call -> the event record itself visible to the same consumer on its input
-topic (Kafka's own produce -> consume latency). ``throughput_at_cadence``: the worker's events/s
-at that commit interval (the throughput benchmark's figure at the default interval, else one run
-of ``BENCH_SCALING_EVENTS`` events).
+``BENCH_LATENCY_RATE`` events/s for ``BENCH_LATENCY_SECONDS`` s into a running worker (its
+default commit settings: a transaction committed as soon as nothing is left to handle, at least
+every 100 ms); latency = produce call -> the event's CompositionCommand visible to a
+``read_committed`` consumer of the commands topic (matched by ``source_event_id``), over the
+events that produce commands, the first ``LATENCY_WARMUP_S`` seconds excluded; goal: p99 <= 250
+ms at 100 events/s (issue 14, goal 3). Baseline, same run, same events: produce call -> the event
+record itself visible to the same consumer on its input topic (Kafka's own produce -> consume
+latency). ``throughput``: the same worker's events/s in a run of ``BENCH_SCALING_EVENTS`` events
+published while it runs.
 
-Latency on a live stream (``routing_latency_live``; part of ``routing``). The same, with the
-worker's settings for a live stream (:data:`LIVE_CADENCE`: the adaptive commit cadence of
-``streams.routing.commit_cadence`` and 10 ms reference fetches), and the worker's events/s with
-those settings next to the same run with the default ones (the scaling benchmark's one worker).
-
-Latency by commit interval (``routing_latency_commit_interval``). The latency measurement above,
-once per worker commit interval in ``BENCH_COMMIT_INTERVALS`` (seconds, comma-separated; the
-worker's ``AIR_EXSTREAM_COMMIT_INTERVAL_S``; default ``2.8,0.5,0.1``), each on fresh topics:
-under exactly_once a command becomes visible when its transaction commits, so the interval
-bounds the latency. Measured: the shortest interval; baseline: faust's default 2.8 s.
-
-Scaling (``routing_scaling``; part of ``routing``). Throughput as above
-(``BENCH_SCALING_EVENTS`` events, one run per configuration) with ``BENCH_SCALING_WORKERS``
-(default 1, 2 and 3) engine worker processes (the default) in the same consumer group.
+Scaling (``routing_scaling``; part of ``routing``). Throughput of ``BENCH_SCALING_EVENTS`` events
+published while the workers run (one run per configuration, the same window) with
+``BENCH_SCALING_WORKERS`` (default 1, 2 and 3) worker processes in the same consumer group.
 Partition counts are fixed at 6 by the topology (``customer_partitions``), so the workers share 6
 partitions.
 """
@@ -67,7 +55,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -94,19 +82,14 @@ REPETITIONS = int(os.environ.get("BENCH_REPETITIONS", "3"))
 LATENCY_RATE = int(os.environ.get("BENCH_LATENCY_RATE", "100"))
 LATENCY_SECONDS = float(os.environ.get("BENCH_LATENCY_SECONDS", "20"))
 LATENCY_WARMUP_S = 2.0
-_INTERVAL = os.environ.get("BENCH_LATENCY_COMMIT_INTERVAL_S")
-LATENCY_COMMIT_INTERVAL_S = float(_INTERVAL) if _INTERVAL else None
-"""The worker's commit interval in the latency run of ``routing`` (None: its default, 2.8 s)."""
-COMMIT_INTERVALS = [
-    float(x) for x in os.environ.get("BENCH_COMMIT_INTERVALS", "2.8,0.5,0.1").split(",") if x
-]
 CUSTOMERS = 1_000
 INVALID_SHARE = 0.03
 SEED = 7
 PASSTHROUGH_COMMIT_EVERY = 1_000
 PARTITIONS = 6  # customer_partitions in topology/topics.toml
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-REBALANCE_LINE = "Setting newly assigned partitions"
+REBALANCE_LINE = ": assigned partitions "
+"""What the engine logs at each partition assignment (streams/engine/engine.py)."""
 WINDOW = "10 %..100 % of the input records' committed offsets (warm-up excluded)"
 INPUTS = (names.ACCOUNT_EVENTS, names.CASE_EVENTS)
 
@@ -136,26 +119,18 @@ class Fixture:
         return [TopicPartition(self.topology.name(t), p) for t in INPUTS for p in range(PARTITIONS)]
 
 
-FAUST_ENV = {"AIR_EXSTREAM_ENGINE": "faust"}
-"""The routing worker on faust-streaming (streams/routing/app.py)."""
-ENGINE_ENV = {"AIR_EXSTREAM_ENGINE": "kafka"}
-"""The routing worker on the project's engine (streams/routing/engine_worker.py)."""
-
-
 @contextmanager
 def fixture(
     bootstrap: str,
     workdir: Path,
     workers: int = 1,
-    env: dict[str, str] | None = None,
     backlog: Dataset | None = None,
 ) -> Iterator[tuple[Fixture, list[WorkerProcess]]]:
     """Fresh prefixed topics with the reference data on them, and ``workers`` routing workers
-    (one consumer group) that have consumed the preferences and formed a stable group. With
-    ``backlog``, its events are published too before the workers start, and the workers are
-    yielded as soon as they are started (cold, nothing waited for). The workers are the Faust
-    worker (:data:`FAUST_ENV`) unless ``env`` names another engine (:data:`ENGINE_ENV`)."""
-    env = {**FAUST_ENV, **(env or {})}
+    (one consumer group, the worker's default settings) that have consumed the preferences and
+    formed a stable group. With ``backlog``, its events are published too before the workers
+    start, and the workers are yielded as soon as they are started (cold, nothing waited for);
+    with ``workers=0`` (and a backlog) only the topics and their records."""
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     app_id = f"air-exstream-bench-{uuid.uuid4().hex[:6]}"
     topology = load_topology("local", prefix=prefix)
@@ -173,7 +148,7 @@ def fixture(
         for i in range(workers):
             wdir = workdir / f"{app_id}-{i}"
             wdir.mkdir(parents=True)
-            procs.append(WorkerProcess(bootstrap, prefix, app_id, wdir, env=env))
+            procs.append(WorkerProcess(bootstrap, prefix, app_id, wdir))
         for proc in procs:
             proc.start()
         if backlog is None:
@@ -310,30 +285,37 @@ def committed_window_rate(
 
 @dataclass(frozen=True, slots=True)
 class Run:
+    """Workers consuming events published while they run (:func:`routing_once`)."""
+
     rate: float
     """Worker events/s over the window."""
-    ceiling: float
-    """Passthrough records/s over the same window of the same records (NaN when not run)."""
     cpu: dict[str, float]
     """Cores used during the window by the workers and by the whole machine."""
     rebalances: int
     """Partition assignments the workers logged after the group was stable (0 expected)."""
-    framework: float = float("nan")
-    """Faust exactly-once passthrough records/s over the same window (NaN when not run)."""
-    loop: float = float("nan")
-    """Transactional loop (:mod:`benchmarks.txn_loop`) events/s, same window (NaN: not run)."""
     commands: int = -1
     """Commands the workers wrote (committed), -1 when not counted."""
-    loop_commands: int = -1
-    """Commands the transactional loop wrote (committed), -1 when not run."""
-    loop_cpu: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """The worker, the transactional loop and the passthrough on the same records, all
+    published before each starts (:func:`compared_once`)."""
+
+    worker: float
+    """The routing worker's events/s over the window."""
+    worker_commands: int
+    """Commands the worker wrote (committed)."""
+    worker_cpu: dict[str, float]
+    """Cores used during the window by the worker and by the whole machine."""
+    loop: float
+    """Transactional loop (:mod:`benchmarks.txn_loop`) events/s, same window."""
+    loop_commands: int
+    """Commands the transactional loop wrote (committed)."""
+    loop_cpu: dict[str, float]
     """Cores used during the window by the loop and by the whole machine."""
-    engine: float = float("nan")
-    """The routing worker on the engine (``AIR_EXSTREAM_ENGINE=kafka``) events/s, same window
-    (NaN: not run)."""
-    engine_commands: int = -1
-    """Commands the engine worker wrote (committed), -1 when not run."""
-    engine_cpu: dict[str, float] = field(default_factory=dict)
+    ceiling: float
+    """Passthrough records/s over the same window of the same records."""
 
 
 def _assignments(procs: list[WorkerProcess]) -> int:
@@ -344,18 +326,11 @@ def _assignments(procs: list[WorkerProcess]) -> int:
     return total
 
 
-def routing_once(
-    bootstrap: str,
-    workdir: Path,
-    events: int,
-    workers: int = 1,
-    *,
-    baseline: bool = True,
-    env: dict[str, str] | None = None,
-) -> Run:
-    """The workers, then (``baseline``) the passthrough, on the same freshly published records."""
+def routing_once(bootstrap: str, workdir: Path, events: int, workers: int = 1) -> Run:
+    """``workers`` workers that consumed the preferences, then every event published while they
+    run: their events/s over the window, the cores they used, the commands they wrote."""
     data = dataset(events)
-    with fixture(bootstrap, workdir, workers, env=env) as (fx, procs):
+    with fixture(bootstrap, workdir, workers) as (fx, procs):
         assigned = _assignments(procs)
         meter = CpuMeter([p.proc.pid for p in procs if p.proc is not None])
         publisher = threading.Thread(
@@ -374,29 +349,21 @@ def routing_once(
         finally:
             publisher.join(120)
         rebalances = _assignments(procs) - assigned
-        for proc in procs:  # the baselines get the CPU to themselves
+        for proc in procs:
             proc.stop()
         commands = count_records(bootstrap, fx.topology.name(names.COMMANDS))
-        if not baseline:
-            return Run(rate, float("nan"), meter.shares(), rebalances, commands=commands)
+    return Run(rate, meter.shares(), rebalances, commands)
+
+
+def compared_once(bootstrap: str, workdir: Path, events: int) -> Comparison:
+    """The passthrough, the transactional loop and the worker, one after another, on the same
+    freshly published records (all published before the first starts)."""
+    data = dataset(events)
+    with fixture(bootstrap, workdir, workers=0, backlog=data) as (fx, _procs):
         ceiling = passthrough(fx, len(data.events))
-        framework = faust_passthrough(fx, len(data.events), workdir)
         loop, loop_commands, loop_cpu = transactional_loop(fx, len(data.events), workdir)
-        engine, engine_commands, engine_cpu = engine_worker(fx, len(data.events), workdir)
-    return Run(
-        rate,
-        ceiling,
-        meter.shares(),
-        rebalances,
-        framework,
-        loop,
-        commands,
-        loop_commands,
-        loop_cpu,
-        engine,
-        engine_commands,
-        engine_cpu,
-    )
+        worker, worker_commands, worker_cpu = engine_worker(fx, len(data.events), workdir)
+    return Comparison(worker, worker_commands, worker_cpu, loop, loop_commands, loop_cpu, ceiling)
 
 
 def count_records(bootstrap: str, topic: str) -> int:
@@ -446,15 +413,15 @@ def transactional_loop(fx: Fixture, n: int, workdir: Path) -> tuple[float, int, 
 
 
 def engine_worker(fx: Fixture, n: int, workdir: Path) -> tuple[float, int, dict[str, float]]:
-    """The routing worker on the engine (a process, its own consumer group) on the same input
-    records, all published before it starts: events/s over the same window of its committed
-    offsets, the commands it wrote (to the same commands topic: the count it added) and the
+    """The routing worker (a process, its own consumer group, default settings) on the same
+    input records, all published before it starts: events/s over the same window of its
+    committed offsets, the commands it wrote (to the commands topic: the count it added) and the
     cores it used."""
     commands_topic = fx.topology.name(names.COMMANDS)
     before = count_records(fx.bootstrap, commands_topic)
     wdir = workdir / f"{fx.app_id}-engine"
     wdir.mkdir(parents=True, exist_ok=True)
-    proc = WorkerProcess(fx.bootstrap, fx.prefix, f"{fx.app_id}-engine", wdir, env=ENGINE_ENV)
+    proc = WorkerProcess(fx.bootstrap, fx.prefix, f"{fx.app_id}-engine", wdir)
     proc.start()
     try:
         meter = CpuMeter([proc.proc.pid] if proc.proc is not None else [])
@@ -463,7 +430,7 @@ def engine_worker(fx: Fixture, n: int, workdir: Path) -> tuple[float, int, dict[
                 fx.bootstrap, proc.app_id, fx.inputs(), n, proc.alive, meter=meter
             )
         except ProcessFailed as exc:
-            raise ProcessFailed(f"{exc}; engine worker log:\n{proc.tail(20)}") from exc
+            raise ProcessFailed(f"{exc}; worker log:\n{proc.tail(20)}") from exc
     finally:
         proc.stop()
     return rate, count_records(fx.bootstrap, commands_topic) - before, meter.shares()
@@ -517,39 +484,6 @@ def passthrough(fx: Fixture, n: int, timeout_s: float = 300.0) -> float:
     return (done - start[1]) / max(end - start[0], 1e-9)
 
 
-def faust_passthrough(fx: Fixture, n: int, workdir: Path) -> float:
-    """:mod:`benchmarks.faust_passthrough` (Faust, exactly_once, records copied unchanged) on the
-    same input records; records/s over the same window of its committed offsets."""
-    out = f"{fx.prefix}bench.faust-passthrough"
-    admin_conf: dict[str, str | int | float | bool] = {**fx.conf}
-    admin = AdminClient(admin_conf)  # kept referenced until the result: GC destroys its futures
-    admin.create_topics([NewTopic(out, PARTITIONS, 1)])[out].result(30)
-    group = f"{fx.app_id}-faust"
-    log = workdir / f"{group}.log"
-    with log.open("ab") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.faust_passthrough", "--bootstrap", fx.bootstrap,
-             "--app-id", group, "--output", out, "--data-dir", str(workdir / group),
-             *(fx.topology.name(t) for t in INPUTS)],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        return committed_window_rate(
-            fx.bootstrap, group, fx.inputs(), n, lambda: proc.poll() is None
-        )
-    except ProcessFailed as exc:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-        raise ProcessFailed(f"{exc}; faust passthrough log:\n{tail}") from exc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
 def goal(value: float, measured: float | None, *, at_most: bool = False) -> dict[str, Any]:
     """The issue's goal for a result: ``met`` when ``measured`` reaches ``value`` (or stays at
     or under it with ``at_most``); not met when there is no figure."""
@@ -565,41 +499,38 @@ LATENCY_GOAL_MS = 250.0
 
 
 def throughput(bootstrap: str, workdir: Path) -> dict[str, Any]:
-    runs: list[Run] = []
+    runs: list[Comparison] = []
     for rep in range(REPETITIONS):
-        run = routing_once(bootstrap, workdir, EVENTS)
+        run = compared_once(bootstrap, workdir, EVENTS)
         runs.append(run)
         print(
-            f"  routing rep {rep + 1}: faust worker {run.rate:.0f} events/s ({run.commands} "
-            "commands), "
+            f"  routing rep {rep + 1}: worker {run.worker:.0f} events/s ({run.worker_commands} "
+            f"commands, cores {run.worker_cpu}), "
             f"transactional loop {run.loop:.0f} events/s ({run.loop_commands} commands, cores "
             f"{run.loop_cpu}), "
-            f"engine worker {run.engine:.0f} events/s ({run.engine_commands} commands, cores "
-            f"{run.engine_cpu}), "
-            f"passthrough {run.ceiling:.0f} records/s, faust passthrough {run.framework:.0f} "
-            f"records/s; cores used: {run.cpu}, rebalances {run.rebalances}"
+            f"passthrough {run.ceiling:.0f} records/s"
         )
-    engines = [r.engine for r in runs]
-    fausts = [r.rate for r in runs]
+    workers = [r.worker for r in runs]
     loops = [r.loop for r in runs]
-    m, b = median(engines), median(loops)
-    c, f = median([r.ceiling for r in runs]), median([r.framework for r in runs])
+    m, b = median(workers), median(loops)
+    c = median([r.ceiling for r in runs])
     expected = expected_commands(EVENTS)
     ratio = m / b if b else None
-    worker_cpu = [per_cpu_second(r.engine, r.engine_cpu) for r in runs]
+    worker_cpu = [per_cpu_second(r.worker, r.worker_cpu) for r in runs]
     loop_cpu = [per_cpu_second(r.loop, r.loop_cpu) for r in runs]
     mc, bc = _median_of_known(worker_cpu), _median_of_known(loop_cpu)
     return {
         "benchmark": "routing",
         "unit": "events/s",
         "measured": {
-            "what": "the routing worker (the default: on the project's engine, "
-            "AIR_EXSTREAM_ENGINE=kafka, streams/routing/engine_worker.py; 1 process, "
-            "exactly-once), input offsets committed, same records, all published before it starts",
+            "what": "the routing worker (on the project's engine, "
+            "streams/routing/engine_worker.py; 1 process, exactly-once), input offsets "
+            "committed, same records, all published before it starts",
             "value": m,
-            "runs": engines,
-            "commands": [r.engine_commands for r in runs],
-            "cores_used_by_worker": [r.engine_cpu.get("processes") for r in runs],
+            "runs": workers,
+            "commands": [r.worker_commands for r in runs],
+            "cores_used_by_worker": [r.worker_cpu.get("processes") for r in runs],
+            "cores_used_by_machine": [r.worker_cpu.get("machine") for r in runs],
         },
         "baseline": {
             "what": "plain confluent-kafka transactional loop (benchmarks/txn_loop.py) running "
@@ -617,8 +548,7 @@ def throughput(bootstrap: str, workdir: Path) -> dict[str, Any]:
         "commands": {
             "expected": expected,
             "expected_what": "benchmarks.decision's fast path on the same dataset, no Kafka",
-            "worker_matches": all(r.engine_commands == expected for r in runs),
-            "faust_worker_matches": all(r.commands == expected for r in runs),
+            "worker_matches": all(r.worker_commands == expected for r in runs),
             "loop_matches": all(r.loop_commands == expected for r in runs),
         },
         "per_cpu_second": {
@@ -628,32 +558,11 @@ def throughput(bootstrap: str, workdir: Path) -> dict[str, Any]:
             "loop": loop_cpu,
             "ratio": mc / bc if mc is not None and bc else None,
         },
-        "faust_worker": {
-            "what": "the routing worker on faust-streaming (AIR_EXSTREAM_ENGINE=faust, "
-            "processing_guarantee=exactly_once, commit interval 2.8 s), same records; ratio: to "
-            "the transactional loop",
-            "value": median(fausts),
-            "runs": fausts,
-            "commands": [r.commands for r in runs],
-            "cores_used_by_worker": [r.cpu.get("processes") for r in runs],
-            "cores_used_by_machine": [r.cpu.get("machine") for r in runs],
-            "rebalances_in_window": [r.rebalances for r in runs],
-            "per_cpu_second": [per_cpu_second(r.rate, r.cpu) for r in runs],
-            "ratio": median(fausts) / b if b else None,
-        },
         "passthrough_ceiling": {
             "what": "bare confluent-kafka consume -> produce passthrough, same records",
             "value": c,
             "runs": [r.ceiling for r in runs],
             "ratio": m / c if c else None,
-        },
-        "framework_ceiling": {
-            "what": "Faust exactly_once passthrough (benchmarks/faust_passthrough.py): the same "
-            "records copied unchanged through the Faust worker's transactional machinery; ratio: "
-            "the Faust worker to it",
-            "value": f,
-            "runs": [r.framework for r in runs],
-            "ratio": median(fausts) / f if f else None,
         },
         "config": {
             "events": EVENTS,
@@ -664,12 +573,12 @@ def throughput(bootstrap: str, workdir: Path) -> dict[str, Any]:
             "repetitions": REPETITIONS,
             "worker": "air-exstream worker (the engine worker, defaults: batches of 500, a "
             "commit at least every 100 ms)",
-            "faust_worker": "AIR_EXSTREAM_ENGINE=faust, processing_guarantee=exactly_once, "
-            "faust commit interval 2.8 s / every 10,000 records (defaults)",
             "transactional_loop": f"one process, batches of {txn_loop.BATCH}, one transaction "
             "per batch, linger.ms=5, read_committed",
             "passthrough": f"acks=all, idempotent, linger.ms=5, sync commit every "
             f"{PASSTHROUGH_COMMIT_EVERY} records and at the end, read_committed",
+            "order": "passthrough, transactional loop, worker: one at a time, each in a consumer "
+            "group of its own",
             "window": WINDOW,
         },
         "machine": machine(),
@@ -691,7 +600,7 @@ def backlog(bootstrap: str, workdir: Path) -> dict[str, Any]:
     """A cold worker on a backlog: reference data, preferences and every event published before
     it starts (issue 14, goal 4); events/s and its commands against the expected count."""
     data = dataset(EVENTS)
-    with fixture(bootstrap, workdir, backlog=data, env=ENGINE_ENV) as (fx, procs):
+    with fixture(bootstrap, workdir, backlog=data) as (fx, procs):
         started = time.monotonic()
         rate = committed_window_rate(
             bootstrap,
@@ -713,7 +622,7 @@ def backlog(bootstrap: str, workdir: Path) -> dict[str, Any]:
         "benchmark": "routing_backlog",
         "unit": "events/s",
         "measured": {
-            "what": "the routing worker (the default, on the project's engine) started cold on "
+            "what": "the routing worker (on the project's engine) started cold on "
             "a backlog (preferences and events all published first), input offsets committed",
             "value": rate,
             "seconds_from_start_to_all_committed": elapsed,
@@ -815,19 +724,13 @@ class _Watcher(threading.Thread):
             consumer.close()
 
 
-def latency(
-    bootstrap: str,
-    workdir: Path,
-    commit_interval_s: float | None = None,
-    env_extra: dict[str, str] | None = None,
-) -> dict[str, Any]:
+def latency(bootstrap: str, workdir: Path) -> dict[str, Any]:
+    """Event produced -> its command visible, open loop at ``LATENCY_RATE`` events/s into a
+    running worker (its default settings), and that worker's events/s (one run of
+    ``BENCH_SCALING_EVENTS`` events published while it runs)."""
     total = int(LATENCY_RATE * LATENCY_SECONDS)
     events = dataset(total, invalid_share=0.0).events
-    env = dict(env_extra or {})
-    if commit_interval_s is not None:  # a fixed interval (the adaptive cadence off)
-        env["AIR_EXSTREAM_COMMIT_INTERVAL_S"] = str(commit_interval_s)
-        env["AIR_EXSTREAM_MIN_COMMIT_INTERVAL_S"] = "0"
-    with fixture(bootstrap, workdir, env=env) as (fx, procs):
+    with fixture(bootstrap, workdir) as (fx, procs):
         watcher = _Watcher(fx)
         watcher.start()
         watcher.ready.wait(30)
@@ -891,12 +794,12 @@ def latency(
         f"({m['count']} events with commands); Kafka p50 {b['p50_ms']:.0f} ms "
         f"p99 {b['p99_ms']:.0f} ms"
     )
-    return {
+    result: dict[str, Any] = {
         "benchmark": "routing_latency",
         "unit": "ms p50",
         "measured": {
             "what": f"event produced -> its command visible (read_committed), "
-            f"{LATENCY_RATE} events/s",
+            f"{LATENCY_RATE} events/s, the routing worker (on the engine)",
             "value": m["p50_ms"],
             "p99_ms": m["p99_ms"],
         },
@@ -920,53 +823,20 @@ def latency(
             "customers": CUSTOMERS,
             "invalid_share": 0.0,
             "load": "open loop, one confluent-kafka producer, linger.ms=0, acks=all",
-            "worker": "1 process, exactly_once, "
-            + (
-                f"fixed commit interval {commit_interval_s} s"
-                if commit_interval_s is not None
-                else "the worker's default commit settings"
-            )
-            + ": commands become visible when the transaction commits",
-            "commit_interval_s": commit_interval_s,
+            "worker": "1 process, the engine worker's default commit settings (a transaction "
+            "committed as soon as nothing is left to handle, at least every 100 ms, batches of "
+            "500), exactly-once: commands become visible when the transaction commits",
         },
         "machine": machine(),
     }
-
-
-def latency_by_commit_interval(bootstrap: str, workdir: Path) -> dict[str, Any]:
-    """:func:`latency` once per interval of ``COMMIT_INTERVALS``; events/s stays the same."""
-    rows = []
-    for interval in COMMIT_INTERVALS:
-        print(f"  commit interval {interval} s:")
-        result = latency(bootstrap, workdir, commit_interval_s=interval)
-        m = result["rates"][0]["measured"]
-        rows.append({"commit_interval_s": interval, "p50_ms": m["p50_ms"], "p99_ms": m["p99_ms"]})
-    shortest = min(rows, key=lambda r: r["commit_interval_s"])
-    default = next((r for r in rows if r["commit_interval_s"] == 2.8), rows[0])
-    return {
-        "benchmark": "routing_latency_commit_interval",
-        "unit": "ms p50",
-        "measured": {
-            "what": f"event produced -> command visible (read_committed), {LATENCY_RATE} "
-            f"events/s, commit interval {shortest['commit_interval_s']} s",
-            "value": shortest["p50_ms"],
-            "p99_ms": shortest["p99_ms"],
-        },
-        "baseline": {
-            "what": f"the same with commit interval {default['commit_interval_s']} s",
-            "value": default["p50_ms"],
-            "p99_ms": default["p99_ms"],
-        },
-        "ratio": shortest["p50_ms"] / default["p50_ms"] if default["p50_ms"] else None,
-        "intervals": rows,
-        "config": {
-            "rate_per_s": LATENCY_RATE,
-            "seconds": LATENCY_SECONDS,
-            "commit_intervals_s": COMMIT_INTERVALS,
-            "worker": "1 process, exactly_once, AIR_EXSTREAM_COMMIT_INTERVAL_S per row",
-        },
-        "machine": machine(),
+    throughput = routing_once(bootstrap, workdir, SCALING_EVENTS).rate
+    print(f"  the worker's throughput: {throughput:.0f} events/s")
+    result["throughput"] = {
+        "what": f"the same worker's events/s, {SCALING_EVENTS} events published while it runs "
+        "(one run)",
+        "value": throughput,
     }
+    return result
 
 
 # ---------------------------------------------------------------------------------- scaling
@@ -975,9 +845,7 @@ def latency_by_commit_interval(bootstrap: str, workdir: Path) -> dict[str, Any]:
 def scaling(bootstrap: str, workdir: Path) -> dict[str, Any]:
     series: list[dict[str, Any]] = []
     for workers in SCALING_WORKERS:
-        run = routing_once(
-            bootstrap, workdir, SCALING_EVENTS, workers, baseline=False, env=ENGINE_ENV
-        )
+        run = routing_once(bootstrap, workdir, SCALING_EVENTS, workers)
         series.append(
             {
                 "workers": workers,
@@ -1031,87 +899,8 @@ def run() -> dict[str, Any]:
     return _with_broker(throughput)[0]
 
 
-def latency_at_cadence(bootstrap: str, workdir: Path) -> dict[str, Any]:
-    """:func:`latency` at ``LATENCY_COMMIT_INTERVAL_S``, with the worker's throughput at that
-    commit cadence: measured here when the interval is not the default (one run of
-    ``BENCH_SCALING_EVENTS`` events), else the throughput benchmark's (``run_all`` fills it)."""
-    result = latency(bootstrap, workdir, commit_interval_s=LATENCY_COMMIT_INTERVAL_S)
-    value = None
-    if LATENCY_COMMIT_INTERVAL_S is not None:
-        env = {
-            "AIR_EXSTREAM_COMMIT_INTERVAL_S": str(LATENCY_COMMIT_INTERVAL_S),
-            "AIR_EXSTREAM_MIN_COMMIT_INTERVAL_S": "0",
-        }
-        value = routing_once(bootstrap, workdir, SCALING_EVENTS, baseline=False, env=env).rate
-        print(f"  throughput at commit interval {LATENCY_COMMIT_INTERVAL_S} s: {value:.0f}")
-    result["throughput_at_cadence"] = {
-        "what": "worker events/s at the latency run's commit interval",
-        "value": value,
-        "commit_interval_s": result["config"]["commit_interval_s"],
-    }
-    return result
-
-
-LIVE_CADENCE = {
-    "AIR_EXSTREAM_MIN_COMMIT_INTERVAL_S": "0.05",
-    "AIR_EXSTREAM_REFERENCE_FETCH_WAIT_MS": "10",
-}
-"""The worker's settings for a live stream: the adaptive commit cadence (a commit 50 ms after the
-last once it is live, every 2.8 s under a backlog) and reference views that see their topics'
-ends every 10 ms (the join's reference check waits for an end observed after the event)."""
-
-
-def latency_live(bootstrap: str, workdir: Path) -> dict[str, Any]:
-    """:func:`latency` with :data:`LIVE_CADENCE` (the Faust worker's commit cadence), and the
-    worker's throughput with the same settings (one run of ``BENCH_SCALING_EVENTS`` events)."""
-    result = latency(bootstrap, workdir, env_extra=LIVE_CADENCE)
-    result["benchmark"] = "routing_latency_live"
-    settings = " ".join(f"{k}={v}" for k, v in LIVE_CADENCE.items())
-    result["measured"]["what"] += f", worker with {settings}"
-    result["config"]["worker"] = f"1 process, exactly_once, {settings}"
-    result["config"]["commit_interval_s"] = None
-    result["config"]["cadence"] = LIVE_CADENCE
-    value = routing_once(bootstrap, workdir, SCALING_EVENTS, baseline=False, env=LIVE_CADENCE).rate
-    print(f"  throughput with the live cadence: {value:.0f} events/s")
-    result["throughput_at_cadence"] = {
-        "what": f"worker events/s with {settings} ({SCALING_EVENTS} events)",
-        "value": value,
-    }
-    return result
-
-
-def latency_engine(bootstrap: str, workdir: Path) -> dict[str, Any]:
-    """:func:`latency` with the routing worker on the project's engine (:data:`ENGINE_ENV`: a
-    transaction committed as soon as nothing is left to handle, at least every 100 ms), and
-    that worker's throughput (one run of ``BENCH_SCALING_EVENTS`` events)."""
-    result = latency(bootstrap, workdir, env_extra=ENGINE_ENV)
-    result["benchmark"] = "routing_latency_engine"
-    result["measured"]["what"] += ", the routing worker on the engine (AIR_EXSTREAM_ENGINE=kafka)"
-    result["config"]["worker"] = "1 process, the engine (AIR_EXSTREAM_ENGINE=kafka), exactly-once"
-    result["config"]["commit_interval_s"] = None
-    value = routing_once(bootstrap, workdir, SCALING_EVENTS, baseline=False, env=ENGINE_ENV).rate
-    print(f"  the engine worker's throughput: {value:.0f} events/s")
-    result["throughput_at_cadence"] = {
-        "what": f"the engine worker's events/s ({SCALING_EVENTS} events)",
-        "value": value,
-    }
-    return result
-
-
-def run_latency_engine() -> dict[str, Any]:
-    return _with_broker(latency_engine)[0]
-
-
-def run_latency_live() -> dict[str, Any]:
-    return _with_broker(latency_live)[0]
-
-
 def run_latency() -> dict[str, Any]:
-    return _with_broker(latency_at_cadence)[0]
-
-
-def run_latency_commit_interval() -> dict[str, Any]:
-    return _with_broker(latency_by_commit_interval)[0]
+    return _with_broker(latency)[0]
 
 
 def run_scaling() -> dict[str, Any]:
@@ -1124,11 +913,7 @@ def run_backlog() -> dict[str, Any]:
 
 def run_all() -> list[dict[str, Any]]:
     """Throughput, backlog, latency and scaling on one broker."""
-    results = _with_broker(
-        throughput, backlog, latency_at_cadence, latency_live, scaling, latency_engine
-    )
-    # the backlog runs the engine worker (the default) as the throughput's measured value; the
-    # fixed-cadence and live latency runs the Faust worker (their commit settings are its)
+    results = _with_broker(throughput, backlog, latency, scaling)
     backlog_result, preferences_first = results[1], results[0]["measured"]["value"]
     backlog_result["preferences_first"] = {
         "what": "the routing benchmark's worker, preferences loaded before the events",
@@ -1137,8 +922,4 @@ def run_all() -> list[dict[str, Any]]:
         if preferences_first
         else None,
     }
-    cadence = results[2]["throughput_at_cadence"]
-    if cadence["value"] is None:  # the default interval: the throughput benchmark's cadence
-        cadence["value"] = results[0]["faust_worker"]["value"]
-        cadence["source"] = "the routing benchmark (same default commit interval)"
     return results

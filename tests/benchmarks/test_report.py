@@ -106,14 +106,16 @@ def test_render_without_results_writes_an_empty_table(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.png"))
 
 
-def test_the_framework_ceiling_is_described_under_the_table() -> None:
-    with_framework = {
-        **ROUTING,
-        "framework_ceiling": {"what": "faust passthrough", "value": 2400.0, "ratio": 0.351},
-    }
-    text = report.markdown([with_framework, SCALING], [])
-    assert "Framework ceiling = faust passthrough: 2,400 events/s, ratio 0.35." in text
-    assert text.count("Framework ceiling") == 1
+def test_results_of_retired_benchmarks_are_not_loaded(tmp_path: Path) -> None:
+    for name in ("routing", *sorted(report.RETIRED)):
+        (tmp_path / f"{name}.json").write_bytes(orjson.dumps({**ROUTING, "benchmark": name}))
+    assert [r["benchmark"] for r in report.load(tmp_path)] == ["routing"]
+
+
+def test_only_the_known_comparisons_are_described_under_the_table() -> None:
+    old = {**ROUTING, "faust_worker": {"what": "faust worker", "value": 2400.0, "ratio": 0.35}}
+    text = report.markdown([old], [])
+    assert "faust" not in text.lower()
 
 
 def test_a_goal_shows_its_target_and_whether_it_is_met() -> None:
