@@ -182,43 +182,32 @@ def rocksdb_worker(bootstrap: str, prefix: str, app_id: str, workdir: Path) -> W
 
 
 def tables_dir(worker: WorkerProcess) -> Path:
-    """Where the Faust worker kept ``worker``'s table files (``<data_dir>/<app_id>/v1/tables``).
-    Kept only for tests/faults/test_state_recovery.py until it is rewritten for the engine."""
-    return Path(worker.env["AIR_EXSTREAM_DATA_DIR"]) / worker.app_id / "v1" / "tables"
-
-
-FAUST_OFFSET_KEY = b"__faust\x00offset__"
-"""The key under which faust's rocksdb store recorded its changelog offset (a checkpoint)."""
+    """Where ``worker`` keeps its rocksdb table files: ``<data_dir>/<app_id>/tables``
+    (``WorkerSettings.tables_dir``)."""
+    return Path(worker.env["AIR_EXSTREAM_DATA_DIR"]) / worker.app_id / "tables"
 
 
 @dataclass(frozen=True, slots=True)
 class StoreContents:
     records: dict[bytes, bytes]
-    checkpoints: dict[int, int]
-    """Partition -> changelog offset the files are complete up to (faust's persisted offset)."""
 
 
 def read_store(tables: Path, table: str = "preferences") -> StoreContents:
-    """Every record of a stopped Faust worker's rocksdb ``table`` (all partitions), read-only.
-    Kept only for tests/faults/test_state_recovery.py until it is rewritten for the engine."""
+    """Every record of a stopped worker's rocksdb ``table`` (its ``<table>-<partition>.db``
+    files, raw mode), read-only. The engine writes them without a write-ahead log: after a
+    SIGKILL they may miss what was not flushed (the next assignment replays the changelog)."""
     from rocksdict import AccessType, Options, Rdict  # only this reader needs rocksdict
 
     records: dict[bytes, bytes] = {}
-    checkpoints: dict[int, int] = {}
     for path in sorted(tables.glob(f"{table}-*.db")):
-        partition = int(path.name[len(table) + 1 : -len(".db")])
         db = Rdict(str(path), options=Options(raw_mode=True), access_type=AccessType.read_only())
         try:
             for key, value in db.items():
-                if not isinstance(key, bytes) or not isinstance(value, bytes):
-                    continue  # raw mode stores bytes only
-                if key == FAUST_OFFSET_KEY:
-                    checkpoints[partition] = int(value)
-                else:
+                if isinstance(key, bytes) and isinstance(value, bytes):  # raw mode: bytes only
                     records[key] = value
         finally:
             db.close()
-    return StoreContents(records, checkpoints)
+    return StoreContents(records)
 
 
 def wait_group_empty(bootstrap: str, group: str, timeout_s: float = 60.0) -> None:
