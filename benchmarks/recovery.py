@@ -81,11 +81,6 @@ RESTORED = re.compile(
 )
 _STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
 
-CHECKPOINT_INTERVAL_S = 5.0
-"""Kept only for tests/faults/test_state_recovery.py (the Faust worker's rocksdb checkpoints,
-which the engine does not have) until that test is rewritten for the engine."""
-
-
 # ------------------------------------------------------------------ a worker's recovery
 
 
@@ -171,43 +166,6 @@ def store_worker(
         {"AIR_EXSTREAM_STORE": store, "AIR_EXSTREAM_SESSION_TIMEOUT_S": SESSION_TIMEOUT_S}
     )
     return worker
-
-
-def rocksdb_worker(bootstrap: str, prefix: str, app_id: str, workdir: Path) -> WorkerProcess:
-    """A worker whose tables are in rocksdb under ``workdir`` (``AIR_EXSTREAM_STORE=rocksdb://``)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    worker = WorkerProcess(bootstrap, prefix, app_id, workdir)
-    worker.env["AIR_EXSTREAM_STORE"] = "rocksdb://"
-    return worker
-
-
-def tables_dir(worker: WorkerProcess) -> Path:
-    """Where ``worker`` keeps its rocksdb table files: ``<data_dir>/<app_id>/tables``
-    (``WorkerSettings.tables_dir``)."""
-    return Path(worker.env["AIR_EXSTREAM_DATA_DIR"]) / worker.app_id / "tables"
-
-
-@dataclass(frozen=True, slots=True)
-class StoreContents:
-    records: dict[bytes, bytes]
-
-
-def read_store(tables: Path, table: str = "preferences") -> StoreContents:
-    """Every record of a stopped worker's rocksdb ``table`` (its ``<table>-<partition>.db``
-    files, raw mode), read-only. The engine writes them without a write-ahead log: after a
-    SIGKILL they may miss what was not flushed (the next assignment replays the changelog)."""
-    from rocksdict import AccessType, Options, Rdict  # only this reader needs rocksdict
-
-    records: dict[bytes, bytes] = {}
-    for path in sorted(tables.glob(f"{table}-*.db")):
-        db = Rdict(str(path), options=Options(raw_mode=True), access_type=AccessType.read_only())
-        try:
-            for key, value in db.items():
-                if isinstance(key, bytes) and isinstance(value, bytes):  # raw mode: bytes only
-                    records[key] = value
-        finally:
-            db.close()
-    return StoreContents(records)
 
 
 def wait_group_empty(bootstrap: str, group: str, timeout_s: float = 60.0) -> None:
