@@ -1,14 +1,11 @@
-"""The events agents wait here until an event may be joined (:mod:`streams.routing.alignment`).
+"""An event (or a document request) waits here until the rules and templates published before it
+are in the worker's views (:mod:`streams.routing.alignment`).
 
-Waiting is not polling: the preferences agent and the reference views call
-:meth:`ProgressSignal.notify` whenever they applied something, and a waiting event re-checks then
-(and at the latest every ``recheck_s``, since end offsets and idleness change without a record
-being applied). The wait is bounded by ``max_wait_s``; when it runs out the event goes anyway
-(deciding it late is worse than deciding it with what is there), the partition is marked stalled
-so the next events of that partition do not wait again, and the give-up is logged and counted.
-
-Nothing here holds the worker's commit lock: the preferences agent runs, and commits go on,
-while an event waits.
+Waiting is not polling: the reference views call :meth:`ProgressSignal.notify` whenever they
+applied something or observed their topic's ends, and a waiting event re-checks then (and at the
+latest every ``recheck_s``). The wait is bounded by ``max_wait_s``; when it runs out the event goes
+anyway (deciding it late is worse than deciding it with what is there), and the give-up is logged
+and counted.
 """
 
 from __future__ import annotations
@@ -116,8 +113,8 @@ class JoinGate:
                 on_give_up()
                 log.warning(
                     "join alignment: gave up after %.1f s waiting for %s; deciding the event "
-                    "with the state there is (raise AIR_EXSTREAM_ALIGNMENT_MAX_WAIT_S if the "
-                    "preferences backlog takes longer to load)",
+                    "with the state there is (is the rules or templates view able to read "
+                    "its topic?)",
                     waited,
                     what,
                 )

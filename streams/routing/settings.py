@@ -70,11 +70,13 @@ class WorkerSettings(BaseSettings):
     even when a later change was applied first (:mod:`streams.routing.preference_versions`)."""
     preference_max_versions: int = 16
     """At most this many versions per customer are kept."""
-    alignment_max_wait_s: float = 300.0
+    alignment_max_wait_s: float = 30.0
     """How long an event may wait for the rules and templates published before it to be applied
     by the worker's views (:mod:`streams.routing.alignment`; the preferences come in timestamp
     order through the engine and need no wait). When the wait runs out the event is decided
-    with the state there is, and the give-up is logged and counted."""
+    with the state there is, and the give-up is logged and counted. At most 30 s is used: the
+    engine's loop waits with the event (nothing is consumed meanwhile), which must stay far
+    below the consumer's ``max.poll.interval.ms``."""
     reference_fetch_wait_ms: int = 100
     """How long the rules and templates views' consumers wait in one fetch of a quiet topic: how
     stale their end offset may be, and so how long a live event may wait to make sure that no
