@@ -37,6 +37,9 @@ class EngineConfig:
     partition) under it (:mod:`streams.engine.rocksdb`), for tables larger than memory. Still
     restored from the changelogs on every assignment (the files are not trusted across
     assignments); one directory per process (an open database is locked)."""
+    changelog_replication_factor: int = -1
+    """Replication of the changelog topics the engine creates (-1: the broker's
+    ``default.replication.factor``); an existing changelog is left as it is."""
 
 
 def producer_config(config: EngineConfig) -> dict[str, Any]:

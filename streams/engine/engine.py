@@ -240,7 +240,11 @@ class Engine:
             raise EngineError("no input registered")
         config = self.config
         await asyncio.to_thread(
-            create_changelogs, config.kafka, self._stores, timeout_s=config.restore_timeout_s
+            create_changelogs,
+            config.kafka,
+            self._stores,
+            timeout_s=config.restore_timeout_s,
+            replication_factor=config.changelog_replication_factor,
         )
         self._producer = Producer(producer_config(config))
         # a new cluster's transaction coordinator may be loading for a while: tried as long as

@@ -60,11 +60,16 @@ def _ready(found: Any, partitions: int) -> bool:
 
 
 def create_changelogs(
-    kafka: Mapping[str, str], stores: Sequence[MemoryStore], *, timeout_s: float = 30.0
+    kafka: Mapping[str, str],
+    stores: Sequence[MemoryStore],
+    *,
+    timeout_s: float = 30.0,
+    replication_factor: int = -1,
 ) -> None:
     """Create the stores' changelog topics that do not exist yet and wait (up to
     ``timeout_s``) until each partition of them has a leader in the metadata; a changelog with
-    fewer partitions than its store is an error."""
+    fewer partitions than its store is an error. ``replication_factor`` -1: the broker's
+    default."""
     if not stores:
         return
     deadline = time.monotonic() + timeout_s
@@ -83,7 +88,7 @@ def create_changelogs(
         NewTopic(
             store.changelog_topic,
             num_partitions=store.partition_count,
-            replication_factor=-1,
+            replication_factor=replication_factor,
             config={"cleanup.policy": "compact"},
         )
         for store in stores

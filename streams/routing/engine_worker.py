@@ -422,6 +422,7 @@ def engine_config(kafka: KafkaSettings, worker: WorkerSettings, instance_id: str
         instance_id=instance_id,
         transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
         state_dir=worker.tables_dir if worker.on_disk else None,
+        changelog_replication_factor=worker.replication_factor,
     )
 
 

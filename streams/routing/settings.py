@@ -29,8 +29,10 @@ class WorkerSettings(BaseSettings):
     """Always ``exactly_once``; anything else is refused at start."""
     partitions: int = 6
     """Partition count of the customer-keyed topics (the co-partitioning unit)."""
-    replication_factor: int = 1
-    """Replication of the worker's own changelog topics."""
+    replication_factor: int = -1
+    """Replication of the changelog topics the worker creates (-1: the broker's
+    ``default.replication.factor``; production: 3, as the topology's topics). A changelog that
+    exists already keeps its replication."""
     data_dir: str = "build/worker-data"
     """Where the worker keeps local state (its instance id, rocksdb files): in
     ``<data_dir>/<app_id>`` (:attr:`state_dir`). Two workers on one machine need different data

@@ -763,3 +763,22 @@ async def test_stores_on_disk_are_restored_written_and_closed_with_their_values(
         assert dict(db.items()) == {b"restored": b"yes", b"last": b"19"}
     finally:
         db.close()
+
+
+def test_changelogs_are_created_with_the_replication_asked_for(kafka: KafkaCluster) -> None:
+    """On the one-node test broker: a factor of 1 creates the changelog, a factor of 2 reaches
+    the broker and is refused there (so the setting is not left to the broker's default)."""
+    from confluent_kafka.admin import AdminClient
+
+    from streams.engine.errors import EngineError
+    from streams.engine.stores import MemoryStore
+    from streams.engine.topics import create_changelogs
+
+    conf = {"bootstrap.servers": kafka.bootstrap_servers}
+    one = MemoryStore("s", changelog_topic=unique("changelog-rf1"), partitions=2)
+    create_changelogs(conf, [one], replication_factor=1)
+    meta = AdminClient(conf).list_topics(timeout=10).topics[one.changelog_topic]
+    assert {len(p.replicas) for p in meta.partitions.values()} == {1}
+    two = MemoryStore("s", changelog_topic=unique("changelog-rf2"), partitions=2)
+    with pytest.raises(EngineError, match=r"(?i)replication"):
+        create_changelogs(conf, [two], replication_factor=2)

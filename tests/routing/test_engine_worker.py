@@ -307,3 +307,6 @@ def test_the_tables_go_on_disk_under_the_state_dir_only_with_the_rocksdb_store(
         kafka, WorkerSettings(data_dir=str(tmp_path), app_id="r", store="rocksdb://"), "slot-1"
     )
     assert on_disk.state_dir == tmp_path / "r" / "tables"
+    assert in_memory.changelog_replication_factor == -1  # the broker's default
+    replicated = WorkerSettings(data_dir=str(tmp_path), replication_factor=3)
+    assert engine_config(kafka, replicated, "s").changelog_replication_factor == 3
