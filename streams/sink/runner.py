@@ -43,7 +43,7 @@ from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -64,6 +64,9 @@ from streams.sink.policy import AdaptiveLimit, CircuitBreaker, backoff_s
 from topology import names
 
 log = logging.getLogger(__name__)
+
+RECOVER_RETRY_PAUSE_S = 1.0
+"""The pause before reading the intended batches again after a Kafka error."""
 
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 
@@ -271,6 +274,19 @@ class Sink:
                     attempt,
                     tries,
                 )
+            except KafkaError as exc:
+                # e.g. no metadata yet from a broker that was just unreachable: reading is
+                # read-only, so it is tried again like a hung read
+                if attempt == tries:
+                    raise
+                log.warning(
+                    "sink: reading the intended batches failed (try %d of %d), again in %.0f s: %s",
+                    attempt,
+                    tries,
+                    RECOVER_RETRY_PAUSE_S,
+                    exc,
+                )
+                await asyncio.sleep(RECOVER_RETRY_PAUSE_S)
         for p in partitions:
             self._batchers[p] = Batcher(self.settings.batch_size, recovered.get(p, []))
             self.metrics.inc("batches_recovered", len(recovered.get(p, [])))

@@ -9,7 +9,9 @@ import logging
 from typing import Any
 
 import pytest
+from aiokafka.errors import KafkaError
 
+from streams.sink import runner
 from streams.sink.batching import Range
 from streams.sink.runner import Sink, SinkSettings
 
@@ -22,11 +24,13 @@ class _Consumer:
 
 
 class _Intents:
-    """Hangs on the first ``hangs`` loads, then answers ``ranges``."""
+    """Hangs on the first ``hangs`` loads (or fails with a Kafka error, ``fails``), then answers
+    ``ranges``."""
 
-    def __init__(self, hangs: int, ranges: dict[int, list[Range]]) -> None:
+    def __init__(self, hangs: int, ranges: dict[int, list[Range]], fails: bool = False) -> None:
         self.hangs = hangs
         self.ranges = ranges
+        self.fails = fails
         self.calls: list[dict[int, int]] = []
 
     async def load(
@@ -34,6 +38,8 @@ class _Intents:
     ) -> dict[int, list[Range]]:
         self.calls.append(dict(committed))
         if len(self.calls) <= self.hangs:
+            if self.fails:
+                raise KafkaError("Unable to get cluster metadata over all known brokers")
             await asyncio.Event().wait()
         return self.ranges
 
@@ -71,3 +77,20 @@ async def test_three_hung_reads_stop_the_recovery() -> None:
         await sink.recover({0})
     assert len(intents.calls) == 3
     assert "recovering or unassigned" in sink.progress()
+
+
+async def test_a_kafka_error_while_reading_the_intents_is_tried_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A broker just back (no metadata yet) made the read fail at once: tried again after a
+    pause, never more than three times."""
+    monkeypatch.setattr(runner, "RECOVER_RETRY_PAUSE_S", 0.0)
+    intents = _Intents(hangs=2, ranges={0: [Range(7, 9)]}, fails=True)
+    sink = _sink(intents)
+    await sink.recover({0})
+    assert len(intents.calls) == 3
+    assert sink.metrics["batches_recovered"] == 1
+    failing = _Intents(hangs=3, ranges={}, fails=True)
+    with pytest.raises(KafkaError):
+        await _sink(failing).recover({0})
+    assert len(failing.calls) == 3
