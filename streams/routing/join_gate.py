@@ -48,15 +48,13 @@ class GateCounters:
     """Seconds spent waiting, summed."""
     gave_up: int = 0
     """Waits that ran out (``alignment_max_wait_s``): those events were decided anyway."""
-    stale_skipped: int = 0
-    """Events left unprocessed because a rebalance came while they waited (read again)."""
     by_verdict: dict[str, int] | None = None
 
     def line(self) -> str:
         verdicts = " ".join(f"{k}={v}" for k, v in sorted((self.by_verdict or {}).items()))
         return (
             f"waited={self.waited} wait_s={self.wait_s:.1f} gave_up={self.gave_up} "
-            f"stale_skipped={self.stale_skipped} verdicts[{verdicts}]"
+            f"verdicts[{verdicts}]"
         )
 
 

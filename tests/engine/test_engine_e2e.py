@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from rocksdict import AccessType, Rdict
+from rocksdict import Rdict
 
 from streams.engine.api import Record
 from streams.engine.engine import Engine, EngineConfig
@@ -37,6 +37,7 @@ from streams.engine.errors import HandlerFailed, NotInTransaction
 from streams.engine.rocksdb import rocksdb_options
 from streams.routing.partitioning import murmur2_partition
 from tests.conftest import KafkaCluster, consume, unique
+from tests.engine.rocksdb_files import read_closed
 
 pytestmark = pytest.mark.e2e
 
@@ -758,11 +759,7 @@ async def test_stores_on_disk_are_restored_written_and_closed_with_their_values(
     while last[-1:] != [b"19"] and time.monotonic() < deadline:
         last += [m.value() for m in consume(changes, 1, 1.0) if m.key() == b"last"]
     assert last[-1:] == [b"19"]
-    db = Rdict(str(state_dir / "s-0.db"), rocksdb_options(), access_type=AccessType.read_only())
-    try:
-        assert dict(db.items()) == {b"restored": b"yes", b"last": b"19"}
-    finally:
-        db.close()
+    assert read_closed(state_dir / "s-0.db") == {b"restored": b"yes", b"last": b"19"}
 
 
 def test_changelogs_are_created_with_the_replication_asked_for(kafka: KafkaCluster) -> None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from rocksdict import AccessType, Rdict
+from rocksdict import Rdict
 
 from streams.engine.rocksdb import RocksDBStates, rocksdb_options
 from streams.engine.stores import MemoryStore
+from tests.engine.rocksdb_files import read_closed
 
 pytestmark = pytest.mark.component
 
@@ -25,15 +26,6 @@ def _store(directory: Path) -> MemoryStore:
     )
 
 
-def _on_disk(path: Path) -> dict[bytes, bytes]:
-    """The values in a closed database, read by a read-only reader of its own."""
-    db = Rdict(str(path), rocksdb_options(), access_type=AccessType.read_only())
-    try:
-        return dict(db.items())
-    finally:
-        db.close()
-
-
 def test_one_database_per_partition_whose_values_survive_close(tmp_path: Path) -> None:
     store = _store(tmp_path / "state")
     store.load(0, ())
@@ -45,8 +37,8 @@ def test_one_database_per_partition_whose_values_survive_close(tmp_path: Path) -
     store.close()
     assert store.partitions() == frozenset()
     assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["counts-0.db", "counts-1.db"]
-    assert _on_disk(tmp_path / "state" / "counts-0.db") == {b"a": b"2"}
-    assert _on_disk(tmp_path / "state" / "counts-1.db") == {b"c": b"1"}
+    assert read_closed(tmp_path / "state" / "counts-0.db") == {b"a": b"2"}
+    assert read_closed(tmp_path / "state" / "counts-1.db") == {b"c": b"1"}
 
 
 def test_a_dropped_partition_is_closed_with_its_values_and_wiped_when_loaded_again(
@@ -57,14 +49,14 @@ def test_a_dropped_partition_is_closed_with_its_values_and_wiped_when_loaded_aga
     store.load(0, [(b"old", b"1")])
     store.load(1, [(b"other", b"1")])
     store.drop([0])
-    assert _on_disk(path) == {b"old": b"1"}  # closed (a reader may open it), kept
+    assert read_closed(path) == {b"old": b"1"}  # closed (a reader may open it), kept
     store.load(0, ())  # assigned again: replayed from the changelog into an empty database
     store.load(0, [(b"new", b"1")])
     store.load(0, [(b"newer", b"1")])  # a later batch of the same restore: nothing wiped
     assert dict(store.items(0)) == {b"new": b"1", b"newer": b"1"}
     assert dict(store.items(1)) == {b"other": b"1"}  # another partition untouched
     store.close()
-    assert _on_disk(path) == {b"new": b"1", b"newer": b"1"}
+    assert read_closed(path) == {b"new": b"1", b"newer": b"1"}
 
 
 def test_files_left_by_an_earlier_process_are_wiped_on_the_first_load(tmp_path: Path) -> None:

@@ -23,13 +23,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
-from rocksdict import AccessType, Rdict
 
 from benchmarks.recovery import wait_group_empty
 from streams.codec import codec_for
 from streams.demo.processes import WorkerProcess, wait_consumed
 from streams.domain.records import AccountEvent, BusinessEvent, CompositionCommand, Preference
-from streams.engine.rocksdb import rocksdb_options
 from streams.routing.preference_versions import latest_value
 from streams.routing.settings import WorkerSettings
 from streams.simulator.generator import Dataset, Scenario, SimEvent, generate
@@ -38,6 +36,7 @@ from streams.topic_reader import read_topic
 from tests.conftest import KafkaCluster
 from tests.e2e.helpers import assert_commands_match, changed_preference
 from tests.e2e.reference import Expected, expected_outcome
+from tests.engine.rocksdb_files import read_closed
 from tests.exstream.templates import publish_synced_templates
 from topology import names
 from topology.apply import apply_topology
@@ -112,11 +111,7 @@ def _read_table(tables: Path, table: str = "preferences") -> dict[bytes, bytes]:
     paths = sorted(tables.glob(f"{table}-*.db"))
     assert paths, f"no {table} files under {tables}"
     for path in paths:
-        db = Rdict(str(path), rocksdb_options(), access_type=AccessType.read_only())
-        try:
-            records.update(db.items())
-        finally:
-            db.close()
+        records.update(read_closed(path))
     return records
 
 
