@@ -411,15 +411,19 @@ class Engine:
         return handled
 
     async def _handle_one_batch(self) -> int:
+        # once per record handed over: the names it needs are looked up once per batch
+        parts, inputs, due = self._parts, self._inputs, self._policy.due
+        positions, next_offsets = self._txn_positions, parts.next_offsets
+        monotonic = time.monotonic
         handled = 0
-        opened = time.monotonic()
+        opened = now = monotonic()
         while True:
-            record = self._parts.take_next(int(time.monotonic() * 1000))
+            record = parts.take_next(int(now * 1000))
             if record is None:
                 return handled
             self._active = True
             try:
-                await self._inputs[record.topic](record)
+                await inputs[record.topic](record)
             except Exception as exc:
                 # the type only: an exception's text may quote the record (personal data)
                 raise HandlerFailed(
@@ -428,11 +432,11 @@ class Engine:
                 ) from exc
             finally:
                 self._active = False
-            self._txn_positions[(record.topic, record.partition)] = record.offset + 1
-            self._parts.handled(record)
+            tp, position = (record.topic, record.partition), record.offset + 1
+            positions[tp] = next_offsets[tp] = position  # InputPartitions.handled, inlined
             handled += 1
-            open_ms = (time.monotonic() - opened) * 1000
-            if self._policy.due(handled=handled, open_ms=open_ms, nothing_left=False):
+            now = monotonic()
+            if due(handled=handled, open_ms=(now - opened) * 1000, nothing_left=False):
                 return handled
 
     async def _run_due_timers(self) -> int:
@@ -504,10 +508,23 @@ class Engine:
         except KafkaException as exc:
             raise EngineError(f"beginning a transaction: {exc}") from exc
         self._txn_open = True
+        produce = self._producer.produce
         for topic, value, key, partition, headers in sends:
-            self._produce(topic, value, key=key, partition=partition, headers=headers)
+            try:  # the usual case, without a call of _produce per record
+                produce(
+                    topic,
+                    value=value,
+                    key=key,
+                    partition=-1 if partition is None else partition,
+                    headers=list(headers) if headers else None,
+                )
+            except (BufferError, KafkaException):
+                self._produce(topic, value, key=key, partition=partition, headers=headers)
         for topic, partition, key, value in changes:
-            self._produce(topic, value, key=key, partition=partition)
+            try:
+                produce(topic, value=value, key=key, partition=partition)
+            except (BufferError, KafkaException):
+                self._produce(topic, value, key=key, partition=partition)
         offsets = [TopicPartition(t, p, o) for (t, p), o in self._txn_positions.items()]
         self._txn_positions = {}
         self._committing = asyncio.get_running_loop().create_task(self._commit(offsets, started))

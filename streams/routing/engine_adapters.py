@@ -57,30 +57,35 @@ class HandledRecord:
         self.record: Record | None = None
 
     def wrap(
-        self, handler: Callable[[Record], Awaitable[None]]
+        self,
+        handler: Callable[[Record], Awaitable[None]],
+        *,
+        record_in: Callable[[str], None] | None = None,
     ) -> Callable[[Record], Awaitable[None]]:
-        """``handler`` with this holder set to its record while it runs."""
+        """``handler`` with this holder set to its record while it runs; with ``record_in``,
+        each record it handled is counted by topic (``records_in_total``; not one whose
+        handler raised). One wrapper: it runs once per record handed over."""
+        if record_in is None:
 
-        async def handle(record: Record) -> None:
+            async def handle(record: Record) -> None:
+                self.record = record
+                try:
+                    await handler(record)
+                finally:
+                    self.record = None
+
+            return handle
+        count = record_in
+
+        async def handle_counted(record: Record) -> None:
             self.record = record
             try:
                 await handler(record)
             finally:
                 self.record = None
+            count(record.topic)
 
-        return handle
-
-
-def counted(
-    handler: Callable[[Record], Awaitable[None]], record_in: Callable[[str], None]
-) -> Callable[[Record], Awaitable[None]]:
-    """``handler`` counting each record it handled by topic (``records_in_total``)."""
-
-    async def handle(record: Record) -> None:
-        await handler(record)
-        record_in(record.topic)
-
-    return handle
+        return handle_counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,8 +315,25 @@ class ReferenceAdmission:
             verdict, what=f"the templates published before {record.topic}/{record.partition}"
         )
 
+    def proven_covered(self, cutoff_ms: int) -> bool:
+        """Both views proved every record published before ``cutoff_ms`` applied (for good:
+        see ``_proven``), so an event with that cutoff goes without reading their states."""
+        proven = self._proven
+        rules = proven.get(id(self.rules))
+        templates = proven.get(id(self.templates))
+        return (
+            rules is not None
+            and templates is not None
+            and cutoff_ms <= rules
+            and cutoff_ms <= templates
+        )
+
     async def await_reference(self, record: InputRecord) -> None:
         timestamp, arrived = timestamp_ms(record), self.now_ms()
+        if self.proven_covered(min(timestamp, arrived)):
+            # what :meth:`verdict` would say at once: counted as the gate counts a pass
+            self.gate.passed(Verdict.CAUGHT_UP)
+            return
         await self.gate.admit(
             lambda: self.verdict(timestamp, arrived),
             what=f"the rules and templates published before {record.topic}/{record.partition}",

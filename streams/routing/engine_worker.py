@@ -56,7 +56,6 @@ from streams.routing.engine_adapters import (
     ReferenceAdmission,
     StoreGuard,
     StoreTable,
-    counted,
 )
 from streams.routing.handlers.audit import AuditChains, AuditWriter
 from streams.routing.handlers.decode import key_mismatch
@@ -317,7 +316,7 @@ def install(
         return handle
 
     def wrap(handler: Callable[[Record], Awaitable[None]]) -> Callable[[Record], Awaitable[None]]:
-        return current.wrap(counted(handler, metrics.record_in))
+        return current.wrap(handler, record_in=metrics.record_in)
 
     engine.input(name(names.PREFERENCES), wrap(preferences.handle))
     for logical, decode in (

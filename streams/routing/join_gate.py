@@ -97,7 +97,7 @@ class JoinGate:
         the event's partition in the log line (never its content)."""
         verdict = check()
         if verdict.may_go:
-            self._count(verdict)
+            self.passed(verdict)
             return Admission(verdict, 0.0, gave_up=False, interrupted=False)
         started = self._clock()
         deadline = started + self.max_wait_s
@@ -116,7 +116,7 @@ class JoinGate:
                     waited,
                     what,
                 )
-                self._count(verdict)
+                self.passed(verdict)
                 return Admission(verdict, waited, gave_up=True, interrupted=False)
             await self.signal.wait(min(remaining, self.recheck_s))
             if interrupted():
@@ -127,10 +127,12 @@ class JoinGate:
             if verdict.may_go:
                 waited = self._clock() - started
                 self.counters.wait_s += waited
-                self._count(verdict)
+                self.passed(verdict)
                 return Admission(verdict, waited, gave_up=False, interrupted=False)
 
-    def _count(self, verdict: Verdict) -> None:
+    def passed(self, verdict: Verdict) -> None:
+        """Count an event let go with ``verdict`` (by :meth:`admit`, or by a caller that
+        knew the verdict without asking: it went without waiting)."""
         if self.counters.by_verdict is None:
             self.counters.by_verdict = {}
         self.counters.by_verdict[verdict.value] = self.counters.by_verdict.get(verdict.value, 0) + 1

@@ -104,15 +104,28 @@ class AuditChains:
         self._encode = encode
         self._counters = counters
         self._checkpoints = checkpoints
+        self._written: dict[bytes, tuple[bytes, ChainHead]] = {}
+        """Per head key: the value last put and the head it encodes. The table handing back
+        that very object means the head is unchanged since: not decoded again (any other
+        value, e.g. one restored or read from disk, is decoded)."""
+
+    def _head(self, head_at: bytes) -> ChainHead:
+        raw = self._heads.get(head_at)
+        written = self._written.get(head_at)
+        if written is not None and raw is written[0]:
+            return written[1]
+        return decode_head(raw)
 
     async def append(self, record: InputRecord, key: bytes, audit: AuditRecord) -> None:
         """Append ``audit`` to the chain of audit partition ``record.partition`` while
         ``record`` is handled (its transaction holds the chained record and the new head)."""
         partition = record.partition
         head_at = head_key(partition)
-        chained, head = append(decode_head(self._heads.get(head_at)), audit)
+        chained, head = append(self._head(head_at), audit)
         await self._audit.send(key, self._encode(chained), partition)
-        await self._heads.put(record, head_at, encode_head(head))
+        value = encode_head(head)
+        await self._heads.put(record, head_at, value)
+        self._written[head_at] = (value, head)
         self._counters.audit_written += 1
         if self._checkpoints is not None:
             await self._checkpoints.after_append(partition, head)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 from typing import TypeVar
 
-from streams.codec import CodecError
+from streams.codec import CodecError, RegistryUnavailable
 from streams.routing.decoding import decode_in_worker
 from streams.routing.handlers.ports import DeadLetter, Decode, InputRecord
 
@@ -24,7 +24,12 @@ async def decode_or_dead_letter(
     the record's transaction aborted; the record is never dead-lettered for it.
     """
     try:
-        return await decode_in_worker(partial(decode, record.value, record.headers), wait_s=wait_s)
+        try:
+            return decode(record.value, record.headers)  # the usual case: nothing to wait for
+        except RegistryUnavailable:
+            return await decode_in_worker(
+                partial(decode, record.value, record.headers), wait_s=wait_s
+            )
     except CodecError as exc:
         await dead_letter(record, exc.code, str(exc))
         return None

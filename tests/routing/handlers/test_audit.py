@@ -142,6 +142,22 @@ async def test_a_chain_continues_from_a_head_an_earlier_owner_stored() -> None:
     assert (chained.seq, chained.prev_hash) == (42, earlier.hash)
 
 
+async def test_a_head_replaced_in_the_table_is_read_again_not_the_one_last_written() -> None:
+    world = World()
+    await world.chains.append(intake(None), b"k", audit(1))
+    # e.g. the partition restored from its changelog: another value than the one written
+    restored = ChainHead(seq=41, hash="cd" * 32)
+    world.heads.data[head_key(2)] = encode_head(restored)
+    await world.chains.append(intake(None, offset=8), b"k", audit(2))
+    await world.chains.append(intake(None, offset=9), b"k", audit(3))
+    chained = [r for _, _, r in world.topic.sent]
+    assert [(r.seq, r.prev_hash) for r in chained] == [
+        (1, GENESIS),
+        (42, restored.hash),
+        (43, chained[1].hash),
+    ]
+
+
 async def test_the_checkpoint_sees_the_new_head_after_it_is_stored() -> None:
     world = World()
     await world.chains.append(intake(None, partition=5), b"k", audit(1))

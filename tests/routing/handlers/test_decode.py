@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.codec import codec_for
+from streams.codec import RegistryUnavailable, codec_for
 from streams.domain.records import AccountEvent
 from streams.routing.handlers.decode import decode_or_dead_letter, key_mismatch, key_text
 from tests.domain.factories import billing_event
@@ -54,6 +54,25 @@ async def test_a_record_that_does_not_decode_is_dead_lettered_with_the_codec_cod
     [(offset, error_type, reason)] = outputs.of("dead_letter")
     assert (offset, error_type) == (3, code)
     assert reason
+
+
+async def test_a_registry_that_does_not_answer_is_waited_for_not_dead_lettered() -> None:
+    outputs = Outputs()
+    event = billing_event()
+    calls = 0
+
+    def decode(data: bytes | None, headers: object = None) -> AccountEvent:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:  # the first try, and the first try again at once
+            raise RegistryUnavailable("the schema registry did not answer")
+        return codec.decode(data, headers)
+
+    decoded = await decode_or_dead_letter(
+        decode, record(codec.encode(event)), outputs.dead_letter, wait_s=5.0
+    )
+    assert (decoded, calls) == (event, 3)
+    assert outputs.sent == []
 
 
 def test_key_reasons_name_the_key_and_the_fix() -> None:
