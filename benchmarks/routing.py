@@ -12,12 +12,14 @@ passthrough in one Python process (the bytes, key and headers of every input rec
 another topic, ``acks=all``, offsets committed synchronously every ``PASSTHROUGH_COMMIT_EVERY``
 records and at the end: the ceiling), a plain confluent-kafka transactional loop running the same
 decision code and writing every output the worker writes (:mod:`benchmarks.txn_loop`, one
-process: the baseline), and the routing worker (measured). Each rate is taken from the group's
+process: the baseline), and the routing worker (measured); the loop goes before the worker in
+odd repetitions and after it in even ones (the broker warms up over a run, which favours whoever
+goes last). Each rate is taken from the group's
 committed input offsets between 10 % and 100 % of the events (warm-up, group join and the first
 fetch excluded); goal: the worker at >= 0.8 of the loop (issue 14, goal 2). The commands the
 worker and the loop wrote are counted (read_committed) and checked against the decision's count
 on the same dataset without Kafka (``commands``). ``BENCH_REPETITIONS`` repetitions, each on
-fresh topics; medians.
+fresh topics; medians, and the worker / loop ratio of each repetition (``paired_ratios``).
 
 Backlog (``routing_backlog``; part of ``routing``). The same reference data and events, all
 published before a cold worker starts: events/s over the same window, and whether its commands
@@ -355,14 +357,21 @@ def routing_once(bootstrap: str, workdir: Path, events: int, workers: int = 1) -
     return Run(rate, meter.shares(), rebalances, commands)
 
 
-def compared_once(bootstrap: str, workdir: Path, events: int) -> Comparison:
-    """The passthrough, the transactional loop and the worker, one after another, on the same
-    freshly published records (all published before the first starts)."""
+def compared_once(
+    bootstrap: str, workdir: Path, events: int, *, worker_first: bool = False
+) -> Comparison:
+    """The passthrough, then the transactional loop and the worker (``worker_first``: the worker
+    before the loop), one after another, on the same freshly published records (all published
+    before the first starts)."""
     data = dataset(events)
     with fixture(bootstrap, workdir, workers=0, backlog=data) as (fx, _procs):
         ceiling = passthrough(fx, len(data.events))
-        loop, loop_commands, loop_cpu = transactional_loop(fx, len(data.events), workdir)
-        worker, worker_commands, worker_cpu = engine_worker(fx, len(data.events), workdir)
+        if worker_first:
+            worker, worker_commands, worker_cpu = engine_worker(fx, len(data.events), workdir)
+            loop, loop_commands, loop_cpu = transactional_loop(fx, len(data.events), workdir)
+        else:
+            loop, loop_commands, loop_cpu = transactional_loop(fx, len(data.events), workdir)
+            worker, worker_commands, worker_cpu = engine_worker(fx, len(data.events), workdir)
     return Comparison(worker, worker_commands, worker_cpu, loop, loop_commands, loop_cpu, ceiling)
 
 
@@ -501,7 +510,8 @@ LATENCY_GOAL_MS = 250.0
 def throughput(bootstrap: str, workdir: Path) -> dict[str, Any]:
     runs: list[Comparison] = []
     for rep in range(REPETITIONS):
-        run = compared_once(bootstrap, workdir, EVENTS)
+        # the order alternates: the broker warms up over a run, which favours whoever goes last
+        run = compared_once(bootstrap, workdir, EVENTS, worker_first=rep % 2 == 1)
         runs.append(run)
         print(
             f"  routing rep {rep + 1}: worker {run.worker:.0f} events/s ({run.worker_commands} "
@@ -541,6 +551,11 @@ def throughput(bootstrap: str, workdir: Path) -> dict[str, Any]:
             "cores_used_by_loop": [r.loop_cpu.get("processes") for r in runs],
         },
         "ratio": ratio,
+        "paired_ratios": {
+            "what": "worker / loop within each repetition (the two ran back to back)",
+            "runs": [r.worker / r.loop if r.loop else None for r in runs],
+            "median": _median_of_known([r.worker / r.loop if r.loop else None for r in runs]),
+        },
         "goal": {
             "what": f"worker >= {LOOP_GOAL} of the transactional loop (issue 14, goal 2)",
             **goal(LOOP_GOAL, ratio),
@@ -577,8 +592,9 @@ def throughput(bootstrap: str, workdir: Path) -> dict[str, Any]:
             "per batch, linger.ms=5, read_committed",
             "passthrough": f"acks=all, idempotent, linger.ms=5, sync commit every "
             f"{PASSTHROUGH_COMMIT_EVERY} records and at the end, read_committed",
-            "order": "passthrough, transactional loop, worker: one at a time, each in a consumer "
-            "group of its own",
+            "order": "passthrough, then the transactional loop and the worker, the loop first "
+            "in odd repetitions and the worker first in even ones: one at a time, each in a "
+            "consumer group of its own",
             "window": WINDOW,
         },
         "machine": machine(),

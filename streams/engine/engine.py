@@ -15,8 +15,11 @@ transaction calls run in a worker thread while the loop goes on):
    :class:`streams.engine.transactions.CommitPolicy` says. What a batch's handlers send is held
    in memory; when the batch is complete the transaction begins, the held records and the
    stores' changes are produced, the handled positions sent (``send_offsets_to_transaction``)
-   and the commit started; while Kafka acknowledges it the loop handles the next batch from the
-   buffers (its records held until the commit is done). One transaction is in flight at a time.
+   and the commit started (the positions sent and the commit, one call in a worker thread);
+   while Kafka acknowledges it the loop handles the next batch from the buffers (its records
+   held until the commit is done; a batch due before that goes on, up to
+   :data:`_BATCH_CAP_FACTOR` times ``max_batch``, rather than wait). One transaction is in
+   flight at a time.
 
 A handler that raises, or any Kafka error, aborts the open transaction and ends :meth:`run` with
 the error; an Engine runs once (its in-memory state is not trusted after a failure: a batch
@@ -69,6 +72,10 @@ CLOSE_TIMEOUT_S = 30.0
 
 _IDLE_SLEEP_S = 0.005
 """The loop's pause when nothing was fetched, handled or due."""
+
+_BATCH_CAP_FACTOR = 4
+"""A batch due while the commit before it is still in flight goes on, up to this many times
+``max_batch`` records, rather than wait for that commit."""
 
 _CONSUME_ROUNDS = 4
 """``consume`` calls per cycle (each of up to ``max_batch`` records) while they come back full:
@@ -408,6 +415,9 @@ class Engine:
             handled += count
             await self._settle()
             self._start_commit()
+            # the commit task runs up to its worker thread now, not at the end of the next
+            # batch: handlers seldom give the loop a turn
+            await asyncio.sleep(0)
         return handled
 
     async def _handle_one_batch(self) -> int:
@@ -415,6 +425,7 @@ class Engine:
         parts, inputs, due = self._parts, self._inputs, self._policy.due
         positions, next_offsets = self._txn_positions, parts.next_offsets
         monotonic = time.monotonic
+        batch_cap = self._policy.max_batch * _BATCH_CAP_FACTOR
         handled = 0
         opened = now = monotonic()
         while True:
@@ -437,7 +448,11 @@ class Engine:
             handled += 1
             now = monotonic()
             if due(handled=handled, open_ms=(now - opened) * 1000, nothing_left=False):
-                return handled
+                # while the last commit is still in flight the batch goes on (up to a bound)
+                # rather than wait for it: the loop is never idle while records are buffered
+                committing = self._committing
+                if committing is None or committing.done() or handled >= batch_cap:
+                    return handled
 
     async def _run_due_timers(self) -> int:
         ran = 0
@@ -530,15 +545,22 @@ class Engine:
         self._committing = asyncio.get_running_loop().create_task(self._commit(offsets, started))
 
     async def _commit(self, offsets: list[Any], started: float) -> None:
-        """Send the positions and commit the open transaction (in worker threads)."""
-        if offsets:
-            await self._kafka_call(
-                self._producer.send_offsets_to_transaction,
-                offsets,
-                self._consumer.consumer_group_metadata(),
-                self._timeout_s(),
-            )
-        await self._kafka_call(self._producer.commit_transaction, self._timeout_s())
+        """Send the positions and commit the open transaction: both in one call in a worker
+        thread, one guarded block (the commit goes on while the loop handles the next batch
+        without handing control back between the two)."""
+        producer, timeout_s = self._producer, self._timeout_s()
+        metadata = self._consumer.consumer_group_metadata() if offsets else None
+
+        def commit() -> None:
+            if offsets:
+                self._retrying(
+                    producer.send_offsets_to_transaction, offsets, metadata, timeout_s,
+                    retry_s=timeout_s,
+                )  # fmt: skip
+            self._retrying(producer.commit_transaction, timeout_s, retry_s=timeout_s)
+
+        async with self._guard("commit_transaction"):
+            await asyncio.to_thread(commit)
         self._txn_open = False
         for fn in self._on_committed:
             fn(time.monotonic() - started)
@@ -571,24 +593,30 @@ class Engine:
             log.warning("engine %s: abort failed: %s", self.config.app_id, exc)
 
     async def _kafka_call(self, fn: Any, *args: Any, retry_s: float | None = None) -> None:
-        """A blocking transactional call in a worker thread, tried again while librdkafka says
-        the error is retriable (a timeout, a coordinator moving), for ``retry_s`` (default: the
-        transaction timeout); any other error ends the run (the transaction is aborted by the
-        caller)."""
+        """A blocking transactional call in a worker thread, guarded, tried again as
+        :meth:`_retrying` says for ``retry_s`` (default: the transaction timeout)."""
         name = getattr(fn, "__name__", "kafka")
-        deadline = time.monotonic() + (self._timeout_s() if retry_s is None else retry_s)
+        retry = self._timeout_s() if retry_s is None else retry_s
         async with self._guard(name):
-            while True:
-                try:
-                    await asyncio.to_thread(fn, *args)
-                    return
-                except KafkaException as exc:
-                    error = exc.args[0] if exc.args else None
-                    retriable = getattr(error, "retriable", lambda: False)()
-                    if not retriable or time.monotonic() >= deadline:
-                        raise EngineError(f"{name}: {exc}") from exc
-                    log.warning("engine %s: %s: %s; trying again", self.config.app_id, name, exc)
-                    await asyncio.sleep(0.1)
+            await asyncio.to_thread(self._retrying, fn, *args, retry_s=retry)
+
+    def _retrying(self, fn: Any, *args: Any, retry_s: float) -> None:
+        """``fn(*args)`` (blocking: in a worker thread), tried again while librdkafka says the
+        error is retriable (a timeout, a coordinator moving), for ``retry_s``; any other error
+        ends the run (the transaction is aborted by the caller)."""
+        name = getattr(fn, "__name__", "kafka")
+        deadline = time.monotonic() + retry_s
+        while True:
+            try:
+                fn(*args)
+                return
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                retriable = getattr(error, "retriable", lambda: False)()
+                if not retriable or time.monotonic() >= deadline:
+                    raise EngineError(f"{name}: {exc}") from exc
+                log.warning("engine %s: %s: %s; trying again", self.config.app_id, name, exc)
+                time.sleep(0.1)
 
     def _timeout_s(self) -> float:
         return self.config.transaction_timeout_ms / 1000

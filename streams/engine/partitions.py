@@ -144,12 +144,16 @@ class InputPartitions:
                     self._next_group = (self._next_group + i + 1) % count
                     return buffer.popleft()
                 continue
+            # a partition read to its end with nothing buffered has no say: left out (the
+            # choice is the same; a group's quiet inputs cost nothing per record)
             heads = []
+            buffers, at_end = self.buffers, self.at_end
             for tp in group.tps:
-                buffer = self.buffers.get(tp)
-                heads.append(
-                    Head(tp[0], buffer[0].timestamp_ms if buffer else None, tp in self.at_end)
-                )
+                buffer = buffers.get(tp)
+                if buffer:
+                    heads.append(Head(tp[0], buffer[0].timestamp_ms, False))
+                elif tp not in at_end:
+                    heads.append(Head(tp[0], None, False))
             choice = choose_next(
                 heads,
                 now_ms=now_ms,

@@ -375,31 +375,35 @@ async def test_the_next_batch_is_handled_while_the_last_commit_is_in_flight(
 ) -> None:
     total = 3000
     source, sink = _numbered_input(topic_factory, producer_factory, total)
+    commits: list[tuple[float, float]] = []  # the commit calls running: (began, ended)
+
+    @contextlib.asynccontextmanager
+    async def guard(what: str) -> AsyncIterator[None]:
+        began = time.monotonic()  # entered where the call into Kafka begins
+        yield
+        if what == "commit_transaction":
+            commits.append((began, time.monotonic()))
+
     engine = Engine(
         EngineConfig(
             app_id=unique("engine-ahead"), kafka=kafka.client_config(), instance_id="0",
             max_batch=200, commit_interval_ms=10_000,
-        )
+        ),
+        call_guard=guard,
     )  # fmt: skip
     handled_at: list[float] = []
-    commits: list[tuple[float, float]] = []  # (started, ended), monotonic
 
     async def copy(record: Record) -> None:
         handled_at.append(time.monotonic())
         engine.outputs.send(sink, record.value, key=record.key)
 
-    def committed(seconds: float) -> None:
-        ended = time.monotonic()
-        commits.append((ended - seconds, ended))
-
     engine.input(source, copy)
-    engine.on_committed(committed)
     task = await _run_until(engine, lambda: len(handled_at) >= total and len(commits) > 1, 120)
     assert task.exception() is None
 
-    # records were handled while an earlier batch's commit was in flight (a loop that waits
-    # for each commit before handling on has none)
-    ahead = [t for t in handled_at if any(start < t < end for start, end in commits)]
+    # records were handled while an earlier batch's commit call was running (a loop that
+    # starts the commit only when it waits for it has none)
+    ahead = [t for t in handled_at if any(began < t < ended for began, ended in commits)]
     assert ahead, f"{len(commits)} commits, none overlapped by handling"
     assert _visible(consumer_factory, sink, timeout_s=10) == _numbers(total)
 
@@ -554,7 +558,7 @@ async def test_timers_and_partition_callbacks(
     assert [tp.offset for tp in offsets] == [2, 2]
     # every blocking transactional call ran under the guard (a deadline in the worker)
     assert guarded[0] == "init_transactions"
-    assert {"send_offsets_to_transaction", "commit_transaction"} <= set(guarded)
+    assert "commit_transaction" in set(guarded)  # the positions sent and the commit
     # each committed transaction was reported with its duration (the worker's commit metric)
     assert tick_count[0] <= len(committed) <= guarded.count("commit_transaction")
     assert all(seconds >= 0 for seconds in committed)
