@@ -300,6 +300,12 @@ def load_decider(bootstrap: str, topology: Topology, output_prefix: str) -> Deci
     preferences: list[Preference] = decoded(names.PREFERENCES, Preference)
     rules: list[CommRule] = decoded(names.COMM_RULES, CommRule)
     templates: list[TemplateVersion] = decoded(names.TEMPLATES, TemplateVersion)
+    # in the log: what the loop decides with (a test that finds too few commands shows it)
+    print(
+        f"txn loop loaded {len(preferences)} preferences, {len(rules)} rules, "
+        f"{len(templates)} template versions",
+        flush=True,
+    )
     return Decider(
         topology=topology,
         output_prefix=output_prefix,
