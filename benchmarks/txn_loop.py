@@ -282,6 +282,9 @@ def read_to_end(conf: dict[str, str], topic: str, timeout_s: float = 120.0) -> l
             # transaction markers are not records: the position says how far it got
             for tp in consumer.position([TopicPartition(topic, p) for p in partitions]):
                 positions[tp.partition] = max(positions[tp.partition], tp.offset)
+        # what was fetched but not handed over yet, if the position ran ahead of it
+        while batch := consumer.consume(1000, timeout=0.2):
+            records.extend(m for m in batch if m.error() is None)
         return records
     finally:
         consumer.close()
