@@ -43,7 +43,8 @@ pytestmark = pytest.mark.e2e
 BACKLOG = Scenario(seed=20261214, customers=20_000, events=2_000, invalid_share=0.02)
 RESTART = Scenario(seed=20261215, customers=2_000, events=3_000, invalid_share=0.02)
 SHARED = Scenario(seed=20261216, customers=2_000, events=20_000, invalid_share=0.02)
-"""Enough events that the second worker joins while the first still routes them."""
+"""Enough events that the second worker usually joins while the first still routes them (the
+test waits for its assignment either way)."""
 EVENT_TOPICS = (names.ACCOUNT_EVENTS, names.CASE_EVENTS)
 
 
@@ -126,6 +127,17 @@ def test_a_cold_engine_worker_joins_a_backlog_with_the_preferences_published_bef
     _assert_audit_chain_verifies(kafka, topology)
 
 
+def _wait_logged(worker: WorkerProcess, text: str, *, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not worker.alive():
+            raise ProcessFailed(f"worker exited:\n{worker.tail()}")
+        if text in worker.log.read_text(errors="replace"):
+            return
+        time.sleep(0.2)
+    raise ProcessFailed(f"{text!r} not logged in {timeout_s} s:\n{worker.tail()}")
+
+
 def _wait_some_commands(kafka: KafkaCluster, topology: Topology, worker: WorkerProcess) -> int:
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -192,6 +204,9 @@ def test_two_engine_workers_share_the_partitions_and_the_audit_chains(
     try:
         _wait_some_commands(kafka, topology, first)
         second.start()
+        # a fast first worker may finish the stream before the second has joined: the group
+        # rebalances for it all the same, and it must be assigned before the workers stop
+        _wait_logged(second, "assigned partitions", timeout_s=120)
         _wait_consumed(kafka, topology, first)
         assert second.alive(), second.tail()
     finally:
