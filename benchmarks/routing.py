@@ -78,7 +78,7 @@ from topology.apply import apply_topology
 from topology.model import Topology, load_topology
 
 EVENTS = int(os.environ.get("BENCH_ROUTING_EVENTS", "20000"))
-SCALING_EVENTS = int(os.environ.get("BENCH_SCALING_EVENTS", "10000"))
+SCALING_EVENTS = int(os.environ.get("BENCH_SCALING_EVENTS", "30000"))
 SCALING_WORKERS = tuple(int(w) for w in os.environ.get("BENCH_SCALING_WORKERS", "1,2,3").split(","))
 REPETITIONS = int(os.environ.get("BENCH_REPETITIONS", "3"))
 LATENCY_RATE = int(os.environ.get("BENCH_LATENCY_RATE", "100"))
