@@ -4,9 +4,11 @@ record with an independent reference computation, with a SIGKILL of the worker m
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -47,6 +49,20 @@ UNCOMMITTED = {"isolation.level": "read_uncommitted"}
 SCENARIO = Scenario(seed=20261124, customers=1_000, events=10_000, invalid_share=0.03)
 
 
+def _paced(per_s: float) -> Callable[[int], None]:
+    """A ``publish_events`` progress callback that holds the publisher to about ``per_s``
+    events a second."""
+    sent = 0
+
+    def progress(n: int) -> None:
+        nonlocal sent
+        sent += n
+        if sent % 50 == 0:
+            time.sleep(50 / per_s)
+
+    return progress
+
+
 @pytest.mark.timeout(900)
 def test_seeded_stream_matches_reference_across_a_worker_crash(
     kafka: KafkaCluster, tmp_path: Path
@@ -71,7 +87,22 @@ def test_seeded_stream_matches_reference_across_a_worker_crash(
         wait_consumed(bootstrap, app_id, [topology.name(names.PREFERENCES)], worker=worker)
 
         half = len(dataset.events) // 2
-        publish_events(dataset.events[:half], topology, conf, seed=SCENARIO.seed)
+        # the first half published while the worker runs, held to about 500 events/s: the
+        # worker routes faster than that, so the kill below comes with events still to publish
+        # (published all at once, the whole half could be routed before the kill)
+        failures: list[BaseException] = []
+
+        def publish_first_half() -> None:
+            try:
+                publish_events(
+                    dataset.events[:half], topology, conf, seed=SCENARIO.seed,
+                    progress=_paced(500),
+                )  # fmt: skip
+            except BaseException as exc:  # noqa: BLE001 - reported by the test below
+                failures.append(exc)
+
+        publisher = threading.Thread(target=publish_first_half, name="publish-first-half")
+        publisher.start()
         # crash while the first half is being processed: once 300 commands were written
         # (committed or still in an open transaction)
         deadline = time.monotonic() + 120
@@ -83,6 +114,9 @@ def test_seeded_stream_matches_reference_across_a_worker_crash(
             assert worker.alive(), worker.tail()
             time.sleep(0.2)
         worker.kill()
+        publisher.join(120)
+        assert not publisher.is_alive(), "the first half was not published in 120 s"
+        assert not failures, failures
         done, total = _consumed(bootstrap, app_id, [account_topic, case_topic])
         assert done < total, "the crash must come mid-stream, with events left to route"
         publish_events(dataset.events[half:], topology, conf, seed=SCENARIO.seed + 1)
