@@ -4,9 +4,10 @@ reading the emulator's ledger and telling which event a dead letter holds."""
 from __future__ import annotations
 
 import dataclasses
+import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -114,3 +115,17 @@ def assert_commands_match(
     assert differing == [], (
         f"{len(differing)} commands differ from the reference, e.g. {differing[:3]}"
     )
+
+
+def paced(per_s: float) -> Callable[[int], None]:
+    """A ``publish_events`` progress callback that holds the publisher to about ``per_s``
+    events a second (a worker that routes faster meets a kill with events still to come)."""
+    sent = 0
+
+    def progress(n: int) -> None:
+        nonlocal sent
+        sent += n
+        if sent % 50 == 0:
+            time.sleep(50 / per_s)
+
+    return progress

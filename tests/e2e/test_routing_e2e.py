@@ -8,7 +8,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -36,7 +35,7 @@ from streams.simulator.generator import Scenario, generate
 from streams.simulator.publish import publish_events, publish_reference
 from streams.topic_reader import read_topic
 from tests.conftest import KafkaCluster
-from tests.e2e.helpers import assert_commands_match, event_id_of
+from tests.e2e.helpers import assert_commands_match, event_id_of, paced
 from tests.e2e.reference import expected_outcome
 from tests.exstream.templates import publish_synced_templates
 from topology import names
@@ -47,20 +46,6 @@ pytestmark = pytest.mark.e2e
 
 UNCOMMITTED = {"isolation.level": "read_uncommitted"}
 SCENARIO = Scenario(seed=20261124, customers=1_000, events=10_000, invalid_share=0.03)
-
-
-def _paced(per_s: float) -> Callable[[int], None]:
-    """A ``publish_events`` progress callback that holds the publisher to about ``per_s``
-    events a second."""
-    sent = 0
-
-    def progress(n: int) -> None:
-        nonlocal sent
-        sent += n
-        if sent % 50 == 0:
-            time.sleep(50 / per_s)
-
-    return progress
 
 
 @pytest.mark.timeout(900)
@@ -96,7 +81,7 @@ def test_seeded_stream_matches_reference_across_a_worker_crash(
             try:
                 publish_events(
                     dataset.events[:half], topology, conf, seed=SCENARIO.seed,
-                    progress=_paced(500),
+                    progress=paced(500),
                 )  # fmt: skip
             except BaseException as exc:  # noqa: BLE001 - reported by the test below
                 failures.append(exc)
