@@ -3,10 +3,18 @@
 Used by the operator commands (``audit verify``, ``audit timeline``, ``dlq list``) and by tests. It
 joins no consumer group and commits nothing; only committed records are read
 (``isolation.level=read_committed``), so aborted transactions of a crashed worker never show.
+
+The end of a partition is where its last stable offset reaches the high watermark seen at the
+start. A transaction is committed before its markers are written to the partitions it wrote, and
+until they are, a read_committed reader sees the last stable offset short of it: a reader that took
+that offset for the end missed the last transactions of a worker it had just seen commit. Open
+transactions are waited for up to ``settle_s``; one still open then (a crashed writer's, until it
+is fenced or times out) is left out, as it is not committed.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -38,11 +46,13 @@ def read_topic(
     client_config: Mapping[str, str] | None = None,
     timeout_s: float = 60.0,
     idle_timeout_s: float = 10.0,
+    settle_s: float = 5.0,
 ) -> Iterator[RawRecord]:
     """Yield every committed record of ``topic``, partition by partition in offset order.
 
-    Stops at the end offsets observed at the start. Raises :class:`TopicReadError` when the topic
-    does not exist or no progress is made for ``idle_timeout_s`` before the end is reached.
+    Stops at the end offsets observed at the start, once the transactions open then have ended
+    (waiting at most ``settle_s``). Raises :class:`TopicReadError` when the topic does not exist
+    or no progress is made for ``idle_timeout_s`` before the end is reached.
     """
     conf: dict[str, str | int | bool] = {
         "bootstrap.servers": bootstrap_servers,
@@ -61,18 +71,60 @@ def read_topic(
                 f"topic {topic!r} does not exist on {bootstrap_servers}; "
                 "run `air-exstream topology apply` first"
             )
-        for partition in sorted(tmeta.partitions):
-            yield from _read_partition(consumer, topic, partition, timeout_s, idle_timeout_s)
+        partitions = sorted(tmeta.partitions)
+        ends = _stable_ends(consumer, conf, topic, partitions, timeout_s, settle_s)
+        for partition in partitions:
+            low, high = ends[partition]
+            yield from _read_partition(consumer, topic, partition, low, high, idle_timeout_s)
     finally:
         consumer.close()
 
 
+def _stable_ends(
+    consumer: Consumer,
+    conf: Mapping[str, str | int | bool],
+    topic: str,
+    partitions: list[int],
+    timeout_s: float,
+    settle_s: float,
+) -> dict[int, tuple[int, int]]:
+    """Each partition's (low, end): the consumer's own watermarks (the last stable offset as the
+    high one under read_committed), asked again until they reach the high watermarks a
+    read_uncommitted reader sees now, or ``settle_s`` has passed."""
+
+    def stable(partition: int) -> tuple[int, int]:
+        low, high = consumer.get_watermark_offsets(
+            TopicPartition(topic, partition), timeout=timeout_s, cached=False
+        )
+        return int(low), int(high)
+
+    ends = {p: stable(p) for p in partitions}
+    if conf.get("isolation.level") != "read_committed":
+        return ends
+    written = Consumer({**conf, "isolation.level": "read_uncommitted"})
+    try:
+        targets = {
+            p: int(
+                written.get_watermark_offsets(
+                    TopicPartition(topic, p), timeout=timeout_s, cached=False
+                )[1]
+            )
+            for p in partitions
+        }
+    finally:
+        written.close()
+    deadline = time.monotonic() + settle_s
+    while True:
+        open_ = [p for p in partitions if ends[p][1] < targets[p]]
+        if not open_ or time.monotonic() >= deadline:
+            return ends
+        time.sleep(0.05)
+        ends.update({p: stable(p) for p in open_})
+
+
 def _read_partition(
-    consumer: Consumer, topic: str, partition: int, timeout_s: float, idle_timeout_s: float
+    consumer: Consumer, topic: str, partition: int, low: int, high: int, idle_timeout_s: float
 ) -> Iterator[RawRecord]:
-    low, high = consumer.get_watermark_offsets(
-        TopicPartition(topic, partition), timeout=timeout_s, cached=False
-    )
     if high <= low:
         return
     consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,14 +30,18 @@ SCENARIO = Scenario(seed=1515, customers=60, events=400, invalid_share=0.08)
 PREFIX = "air_exstream_routing_"
 
 
-def _scrape_until(url: str, done: object, timeout_s: float = 60.0) -> dict[str, float]:
-    """Scrape ``url`` until ``done(samples)`` (the timers refresh lag and tables every 1 s)."""
+def _scrape_until(
+    url: str, pending: Callable[[dict[str, float]], list[str]], timeout_s: float = 60.0
+) -> dict[str, float]:
+    """Scrape ``url`` until ``pending(samples)`` names nothing still unsettled (the timers refresh
+    lag and tables every 1 s); on the deadline, fail with what was still pending."""
     deadline = time.monotonic() + timeout_s
     while True:
         samples = scrape_counters(url, PREFIX)
-        if samples and done(samples):  # type: ignore[operator]
+        unsettled = pending(samples) if samples else ["no samples"]
+        if not unsettled:
             return samples
-        assert time.monotonic() < deadline, f"metrics never settled: {samples}"
+        assert time.monotonic() < deadline, f"metrics never settled: {unsettled}"
         time.sleep(0.5)
 
 
@@ -81,20 +86,26 @@ def test_the_worker_metrics_reflect_what_was_routed(kafka: KafkaCluster, tmp_pat
         partitions = sum(
             topology.topic(n).partitions for n in (names.ACCOUNT_EVENTS, names.CASE_EVENTS)
         )
+
         # counters move at once; lag and tables at the next refresh (every second here)
-        samples = _scrape_until(
-            url,
-            lambda s: (
-                sum(_sum(s, "records_in_total", topic=topic) for topic in inputs) == report.events
-                and sum(
-                    v == 0
-                    for k, v in s.items()
-                    if k.startswith("consumer_lag{") and any(f'"{i}"' in k for i in inputs)
-                )
-                == partitions
-                and s.get('table_entries{table="communications"}') == commands
-            ),
-        )
+        def pending(s: dict[str, float]) -> list[str]:
+            unsettled = []
+            routed = sum(_sum(s, "records_in_total", topic=topic) for topic in inputs)
+            if routed != report.events:
+                unsettled.append(f"{routed} of {report.events} events counted in")
+            lags = {
+                k: v
+                for k, v in s.items()
+                if k.startswith("consumer_lag{") and any(f'"{i}"' in k for i in inputs)
+            }
+            if len(lags) != partitions or any(lags.values()):
+                unsettled.append(f"lag gauges of {partitions} partitions: {lags}")
+            communications = s.get('table_entries{table="communications"}')
+            if communications != commands:
+                unsettled.append(f"{communications} communications for {commands} commands")
+            return unsettled
+
+        samples = _scrape_until(url, pending)
         assert worker.alive(), worker.tail()
     finally:
         worker.stop()
