@@ -59,16 +59,21 @@ from streams.routing.engine_adapters import (
 )
 from streams.routing.handlers.audit import AuditChains, AuditWriter
 from streams.routing.handlers.decode import key_mismatch
-from streams.routing.handlers.events import EventCodecs, EventsHandler
+from streams.routing.handlers.events import EventCodecs, EventsHandler, ReferenceSource
 from streams.routing.handlers.preferences import PreferencesHandler
 from streams.routing.handlers.reference import ReferenceChanges
 from streams.routing.handlers.reference_views import ReferenceViews
 from streams.routing.join_gate import GateCounters, JoinGate, ProgressSignal
 from streams.routing.metrics import PartitionPosition, RoutingMetrics
-from streams.routing.reference import ReferenceView
+from streams.routing.reference import Decoder, ReferenceView
 from streams.routing.requests import RequestCounters, RequestsContext, request_handler
 from streams.routing.settings import WorkerSettings
-from streams.routing.tracking import TrackingContext, TrackingCounters, tracking_handlers
+from streams.routing.tracking import (
+    Tracking,
+    TrackingContext,
+    TrackingCounters,
+    tracking_handlers,
+)
 from streams.routing.watchdog import Deadline
 from streams.routing.worker_codecs import WorkerCodecs, usable
 from topology import names
@@ -127,6 +132,43 @@ class EngineWorker:
     tables: dict[str, StoreTable]
 
 
+@dataclass(frozen=True, slots=True)
+class _Wiring:
+    """What the builders below share: the topology, settings and codecs, the counted outputs
+    and the tables."""
+
+    topology: Topology
+    worker: WorkerSettings
+    codecs: Codecs
+    wc: WorkerCodecs
+    out: CountedOutputs
+    current: HandledRecord
+    counters: Counters
+    metrics: RoutingMetrics
+    tables: dict[str, StoreTable]
+
+    def topic(self, logical: str) -> EngineTopic:
+        return EngineTopic(self.out, self.topology.name(logical))
+
+    def partitions(self, *logical: str) -> dict[str, int]:
+        return {self.topology.name(n): self.topology.topic(n).partitions for n in logical}
+
+
+@dataclass(frozen=True, slots=True)
+class _ReferenceSide:
+    """The rules and templates views, and the admission that holds an event (or a document
+    request) until the ones published before it are in them."""
+
+    rules: ReferenceView[CommRule]
+    templates: ReferenceView[TemplateVersion]
+    views: ReferenceViews
+    admission: ReferenceAdmission
+    gate_counters: GateCounters
+
+
+_CUSTOMER_INPUTS = (names.PREFERENCES, names.ACCOUNT_EVENTS, names.CASE_EVENTS)
+
+
 def install(
     engine: RoutingEngine,
     *,
@@ -137,8 +179,7 @@ def install(
     metrics: RoutingMetrics,
 ) -> EngineWorker:
     """Register the worker's inputs, stores and timers on ``engine``."""
-    name = topology.name
-    counters, current = Counters(), HandledRecord()
+    current = HandledRecord()
     tables = {
         t: StoreTable(
             engine.store(
@@ -148,166 +189,48 @@ def install(
         )
         for t in TABLES
     }
-
-    wc = WorkerCodecs.prepared(codecs, topology)
-    customer_inputs = (names.PREFERENCES, names.ACCOUNT_EVENTS, names.CASE_EVENTS)
-    partitioned_inputs = (*customer_inputs, names.DELIVERY_EVENTS, names.DOCUMENT_REQUESTS)
-    partition_counts = {name(n): topology.topic(n).partitions for n in customer_inputs}
-
-    progress, gate_counters = ProgressSignal(), GateCounters()
-    views_of: dict[str, ReferenceView[Any]] = {}
-    for logical, decode in (
-        (names.COMM_RULES, usable(wc.rule.decode, rule_problems)),
-        (names.TEMPLATES, usable(wc.template.decode, template_problems)),
-    ):
-        views_of[logical] = ReferenceView(
-            topic=name(logical),
-            partitions=topology.topic(logical).partitions,
-            decode=decode,
-            client_kwargs=kafka_kwargs,
-            on_progress=progress.notify,
-            fetch_wait_ms=worker.reference_fetch_wait_ms,
-        )
-    rules_view, templates_view = views_of[names.COMM_RULES], views_of[names.TEMPLATES]
-    views = ReferenceViews(
-        rules=rules_view, templates=templates_view, ready_timeout_s=worker.reference_ready_timeout_s
-    )
-    admission = ReferenceAdmission(
-        gate=JoinGate(
-            signal=progress,
-            max_wait_s=min(worker.alignment_max_wait_s, ADMISSION_MAX_WAIT_S),
-            counters=gate_counters,
-        ),
-        rules=rules_view,
-        templates=templates_view,
-    )
-
     # keyed records go to their key's murmur2 partition (api.py); each send counted by topic
-    out = CountedOutputs(engine.outputs, metrics.record_out)
-    engine.on_committed(metrics.commit_duration.observe)
-    signing = AuditSigning.from_environment()
-    chains = AuditChains(
-        heads=tables["audit-chain-heads"],
-        audit=TopicChainedAudit(EngineTopic(out, name(names.AUDIT))),
-        encode=wc.audit.encode,
-        counters=counters,
-        checkpoints=None
-        if signing is None
-        else TopicCheckpoints(signing, EngineTopic(out, name(names.AUDIT_CHECKPOINTS))),
-    )
-    chained_counts = {
-        name(n): topology.topic(n).partitions
-        for n in (*partitioned_inputs, names.AUDIT_INTAKE, names.COMM_RULES, names.TEMPLATES)
-    }
-    if topology.topic(names.AUDIT).partitions != topology.topic(names.AUDIT_INTAKE).partitions:
-        chained_counts.pop(name(names.AUDIT_INTAKE))  # every audit record through the intake
-    shared = EngineOutputs(
-        outputs=out,
+    w = _Wiring(
+        topology=topology,
+        worker=worker,
+        codecs=codecs,
+        wc=WorkerCodecs.prepared(codecs, topology),
+        out=CountedOutputs(engine.outputs, metrics.record_out),
         current=current,
-        chains=chains,
-        intake_name=name(names.AUDIT_INTAKE),
-        encode_intake=wc.intake.encode,
-        partition_counts=chained_counts,
-        letter_codec=lambda dlq: codecs.for_topic(dlq, DeadLetter),
-        counters=counters,
+        counters=Counters(),
         metrics=metrics,
+        tables=tables,
     )
-    reference = views.source()
-    wait_s = worker.registry_wait_s
-    changes = ReferenceChanges(
-        reference=reference,
-        decode_rule=wc.rule.decode,
-        decode_template=wc.template.decode,
-        emit_alert=TopicAlerts(
-            topic=EngineTopic(out, name(names.ALIGNMENT_ALERTS)),
-            encode=wc.alert.encode,
-            counters=counters,
-            send_audit=shared.send_audit,
-        ).emit,
-        dead_letter=shared.dead_letter,
-        registry_wait_s=wait_s,
-    )
+    engine.on_committed(metrics.commit_duration.observe)
+    side = _reference_side(w, kafka_kwargs)
+    admission, reference = side.admission, side.views.source()
+    signing = AuditSigning.from_environment()
+    chains, shared = _audit_and_letters(w, signing)
+    tracking_counters, request_counters = TrackingCounters(), RequestCounters()
+    tracking = _tracking(w, shared, tracking_counters)
+    events = _events(w, shared, tracking, reference)
+    request = _requests(w, shared, tracking, side.views, request_counters)
+    changes = _reference_changes(w, shared, reference)
     preferences = PreferencesHandler(
         table=tables["preferences"],
-        decode=wc.preference.decode,
-        encode_state=wc.preference_state.encode,
+        decode=w.wc.preference.decode,
+        encode_state=w.wc.preference_state.encode,
         dead_letter=shared.dead_letter,
-        counters=counters,
-        partition_counts=partition_counts,
+        counters=w.counters,
+        partition_counts=w.partitions(*_CUSTOMER_INPUTS),
         history_ms=worker.preference_history_ms,
         max_versions=worker.preference_max_versions,
-        registry_wait_s=wait_s,
-    )
-    tracking_counters, request_counters = TrackingCounters(), RequestCounters()
-    tracking = tracking_handlers(
-        TrackingContext(
-            guard=StoreGuard(),
-            commands_topic=EngineTopic(out, name(names.COMMANDS)),
-            delivery_topic_name=name(names.DELIVERY_EVENTS),
-            status_topic=EngineTopic(out, name(names.COMMUNICATION_STATUS)),
-            metadata_topic=EngineTopic(out, name(names.DOCUMENT_METADATA)),
-            communications=tables["communications"],
-            parked=tables["parked-delivery-events"],
-            preferences=tables["preferences"],
-            send_audit=shared.send_audit,
-            dead_letter=shared.dead_letter,
-            sla_ms=worker.sla_ms,
-            sla_check_interval_s=worker.sla_check_interval_s,
-            counters=tracking_counters,
-            codecs=codecs,
-            topology=topology,
-            registry_wait_s=wait_s,
-            metrics=metrics,
-        ),
-        communications=tables["communications"].items,
-        owned=lambda: set(tables["communications"].store.partitions()),
-    )
-    request = request_handler(
-        RequestsContext(
-            source_topic=name(names.DOCUMENT_REQUESTS),
-            commands_topic=EngineTopic(out, name(names.COMMANDS)),
-            communications=tables["communications"],
-            register=tracking.register,
-            send_audit=shared.send_audit,
-            dead_letter=shared.dead_letter,
-            key_mismatch=key_mismatch,
-            templates_by_id=views.templates_by_id,
-            counters=request_counters,
-            codecs=codecs,
-            topology=topology,
-            registry_wait_s=wait_s,
-            metrics=metrics,
-        )
-    )
-    events = EventsHandler(
-        preferences=tables["preferences"],
-        suppression=tables["suppression"],
-        reference=reference,
-        outputs=TopicEventOutputs(
-            commands_topic=EngineTopic(out, name(names.COMMANDS)),
-            alerts_topic=EngineTopic(out, name(names.ALIGNMENT_ALERTS)),
-            registrar=tracking.register,
-            audit=shared.send_audit,
-            letters=shared.dead_letter,
-        ),
-        codecs=EventCodecs(
-            preference=wc.preference_state.decode, command=wc.command.encode, alert=wc.alert.encode
-        ),
-        counters=counters,
-        metrics=metrics,
-        partition_counts=partition_counts,
-        suppression_grace_ms=worker.suppression_grace_ms,
-        registry_wait_s=wait_s,
+        registry_wait_s=worker.registry_wait_s,
     )
     writer = AuditWriter(
         chains=chains,
-        decode=wc.intake.decode,
+        decode=w.wc.intake.decode,
         dead_letter=shared.dead_letter,
-        registry_wait_s=wait_s,
+        registry_wait_s=worker.registry_wait_s,
     )
 
-    def route(logical: str, decode: Any) -> Callable[[Record], Awaitable[None]]:
-        source_topic = name(logical)
+    def event_input(logical: str, decode: Any) -> Callable[[Record], Awaitable[None]]:
+        source_topic = topology.name(logical)
 
         async def handle(record: Record) -> None:
             await admission.await_reference(record)
@@ -315,41 +238,210 @@ def install(
 
         return handle
 
-    def wrap(handler: Callable[[Record], Awaitable[None]]) -> Callable[[Record], Awaitable[None]]:
-        return current.wrap(handler, record_in=metrics.record_in)
-
-    engine.input(name(names.PREFERENCES), wrap(preferences.handle))
-    for logical, decode in (
-        (names.ACCOUNT_EVENTS, wc.account.decode),
-        (names.CASE_EVENTS, wc.case.decode),
-    ):
-        engine.input(name(logical), wrap(route(logical, decode)))
-    engine.input(name(names.AUDIT_INTAKE), wrap(writer.handle))
-    engine.input(name(names.COMM_RULES), wrap(changes.rule_changed))
-    engine.input(name(names.TEMPLATES), wrap(changes.template_changed))
-    engine.input(name(names.DELIVERY_EVENTS), wrap(tracking.track_delivery))
-
     async def document_request(record: Record) -> None:
         await admission.await_templates(record)
         await request(record)
 
-    engine.input(name(names.DOCUMENT_REQUESTS), wrap(document_request))
+    for logical, handler in (
+        (names.PREFERENCES, preferences.handle),
+        (names.ACCOUNT_EVENTS, event_input(names.ACCOUNT_EVENTS, w.wc.account.decode)),
+        (names.CASE_EVENTS, event_input(names.CASE_EVENTS, w.wc.case.decode)),
+        (names.AUDIT_INTAKE, writer.handle),
+        (names.COMM_RULES, changes.rule_changed),
+        (names.TEMPLATES, changes.template_changed),
+        (names.DELIVERY_EVENTS, tracking.track_delivery),
+        (names.DOCUMENT_REQUESTS, document_request),
+    ):
+        engine.input(topology.name(logical), current.wrap(handler, record_in=metrics.record_in))
     engine.timer(worker.sla_check_interval_s, tracking.sla_check)
     engine.on_revoked(events.forget)
     if signing is not None:
-        checkpoints = EngineTopic(out, name(names.AUDIT_CHECKPOINTS))
+        checkpoints = w.topic(names.AUDIT_CHECKPOINTS)
         engine.timer(1.0, lambda: signing.sign_idle(checkpoints.send))
         engine.on_revoked(signing.forget)
     return EngineWorker(
         engine=engine,
-        views=views,
-        rules=rules_view,
-        templates=templates_view,
-        counters=counters,
-        gate_counters=gate_counters,
+        views=side.views,
+        rules=side.rules,
+        templates=side.templates,
+        counters=w.counters,
+        gate_counters=side.gate_counters,
         tracking=tracking_counters,
         requests=request_counters,
         tables=tables,
+    )
+
+
+def _reference_side(w: _Wiring, kafka_kwargs: dict[str, Any]) -> _ReferenceSide:
+    progress, gate_counters = ProgressSignal(), GateCounters()
+
+    def view(logical: str, decode: Decoder[Any]) -> ReferenceView[Any]:
+        return ReferenceView(
+            topic=w.topology.name(logical),
+            partitions=w.topology.topic(logical).partitions,
+            decode=decode,
+            client_kwargs=kafka_kwargs,
+            on_progress=progress.notify,
+            fetch_wait_ms=w.worker.reference_fetch_wait_ms,
+        )
+
+    rules: ReferenceView[CommRule] = view(names.COMM_RULES, usable(w.wc.rule.decode, rule_problems))
+    templates: ReferenceView[TemplateVersion] = view(
+        names.TEMPLATES, usable(w.wc.template.decode, template_problems)
+    )
+    return _ReferenceSide(
+        rules=rules,
+        templates=templates,
+        views=ReferenceViews(
+            rules=rules, templates=templates, ready_timeout_s=w.worker.reference_ready_timeout_s
+        ),
+        admission=ReferenceAdmission(
+            gate=JoinGate(
+                signal=progress,
+                max_wait_s=min(w.worker.alignment_max_wait_s, ADMISSION_MAX_WAIT_S),
+                counters=gate_counters,
+            ),
+            rules=rules,
+            templates=templates,
+        ),
+        gate_counters=gate_counters,
+    )
+
+
+def _audit_and_letters(
+    w: _Wiring, signing: AuditSigning | None
+) -> tuple[AuditChains, EngineOutputs]:
+    """The audit chains (and their signed checkpoints) and the outputs every handler shares:
+    audit records through the intake or chained here, dead letters."""
+    chains = AuditChains(
+        heads=w.tables["audit-chain-heads"],
+        audit=TopicChainedAudit(w.topic(names.AUDIT)),
+        encode=w.wc.audit.encode,
+        counters=w.counters,
+        checkpoints=None
+        if signing is None
+        else TopicCheckpoints(signing, w.topic(names.AUDIT_CHECKPOINTS)),
+    )
+    chained_counts = w.partitions(
+        *_CUSTOMER_INPUTS,
+        names.DELIVERY_EVENTS,
+        names.DOCUMENT_REQUESTS,
+        names.AUDIT_INTAKE,
+        names.COMM_RULES,
+        names.TEMPLATES,
+    )
+    topology = w.topology
+    if topology.topic(names.AUDIT).partitions != topology.topic(names.AUDIT_INTAKE).partitions:
+        chained_counts.pop(topology.name(names.AUDIT_INTAKE))  # every audit record through it
+    shared = EngineOutputs(
+        outputs=w.out,
+        current=w.current,
+        chains=chains,
+        intake_name=topology.name(names.AUDIT_INTAKE),
+        encode_intake=w.wc.intake.encode,
+        partition_counts=chained_counts,
+        letter_codec=lambda dlq: w.codecs.for_topic(dlq, DeadLetter),
+        counters=w.counters,
+        metrics=w.metrics,
+    )
+    return chains, shared
+
+
+def _reference_changes(
+    w: _Wiring, shared: EngineOutputs, reference: ReferenceSource
+) -> ReferenceChanges:
+    return ReferenceChanges(
+        reference=reference,
+        decode_rule=w.wc.rule.decode,
+        decode_template=w.wc.template.decode,
+        emit_alert=TopicAlerts(
+            topic=w.topic(names.ALIGNMENT_ALERTS),
+            encode=w.wc.alert.encode,
+            counters=w.counters,
+            send_audit=shared.send_audit,
+        ).emit,
+        dead_letter=shared.dead_letter,
+        registry_wait_s=w.worker.registry_wait_s,
+    )
+
+
+def _tracking(w: _Wiring, shared: EngineOutputs, counters: TrackingCounters) -> Tracking:
+    communications = w.tables["communications"]
+    return tracking_handlers(
+        TrackingContext(
+            guard=StoreGuard(),
+            commands_topic=w.topic(names.COMMANDS),
+            delivery_topic_name=w.topology.name(names.DELIVERY_EVENTS),
+            status_topic=w.topic(names.COMMUNICATION_STATUS),
+            metadata_topic=w.topic(names.DOCUMENT_METADATA),
+            communications=communications,
+            parked=w.tables["parked-delivery-events"],
+            preferences=w.tables["preferences"],
+            send_audit=shared.send_audit,
+            dead_letter=shared.dead_letter,
+            sla_ms=w.worker.sla_ms,
+            sla_check_interval_s=w.worker.sla_check_interval_s,
+            counters=counters,
+            codecs=w.codecs,
+            topology=w.topology,
+            registry_wait_s=w.worker.registry_wait_s,
+            metrics=w.metrics,
+        ),
+        communications=communications.items,
+        owned=lambda: set(communications.store.partitions()),
+    )
+
+
+def _requests(
+    w: _Wiring,
+    shared: EngineOutputs,
+    tracking: Tracking,
+    views: ReferenceViews,
+    counters: RequestCounters,
+) -> Callable[[Any], Awaitable[None]]:
+    return request_handler(
+        RequestsContext(
+            source_topic=w.topology.name(names.DOCUMENT_REQUESTS),
+            commands_topic=w.topic(names.COMMANDS),
+            communications=w.tables["communications"],
+            register=tracking.register,
+            send_audit=shared.send_audit,
+            dead_letter=shared.dead_letter,
+            key_mismatch=key_mismatch,
+            templates_by_id=views.templates_by_id,
+            counters=counters,
+            codecs=w.codecs,
+            topology=w.topology,
+            registry_wait_s=w.worker.registry_wait_s,
+            metrics=w.metrics,
+        )
+    )
+
+
+def _events(
+    w: _Wiring, shared: EngineOutputs, tracking: Tracking, reference: ReferenceSource
+) -> EventsHandler:
+    return EventsHandler(
+        preferences=w.tables["preferences"],
+        suppression=w.tables["suppression"],
+        reference=reference,
+        outputs=TopicEventOutputs(
+            commands_topic=w.topic(names.COMMANDS),
+            alerts_topic=w.topic(names.ALIGNMENT_ALERTS),
+            registrar=tracking.register,
+            audit=shared.send_audit,
+            letters=shared.dead_letter,
+        ),
+        codecs=EventCodecs(
+            preference=w.wc.preference_state.decode,
+            command=w.wc.command.encode,
+            alert=w.wc.alert.encode,
+        ),
+        counters=w.counters,
+        metrics=w.metrics,
+        partition_counts=w.partitions(*_CUSTOMER_INPUTS),
+        suppression_grace_ms=w.worker.suppression_grace_ms,
+        registry_wait_s=w.worker.registry_wait_s,
     )
 
 

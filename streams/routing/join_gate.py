@@ -63,7 +63,6 @@ class Admission:
     verdict: Verdict
     waited_s: float
     gave_up: bool
-    interrupted: bool
 
 
 class JoinGate:
@@ -89,16 +88,14 @@ class JoinGate:
         check: Callable[[], Verdict],
         *,
         what: str,
-        interrupted: Callable[[], bool] = lambda: False,
-        on_give_up: Callable[[], None] = lambda: None,
     ) -> Admission:
-        """Wait until ``check()`` lets the event go, ``interrupted()`` (e.g. a rebalance) ends
-        the wait, or ``max_wait_s`` passed (then ``on_give_up()`` is called). ``what`` names
-        the event's partition in the log line (never its content)."""
+        """Wait until ``check()`` lets the event go, or ``max_wait_s`` passed (the event then
+        goes with the state there is, and a warning is logged). ``what`` names the event's
+        partition in the log line (never its content)."""
         verdict = check()
         if verdict.may_go:
             self.passed(verdict)
-            return Admission(verdict, 0.0, gave_up=False, interrupted=False)
+            return Admission(verdict, 0.0, gave_up=False)
         started = self._clock()
         deadline = started + self.max_wait_s
         self.counters.waited += 1
@@ -108,7 +105,6 @@ class JoinGate:
                 waited = self._clock() - started
                 self.counters.gave_up += 1
                 self.counters.wait_s += waited
-                on_give_up()
                 log.warning(
                     "join alignment: gave up after %.1f s waiting for %s; deciding the event "
                     "with the state there is (is the rules or templates view able to read "
@@ -117,18 +113,14 @@ class JoinGate:
                     what,
                 )
                 self.passed(verdict)
-                return Admission(verdict, waited, gave_up=True, interrupted=False)
+                return Admission(verdict, waited, gave_up=True)
             await self.signal.wait(min(remaining, self.recheck_s))
-            if interrupted():
-                waited = self._clock() - started
-                self.counters.wait_s += waited
-                return Admission(verdict, waited, gave_up=False, interrupted=True)
             verdict = check()
             if verdict.may_go:
                 waited = self._clock() - started
                 self.counters.wait_s += waited
                 self.passed(verdict)
-                return Admission(verdict, waited, gave_up=False, interrupted=False)
+                return Admission(verdict, waited, gave_up=False)
 
     def passed(self, verdict: Verdict) -> None:
         """Count an event let go with ``verdict`` (by :meth:`admit`, or by a caller that

@@ -4,10 +4,11 @@ reading the emulator's ledger and telling which event a dead letter holds."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -22,8 +23,8 @@ from streams.domain.records import (
 )
 from streams.emulator.synced import publish_synced_templates
 from streams.routing.partitioning import murmur2_partition
-from streams.simulator.generator import Dataset
-from streams.simulator.publish import PublishReport, publish_reference
+from streams.simulator.generator import Dataset, SimEvent
+from streams.simulator.publish import PublishReport, publish_events, publish_reference
 from topology.model import Topology
 
 
@@ -117,15 +118,42 @@ def assert_commands_match(
     )
 
 
-def paced(per_s: float) -> Callable[[int], None]:
-    """A ``publish_events`` progress callback that holds the publisher to about ``per_s``
-    events a second (a worker that routes faster meets a kill with events still to come)."""
-    sent = 0
+class PacedPublisher:
+    """Publishes events from a thread, held to about ``per_s`` events a second: a worker that
+    routes faster than that meets a kill with events still to come, however fast it is."""
 
-    def progress(n: int) -> None:
-        nonlocal sent
-        sent += n
-        if sent % 50 == 0:
-            time.sleep(50 / per_s)
+    def __init__(
+        self,
+        events: list[SimEvent],
+        topology: Topology,
+        conf: Mapping[str, str],
+        *,
+        seed: int,
+        per_s: float = 500.0,
+    ) -> None:
+        self._failures: list[BaseException] = []
+        self._sent = 0
+        self._per_s = per_s
 
-    return progress
+        def publish() -> None:
+            try:
+                publish_events(events, topology, conf, seed=seed, progress=self._progress)
+            except BaseException as exc:  # noqa: BLE001 - raised again by join()
+                self._failures.append(exc)
+
+        self._thread = threading.Thread(target=publish, name="paced-publisher")
+
+    def _progress(self, n: int) -> None:
+        self._sent += n
+        if self._sent % 50 == 0:
+            time.sleep(50 / self._per_s)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout_s: float = 120.0) -> None:
+        """Wait until every event was published; fails if that took longer than ``timeout_s``
+        or the publisher failed."""
+        self._thread.join(timeout_s)
+        assert not self._thread.is_alive(), f"the events were not published in {timeout_s} s"
+        assert not self._failures, self._failures
