@@ -75,7 +75,7 @@ SESSION_TIMEOUT_S = "6"
 """The worker's session timeout (the broker's minimum): a SIGKILLed worker leaves the group
 sooner (not counted either way: every start waits for an empty group)."""
 
-ASSIGNED = re.compile(r"engine \S+: assigned partitions ")
+ASSIGNED = re.compile(r"engine \S+: assigned partitions \[([\d, ]*)\]")
 RESTORED = re.compile(
     r"engine \S+: restored (\d+) changelog records of partitions \[([\d, ]*)\] in ([\d.]+) s"
 )
@@ -184,6 +184,58 @@ def wait_group_empty(bootstrap: str, group: str, timeout_s: float = 60.0) -> Non
     raise ProcessFailed(f"group {group} still has members after {timeout_s} s")
 
 
+def reassigned(lines: list[str]) -> tuple[frozenset[int], Recovery] | None:
+    """The first assignment in ``lines`` and its restore: the partitions assigned, and the
+    restore of exactly those (``ready_s`` from the first line); None until their "restored"
+    lines cover them."""
+    assigned: frozenset[int] | None = None
+    at = 0.0
+    numbers: set[int] = set()
+    records, read_s = 0, 0.0
+    for line in lines:
+        match = ASSIGNED.search(line)
+        if assigned is None:
+            if match is not None:
+                assigned = frozenset(int(n) for n in match[1].split(",") if n.strip())
+                at = _stamp(line)
+            continue
+        restore = RESTORED.search(line)
+        if restore is None:
+            continue
+        records += int(restore[1])
+        numbers.update(int(n) for n in restore[2].split(",") if n.strip())
+        read_s += float(restore[3])
+        if numbers >= assigned:
+            took = _stamp(line) - at
+            return assigned, Recovery(ready_s=took, recovery_s=took, read_s=read_s, records=records)
+    return None
+
+
+def _lines_from(worker: WorkerProcess, offset: int) -> list[str]:
+    with worker.log.open("rb") as f:
+        f.seek(offset)
+        text = f.read().decode("utf-8", "replace")
+    return text.splitlines()[: text.count("\n")]  # whole lines: one may be half written
+
+
+def wait_reassigned(
+    worker: WorkerProcess, offset: int, timeout_s: float = 600.0
+) -> tuple[frozenset[int], Recovery]:
+    """The first assignment ``worker`` logged after byte ``offset`` of its log, once restored."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = reassigned(_lines_from(worker, offset))
+        if found is not None:
+            return found
+        if not worker.alive():
+            raise ProcessFailed(
+                f"worker exited before its partitions were restored:\n{worker.tail()}"
+            )
+        if time.monotonic() > deadline:
+            raise ProcessFailed(f"no restored assignment in {timeout_s} s:\n{worker.tail()}")
+        time.sleep(0.05)
+
+
 # ------------------------------------------------------------------ the changelog and the floor
 
 
@@ -275,6 +327,51 @@ def _start(worker: WorkerProcess, bootstrap: str) -> Recovery:
     return dataclasses.replace(recovery, data_dir_bytes=size)
 
 
+def rebalance(
+    bootstrap: str, prefix: str, app_id: str, workdir: Path, store: str, changelog: str
+) -> dict[str, Any]:
+    """A worker restores every partition, then a second one joins the group: how long the
+    first takes to go on with the partitions the rebalance leaves it, and how many changelog
+    records it reads for them (its state of those kept), beside its own full restore at start
+    and the second worker's restore of the partitions that moved to it."""
+    wait_group_empty(bootstrap, app_id)
+    first = store_worker(bootstrap, prefix, app_id, workdir / "first", store)
+    second = store_worker(bootstrap, prefix, app_id, workdir / "second", store)
+    try:
+        start = recover(first)
+        offset = first.log.stat().st_size
+        second_offset = second.log.stat().st_size if second.log.exists() else 0
+        second.start()
+        joined = wait_reassigned(second, second_offset)
+        kept = wait_reassigned(first, offset)
+    finally:
+        second.kill()
+        first.kill()
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex}"})
+    try:
+        held = {
+            p: consumer.get_watermark_offsets(TopicPartition(changelog, p), timeout=30)
+            for p in kept[0]
+        }
+    finally:
+        consumer.close()
+    return {
+        "what": "a second worker joins the group of one that restored every partition",
+        "first_worker_start": {"records": start.records, "restore_s": start.recovery_s},
+        "first_worker_after_the_join": {
+            "partitions": sorted(kept[0]),
+            "records_read": kept[1].records,
+            "assigned_to_restored_s": kept[1].recovery_s,
+            "changelog_offsets_of_those_partitions": sum(h - lo for lo, h in held.values()),
+        },
+        "second_worker": {
+            "partitions": sorted(joined[0]),
+            "records_read": joined[1].records,
+            "assigned_to_restored_s": joined[1].recovery_s,
+        },
+    }
+
+
 def _slug(store: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", store.lower()).strip("-") or "store"
 
@@ -329,6 +426,17 @@ def measure(bootstrap: str, workdir: Path) -> dict[str, Any]:
                     f"data dir {recovery.data_dir_bytes / 1e6:.1f} MB"
                 )
             print(line)
+        joined = rebalance(bootstrap, prefix, app_id, workdir / "rebalance", STORES[0], changelog)
+        after = joined["first_worker_after_the_join"]
+        print(
+            f"  recovery: a second worker joined; the first went on with partitions "
+            f"{after['partitions']} after {after['assigned_to_restored_s']:.2f} s, reading "
+            f"{after['records_read']} changelog records (its start: "
+            f"{joined['first_worker_start']['records']} in "
+            f"{joined['first_worker_start']['restore_s']:.1f} s); the second restored "
+            f"{joined['second_worker']['records_read']} in "
+            f"{joined['second_worker']['assigned_to_restored_s']:.1f} s"
+        )
     finally:
         _delete_topics(admin, (prefix, app_id))
     measured = runs[STORES[0]]
@@ -350,6 +458,7 @@ def measure(bootstrap: str, workdir: Path) -> dict[str, Any]:
             "runs": floor,
         },
         "ratio": m / b if b else None,
+        "rebalance": joined,
         "stores": {
             store: {"refused": refused[store]} if store in refused else _summary(runs[store])
             for store in STORES

@@ -7,8 +7,12 @@ transaction calls run in a worker thread while the loop goes on):
 1. wait for the transaction in flight (if any) to be committed, then ``consume`` what was
    fetched into per-partition buffers; rebalance callbacks run here, between transactions (no
    transaction is open or in flight while ``consume`` runs), so a revocation has nothing to
-   commit: it drops the revoked partitions' buffers and store state;
-2. restore the store partitions of newly assigned partition numbers, then call ``on_assigned``;
+   commit: it drops the revoked partitions' buffers and sets their store state aside (dropped
+   when the next assignment does not give the partition back, or when the partitions were
+   lost);
+2. restore the store partitions of newly assigned partition numbers (a partition whose state was
+   set aside is read on from where that state stood: a member keeps the state of the partitions
+   a rebalance leaves it, rather than replay their changelogs), then call ``on_assigned``;
 3. run the timers that are due, each in a transaction of its own;
 4. hand buffered records to their handlers, the next record of each partition group chosen by
    :func:`streams.engine.ordering.choose_next`, a batch at a time as
@@ -76,6 +80,10 @@ _IDLE_SLEEP_S = 0.005
 _BATCH_CAP_FACTOR = 4
 """A batch due while the commit before it is still in flight goes on, up to this many times
 ``max_batch`` records, rather than wait for that commit."""
+
+_KEEP_LOOKUP_TIMEOUT_S = 5.0
+"""How long a revocation waits for a changelog's high watermark, the offset a kept state stands
+at (the partition's state is dropped, to be replayed whole, when the broker does not answer)."""
 
 _CONSUME_ROUNDS = 4
 """``consume`` calls per cycle (each of up to ``max_batch`` records) while they come back full:
@@ -155,6 +163,10 @@ class Engine:
         self._parts = InputPartitions(max_idle_ms=config.max_task_idle_ms)
         self._paused: set[TP] = set()
         self._pending_restore: set[int] = set()
+        self._kept_at: dict[TP, int] = {}
+        """Changelog partitions whose store state was set aside at a revocation: the offset that
+        state stands at (the changelog's high watermark then)."""
+        self._closing = False
         self._unknown_offsets: set[TP] = set()
         """Assigned partitions whose committed offset was not read yet."""
         self._offsets_task: asyncio.Task[None] | None = None
@@ -274,7 +286,7 @@ class Engine:
                 list(self._inputs),
                 on_assign=self._assigned,
                 on_revoke=self._revoked,
-                on_lost=self._revoked,
+                on_lost=self._lost,
             )
             while not stop.is_set():
                 await self._cycle(restorer)
@@ -294,6 +306,7 @@ class Engine:
         answered): the closing runs in a daemon thread the process does not wait for, and the
         event loop is held meanwhile (no task sees half-closed clients)."""
         consumer, producer, reader = self._consumer, self._producer, self._offsets_reader
+        self._closing = True  # the revocation that leaving the group brings keeps no state
 
         def close() -> None:
             try:
@@ -636,11 +649,22 @@ class Engine:
         new = self._held() - held
         self._pending_restore |= new
         self._regroup()
+        given_back = self._held()
+        dropped = {p for store in self._stores for p in store.suspended()} - given_back
+        for store in self._stores:
+            store.drop(dropped)
+        self._kept_at = {tp: o for tp, o in self._kept_at.items() if tp[1] in given_back}
         log.info("engine %s: assigned partitions %s", self.config.app_id, sorted(new))
 
-    def _revoked(self, consumer: Any, partitions: list[Any]) -> None:
+    def _lost(self, consumer: Any, partitions: list[Any]) -> None:
+        """Partitions the group gave to others without a revocation (this member was too late):
+        their state is dropped, as others may have written their changelogs already."""
+        self._revoked(consumer, partitions, keep=False)
+
+    def _revoked(self, consumer: Any, partitions: list[Any], *, keep: bool = True) -> None:
         """Inside ``consume`` or ``close`` (no transaction open: nothing to commit): drop the
-        revoked partitions' buffers and store state, then call ``on_revoked``."""
+        revoked partitions' buffers, set their store state aside (``keep``, unless closing)
+        or drop it, then call ``on_revoked``."""
         parts = self._parts
         held = self._held()
         tps = {(tp.topic, tp.partition) for tp in partitions}
@@ -651,8 +675,10 @@ class Engine:
         self._paused -= tps
         self._unknown_offsets -= tps
         gone = held - self._held()
+        kept = self._keep(gone - self._pending_restore) if keep and not self._closing else set()
         for store in self._stores:
-            store.drop(gone)
+            store.suspend(kept)
+            store.drop(gone - kept)
         self._pending_restore -= gone
         self._regroup()
         if not gone:
@@ -660,6 +686,35 @@ class Engine:
         log.info("engine %s: revoked partitions %s", self.config.app_id, sorted(gone))
         for fn in self._on_revoked:
             fn(frozenset(gone))
+
+    def _keep(self, numbers: set[int]) -> set[int]:
+        """The partition numbers among ``numbers`` whose store state can be set aside: each of
+        their changelog partitions' high watermark read (where the state stands, every
+        transaction of this process being committed by now) and noted in ``_kept_at``."""
+        kept: set[int] = set()
+        for number in sorted(numbers):
+            changelogs = [
+                (store.changelog_topic, number)
+                for store in self._stores
+                if number < store.partition_count
+            ]
+            try:
+                ends = {
+                    tp: int(
+                        self._ends_reader.get_watermark_offsets(
+                            TopicPartition(*tp), timeout=_KEEP_LOOKUP_TIMEOUT_S, cached=False
+                        )[1]
+                    )
+                    for tp in changelogs
+                }
+            except KafkaException as exc:  # replayed whole if it comes back: nothing lost
+                log.warning(
+                    "engine %s: partition %d's state not kept: %s", self.config.app_id, number, exc
+                )
+                continue
+            self._kept_at.update(ends)
+            kept.add(number)
+        return kept
 
     def _held(self) -> set[int]:
         return held_numbers(
@@ -720,20 +775,28 @@ class Engine:
             for p in numbers
             if p < store.partition_count
         }
+        resume_from: dict[TP, int] = {}
+        for tp, store in targets.items():
+            offset = self._kept_at.pop(tp, None)
+            if offset is not None and store.resume(tp[1]):
+                resume_from[tp] = offset
         started = time.monotonic()
         read = await restore(
             restorer,
             targets,
             ends_reader=self._ends_reader,
             timeout_s=self.config.restore_timeout_s,
+            resume_from=resume_from,
         )
         self._pending_restore -= numbers
+        kept = sorted({p for _t, p in resume_from})
         log.info(
-            "engine %s: restored %d changelog records of partitions %s in %.1f s",
+            "engine %s: restored %d changelog records of partitions %s in %.1f s%s",
             self.config.app_id,
             read,
             sorted(numbers),
             time.monotonic() - started,
+            f" (the state of {kept} kept through the rebalance)" if kept else "",
         )
         for fn in self._on_assigned:
             fn(numbers)

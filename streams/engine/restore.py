@@ -13,6 +13,12 @@ resumes after it. The cost: a transaction left open by a process that died is wa
 it is aborted (its transaction timeout, or a restart with the same instance id). The last
 offsets of a transactional changelog are markers, never delivered as records, which the
 position moves past (the end-of-partition event says the same when no record follows).
+
+A partition whose state was kept through a rebalance (:meth:`MemoryStore.suspend`) is read from
+where that state stood when it was set aside (``resume_from``: the changelog's high watermark
+then, no transaction of this process in flight) to its end, applying only what other members
+wrote meanwhile; it is read from the beginning, into a new state, if the changelog no longer
+starts at or before that offset.
 """
 
 from __future__ import annotations
@@ -37,17 +43,22 @@ async def restore(
     *,
     ends_reader: Any,
     timeout_s: float,
+    resume_from: Mapping[tuple[str, int], int] | None = None,
 ) -> int:
     """Load every (changelog topic, partition) of ``stores`` into its store; returns the records
     read. ``consumer`` is read_committed with ``enable.partition.eof``; ``ends_reader`` a
     read_uncommitted client the ends (high watermarks) are asked of. Raises
     :class:`RestoreTimeout` when the ends are not reached in ``timeout_s`` (the ends' lookup,
     tried again while a new changelog has no leader yet, counts in it), :class:`EngineError`
-    when the ends cannot be read in that time."""
-    for (_topic, partition), store in stores.items():
-        store.load(partition, ())  # held from now on, even when its changelog is empty
+    when the ends cannot be read in that time. ``resume_from``: the offset each resumed
+    partition's held state stands at (see the module docstring)."""
+    kept = dict(resume_from or {})
+    for tp, store in stores.items():
+        if tp not in kept:
+            store.load(tp[1], ())  # held from now on, even when its changelog is empty
     deadline = time.monotonic() + timeout_s
     ends: dict[tuple[str, int], int] = {}
+    starts: dict[tuple[str, int], int] = {}
     for topic, partition in stores:
         # a changelog just created may have no leader yet: tried again until the deadline
         low, high = await call_with_retry_async(
@@ -57,11 +68,19 @@ async def restore(
             what=f"reading the ends of changelog {topic}[{partition}]",
             timeout_s=max(0.0, deadline - time.monotonic()),
         )
-        if high > low:
+        start = kept.get((topic, partition))
+        if start is not None and low > start:
+            # the records after the kept state's offset are not all there: replayed whole
+            store = stores[(topic, partition)]
+            store.drop([partition])
+            store.load(partition, ())
+            start = None
+        if high > (low if start is None else start):
             ends[(topic, partition)] = high
+            starts[(topic, partition)] = OFFSET_BEGINNING if start is None else start
     if not ends:
         return 0
-    consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in ends])
+    consumer.assign([TopicPartition(t, p, starts[(t, p)]) for t, p in ends])
     read = 0
     try:
         while ends:

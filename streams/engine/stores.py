@@ -6,7 +6,9 @@ visible to ``get`` at once and are buffered as the last value per key until the 
 them (:meth:`MemoryStore.take_changes`) to produce them to the changelog partition of the same
 number in the transaction being committed. A partition's state is opened empty and loaded from
 its changelog (:meth:`MemoryStore.load`) before it is used, and forgotten (closed) when it is
-revoked (:meth:`MemoryStore.drop`).
+revoked (:meth:`MemoryStore.drop`). A rebalance may set a revoked partition's state aside
+instead (:meth:`MemoryStore.suspend`): not held, kept as it was, and taken back
+(:meth:`MemoryStore.resume`) when the partition comes back in the next assignment, or dropped.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple, Protocol
 
-from streams.engine.errors import NotInTransaction, PartitionNotHeld
+from streams.engine.errors import EngineError, NotInTransaction, PartitionNotHeld
 
 
 class Change(NamedTuple):
@@ -92,6 +94,7 @@ class MemoryStore:
         self._in_transaction = in_transaction
         self._states: PartitionStates = DictStates() if states is None else states
         self._state: dict[int, PartitionState] = {}
+        self._suspended: dict[int, PartitionState] = {}
         self._changes: dict[int, dict[bytes, bytes | None]] = {}
 
     # ---- the handlers' side (api.Store)
@@ -156,6 +159,8 @@ class MemoryStore:
         per batch, and only that first call opens it."""
         state = self._state.get(partition)
         if state is None:
+            if self._suspended.pop(partition, None) is not None:
+                self._states.close(partition)  # not resumed: replayed from the beginning
             state = self._state[partition] = self._states.open(partition)
         for key, value in records:
             if key is None:
@@ -180,15 +185,45 @@ class MemoryStore:
         """Forget buffered puts (their transaction was aborted)."""
         self._changes.clear()
 
+    def suspend(self, partitions: Iterable[int]) -> None:
+        """Set the states of ``partitions`` (revoked) aside, as they are: not held any more
+        (``get`` finds nothing there, ``put`` refuses), kept until :meth:`resume` or
+        :meth:`drop`. Only between transactions: a buffered put of theirs is refused."""
+        for partition in partitions:
+            if self._changes.get(partition):
+                raise EngineError(
+                    f"store {self.name}: partition {partition} suspended with uncommitted puts"
+                )
+            state = self._state.pop(partition, None)
+            if state is not None:
+                self._suspended[partition] = state
+
+    def suspended(self) -> frozenset[int]:
+        """The partitions set aside by :meth:`suspend`."""
+        return frozenset(self._suspended)
+
+    def resume(self, partition: int) -> bool:
+        """Hold a suspended partition's state again, as it was set aside; False when it was
+        not suspended (nothing changes then)."""
+        state = self._suspended.pop(partition, None)
+        if state is None:
+            return False
+        self._state[partition] = state
+        return True
+
     def drop(self, partitions: Iterable[int]) -> None:
-        """Forget the state and buffered puts of ``partitions`` (revoked), their states closed."""
+        """Forget the state (held or suspended) and buffered puts of ``partitions``, their
+        states closed."""
         for partition in partitions:
             # popped before it is closed: a revocation in the engine's closing thread and the
             # engine's own close (:meth:`close`) may race, and only one of them closes it
             if self._state.pop(partition, None) is not None:
                 self._states.close(partition)
+            if self._suspended.pop(partition, None) is not None:
+                self._states.close(partition)
             self._changes.pop(partition, None)
 
     def close(self) -> None:
-        """Forget every partition, their states closed (the engine stopped)."""
-        self.drop(list(self._state))
+        """Forget every partition, held or suspended, their states closed (the engine
+        stopped)."""
+        self.drop([*self._state, *self._suspended])

@@ -48,3 +48,20 @@ def test_restores_of_several_assignments_add_up() -> None:
 def test_not_ready_without_an_assignment_or_a_restore() -> None:
     assert recovery.restored([], STARTED) is None
     assert recovery.restored([_line(1.0, "engine a: assigned partitions [0, 1]")], STARTED) is None
+
+
+def test_a_reassignment_is_restored_once_its_own_partitions_are() -> None:
+    lines = [
+        _line(1.0, "engine a: revoked partitions [0, 1, 2, 3, 4, 5]"),
+        _line(2.0, "engine a: assigned partitions [0, 1, 2]"),
+        _line(2.1, "engine a: restored 0 changelog records of partitions [0, 1] in 0.0 s "
+              "(the state of [0, 1] kept through the rebalance)"),
+    ]  # fmt: skip
+    assert recovery.reassigned(lines) is None  # partition 2 not yet
+    lines.append(_line(2.5, "engine a: restored 7 changelog records of partitions [2] in 0.3 s"))
+    found = recovery.reassigned(lines)
+    assert found is not None
+    partitions, restore = found
+    assert partitions == frozenset({0, 1, 2})
+    assert (restore.records, restore.recovery_s) == (7, 0.5)
+    assert restore.read_s == pytest.approx(0.3)

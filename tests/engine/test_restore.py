@@ -1,7 +1,8 @@
 """Restoring stores from real transactional changelogs: committed records applied in order
 (tombstones delete), aborted ones never, an end made of transaction markers reached (a partition
 of aborted records only included), and a transaction undecided when the restore begins waited for
-(a previous owner's last one, committed but its markers not yet written)."""
+(a previous owner's last one, committed but its markers not yet written); a state kept through a
+rebalance read on from where it stood."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streams.engine.config import EngineConfig, ends_reader_config
 from streams.engine.restore import restore
@@ -116,3 +117,39 @@ async def test_a_transaction_undecided_at_the_start_is_waited_for(
     else:
         assert read == 1
         assert dict(store.items(0)) == {b"k": b"v"}
+
+
+async def test_a_kept_state_is_read_on_from_where_it_stood(
+    kafka: KafkaCluster, topic_factory: Callable[..., str], restorer: Any, ends: Any
+) -> None:
+    """Partition 0's state was kept at the changelog's end then; another member wrote on before
+    it came back: only those records are read, onto the kept state. Partition 1 was not kept:
+    read whole."""
+    changelog = topic_factory("restore-cl", partitions=2, config={"cleanup.policy": "compact"})
+    producer = _txn_producer(kafka)
+    producer.begin_transaction()
+    _write(producer, changelog, 0, [(b"a", b"1"), (b"b", b"1"), (b"c", b"1")])
+    _write(producer, changelog, 1, [(b"x", b"1")])
+    producer.commit_transaction(30)
+    store = MemoryStore("s", changelog_topic=changelog, partitions=2)
+    read = await restore(
+        restorer, {(changelog, p): store for p in range(2)}, ends_reader=ends, timeout_s=30
+    )
+    assert read == 4
+    _low, kept_at = ends.get_watermark_offsets(TopicPartition(changelog, 0), timeout=10)
+    store.suspend([0, 1])
+    producer.begin_transaction()  # another member, meanwhile
+    _write(producer, changelog, 0, [(b"a", b"2"), (b"b", None)])
+    producer.commit_transaction(30)
+    store.drop([1])
+    assert store.resume(0)
+    read = await restore(
+        restorer,
+        {(changelog, p): store for p in range(2)},
+        ends_reader=ends,
+        timeout_s=30,
+        resume_from={(changelog, 0): kept_at},
+    )
+    assert read == 2 + 1  # partition 0 from the kept offset, partition 1 whole
+    assert dict(store.items(0)) == {b"a": b"2", b"c": b"1"}
+    assert dict(store.items(1)) == {b"x": b"1"}

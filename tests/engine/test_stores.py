@@ -1,7 +1,7 @@
 """The store, its values in memory or in RocksDB (each test runs on both): puts visible at once,
-buffered as the last value per key for the changelog, loaded from changelog records, dropped on
-revocation, guarded outside transactions and on partitions not held. What is particular to
-RocksDB (its files) is :mod:`tests.engine.test_rocksdb`'s."""
+buffered as the last value per key for the changelog, loaded from changelog records, dropped or
+set aside on revocation, guarded outside transactions and on partitions not held. What is
+particular to RocksDB (its files) is :mod:`tests.engine.test_rocksdb`'s."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.engine.errors import NotInTransaction, PartitionNotHeld
+from streams.engine.errors import EngineError, NotInTransaction, PartitionNotHeld
 from streams.engine.rocksdb import RocksDBStates
 from streams.engine.stores import Change, MemoryStore
 
@@ -156,3 +156,45 @@ def test_size_counts_the_keys_of_a_held_partition_without_reading_them(
         store.put(0, f"k{n}".encode(), b"v")
     store.put(1, b"k0", b"v")
     assert (store.size(0), store.size(1), store.size(2)) == (5, 1, 0)
+
+
+def test_a_suspended_partition_is_not_held_and_resumes_as_it_was(make_store: MakeStore) -> None:
+    store = make_store()
+    store.put(0, b"k", b"1")
+    store.put(1, b"k", b"2")
+    store.take_changes()  # committed
+    store.suspend([0])
+    assert store.partitions() == frozenset({1})
+    assert store.suspended() == frozenset({0})
+    assert store.get(0, b"k") is None
+    with pytest.raises(PartitionNotHeld):
+        store.put(0, b"k", b"3")
+    assert store.resume(0)
+    assert not store.resume(0)  # resumed once
+    assert store.get(0, b"k") == b"1"
+    assert store.partitions() == frozenset({0, 1})
+    assert store.suspended() == frozenset()
+
+
+def test_a_suspended_partition_dropped_or_loaded_again_starts_empty(make_store: MakeStore) -> None:
+    store = make_store()
+    store.put(0, b"k", b"1")
+    store.put(1, b"k", b"1")
+    store.take_changes()
+    store.suspend([0, 1])
+    store.drop([0])
+    assert store.suspended() == frozenset({1})
+    assert not store.resume(0)
+    store.load(0, [(b"new", b"1")])
+    store.load(1, [(b"new", b"1")])  # not resumed: loaded into a new state, the old one closed
+    assert dict(store.items(0)) == {b"new": b"1"}
+    assert dict(store.items(1)) == {b"new": b"1"}
+    assert store.suspended() == frozenset()
+
+
+def test_a_partition_with_uncommitted_puts_is_not_suspended(make_store: MakeStore) -> None:
+    store = make_store()
+    store.put(0, b"k", b"1")
+    with pytest.raises(EngineError, match="uncommitted"):
+        store.suspend([0])
+    assert store.partitions() == frozenset({0, 1})
