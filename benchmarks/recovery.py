@@ -8,8 +8,7 @@ Writing it directly rather than through a worker saves minutes; recovery only ev
 changelog (the engine loads its records' bytes as they are, nothing decoded).
 
 The worker (``python -m streams worker``: the routing worker on the project's engine, a process)
-restores every table from its changelog at every partition assignment: a full replay, whatever
-the store. Each repetition starts it once per store of ``BENCH_RECOVERY_STORES``
+restores every table from its changelog when it starts: a full replay, whatever the store. Each repetition starts it once per store of ``BENCH_RECOVERY_STORES``
 (``AIR_EXSTREAM_STORE``, comma-separated; default ``memory://,rocksdb://``), each store with a
 data dir of its own that its later starts reuse (a rocksdb store wipes its files and replays all
 of it), each start after the previous worker was SIGKILLed and the consumer group emptied (so the
@@ -31,6 +30,12 @@ Baseline, same run, same changelog: a bare confluent-kafka consumer (``read_comm
 every partition of the changelog from the beginning to its end, from consumer creation to the
 last record: the floor any replay faces on this broker. One unrecorded read warms up first.
 ``BENCH_RECOVERY_REPETITIONS`` repetitions (default ``BENCH_REPETITIONS``, else 3); medians.
+
+Rebalance (once, first store): a worker restores every partition, then a second one joins the
+group. Reported: the first worker's restore at its start, then, for the partitions the rebalance
+leaves it, how long it took from their assignment to their restore and how many changelog records
+it read (0 when it kept their state) beside those partitions' changelog offsets (what a replay
+would read), and the second worker's restore of the partitions that moved to it.
 """
 
 from __future__ import annotations
