@@ -8,7 +8,8 @@ Writing it directly rather than through a worker saves minutes; recovery only ev
 changelog (the engine loads its records' bytes as they are, nothing decoded).
 
 The worker (``python -m streams worker``: the routing worker on the project's engine, a process)
-restores every table from its changelog when it starts: a full replay, whatever the store. Each repetition starts it once per store of ``BENCH_RECOVERY_STORES``
+restores every table from its changelog when it starts: a full replay, whatever the store.
+Each repetition starts it once per store of ``BENCH_RECOVERY_STORES``
 (``AIR_EXSTREAM_STORE``, comma-separated; default ``memory://,rocksdb://``), each store with a
 data dir of its own that its later starts reuse (a rocksdb store wipes its files and replays all
 of it), each start after the previous worker was SIGKILLed and the consumer group emptied (so the
