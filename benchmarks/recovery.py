@@ -37,6 +37,11 @@ group. Reported: the first worker's restore at its start, then, for the partitio
 leaves it, how long it took from their assignment to their restore and how many changelog records
 it read (0 when it kept their state) beside those partitions' changelog offsets (what a replay
 would read), and the second worker's restore of the partitions that moved to it.
+
+Clean restart (once, each ``rocksdb://`` store of the list): a worker restores every partition
+and is stopped with SIGTERM, then started again on the same data dir; its second restore (the
+files read on from the offsets its clean stop noted, :mod:`streams.engine.checkpoint`) beside
+its first (a full replay into empty databases).
 """
 
 from __future__ import annotations
@@ -378,6 +383,27 @@ def rebalance(
     }
 
 
+def clean_restart(bootstrap: str, app_id: str, worker: WorkerProcess) -> dict[str, Any]:
+    """``worker`` started (a full replay), stopped cleanly, started again on its data dir."""
+    wait_group_empty(bootstrap, app_id)
+    try:
+        first = recover(worker)
+        worker.stop()
+        wait_group_empty(bootstrap, app_id)
+        again = recover(worker)
+    finally:
+        worker.kill()
+    return {
+        "what": "a worker stopped with SIGTERM and started again on its data dir",
+        "first_start": {"records": first.records, "restore_s": first.recovery_s},
+        "restart": {
+            "records": again.records,
+            "restore_s": again.recovery_s,
+            "ready_after_start_s": again.ready_s,
+        },
+    }
+
+
 def _slug(store: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", store.lower()).strip("-") or "store"
 
@@ -433,6 +459,22 @@ def measure(bootstrap: str, workdir: Path) -> dict[str, Any]:
                 )
             print(line)
         joined = rebalance(bootstrap, prefix, app_id, workdir / "rebalance", STORES[0], changelog)
+        restarts = {
+            store: clean_restart(
+                bootstrap,
+                app_id,
+                store_worker(bootstrap, prefix, app_id, workdir / f"restart-{_slug(store)}", store),
+            )
+            for store in STORES
+            if store.startswith("rocksdb") and store not in refused
+        }
+        for store, restart in restarts.items():
+            again, first = restart["restart"], restart["first_start"]
+            print(
+                f"  recovery: {store} stopped cleanly and started again: {again['records']} "
+                f"changelog records read in {again['restore_s']:.2f} s (its first start: "
+                f"{first['records']} in {first['restore_s']:.1f} s)"
+            )
         after = joined["first_worker_after_the_join"]
         print(
             f"  recovery: a second worker joined; the first went on with partitions "
@@ -465,6 +507,7 @@ def measure(bootstrap: str, workdir: Path) -> dict[str, Any]:
         },
         "ratio": m / b if b else None,
         "rebalance": joined,
+        "clean_restart": restarts,
         "stores": {
             store: {"refused": refused[store]} if store in refused else _summary(runs[store])
             for store in STORES

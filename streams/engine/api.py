@@ -15,7 +15,8 @@ Guarantees an engine gives (its tests check each):
   to ``max_task_idle_ms``) before a later-stamped record of another input is handed over;
 - a store's ``put`` is visible to ``get`` at once; each (store, partition) is restored from its
   changelog (read_committed, to its end) before any record of that partition is handled, and
-  forgotten when the partition is revoked;
+  forgotten when the partition is revoked and not given back by the next assignment (a state
+  kept, or files a clean stop left, is read on from the changelog offset it stands at);
 - records of one input partition are handled one at a time, in offset order.
 """
 

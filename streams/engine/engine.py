@@ -12,7 +12,8 @@ transaction calls run in a worker thread while the loop goes on):
    lost);
 2. restore the store partitions of newly assigned partition numbers (a partition whose state was
    set aside is read on from where that state stood: a member keeps the state of the partitions
-   a rebalance leaves it, rather than replay their changelogs), then call ``on_assigned``;
+   a rebalance leaves it, rather than replay their changelogs; so are the files a clean stop
+   left, :mod:`streams.engine.checkpoint`), then call ``on_assigned``;
 3. run the timers that are due, each in a transaction of its own;
 4. hand buffered records to their handlers, the next record of each partition group chosen by
    :func:`streams.engine.ordering.choose_next`, a batch at a time as
@@ -43,6 +44,7 @@ from typing import Any, NamedTuple
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
+from streams.engine import checkpoint
 from streams.engine.api import (
     Handler,
     Headers,
@@ -167,6 +169,9 @@ class Engine:
         """Changelog partitions whose store state was set aside at a revocation: the offset that
         state stands at (the changelog's high watermark then)."""
         self._closing = False
+        self._on_disk_at: dict[TP, int] = {}
+        """Changelog partitions whose files the last clean stop left: the offset they stand at
+        (:mod:`streams.engine.checkpoint`)."""
         self._unknown_offsets: set[TP] = set()
         """Assigned partitions whose committed offset was not read yet."""
         self._offsets_task: asyncio.Task[None] | None = None
@@ -258,6 +263,8 @@ class Engine:
         if not self._inputs:
             raise EngineError("no input registered")
         config = self.config
+        if config.state_dir is not None:  # before any database is opened
+            self._on_disk_at = checkpoint.take(config.state_dir)
         await asyncio.to_thread(
             create_changelogs,
             config.kafka,
@@ -275,6 +282,7 @@ class Engine:
         restorer = Consumer(restorer_config(config))
         self._offsets_reader = Consumer(offsets_reader_config(config))
         self._ends_reader = Consumer(ends_reader_config(config))
+        at_stop: dict[TP, int] = {}
         try:
             self._partition_counts = await asyncio.to_thread(
                 partition_counts,
@@ -291,22 +299,47 @@ class Engine:
             while not stop.is_set():
                 await self._cycle(restorer)
             await self._settle()
+            at_stop = self._changelog_ends() if config.state_dir is not None else {}
         except BaseException:
             await self._abort()
             raise
         finally:
             if self._offsets_task is not None:
                 self._offsets_task.cancel()
-            self._close(restorer)
-            self._close_stores()
+            closed = self._close(restorer)
+            closed = self._close_stores() and closed
+        if at_stop and closed and config.state_dir is not None:  # a clean stop
+            # every database flushed and closed: their files stand at these offsets
+            checkpoint.write(config.state_dir, at_stop)
 
-    def _close(self, restorer: Any) -> None:
+    def _changelog_ends(self) -> dict[TP, int]:
+        """The high watermark of every held store partition's changelog (nothing in flight:
+        where the held states stand); empty when the broker does not answer (the next process
+        then replays them whole)."""
+        ends: dict[TP, int] = {}
+        try:
+            for store in self._stores:
+                for partition in store.partitions():
+                    tp = (store.changelog_topic, partition)
+                    ends[tp] = int(
+                        self._ends_reader.get_watermark_offsets(
+                            TopicPartition(*tp), timeout=_KEEP_LOOKUP_TIMEOUT_S, cached=False
+                        )[1]
+                    )
+        except KafkaException as exc:
+            log.warning("engine %s: the stores' offsets not noted: %s", self.config.app_id, exc)
+            return {}
+        return ends
+
+    def _close(self, restorer: Any) -> bool:
         """Close the clients, for at most :data:`CLOSE_TIMEOUT_S`. After a broker outage a
         client's close can block for minutes (librdkafka waits on requests that will never be
         answered): the closing runs in a daemon thread the process does not wait for, and the
-        event loop is held meanwhile (no task sees half-closed clients)."""
+        event loop is held meanwhile (no task sees half-closed clients). True when every client
+        closed without an error."""
         consumer, producer, reader = self._consumer, self._producer, self._offsets_reader
         self._closing = True  # the revocation that leaving the group brings keeps no state
+        closed_all = [False]
 
         def close() -> None:
             try:
@@ -319,6 +352,7 @@ class Engine:
                 self._ends_reader.close()
                 producer.flush(10)
                 producer.close()
+                closed_all[0] = True
             except KafkaException as exc:  # an error on the way out does not hide the first
                 log.warning("engine %s: closing: %s", self.config.app_id, exc)
 
@@ -326,24 +360,30 @@ class Engine:
         closing.start()
         closing.join(CLOSE_TIMEOUT_S)
         self._consumer = None  # end_offsets() from other tasks: nothing assigned now
-        if closing.is_alive():
-            log.warning(
-                "engine %s: the Kafka clients did not close in %.0f s (a broker unreachable?); "
-                "left behind: their open transaction is aborted by the next process with this "
-                "instance id, or by the transaction timeout",
-                self.config.app_id,
-                CLOSE_TIMEOUT_S,
-            )
+        if not closing.is_alive():
+            return closed_all[0]
+        log.warning(
+            "engine %s: the Kafka clients did not close in %.0f s (a broker unreachable?); "
+            "left behind: their open transaction is aborted by the next process with this "
+            "instance id, or by the transaction timeout",
+            self.config.app_id,
+            CLOSE_TIMEOUT_S,
+        )
+        return False
 
-    def _close_stores(self) -> None:
+    def _close_stores(self) -> bool:
         """Close the stores' partitions still held (on disk: their databases flushed and
         closed; leaving the group already dropped them, unless the clients did not close in
-        time). An error here is said, not raised: it would hide the one that ended the run."""
+        time). An error here is said, not raised: it would hide the one that ended the run.
+        True when every store closed without an error."""
+        closed = True
         for store in self._stores:
             try:
                 store.close()
             except Exception as exc:  # noqa: BLE001 - rocksdict raises plain Exception
                 log.warning("engine %s: closing store %s: %s", self.config.app_id, store.name, exc)
+                closed = False
+        return closed
 
     async def _cycle(self, restorer: Any) -> None:
         await self._settle()  # nothing in flight while consume may run rebalance callbacks
@@ -776,10 +816,18 @@ class Engine:
             if p < store.partition_count
         }
         resume_from: dict[TP, int] = {}
+        kept: set[int] = set()
+        on_disk: set[int] = set()
         for tp, store in targets.items():
             offset = self._kept_at.pop(tp, None)
             if offset is not None and store.resume(tp[1]):
                 resume_from[tp] = offset
+                kept.add(tp[1])
+                continue
+            offset = self._on_disk_at.pop(tp, None)
+            if offset is not None and store.reopen(tp[1]):
+                resume_from[tp] = offset
+                on_disk.add(tp[1])
         started = time.monotonic()
         read = await restore(
             restorer,
@@ -789,14 +837,16 @@ class Engine:
             resume_from=resume_from,
         )
         self._pending_restore -= numbers
-        kept = sorted({p for _t, p in resume_from})
         log.info(
-            "engine %s: restored %d changelog records of partitions %s in %.1f s%s",
+            "engine %s: restored %d changelog records of partitions %s in %.1f s%s%s",
             self.config.app_id,
             read,
             sorted(numbers),
             time.monotonic() - started,
-            f" (the state of {kept} kept through the rebalance)" if kept else "",
+            f" (the state of {sorted(kept)} kept through the rebalance)" if kept else "",
+            f" (the files of {sorted(on_disk)} read on from the last clean stop)"
+            if on_disk
+            else "",
         )
         for fn in self._on_assigned:
             fn(numbers)

@@ -14,11 +14,12 @@ it is aborted (its transaction timeout, or a restart with the same instance id).
 offsets of a transactional changelog are markers, never delivered as records, which the
 position moves past (the end-of-partition event says the same when no record follows).
 
-A partition whose state was kept through a rebalance (:meth:`MemoryStore.suspend`) is read from
-where that state stood when it was set aside (``resume_from``: the changelog's high watermark
-then, no transaction of this process in flight) to its end, applying only what other members
-wrote meanwhile; it is read from the beginning, into a new state, if the changelog no longer
-starts at or before that offset.
+A partition whose state was kept through a rebalance (:meth:`MemoryStore.suspend`), or whose
+files a clean stop left (:mod:`streams.engine.checkpoint`), is read from where that state stood
+(``resume_from``: the changelog's high watermark then, no transaction of its writer in flight)
+to its end, applying only what others wrote since; it is read from the beginning, into a new
+state, if the changelog does not span that offset any more (it starts after it, or ends before
+it: a changelog deleted and created again).
 """
 
 from __future__ import annotations
@@ -69,8 +70,8 @@ async def restore(
             timeout_s=max(0.0, deadline - time.monotonic()),
         )
         start = kept.get((topic, partition))
-        if start is not None and low > start:
-            # the records after the kept state's offset are not all there: replayed whole
+        if start is not None and not low <= start <= high:
+            # not the changelog the kept state was read from, or not all of it: replayed whole
             store = stores[(topic, partition)]
             store.drop([partition])
             store.load(partition, ())

@@ -63,6 +63,11 @@ class PartitionStates(Protocol):
         """``partition`` is not held any more (revoked, or the engine stopped)."""
         ...
 
+    def reopen(self, partition: int) -> PartitionState | None:
+        """What an earlier process left of ``partition``, opened as it is (held from now on);
+        None when nothing is left (in memory: never)."""
+        ...
+
 
 class DictStates:
     """The default :class:`PartitionStates`: a dict per partition, nothing to close."""
@@ -70,6 +75,9 @@ class DictStates:
     def open(self, partition: int) -> PartitionState:
         state: dict[bytes, bytes] = {}
         return state
+
+    def reopen(self, partition: int) -> PartitionState | None:
+        return None
 
     def close(self, partition: int) -> None:
         return None
@@ -197,6 +205,17 @@ class MemoryStore:
             state = self._state.pop(partition, None)
             if state is not None:
                 self._suspended[partition] = state
+
+    def reopen(self, partition: int) -> bool:
+        """Hold what an earlier process left of ``partition`` (on disk), as it is; False when
+        nothing is left or the partition is held or suspended already (nothing changes then)."""
+        if partition in self._state or partition in self._suspended:
+            return False
+        state = self._states.reopen(partition)
+        if state is None:
+            return False
+        self._state[partition] = state
+        return True
 
     def suspended(self) -> frozenset[int]:
         """The partitions set aside by :meth:`suspend`."""

@@ -23,8 +23,9 @@ class WorkerSettings(BaseSettings):
     """Where the worker's tables live: ``memory://`` (the default) or ``rocksdb://``, each table
     partition a RocksDB under :attr:`tables_dir`, so that the tables (preferences, suppression
     and tracking grow with the customers and their communications) can outgrow memory. Either
-    way a partition is restored from its changelog whenever it is assigned (the files are
-    emptied first: under exactly-once they may hold writes of a transaction a crash aborted)."""
+    way a partition is restored from its changelog whenever it is assigned: with ``rocksdb://``
+    the files a clean stop left are read on from the offsets it noted, any others emptied first
+    (under exactly-once they may hold writes of a transaction a crash aborted)."""
     processing_guarantee: str = "exactly_once"
     """Always ``exactly_once``; anything else is refused at start."""
     partitions: int = 6

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -32,6 +33,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from rocksdict import Rdict
 
+from streams.engine import checkpoint
 from streams.engine.api import Record
 from streams.engine.engine import Engine, EngineConfig
 from streams.engine.errors import HandlerFailed, NotInTransaction
@@ -776,6 +778,68 @@ async def test_stores_on_disk_are_restored_written_and_closed_with_their_values(
         last += [m.value() for m in consume(changes, 1, 1.0) if m.key() == b"last"]
     assert last[-1:] == [b"19"]
     assert read_closed(state_dir / "s-0.db") == {b"restored": b"yes", b"last": b"19"}
+
+
+async def test_after_a_clean_stop_the_next_engine_reads_its_files_on_from_where_they_stand(
+    kafka: KafkaCluster,
+    topic_factory: Callable[..., str],
+    producer_factory: Callable[..., Producer],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A clean stop notes where its files stand; the next engine on the directory reopens them
+    and reads only what the changelog got since (here another writer's record). Without the
+    note (as after a crash, whose files may hold puts never committed) they are replayed whole."""
+    caplog.set_level(logging.INFO, logger="streams.engine.engine")
+    source, _sink = _numbered_input(topic_factory, producer_factory, 20)
+    changelog = topic_factory("engine-cl", partitions=1, config={"cleanup.policy": "compact"})
+    state_dir, app_id = tmp_path / "state", unique("engine-reuse")
+
+    async def run_once(done: Callable[[list[int], list[Any]], bool]) -> tuple[list[int], str]:
+        engine = Engine(
+            EngineConfig(
+                app_id=app_id, kafka=kafka.client_config(), instance_id="0",
+                state_dir=state_dir,
+            )
+        )  # fmt: skip
+        store = engine.store("s", changelog_topic=changelog, partitions=1)
+        seen: list[Any] = []
+        engine.on_assigned(lambda _n: seen.append((store.get(0, b"last"), store.get(0, b"odd"))))
+        handled: list[int] = []
+
+        async def keep_last(record: Record) -> None:
+            store.put(0, b"last", record.value)
+            handled.append(record.offset)
+
+        engine.input(source, keep_last)
+        commits: list[float] = []
+        engine.on_committed(commits.append)
+        caplog.clear()
+        task = await _run_until(engine, lambda: done(handled, commits) and bool(seen), 60)
+        assert task.exception() is None, task.exception()
+        restores = [r.getMessage() for r in caplog.records if " restored " in r.getMessage()]
+        assert len(restores) == 1, restores
+        return handled, f"{seen} {restores[0]}"
+
+    await run_once(lambda handled, commits: len(handled) == 20 and bool(commits))
+    assert (state_dir / checkpoint.FILE).exists()
+    producer = producer_factory()
+    producer.produce(changelog, key=b"odd", value=b"x", partition=0)  # another writer
+    producer.flush(30)
+
+    handled, said = await run_once(lambda _h, _c: True)
+    assert handled == []  # its input was committed: nothing handled again
+    assert said.startswith("[(b'19', b'x')]"), said
+    assert "restored 1 changelog records" in said, said
+    assert "read on from the last clean stop" in said, said
+
+    (state_dir / checkpoint.FILE).unlink()  # as after a crash
+    stale = Rdict(str(state_dir / "s-0.db"), rocksdb_options())
+    stale[b"last"] = b"never committed"
+    stale.close()
+    handled, said = await run_once(lambda _h, _c: True)
+    assert said.startswith("[(b'19', b'x')]"), said  # replayed whole into an empty database
+    assert "read on from the last clean stop" not in said, said
 
 
 def test_changelogs_are_created_with_the_replication_asked_for(kafka: KafkaCluster) -> None:

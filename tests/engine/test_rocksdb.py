@@ -1,7 +1,8 @@
 """A store's partitions in RocksDB: one database per (store, partition) under the directory,
 closed with its values on drop and on close (readable by another reader afterwards), deleted
 when the partition is opened again (the changelog is replayed into an empty one), once per
-assignment only. The store's own behaviour on RocksDB is :mod:`tests.engine.test_stores`'s."""
+assignment only, or reopened as it is (after a clean stop, the changelog read on from there).
+The store's own behaviour on RocksDB is :mod:`tests.engine.test_stores`'s."""
 
 from __future__ import annotations
 
@@ -89,3 +90,27 @@ def test_items_reads_the_values_of_its_call_and_lets_the_database_go_when_done(
     store.load(0, ())  # opened again while ``entries`` is still referenced: not held open
     assert list(store.items(0)) == []
     store.close()
+
+
+def test_the_files_an_earlier_process_closed_are_reopened_as_they_are(tmp_path: Path) -> None:
+    first = _store(tmp_path)
+    first.load(0, [(b"a", b"1"), (b"b", b"1")])
+    first.put(0, b"a", b"2")
+    first.close()
+    later = _store(tmp_path)  # the next process on the directory
+    assert later.reopen(0)
+    assert not later.reopen(0)  # held already
+    assert not later.reopen(1)  # nothing left of partition 1
+    assert dict(later.items(0)) == {b"a": b"2", b"b": b"1"}
+    later.load(0, [(b"c", b"1")])  # read on from where the files stand
+    later.put(0, b"b", None)
+    later.close()
+    assert read_closed(tmp_path / "counts-0.db") == {b"a": b"2", b"c": b"1"}
+
+
+def test_in_memory_nothing_is_left_to_reopen() -> None:
+    store = MemoryStore("counts", changelog_topic="cl", partitions=2)
+    store.load(0, [(b"a", b"1")])
+    store.close()
+    assert not store.reopen(0)
+    assert store.partitions() == frozenset()
