@@ -119,31 +119,51 @@ def _stamp(line: str) -> float:
     return datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
+def _numbers(listed: str) -> frozenset[int]:
+    return frozenset(int(n) for n in listed.split(",") if n.strip())
+
+
+def _first_restore(
+    lines: list[str], wanted: frozenset[int] | None
+) -> tuple[str, frozenset[int], str, int, float] | None:
+    """The first "assigned partitions" line of ``lines``, the partitions it names, the
+    "restored" line after it that completes ``wanted`` (default: those partitions), and the
+    records and seconds the "restored" lines up to it add up to; None until then."""
+    assigned: str | None = None
+    target: frozenset[int] = frozenset()
+    numbers: set[int] = set()
+    records, read_s = 0, 0.0
+    for line in lines:
+        if assigned is None:
+            match = ASSIGNED.search(line)
+            if match is not None:
+                assigned, target = line, _numbers(match[1]) if wanted is None else wanted
+            continue
+        restore = RESTORED.search(line)
+        if restore is None:
+            continue
+        records += int(restore[1])
+        numbers.update(_numbers(restore[2]))
+        read_s += float(restore[3])
+        if numbers >= target:
+            return assigned, target, line, records, read_s
+    return None
+
+
 def restored(lines: list[str], started: float, partitions: int = PARTITIONS) -> Recovery | None:
     """What the engine's log ``lines`` of one start (the process started at ``started``, epoch
     seconds) say of its restore; None until its "restored" lines cover partitions
     ``0..partitions-1``."""
-    assigned: str | None = None
-    numbers: set[int] = set()
-    records, read_s = 0, 0.0
-    for line in lines:
-        if assigned is None and ASSIGNED.search(line):
-            assigned = line
-            continue
-        match = RESTORED.search(line)
-        if match is None or assigned is None:
-            continue
-        records += int(match[1])
-        numbers.update(int(n) for n in match[2].split(",") if n.strip())
-        read_s += float(match[3])
-        if numbers >= set(range(partitions)):
-            return Recovery(
-                ready_s=_stamp(line) - started,
-                recovery_s=_stamp(line) - _stamp(assigned),
-                read_s=read_s,
-                records=records,
-            )
-    return None
+    found = _first_restore(lines, frozenset(range(partitions)))
+    if found is None:
+        return None
+    assigned, _target, done, records, read_s = found
+    return Recovery(
+        ready_s=_stamp(done) - started,
+        recovery_s=_stamp(done) - _stamp(assigned),
+        read_s=read_s,
+        records=records,
+    )
 
 
 def recover(worker: WorkerProcess, *, timeout_s: float = 900.0) -> Recovery:
@@ -153,11 +173,7 @@ def recover(worker: WorkerProcess, *, timeout_s: float = 900.0) -> Recovery:
     worker.start()
     deadline = time.monotonic() + timeout_s
     while True:
-        with worker.log.open("rb") as f:
-            f.seek(offset)
-            text = f.read().decode("utf-8", "replace")
-        lines = text.splitlines()[: text.count("\n")]  # whole lines: one may be half written
-        found = restored(lines, started)
+        found = restored(_lines_from(worker, offset), started)
         if found is not None:
             return found
         if not worker.alive():
@@ -199,27 +215,12 @@ def reassigned(lines: list[str]) -> tuple[frozenset[int], Recovery] | None:
     """The first assignment in ``lines`` and its restore: the partitions assigned, and the
     restore of exactly those (``ready_s`` from the first line); None until their "restored"
     lines cover them."""
-    assigned: frozenset[int] | None = None
-    at = 0.0
-    numbers: set[int] = set()
-    records, read_s = 0, 0.0
-    for line in lines:
-        match = ASSIGNED.search(line)
-        if assigned is None:
-            if match is not None:
-                assigned = frozenset(int(n) for n in match[1].split(",") if n.strip())
-                at = _stamp(line)
-            continue
-        restore = RESTORED.search(line)
-        if restore is None:
-            continue
-        records += int(restore[1])
-        numbers.update(int(n) for n in restore[2].split(",") if n.strip())
-        read_s += float(restore[3])
-        if numbers >= assigned:
-            took = _stamp(line) - at
-            return assigned, Recovery(ready_s=took, recovery_s=took, read_s=read_s, records=records)
-    return None
+    found = _first_restore(lines, None)
+    if found is None:
+        return None
+    assigned, target, done, records, read_s = found
+    took = _stamp(done) - _stamp(assigned)
+    return target, Recovery(ready_s=took, recovery_s=took, read_s=read_s, records=records)
 
 
 def _lines_from(worker: WorkerProcess, offset: int) -> list[str]:

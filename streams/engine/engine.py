@@ -321,11 +321,7 @@ class Engine:
             for store in self._stores:
                 for partition in store.partitions():
                     tp = (store.changelog_topic, partition)
-                    ends[tp] = int(
-                        self._ends_reader.get_watermark_offsets(
-                            TopicPartition(*tp), timeout=_KEEP_LOOKUP_TIMEOUT_S, cached=False
-                        )[1]
-                    )
+                    ends[tp] = self._changelog_end(tp)
         except KafkaException as exc:
             log.warning("engine %s: the stores' offsets not noted: %s", self.config.app_id, exc)
             return {}
@@ -739,14 +735,7 @@ class Engine:
                 if number < store.partition_count
             ]
             try:
-                ends = {
-                    tp: int(
-                        self._ends_reader.get_watermark_offsets(
-                            TopicPartition(*tp), timeout=_KEEP_LOOKUP_TIMEOUT_S, cached=False
-                        )[1]
-                    )
-                    for tp in changelogs
-                }
+                ends = {tp: self._changelog_end(tp) for tp in changelogs}
             except KafkaException as exc:  # replayed whole if it comes back: nothing lost
                 log.warning(
                     "engine %s: partition %d's state not kept: %s", self.config.app_id, number, exc
@@ -755,6 +744,14 @@ class Engine:
             self._kept_at.update(ends)
             kept.add(number)
         return kept
+
+    def _changelog_end(self, tp: TP) -> int:
+        """A changelog partition's high watermark, asked of the broker now (blocking, at most
+        :data:`_KEEP_LOOKUP_TIMEOUT_S`; raises ``KafkaException``)."""
+        _low, high = self._ends_reader.get_watermark_offsets(
+            TopicPartition(*tp), timeout=_KEEP_LOOKUP_TIMEOUT_S, cached=False
+        )
+        return int(high)
 
     def _held(self) -> set[int]:
         return held_numbers(
